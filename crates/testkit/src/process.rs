@@ -1,0 +1,105 @@
+//! Child processes that cannot outlive the test binary that started them.
+//!
+//! Test control planes and git servers live in `static`s shared by every test of a binary, and
+//! statics are never dropped. So each server runs under a tiny `sh` supervisor whose stdin is a
+//! pipe held by this process: when the test binary exits for any reason (success, panic, SIGKILL)
+//! the kernel closes the pipe, the supervisor reads EOF and kills its child's process group.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A process started under the supervisor; killed on drop or when this process exits.
+#[derive(Debug)]
+pub struct Supervised {
+    name: String,
+    supervisor: Child,
+    log: PathBuf,
+    pid_file: PathBuf,
+}
+
+/// The supervisor: starts "$@" in its own process group with output to $LOG, records its pid, then
+/// blocks on stdin; EOF (the parent is gone or dropped us) kills the group.
+const SUPERVISOR: &str = r#"
+log="$1"; pidfile="$2"; shift 2
+setsid "$@" >>"$log" 2>&1 </dev/null &
+child=$!
+echo "$child" >"$pidfile"
+cat >/dev/null
+kill -TERM -"$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
+i=0
+while kill -0 "$child" 2>/dev/null && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.1; done
+kill -KILL -"$child" 2>/dev/null || kill -KILL "$child" 2>/dev/null
+wait "$child" 2>/dev/null
+"#;
+
+impl Supervised {
+    /// Starts `program args..` with stdout and stderr appended to `log`.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log: &Path,
+        work_dir: &Path,
+    ) -> std::io::Result<Self> {
+        let pid_file = work_dir.join(format!("{name}.pid"));
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(SUPERVISOR)
+            .arg("supervisor")
+            .arg(log)
+            .arg(&pid_file)
+            .arg(program)
+            .args(args)
+            .current_dir(work_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let supervisor = cmd.spawn()?;
+        Ok(Self { name: name.to_string(), supervisor, log: log.to_path_buf(), pid_file })
+    }
+
+    /// The name given at spawn time.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pid of the supervised program, once the supervisor has recorded it.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()
+    }
+
+    /// Whether the supervised program has exited (or never started).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.supervisor.try_wait(), Ok(Some(_)))
+            || self.pid().is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    /// The last `lines` lines of the program's log, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// Stops the program and waits for the supervisor to finish.
+    pub fn stop(&mut self) {
+        // Closing stdin is the stop signal.
+        drop(self.supervisor.stdin.take());
+        let _ = self.supervisor.wait();
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last `lines` lines of a log file ("" when it cannot be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
