@@ -2,3 +2,8 @@
 //! git server (git http-backend over HTTP/HTTPS, sshd), all on 127.0.0.1.
 
 pub mod process;
+pub mod certs;
+pub mod control_plane;
+pub mod tools;
+pub mod env;
+pub use env::{TestEnv, shared_control_plane, test_env};

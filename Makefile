@@ -1,0 +1,48 @@
+# Mooring: `make run` starts a local control plane with both controllers and a sample;
+# `make test` runs everything. Both build what they need first.
+
+SHELL := /usr/bin/env bash
+CARGO ?= cargo
+MOORING_TOOLS_DIR ?= $(HOME)/.cache/mooring/tools
+export MOORING_TOOLS_DIR
+
+.PHONY: all tools deps crds check-crds build run test unit lint fmt clippy e2e bench clean
+
+all: build
+
+## tools: build the pinned kube-apiserver, etcd, kubectl, kube-controller-manager, kustomize, helm
+tools:
+	@hack/tools.sh
+
+## deps: system packages the tests use (git, sshd)
+deps:
+	@hack/system-deps.sh
+
+## crds: regenerate crds/ from the API types
+crds:
+	$(CARGO) run --quiet -p mooring-api --bin crdgen -- crds
+
+build:
+	$(CARGO) build --workspace --bins
+
+## run: local control plane, both controllers, a git server with the sample, the sample applied
+run: tools deps
+	$(CARGO) run -p mooring-testkit --bin mooring-dev
+
+## test: formatting, lints, CRD freshness, unit, integration and e2e tests
+test: tools deps lint
+	$(CARGO) test --workspace --all-targets --no-fail-fast
+
+lint: fmt clippy
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+e2e: tools deps
+	$(CARGO) test -p mooring-e2e --no-fail-fast
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,362 @@
+//! A real Kubernetes control plane for tests: etcd and kube-apiserver (and optionally
+//! kube-controller-manager) started from the binaries `make tools` builds, on free 127.0.0.1 ports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tempfile::TempDir;
+
+use crate::certs::{TestCa, private_key_pem};
+use crate::process::Supervised;
+use crate::tools::{MissingTool, tool, workspace_root};
+
+/// How long a component may take to become ready before start-up fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lines of component logs carried in a start-up error.
+const LOG_TAIL_LINES: usize = 40;
+
+/// Why the control plane could not be started or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tool binary is missing.
+    #[error(transparent)]
+    MissingTool(#[from] MissingTool),
+    /// A file or directory operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("generating certificates: {0}")]
+    Certificates(#[from] rcgen::Error),
+    /// A component did not become ready.
+    #[error("{component} did not start: {reason}\n--- last lines of the {component} log ---\n{log_tail}")]
+    StartUp {
+        /// etcd, kube-apiserver or kube-controller-manager.
+        component: String,
+        /// What went wrong.
+        reason: String,
+        /// The tail of the component's log.
+        log_tail: String,
+    },
+    /// A kubectl command failed.
+    #[error("kubectl {args} failed: {stderr}")]
+    Kubectl {
+        /// The arguments given.
+        args: String,
+        /// What kubectl printed on stderr.
+        stderr: String,
+    },
+    /// The shared control plane failed to start earlier in this test binary.
+    #[error("the shared test control plane could not be started: {0}")]
+    Shared(String),
+    /// Creating a test namespace failed.
+    #[error("creating namespace {name}: {source}")]
+    Namespace {
+        /// The namespace.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Building a client from the kubeconfig failed.
+    #[error("building a client from {kubeconfig}: {reason}")]
+    Client {
+        /// The kubeconfig file.
+        kubeconfig: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// Options for [`ControlPlane::start`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Also run kube-controller-manager (garbage collection, namespace deletion, ServiceAccounts).
+    pub controller_manager: bool,
+    /// Install the CRDs from the workspace's `crds/` directory.
+    pub install_crds: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { controller_manager: false, install_crds: true }
+    }
+}
+
+/// A running control plane. Its processes stop when it is dropped or when the test binary exits.
+#[derive(Debug)]
+pub struct ControlPlane {
+    // Field order matters: processes stop before the directory they use is removed.
+    controller_manager: Option<Supervised>,
+    apiserver: Supervised,
+    etcd: Supervised,
+    server: String,
+    kubeconfig: PathBuf,
+    dir: TempDir,
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding a free port"))?;
+    Ok(listener.local_addr().map_err(io("reading a bound port"))?.port())
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver, writes an admin kubeconfig and installs the CRDs.
+    pub fn start(options: &Options) -> Result<Self, Error> {
+        let etcd_bin = tool("etcd")?;
+        let apiserver_bin = tool("kube-apiserver")?;
+        tool("kubectl")?;
+        let dir = tempfile::Builder::new()
+            .prefix("mooring-control-plane-")
+            .tempdir()
+            .map_err(io("creating the control plane directory"))?;
+        let path = dir.path().to_path_buf();
+
+        let etcd_port = free_port()?;
+        let etcd_peer_port = free_port()?;
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+        let etcd_args = vec![
+            format!("--data-dir={}", path.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=default={peer_url}"),
+            "--unsafe-no-fsync=true".to_string(),
+            "--log-level=warn".to_string(),
+        ];
+        let etcd_log = path.join("etcd.log");
+        let etcd = Supervised::spawn("etcd", &etcd_bin, &etcd_args, &[], &etcd_log, &path)
+            .map_err(io("starting etcd"))?;
+
+        let ca = TestCa::new("mooring-test-cluster-ca")?;
+        let serving = ca.server_cert("kube-apiserver")?;
+        let admin = ca.client_cert("mooring-test-admin", &["system:masters"])?;
+        let write = |name: &str, content: &str| -> Result<PathBuf, Error> {
+            let file = path.join(name);
+            std::fs::write(&file, content).map_err(io(format!("writing {name}")))?;
+            Ok(file)
+        };
+        let ca_file = write("ca.crt", ca.cert_pem())?;
+        let tls_cert = write("apiserver.crt", &serving.cert_pem)?;
+        let tls_key = write("apiserver.key", &serving.key_pem)?;
+        let sa_key = write("service-account.key", &private_key_pem()?)?;
+
+        let port = free_port()?;
+        let server = format!("https://127.0.0.1:{port}");
+        let apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            format!("--secure-port={port}"),
+            "--bind-address=127.0.0.1".to_string(),
+            "--advertise-address=127.0.0.1".to_string(),
+            format!("--cert-dir={}", path.join("certs").display()),
+            format!("--tls-cert-file={}", tls_cert.display()),
+            format!("--tls-private-key-file={}", tls_key.display()),
+            format!("--client-ca-file={}", ca_file.display()),
+            "--authorization-mode=RBAC".to_string(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
+            format!("--service-account-key-file={}", sa_key.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".to_string(),
+            "--allow-privileged=true".to_string(),
+            "--enable-priority-and-fairness=false".to_string(),
+            "--v=1".to_string(),
+        ];
+        let apiserver_log = path.join("kube-apiserver.log");
+        let apiserver = Supervised::spawn(
+            "kube-apiserver",
+            &apiserver_bin,
+            &apiserver_args,
+            &[],
+            &apiserver_log,
+            &path,
+        )
+        .map_err(io("starting kube-apiserver"))?;
+
+        let kubeconfig = write("kubeconfig", &kubeconfig_yaml(&server, ca.cert_pem(), &admin))?;
+        let mut plane =
+            Self { controller_manager: None, apiserver, etcd, server, kubeconfig, dir };
+        plane.wait_ready()?;
+        if options.controller_manager {
+            plane.start_controller_manager(&ca_file, &sa_key)?;
+        }
+        if options.install_crds {
+            plane.install_crds()?;
+        }
+        Ok(plane)
+    }
+
+    /// The API server URL, `https://127.0.0.1:<port>`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The admin kubeconfig file.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The directory holding the control plane's data, certificates and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The pids of the running components.
+    pub fn pids(&self) -> Vec<u32> {
+        [Some(&self.etcd), Some(&self.apiserver), self.controller_manager.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(Supervised::pid)
+            .collect()
+    }
+
+    /// A `kubectl` command pointed at this control plane as admin.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(tool("kubectl").map(|t| t.into_os_string()).unwrap_or_else(|_| "kubectl".into()));
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    /// Runs kubectl with `args`, returning stdout, or an error carrying stderr.
+    pub fn run_kubectl(&self, args: &[&str]) -> Result<String, Error> {
+        let out = self.kubectl().args(args).output().map_err(io("running kubectl"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(Error::Kubectl {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
+    /// An admin client for this control plane, bound to the calling tokio runtime.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let failed = |reason: String| Error::Client {
+            kubeconfig: self.kubeconfig.display().to_string(),
+            reason,
+        };
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| failed(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        kube::Client::try_from(config).map_err(|e| failed(e.to_string()))
+    }
+
+    fn wait_ready(&mut self) -> Result<(), Error> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if self.etcd.has_exited() {
+                return Err(startup_error(&self.etcd, "etcd exited".into()));
+            }
+            if self.apiserver.has_exited() {
+                let mut err = startup_error(&self.apiserver, "kube-apiserver exited".into());
+                if let Error::StartUp { log_tail, .. } = &mut err {
+                    log_tail.push_str("\n--- etcd ---\n");
+                    log_tail.push_str(&self.etcd.log_tail(LOG_TAIL_LINES / 2));
+                }
+                return Err(err);
+            }
+            let last_error =
+                match self.run_kubectl(&["get", "--raw=/readyz", "--request-timeout=2s"]) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e.to_string(),
+                };
+            if Instant::now() > deadline {
+                return Err(startup_error(
+                    &self.apiserver,
+                    format!("not ready after {READY_TIMEOUT:?}: {last_error}"),
+                ));
+            }
+            // Polls a condition with a deadline; the API server offers no readiness notification.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn start_controller_manager(&mut self, ca_file: &Path, sa_key: &Path) -> Result<(), Error> {
+        let bin = tool("kube-controller-manager")?;
+        let path = self.dir.path().to_path_buf();
+        let args = vec![
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!("--authentication-kubeconfig={}", self.kubeconfig.display()),
+            format!("--authorization-kubeconfig={}", self.kubeconfig.display()),
+            format!("--root-ca-file={}", ca_file.display()),
+            format!("--service-account-private-key-file={}", sa_key.display()),
+            "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token".to_string(),
+            "--leader-elect=false".to_string(),
+            "--bind-address=127.0.0.1".to_string(),
+            format!("--secure-port={}", free_port()?),
+            format!("--cert-dir={}", path.join("kcm-certs").display()),
+        ];
+        let log = path.join("kube-controller-manager.log");
+        let kcm = Supervised::spawn("kube-controller-manager", &bin, &args, &[], &log, &path)
+            .map_err(io("starting kube-controller-manager"))?;
+        self.controller_manager = Some(kcm);
+        Ok(())
+    }
+
+    /// Applies every CRD in the workspace's `crds/` and waits until they are Established.
+    pub fn install_crds(&self) -> Result<(), Error> {
+        let crds = workspace_root().join("crds");
+        let crds = crds.to_string_lossy();
+        self.run_kubectl(&["apply", "--server-side", "--field-manager=mooring-testkit", "-f", &crds])?;
+        self.run_kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            &crds,
+        ])?;
+        Ok(())
+    }
+}
+
+fn startup_error(component: &Supervised, reason: String) -> Error {
+    Error::StartUp {
+        component: component.name().to_string(),
+        reason,
+        log_tail: component.log_tail(LOG_TAIL_LINES),
+    }
+}
+
+fn kubeconfig_yaml(server: &str, ca_pem: &str, admin: &crate::certs::CertPair) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: mooring-test
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: admin
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: mooring-test
+  context:
+    cluster: mooring-test
+    user: admin
+    namespace: default
+current-context: mooring-test
+",
+        ca = b64(ca_pem),
+        cert = b64(&admin.cert_pem),
+        key = b64(&admin.key_pem),
+    )
+}
