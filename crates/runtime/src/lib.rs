@@ -1,1 +1,10 @@
-//! mooring-runtime.
+//! What both Mooring controllers share: flags, telemetry, the health and metrics server, leader
+//! election, shutdown, per-object backoff with jittered requeues, and status patching.
+
+pub mod backoff;
+pub mod flags;
+pub mod leader;
+pub mod server;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;

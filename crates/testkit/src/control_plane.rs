@@ -35,7 +35,9 @@ pub enum Error {
     #[error("generating certificates: {0}")]
     Certificates(#[from] rcgen::Error),
     /// A component did not become ready.
-    #[error("{component} did not start: {reason}\n--- last lines of the {component} log ---\n{log_tail}")]
+    #[error(
+        "{component} did not start: {reason}\n--- last lines of the {component} log ---\n{log_tail}"
+    )]
     StartUp {
         /// etcd, kube-apiserver or kube-controller-manager.
         component: String,
@@ -89,7 +91,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { controller_manager: false, install_crds: true }
+        Self {
+            controller_manager: false,
+            install_crds: true,
+        }
     }
 }
 
@@ -108,7 +113,10 @@ pub struct ControlPlane {
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> Result<u16, Error> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding a free port"))?;
-    Ok(listener.local_addr().map_err(io("reading a bound port"))?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(io("reading a bound port"))?
+        .port())
 }
 
 impl ControlPlane {
@@ -185,9 +193,18 @@ impl ControlPlane {
         )
         .map_err(io("starting kube-apiserver"))?;
 
-        let kubeconfig = write("kubeconfig", &kubeconfig_yaml(&server, ca.cert_pem(), &admin))?;
-        let mut plane =
-            Self { controller_manager: None, apiserver, etcd, server, kubeconfig, dir };
+        let kubeconfig = write(
+            "kubeconfig",
+            &kubeconfig_yaml(&server, ca.cert_pem(), &admin),
+        )?;
+        let mut plane = Self {
+            controller_manager: None,
+            apiserver,
+            etcd,
+            server,
+            kubeconfig,
+            dir,
+        };
         plane.wait_ready()?;
         if options.controller_manager {
             plane.start_controller_manager(&ca_file, &sa_key)?;
@@ -215,23 +232,35 @@ impl ControlPlane {
 
     /// The pids of the running components.
     pub fn pids(&self) -> Vec<u32> {
-        [Some(&self.etcd), Some(&self.apiserver), self.controller_manager.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(Supervised::pid)
-            .collect()
+        [
+            Some(&self.etcd),
+            Some(&self.apiserver),
+            self.controller_manager.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Supervised::pid)
+        .collect()
     }
 
     /// A `kubectl` command pointed at this control plane as admin.
     pub fn kubectl(&self) -> Command {
-        let mut cmd = Command::new(tool("kubectl").map(|t| t.into_os_string()).unwrap_or_else(|_| "kubectl".into()));
+        let mut cmd = Command::new(
+            tool("kubectl")
+                .map(|t| t.into_os_string())
+                .unwrap_or_else(|_| "kubectl".into()),
+        );
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
         cmd
     }
 
     /// Runs kubectl with `args`, returning stdout, or an error carrying stderr.
     pub fn run_kubectl(&self, args: &[&str]) -> Result<String, Error> {
-        let out = self.kubectl().args(args).output().map_err(io("running kubectl"))?;
+        let out = self
+            .kubectl()
+            .args(args)
+            .output()
+            .map_err(io("running kubectl"))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -248,8 +277,8 @@ impl ControlPlane {
             kubeconfig: self.kubeconfig.display().to_string(),
             reason,
         };
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| failed(e.to_string()))?;
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .map_err(|e| failed(e.to_string()))?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .map_err(|e| failed(e.to_string()))?;
@@ -295,7 +324,8 @@ impl ControlPlane {
             format!("--authorization-kubeconfig={}", self.kubeconfig.display()),
             format!("--root-ca-file={}", ca_file.display()),
             format!("--service-account-private-key-file={}", sa_key.display()),
-            "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token".to_string(),
+            "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token"
+                .to_string(),
             "--leader-elect=false".to_string(),
             "--bind-address=127.0.0.1".to_string(),
             format!("--secure-port={}", free_port()?),
@@ -312,7 +342,13 @@ impl ControlPlane {
     pub fn install_crds(&self) -> Result<(), Error> {
         let crds = workspace_root().join("crds");
         let crds = crds.to_string_lossy();
-        self.run_kubectl(&["apply", "--server-side", "--field-manager=mooring-testkit", "-f", &crds])?;
+        self.run_kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=mooring-testkit",
+            "-f",
+            &crds,
+        ])?;
         self.run_kubectl(&[
             "wait",
             "--for=condition=Established",

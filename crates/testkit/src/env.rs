@@ -37,7 +37,9 @@ pub struct TestEnv {
 
 impl std::fmt::Debug for TestEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestEnv").field("namespace", &self.namespace).finish_non_exhaustive()
+        f.debug_struct("TestEnv")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,20 +51,36 @@ pub async fn test_env(prefix: &str) -> Result<TestEnv, Error> {
     let namespace = namespace_name(prefix, std::process::id(), n);
     let api: kube::Api<Namespace> = kube::Api::all(client.clone());
     let ns = Namespace {
-        metadata: ObjectMeta { name: Some(namespace.clone()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(namespace.clone()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     api.create(&PostParams::default(), &ns)
         .await
-        .map_err(|source| Error::Namespace { name: namespace.clone(), source })?;
-    Ok(TestEnv { plane, client, namespace })
+        .map_err(|source| Error::Namespace {
+            name: namespace.clone(),
+            source,
+        })?;
+    Ok(TestEnv {
+        plane,
+        client,
+        namespace,
+    })
 }
 
 /// A DNS-1123 namespace name unique within this machine's test runs.
 fn namespace_name(prefix: &str, pid: u32, n: u32) -> String {
     let clean: String = prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let clean = clean.trim_matches('-');
     let clean = &clean[..clean.len().min(40)];

@@ -1,9 +1,9 @@
 //! Real components for Mooring's tests: a Kubernetes control plane (etcd + kube-apiserver) and a
 //! git server (git http-backend over HTTP/HTTPS, sshd), all on 127.0.0.1.
 
-pub mod process;
 pub mod certs;
 pub mod control_plane;
-pub mod tools;
 pub mod env;
+pub mod process;
+pub mod tools;
 pub use env::{TestEnv, shared_control_plane, test_env};

@@ -10,14 +10,23 @@ pub fn tools_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(TOOLS_DIR_ENV) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
     home.join(".cache/mooring/tools")
 }
 
 /// The path of a built tool (`kube-apiserver`, `etcd`, `kubectl`, `kustomize`, `helm`, ...).
 pub fn tool(name: &str) -> Result<PathBuf, MissingTool> {
     let path = tools_dir().join("bin").join(name);
-    if path.is_file() { Ok(path) } else { Err(MissingTool { name: name.to_string(), path }) }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(MissingTool {
+            name: name.to_string(),
+            path,
+        })
+    }
 }
 
 /// A test tool that has not been built.

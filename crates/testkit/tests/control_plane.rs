@@ -11,7 +11,10 @@ use mooring_testkit::test_env;
 async fn crds_are_installed_and_established() {
     let env = test_env("crds").await.expect("test env");
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    for name in ["gitrepositories.source.mooring.dev", "kustomizations.kustomize.mooring.dev"] {
+    for name in [
+        "gitrepositories.source.mooring.dev",
+        "kustomizations.kustomize.mooring.dev",
+    ] {
         let crd = crds.get(name).await.expect(name);
         let established = crd
             .status
@@ -36,10 +39,19 @@ async fn kubectl_applies_the_examples_and_shows_the_columns() {
         .run_kubectl(&["get", "gitrepo,ks", "-n", &env.namespace])
         .expect("kubectl get gitrepo,ks");
     for column in ["NAME", "URL", "READY", "STATUS", "REVISION", "AGE"] {
-        assert!(table.contains(column), "column {column} missing from:\n{table}");
+        assert!(
+            table.contains(column),
+            "column {column} missing from:\n{table}"
+        );
     }
-    assert!(table.contains("gitrepository.source.mooring.dev/sample"), "{table}");
-    assert!(table.contains("kustomization.kustomize.mooring.dev/sample"), "{table}");
+    assert!(
+        table.contains("gitrepository.source.mooring.dev/sample"),
+        "{table}"
+    );
+    assert!(
+        table.contains("kustomization.kustomize.mooring.dev/sample"),
+        "{table}"
+    );
     let explained = env
         .plane
         .run_kubectl(&["explain", "gitrepository.spec.ref"])
@@ -53,7 +65,10 @@ fn rejection(env: &mooring_testkit::TestEnv, yaml: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("bad.yaml");
     std::fs::write(&file, yaml).expect("write");
-    match env.plane.run_kubectl(&["apply", "-n", &env.namespace, "-f", &file.to_string_lossy()]) {
+    match env
+        .plane
+        .run_kubectl(&["apply", "-n", &env.namespace, "-f", &file.to_string_lossy()])
+    {
         Ok(out) => panic!("the API server accepted an invalid object: {out}\n{yaml}"),
         Err(e) => e.to_string(),
     }
@@ -70,10 +85,16 @@ spec:
 async fn invalid_objects_are_rejected_with_the_field_named() {
     let env = test_env("invalid").await.expect("test env");
 
-    let msg = rejection(&env, &format!("{GITREPO}  url: ftp://example.com/repo.git\n  interval: 1m\n"));
+    let msg = rejection(
+        &env,
+        &format!("{GITREPO}  url: ftp://example.com/repo.git\n  interval: 1m\n"),
+    );
     assert!(msg.contains("spec.url"), "{msg}");
 
-    let msg = rejection(&env, &format!("{GITREPO}  url: https://example.com/repo.git\n  interval: 5x\n"));
+    let msg = rejection(
+        &env,
+        &format!("{GITREPO}  url: https://example.com/repo.git\n  interval: 5x\n"),
+    );
     assert!(msg.contains("spec.interval"), "{msg}");
 
     let msg = rejection(
@@ -106,7 +127,9 @@ spec:
 #[tokio::test]
 #[ignore = "run only as a child process of no_process_outlives_the_test_binary"]
 async fn child_starts_a_control_plane() {
-    let plane = mooring_testkit::shared_control_plane().await.expect("control plane");
+    let plane = mooring_testkit::shared_control_plane()
+        .await
+        .expect("control plane");
     let pids: Vec<String> = plane.pids().iter().map(u32::to_string).collect();
     println!("PIDS={}", pids.join(","));
 }
@@ -114,11 +137,20 @@ async fn child_starts_a_control_plane() {
 #[test]
 fn no_process_outlives_the_test_binary() {
     let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--exact", "child_starts_a_control_plane", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "child_starts_a_control_plane",
+            "--ignored",
+            "--nocapture",
+        ])
         .output()
         .expect("run the child test");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pids: Vec<u32> = stdout
         .lines()
         .find_map(|l| l.strip_prefix("PIDS="))
@@ -129,16 +161,24 @@ fn no_process_outlives_the_test_binary() {
     assert_eq!(pids.len(), 2, "etcd and kube-apiserver pids: {pids:?}");
     // The supervisors stop their children once the test binary is gone; give them a bounded time.
     let deadline = Instant::now() + Duration::from_secs(15);
-    let alive = |pid: &u32| std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid);
+    let alive =
+        |pid: &u32| std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid);
     while pids.iter().any(alive) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     let left: Vec<&u32> = pids.iter().filter(|p| alive(p)).collect();
-    assert!(left.is_empty(), "processes left behind after the test binary exited: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes left behind after the test binary exited: {left:?}"
+    );
 }
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }

@@ -7,10 +7,16 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     eprintln!("[run] starting etcd and kube-apiserver ...");
     let plane = tokio::task::spawn_blocking(|| {
-        ControlPlane::start(&Options { controller_manager: true, install_crds: true })
+        ControlPlane::start(&Options {
+            controller_manager: true,
+            install_crds: true,
+        })
     })
     .await??;
-    eprintln!("[run] control plane ready in {:.1}s, CRDs installed", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[run] control plane ready in {:.1}s, CRDs installed",
+        started.elapsed().as_secs_f64()
+    );
     let kubectl = mooring_testkit::tools::tool("kubectl")?;
     println!();
     println!("Point kubectl at the local control plane:");
