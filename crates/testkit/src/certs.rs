@@ -84,7 +84,8 @@ impl TestCa {
     }
 }
 
-/// A fresh ECDSA private key, PEM (used to sign ServiceAccount tokens).
-pub fn private_key_pem() -> Result<String, rcgen::Error> {
-    Ok(KeyPair::generate()?.serialize_pem())
+/// A fresh ECDSA key pair as (private key PEM, public key PEM), to sign ServiceAccount tokens.
+pub fn signing_key_pair_pem() -> Result<(String, String), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use tempfile::TempDir;
 
-use crate::certs::{TestCa, private_key_pem};
+use crate::certs::{TestCa, signing_key_pair_pem};
 use crate::process::Supervised;
 use crate::tools::{MissingTool, tool, workspace_root};
 
@@ -87,6 +87,8 @@ pub struct Options {
     pub controller_manager: bool,
     /// Install the CRDs from the workspace's `crds/` directory.
     pub install_crds: bool,
+    /// Extra kube-apiserver flags.
+    pub extra_apiserver_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -94,6 +96,7 @@ impl Default for Options {
         Self {
             controller_manager: false,
             install_crds: true,
+            extra_apiserver_args: Vec::new(),
         }
     }
 }
@@ -160,7 +163,9 @@ impl ControlPlane {
         let ca_file = write("ca.crt", ca.cert_pem())?;
         let tls_cert = write("apiserver.crt", &serving.cert_pem)?;
         let tls_key = write("apiserver.key", &serving.key_pem)?;
-        let sa_key = write("service-account.key", &private_key_pem()?)?;
+        let (sa_private, sa_public) = signing_key_pair_pem()?;
+        let sa_key = write("service-account.key", &sa_private)?;
+        let sa_pub = write("service-account.pub", &sa_public)?;
 
         let port = free_port()?;
         let server = format!("https://127.0.0.1:{port}");
@@ -169,19 +174,25 @@ impl ControlPlane {
             format!("--secure-port={port}"),
             "--bind-address=127.0.0.1".to_string(),
             "--advertise-address=127.0.0.1".to_string(),
+            // The kubernetes Service endpoint cannot be a loopback address; no pod needs it here.
+            "--endpoint-reconciler-type=none".to_string(),
             format!("--cert-dir={}", path.join("certs").display()),
             format!("--tls-cert-file={}", tls_cert.display()),
             format!("--tls-private-key-file={}", tls_key.display()),
             format!("--client-ca-file={}", ca_file.display()),
             "--authorization-mode=RBAC".to_string(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
-            format!("--service-account-key-file={}", sa_key.display()),
+            format!("--service-account-key-file={}", sa_pub.display()),
             format!("--service-account-signing-key-file={}", sa_key.display()),
             "--service-cluster-ip-range=10.0.0.0/24".to_string(),
             "--allow-privileged=true".to_string(),
             "--enable-priority-and-fairness=false".to_string(),
             "--v=1".to_string(),
         ];
+        let apiserver_args: Vec<String> = apiserver_args
+            .into_iter()
+            .chain(options.extra_apiserver_args.iter().cloned())
+            .collect();
         let apiserver_log = path.join("kube-apiserver.log");
         let apiserver = Supervised::spawn(
             "kube-apiserver",

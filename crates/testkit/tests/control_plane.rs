@@ -182,3 +182,43 @@ fn is_zombie(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn a_failed_start_reports_the_component_log() {
+    let options = mooring_testkit::control_plane::Options {
+        install_crds: false,
+        extra_apiserver_args: vec!["--no-such-flag=1".to_string()],
+        ..Default::default()
+    };
+    let err = mooring_testkit::control_plane::ControlPlane::start(&options)
+        .expect_err("kube-apiserver must refuse an unknown flag");
+    let msg = err.to_string();
+    assert!(msg.contains("kube-apiserver did not start"), "{msg}");
+    assert!(
+        msg.contains("no-such-flag"),
+        "the log tail is missing from: {msg}"
+    );
+}
+
+#[test]
+fn a_bare_control_plane_serves_the_api() {
+    let options = mooring_testkit::control_plane::Options {
+        install_crds: false,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let plane = mooring_testkit::control_plane::ControlPlane::start(&options).expect("start");
+    eprintln!("control plane ready in {:?}", started.elapsed());
+    let out = plane
+        .run_kubectl(&["get", "namespaces", "-o", "name"])
+        .expect("kubectl get ns");
+    assert!(out.contains("namespace/kube-system"), "{out}");
+    let pids = plane.pids();
+    drop(plane);
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+            "pid {pid} survived drop"
+        );
+    }
+}

@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let plane = tokio::task::spawn_blocking(|| {
         ControlPlane::start(&Options {
             controller_manager: true,
-            install_crds: true,
+            ..Options::default()
         })
     })
     .await??;
