@@ -59,7 +59,12 @@ impl Supervised {
             cmd.env(k, v);
         }
         let supervisor = cmd.spawn()?;
-        Ok(Self { name: name.to_string(), supervisor, log: log.to_path_buf(), pid_file })
+        Ok(Self {
+            name: name.to_string(),
+            supervisor,
+            log: log.to_path_buf(),
+            pid_file,
+        })
     }
 
     /// The name given at spawn time.
@@ -69,13 +74,19 @@ impl Supervised {
 
     /// The pid of the supervised program, once the supervisor has recorded it.
     pub fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()
+        std::fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Whether the supervised program has exited (or never started).
     pub fn has_exited(&mut self) -> bool {
         matches!(self.supervisor.try_wait(), Ok(Some(_)))
-            || self.pid().is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            || self
+                .pid()
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
     }
 
     /// The last `lines` lines of the program's log, for error messages.
