@@ -310,3 +310,20 @@ fn remove_symlink(path: &Path) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Names become paths and URL segments; a `.git` segment would end the name early in a URL.
+pub(crate) fn validate_repo_name(name: &str) -> Result<(), Error> {
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && !s.ends_with(".git")
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    if name.split('/').all(segment_ok) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRepoName(name.to_string()))
+    }
+}
