@@ -340,6 +340,15 @@ fn ssh_clone_checks_the_host_key_and_logs_the_fetch() {
     );
     assert_eq!(server().fetch_count("ssh-clone"), 1);
     assert_eq!(server().ref_listing_count("ssh-clone"), 1);
+
+    // The key runs git commands only, not a shell.
+    let login = format!("{}@127.0.0.1", server().ssh_user());
+    let port = server().ssh_port().to_string();
+    let mut shell = Command::new("ssh");
+    shell
+        .args(ssh.split_whitespace().skip(1))
+        .args(["-p", &port, &login, "id"]);
+    assert!(fails(&mut shell).contains("git commands only"));
 }
 
 #[test]

@@ -150,6 +150,11 @@ fn keygen(file: &Path, passphrase: &str, comment: &str) -> Result<(), Error> {
 fn wrapper_script(dir: &Path, home: &Path, ssh_log: &Path) -> String {
     format!(
         r#"#!/bin/sh
+# Git commands only: the login may be root, and the key is a test key.
+case "$SSH_ORIGINAL_COMMAND" in
+  "git-upload-pack "*|"git-receive-pack "*|"git-upload-archive "*) ;;
+  *) echo "this test server runs git commands only" >&2; exit 1 ;;
+esac
 export HOME='{home}' GIT_CONFIG_NOSYSTEM=1
 trace=$(mktemp '{dir}/trace.XXXXXX')
 GIT_TRACE_PACKET="$trace" sh -c "$SSH_ORIGINAL_COMMAND"
