@@ -12,12 +12,17 @@ pub struct CertPair {
     pub cert_pem: String,
     /// The private key, PEM (PKCS#8).
     pub key_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The private key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
 }
 
 /// A self-signed CA that issues server and client certificates.
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
+    cert_der: Vec<u8>,
 }
 
 impl std::fmt::Debug for TestCa {
@@ -46,6 +51,11 @@ impl TestCa {
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
     }
 
     /// A serving certificate for 127.0.0.1 and localhost.

@@ -4,6 +4,8 @@
 pub mod certs;
 pub mod control_plane;
 pub mod env;
+pub mod git;
 pub mod process;
 pub mod tools;
+
 pub use env::{TestEnv, shared_control_plane, test_env};
