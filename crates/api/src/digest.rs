@@ -117,3 +117,64 @@ impl FromStr for Digest {
         Ok(Self { algorithm, hex })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+    #[test]
+    fn parses_and_formats_sha256() {
+        let digest: Digest = format!("sha256:{HEX}").parse().expect("valid");
+        assert_eq!(digest.algorithm(), DigestAlgorithm::Sha256);
+        assert_eq!(digest.hex(), HEX);
+        assert_eq!(digest.to_string(), format!("sha256:{HEX}"));
+    }
+
+    #[test]
+    fn normalizes_upper_case_hex() {
+        let digest: Digest = format!("sha256:{}", HEX.to_uppercase())
+            .parse()
+            .expect("valid");
+        assert_eq!(digest.hex(), HEX);
+    }
+
+    #[test]
+    fn parses_longer_algorithms() {
+        let sha512: Digest = format!("sha512:{}", "ab".repeat(64))
+            .parse()
+            .expect("valid");
+        assert_eq!(sha512.algorithm(), DigestAlgorithm::Sha512);
+        let sha384: Digest = format!("sha384:{}", "ab".repeat(48))
+            .parse()
+            .expect("valid");
+        assert_eq!(sha384.algorithm(), DigestAlgorithm::Sha384);
+    }
+
+    #[test]
+    fn builds_from_hash_bytes() {
+        let bytes: Vec<u8> = (0..32).collect();
+        let digest = Digest::from_bytes(DigestAlgorithm::Sha256, &bytes).expect("32 bytes");
+        assert_eq!(
+            digest.to_string(),
+            "sha256:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        );
+        assert!(Digest::from_bytes(DigestAlgorithm::Sha256, &bytes[..31]).is_err());
+    }
+
+    #[test]
+    fn rejects_malformed_digests() {
+        for bad in [
+            String::new(),
+            HEX.to_owned(),
+            format!("md5:{HEX}"),
+            format!("sha256:{}", &HEX[..63]),
+            format!("sha256:{}g", &HEX[..63]),
+            format!("sha512:{HEX}"),
+            format!("sha256:{HEX}:x"),
+        ] {
+            assert!(bad.parse::<Digest>().is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

@@ -16,6 +16,8 @@ use crate::constants::{
 use crate::duration::{DurationError, parse_duration};
 
 /// The desired state of a GitRepository.
+// Every `printcolumn(...)` repeats `type_ = ...`, which clippy mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "source.mooring.dev",

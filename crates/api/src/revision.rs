@@ -167,3 +167,99 @@ pub(crate) fn normalize_hex(hex: &str) -> Option<String> {
         .all(|b| b.is_ascii_hexdigit())
         .then(|| hex.to_ascii_lowercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA1: &str = "0123456789abcdef0123456789abcdef01234567";
+    const SHA256: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+    fn parse(input: &str) -> Revision {
+        input.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn parses_named_revisions() {
+        for name in [
+            "main",
+            "v1.2.3",
+            "refs/heads/main",
+            "refs/pull/420/head",
+            "feature/a@b",
+        ] {
+            let revision = parse(&format!("{name}@sha1:{SHA1}"));
+            assert_eq!(revision.name(), Some(name));
+            assert_eq!(revision.commit(), SHA1);
+            assert_eq!(revision.algorithm(), CommitAlgorithm::Sha1);
+        }
+    }
+
+    #[test]
+    fn parses_bare_and_sha256_revisions() {
+        let bare = parse(&format!("sha1:{SHA1}"));
+        assert_eq!(bare.name(), None);
+        assert_eq!(bare.commit(), SHA1);
+        let sha256 = parse(&format!("main@sha256:{SHA256}"));
+        assert_eq!(sha256.algorithm(), CommitAlgorithm::Sha256);
+        assert_eq!(sha256.commit(), SHA256);
+    }
+
+    #[test]
+    fn formats_back_to_the_same_text() {
+        for text in [
+            format!("main@sha1:{SHA1}"),
+            format!("sha1:{SHA1}"),
+            format!("v1@sha256:{SHA256}"),
+        ] {
+            assert_eq!(parse(&text).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn builds_from_a_commit() {
+        let revision = Revision::new(Some("main"), &SHA1.to_uppercase()).expect("valid");
+        assert_eq!(revision.to_string(), format!("main@sha1:{SHA1}"));
+        assert_eq!(revision.short_commit(), "0123456");
+        let bare = Revision::new(None, SHA256).expect("valid");
+        assert_eq!(bare.to_string(), format!("sha256:{SHA256}"));
+        assert!(Revision::new(Some(""), SHA1).is_err());
+        assert!(Revision::new(None, "abc").is_err());
+        assert!(Revision::new(None, &"g".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn rejects_malformed_revisions() {
+        for bad in [
+            String::new(),
+            SHA1.to_owned(),
+            format!("main/{SHA1}"),
+            format!("@sha1:{SHA1}"),
+            format!("main@md5:{SHA1}"),
+            format!("main@sha1:{}", &SHA1[..39]),
+            format!("main@sha256:{SHA1}"),
+            format!("main@sha1:{}z", &SHA1[..39]),
+            "main@sha1:".to_owned(),
+        ] {
+            assert!(
+                bad.parse::<Revision>().is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn extracts_the_commit() {
+        assert_eq!(
+            commit_of(&format!("refs/heads/main@sha1:{SHA1}")).as_deref(),
+            Some(SHA1)
+        );
+        assert_eq!(commit_of("main"), None);
+    }
+
+    #[test]
+    fn error_names_the_input() {
+        let error = "main@sha1:xyz".parse::<Revision>().expect_err("invalid");
+        assert!(error.to_string().contains("\"main@sha1:xyz\""), "{error}");
+    }
+}

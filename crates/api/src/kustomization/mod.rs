@@ -26,6 +26,8 @@ use crate::constants::DURATION_PATTERN;
 use crate::duration::{DurationError, parse_duration};
 
 /// The desired state of a Kustomization.
+// Every `printcolumn(...)` repeats `type_ = ...`, which clippy mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "kustomize.mooring.dev",
