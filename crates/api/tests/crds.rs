@@ -115,6 +115,11 @@ fn problems(schema: &Value, path: &str, out: &mut Vec<String>) {
             if described.is_none_or(str::is_empty) {
                 out.push(format!("{child}: has no description"));
             }
+            if described.is_some_and(|d| d.replace("\n\n", "").contains('\n')) {
+                out.push(format!(
+                    "{child}: description has a line break inside a paragraph"
+                ));
+            }
             problems(property, &child, out);
         }
     }
