@@ -45,6 +45,7 @@ impl TestCa {
         Ok(Self {
             issuer: Issuer::new(params, key),
             cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
         })
     }
 
@@ -90,6 +91,8 @@ impl TestCa {
         Ok(CertPair {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
         })
     }
 }

@@ -1,0 +1,99 @@
+//! The observed state of a Kustomization.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The observed state of a Kustomization.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": -1}))]
+pub struct KustomizationStatus {
+    /// The last generation of the spec that was fully handled (ready, or stalled on an error
+    /// that needs a spec change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Current state of the object. `Ready` summarizes it; `Reconciling` and `Stalled` tell
+    /// whether work is in progress or blocked; `Healthy` reports the health checks, when there
+    /// are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// Source revision of the last reconciliation that applied everything and passed its health
+    /// checks, for example `main@sha1:<commit>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+
+    /// Origin revision (from the artifact's metadata) of the last successful reconciliation,
+    /// when the source provides one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_origin_revision: Option<String>,
+
+    /// Source revision of the last reconciliation that was attempted, whatever its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+
+    /// The last value of the `reconcile.mooring.dev/requestedAt` annotation that was handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+
+    /// The objects applied by the last reconciliation; those that disappear from the manifests
+    /// are pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<ResourceInventory>,
+
+    /// The most recent reconciliations (at most 5, newest first), one entry per distinct
+    /// build output and result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Snapshot>,
+}
+
+/// The set of objects a Kustomization manages.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ResourceInventory {
+    /// One entry per object.
+    pub entries: Vec<ResourceRef>,
+}
+
+/// One object of an inventory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+pub struct ResourceRef {
+    /// Identity of the object, `<namespace>_<name>_<group>_<kind>`; the namespace is empty for
+    /// cluster-scoped objects and the group is empty for the core group.
+    pub id: String,
+
+    /// API version of the object, for example `v1` or `apps/v1`.
+    pub v: String,
+}
+
+/// The record of one reconciliation outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Digest of the built manifests, `sha256:<hex>`.
+    pub digest: String,
+
+    /// Time of the first reconciliation with this digest and result.
+    pub first_reconciled: Time,
+
+    /// Time of the latest reconciliation with this digest and result.
+    pub last_reconciled: Time,
+
+    /// How long the latest such reconciliation took, for example `1.5s`.
+    pub last_reconciled_duration: String,
+
+    /// The reason of the `Ready` condition at the end of it, for example
+    /// `ReconciliationSucceeded`.
+    pub last_reconciled_status: String,
+
+    /// How many reconciliations had this digest and result.
+    pub total_reconciliations: i64,
+
+    /// Extra information, such as the source `revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
