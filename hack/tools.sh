@@ -20,11 +20,18 @@ command -v go >/dev/null 2>&1 || die "Go is not installed (needed only to build 
 go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
 [ "${go_minor:-0}" -ge 26 ] || die "Go $(go env GOVERSION) is too old: the pinned tools need Go >= 1.26"
 
-proxy="$(go env GOPROXY | cut -d, -f1)"
-if [ "$proxy" != "off" ] && [ "$proxy" != "direct" ] && command -v curl >/dev/null 2>&1; then
-  curl -fsS --max-time 20 -o /dev/null "$proxy/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.info" \
-    || die "the Go module proxy $proxy cannot be reached (or does not serve k8s.io/kubernetes $KUBERNETES_VERSION)"
-fi
+# Checked once, only when something has to be built: cached tools need no network.
+proxy_checked=""
+check_proxy() {
+  [ -n "$proxy_checked" ] && return
+  proxy_checked=1
+  local proxy
+  proxy="$(go env GOPROXY | cut -d, -f1)"
+  if [ "$proxy" != "off" ] && [ "$proxy" != "direct" ] && command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time 20 -o /dev/null "$proxy/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.info" \
+      || die "the Go module proxy $proxy cannot be reached (or does not serve k8s.io/kubernetes $KUBERNETES_VERSION)"
+  fi
+}
 
 export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -trimpath"
 ldflags="-s -w"
@@ -40,6 +47,7 @@ build_kubernetes() {
     is_built "$t" "$v" || missing+=("$t")
   done
   [ ${#missing[@]} -eq 0 ] && { say "kubernetes $KUBERNETES_VERSION and etcd $ETCD_VERSION: already built"; return; }
+  check_proxy
 
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and cannot be `go install`ed, so it is
   # built from a throwaway module that replaces each staging module with its published v0.Y.Z.
@@ -95,6 +103,7 @@ GO
 go_install_tool() { # NAME MODULE_PACKAGE VERSION
   local name="$1" pkg="$2" v="$3"
   if is_built "$name" "$v"; then say "$name $v: already built"; return; fi
+  check_proxy
   say "building $name $v"
   local start=$SECONDS
   GOBIN="$bin_dir" go install -ldflags "$ldflags" "$pkg@$v" || die "go install $pkg@$v failed"
