@@ -20,7 +20,7 @@ deps:
 
 ## crds: regenerate crds/ from the API types
 crds:
-	$(CARGO) run --quiet -p mooring-api --bin crdgen -- crds
+	$(CARGO) run --quiet -p mooring-api --bin crdgen -- crds charts/mooring/crds
 
 build:
 	$(CARGO) build --workspace --bins

@@ -22,13 +22,17 @@ fn schema_of(crd: &CustomResourceDefinition) -> Value {
 
 #[test]
 fn crds_are_fresh() {
-    for (file_name, yaml) in render_crds() {
-        let path = crds_dir().join(&file_name);
-        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            on_disk == yaml,
-            "crds/ is stale: run `make crds` ({file_name} differs)"
-        );
+    let chart_crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/mooring/crds");
+    for dir in [crds_dir(), chart_crds] {
+        for (file_name, yaml) in render_crds() {
+            let path = dir.join(&file_name);
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                on_disk == yaml,
+                "{} is stale: run `make crds` ({file_name} differs)",
+                dir.display()
+            );
+        }
     }
 }
 
