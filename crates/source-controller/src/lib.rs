@@ -1,1 +1,4 @@
-//! mooring-source-controller.
+//! The GitRepository controller: fetches repositories with gix, packs each revision into a
+//! deterministic tar.gz artifact, stores and serves it, and publishes `status.artifact`.
+
+pub mod decide;

@@ -1,0 +1,202 @@
+//! The GitRepository reconciler's decisions, as plain data in and plain data out: whether the
+//! stored artifact is current, and what the status becomes after a pass.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use mooring_api::conditions::{ConditionStatus, reasons, remove_condition, set_condition, types};
+use mooring_api::{Artifact, GitRepositorySpec, GitRepositoryStatus};
+
+/// Why the artifact must be built again, or `None` when the stored one is current.
+///
+/// The stored artifact is current when it exists on disk with its digest, was built from the
+/// resolved revision, and every content setting (ignore rules, includes and their artifacts,
+/// sparse checkout) is the one it was built with.
+pub fn rebuild_reason(
+    spec: &GitRepositorySpec,
+    status: &GitRepositoryStatus,
+    resolved_revision: &str,
+    artifact_in_storage: bool,
+    included: &[Artifact],
+) -> Option<String> {
+    let Some(artifact) = &status.artifact else {
+        return Some("building artifact: no artifact yet".to_string());
+    };
+    if artifact.revision != resolved_revision {
+        return Some(format!(
+            "building artifact: new upstream revision '{resolved_revision}'"
+        ));
+    }
+    if !artifact_in_storage {
+        return Some("building artifact: disappeared from storage".to_string());
+    }
+    if status.observed_ignore != spec.ignore
+        || status.observed_include != spec.include
+        || status.observed_sparse_checkout != spec.sparse_checkout
+    {
+        return Some("building artifact: content configuration changed".to_string());
+    }
+    let digests = |artifacts: &[Artifact]| -> Vec<Option<String>> {
+        artifacts.iter().map(|a| a.digest.clone()).collect()
+    };
+    if digests(&status.included_artifacts) != digests(included) {
+        return Some("building artifact: an included artifact changed".to_string());
+    }
+    None
+}
+
+/// How a reconcile pass ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The artifact for the resolved revision is stored and served.
+    Ready {
+        /// The current artifact (new or unchanged).
+        artifact: Artifact,
+        /// The artifacts of `spec.include`, in order.
+        included: Vec<Artifact>,
+    },
+    /// A step failed; it will be retried with backoff. The previous artifact stays.
+    Failed {
+        /// The condition type naming the failed step (`FetchFailed`, ...).
+        condition: &'static str,
+        /// The condition reason.
+        reason: String,
+        /// A message naming the cause, without secrets.
+        message: String,
+    },
+    /// The spec cannot work as written; nothing happens until it changes.
+    Stalled {
+        /// The condition reason.
+        reason: String,
+        /// A message naming the field at fault.
+        message: String,
+    },
+}
+
+/// Conditions that describe a failed step, cleared when a pass succeeds.
+const FAILURE_CONDITIONS: [&str; 4] = [
+    types::FETCH_FAILED,
+    types::STORAGE_OPERATION_FAILED,
+    types::INCLUDE_UNAVAILABLE,
+    types::ARTIFACT_OUTDATED,
+];
+
+/// The status after a pass that ended with `outcome`.
+///
+/// `now` is used only for conditions whose status changes, so an unchanged object yields an
+/// identical status and no write.
+pub fn next_status(
+    current: &GitRepositoryStatus,
+    spec: &GitRepositorySpec,
+    generation: i64,
+    outcome: &Outcome,
+    requested_at: Option<&str>,
+    now: &Time,
+) -> GitRepositoryStatus {
+    let mut status = current.clone();
+    let generation_opt = Some(generation);
+    if let Some(requested_at) = requested_at {
+        status.last_handled_reconcile_at = Some(requested_at.to_string());
+    }
+    let conditions = &mut status.conditions;
+    match outcome {
+        Outcome::Ready { artifact, included } => {
+            let message = format!("stored artifact for revision '{}'", artifact.revision);
+            for type_ in FAILURE_CONDITIONS
+                .into_iter()
+                .chain([types::STALLED, types::RECONCILING])
+            {
+                remove_condition(conditions, type_);
+            }
+            set_condition(
+                conditions,
+                types::ARTIFACT_IN_STORAGE,
+                ConditionStatus::True,
+                reasons::SUCCEEDED,
+                &message,
+                generation_opt,
+                now,
+            );
+            set_condition(
+                conditions,
+                types::READY,
+                ConditionStatus::True,
+                reasons::SUCCEEDED,
+                &message,
+                generation_opt,
+                now,
+            );
+            status.artifact = Some(artifact.clone());
+            status.included_artifacts = included.clone();
+            status.observed_generation = Some(generation);
+            status.observed_ignore = spec.ignore.clone();
+            status.observed_include = spec.include.clone();
+            status.observed_sparse_checkout = spec.sparse_checkout.clone();
+            status.observed_recurse_submodules = spec.recurse_submodules;
+        }
+        Outcome::Failed {
+            condition,
+            reason,
+            message,
+        } => {
+            for type_ in FAILURE_CONDITIONS.into_iter().filter(|t| t != condition) {
+                remove_condition(conditions, type_);
+            }
+            remove_condition(conditions, types::STALLED);
+            set_condition(
+                conditions,
+                condition,
+                ConditionStatus::True,
+                reason,
+                message,
+                generation_opt,
+                now,
+            );
+            set_condition(
+                conditions,
+                types::RECONCILING,
+                ConditionStatus::True,
+                reasons::PROGRESSING_WITH_RETRY,
+                "retrying after a failure",
+                generation_opt,
+                now,
+            );
+            set_condition(
+                conditions,
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message,
+                generation_opt,
+                now,
+            );
+        }
+        Outcome::Stalled { reason, message } => {
+            for type_ in FAILURE_CONDITIONS.into_iter().chain([types::RECONCILING]) {
+                remove_condition(conditions, type_);
+            }
+            set_condition(
+                conditions,
+                types::STALLED,
+                ConditionStatus::True,
+                reason,
+                message,
+                generation_opt,
+                now,
+            );
+            set_condition(
+                conditions,
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message,
+                generation_opt,
+                now,
+            );
+            status.observed_generation = Some(generation);
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;
