@@ -1,1 +1,4 @@
-//! mooring-kustomize-controller.
+//! The Kustomization controller: builds source artifacts with kustomize and keeps the cluster
+//! equal to the result with server-side apply, pruning, drift correction and health checks.
+
+pub mod decide;

@@ -1,6 +1,7 @@
 //! What both Mooring controllers share: flags, telemetry, the health and metrics server, leader
 //! election, shutdown, per-object backoff with jittered requeues, and status patching.
 
+pub mod app;
 pub mod backoff;
 pub mod flags;
 pub mod leader;

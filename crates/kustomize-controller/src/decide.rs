@@ -1,0 +1,296 @@
+//! The Kustomization reconciler's decisions as plain data: dependency readiness and the status
+//! after a pass.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use mooring_api::conditions::{
+    ConditionStatus, find_condition, reasons, remove_condition, set_condition, types,
+};
+use mooring_api::kustomization::{ResourceInventory, Snapshot};
+use mooring_api::{Kustomization, KustomizationStatus};
+
+/// How many applied renders `status.history` remembers.
+pub const HISTORY_LIMIT: usize = 5;
+
+/// How a reconcile pass ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Applied (or already applied) and, when asked, healthy.
+    Ready {
+        /// The source revision applied.
+        revision: String,
+        /// The objects now managed.
+        inventory: ResourceInventory,
+        /// The render that was applied, when this pass applied something new.
+        applied: Option<AppliedRender>,
+    },
+    /// Applied; waiting for the objects to become healthy (no worker waits: watches wake us).
+    HealthPending {
+        /// The source revision applied.
+        revision: String,
+        /// The objects now managed.
+        inventory: ResourceInventory,
+        /// Which objects are not healthy yet, and why.
+        message: String,
+        /// The render that was applied, when this pass applied something new.
+        applied: Option<AppliedRender>,
+    },
+    /// Waiting for something outside this object (source artifact, dependencies); no event.
+    Waiting {
+        /// `ArtifactFailed` or `DependencyNotReady`.
+        reason: String,
+        /// What is awaited.
+        message: String,
+    },
+    /// A step failed; retried after `retryInterval`. The last applied state stays.
+    Failed {
+        /// The revision attempted, when known.
+        revision: Option<String>,
+        /// The condition reason.
+        reason: String,
+        /// The cause, naming the file or object.
+        message: String,
+        /// When the failure is unhealthy objects, the inventory that was applied.
+        inventory: Option<ResourceInventory>,
+    },
+    /// The spec cannot work as written; nothing happens until it changes.
+    Stalled {
+        /// The condition reason.
+        reason: String,
+        /// The field at fault.
+        message: String,
+    },
+}
+
+/// A render applied by this pass, for `status.history`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedRender {
+    /// sha256 of the rendered objects.
+    pub digest: String,
+    /// How long the pass took, e.g. `1.2s`.
+    pub duration: String,
+}
+
+/// Whether every dependency is Ready at its current generation; else a message naming the first
+/// one that is not. `dependencies` holds `None` for a dependency that does not exist.
+pub fn dependencies_ready(dependencies: &[(String, Option<&Kustomization>)]) -> Result<(), String> {
+    for (name, dep) in dependencies {
+        let Some(dep) = dep else {
+            return Err(format!("dependency '{name}' not found"));
+        };
+        let status = dep.status.clone().unwrap_or_default();
+        let ready = find_condition(&status.conditions, types::READY);
+        let current = status.observed_generation == dep.metadata.generation;
+        match ready {
+            Some(c) if c.status == "True" && current => {}
+            _ => return Err(format!("dependency '{name}' is not ready")),
+        }
+    }
+    Ok(())
+}
+
+/// The status after a pass that ended with `outcome`; identical input gives identical output.
+pub fn next_status(
+    current: &KustomizationStatus,
+    generation: i64,
+    outcome: &Outcome,
+    requested_at: Option<&str>,
+    now: &Time,
+) -> KustomizationStatus {
+    let mut status = current.clone();
+    let g = Some(generation);
+    if let Some(requested_at) = requested_at {
+        status.last_handled_reconcile_at = Some(requested_at.to_string());
+    }
+    let c = &mut status.conditions;
+    match outcome {
+        Outcome::Ready {
+            revision,
+            inventory,
+            applied,
+        } => {
+            let message = format!("Applied revision: {revision}");
+            remove_condition(c, types::STALLED);
+            remove_condition(c, types::RECONCILING);
+            set_condition(
+                c,
+                types::READY,
+                ConditionStatus::True,
+                reasons::RECONCILIATION_SUCCEEDED,
+                &message,
+                g,
+                now,
+            );
+            if find_condition(c, types::HEALTHY).is_some() {
+                set_condition(
+                    c,
+                    types::HEALTHY,
+                    ConditionStatus::True,
+                    reasons::SUCCEEDED,
+                    "Health check passed",
+                    g,
+                    now,
+                );
+            }
+            status.last_applied_revision = Some(revision.clone());
+            status.last_attempted_revision = Some(revision.clone());
+            status.inventory = Some(inventory.clone());
+            status.observed_generation = Some(generation);
+            record_history(&mut status.history, applied.as_ref(), "Ready", now);
+        }
+        Outcome::HealthPending {
+            revision,
+            inventory,
+            message,
+            applied,
+        } => {
+            let message = format!("Applied revision {revision}, waiting for health: {message}");
+            remove_condition(c, types::STALLED);
+            set_condition(
+                c,
+                types::RECONCILING,
+                ConditionStatus::True,
+                reasons::PROGRESSING,
+                &message,
+                g,
+                now,
+            );
+            set_condition(
+                c,
+                types::HEALTHY,
+                ConditionStatus::Unknown,
+                reasons::PROGRESSING,
+                &message,
+                g,
+                now,
+            );
+            set_condition(
+                c,
+                types::READY,
+                ConditionStatus::Unknown,
+                reasons::PROGRESSING,
+                &message,
+                g,
+                now,
+            );
+            status.last_applied_revision = Some(revision.clone());
+            status.last_attempted_revision = Some(revision.clone());
+            status.inventory = Some(inventory.clone());
+            record_history(&mut status.history, applied.as_ref(), "HealthPending", now);
+        }
+        Outcome::Waiting { reason, message } => {
+            remove_condition(c, types::STALLED);
+            set_condition(
+                c,
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message,
+                g,
+                now,
+            );
+        }
+        Outcome::Failed {
+            revision,
+            reason,
+            message,
+            inventory,
+        } => {
+            remove_condition(c, types::STALLED);
+            set_condition(
+                c,
+                types::RECONCILING,
+                ConditionStatus::True,
+                reasons::PROGRESSING_WITH_RETRY,
+                message,
+                g,
+                now,
+            );
+            if reason == reasons::HEALTH_CHECK_FAILED {
+                set_condition(
+                    c,
+                    types::HEALTHY,
+                    ConditionStatus::False,
+                    reason,
+                    message,
+                    g,
+                    now,
+                );
+            }
+            set_condition(
+                c,
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message,
+                g,
+                now,
+            );
+            if let Some(revision) = revision {
+                status.last_attempted_revision = Some(revision.clone());
+            }
+            if let Some(inventory) = inventory {
+                status.inventory = Some(inventory.clone());
+            }
+        }
+        Outcome::Stalled { reason, message } => {
+            remove_condition(c, types::RECONCILING);
+            set_condition(
+                c,
+                types::STALLED,
+                ConditionStatus::True,
+                reason,
+                message,
+                g,
+                now,
+            );
+            set_condition(
+                c,
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message,
+                g,
+                now,
+            );
+            status.observed_generation = Some(generation);
+        }
+    }
+    status
+}
+
+/// Adds or updates the history entry of an applied render. Passes that applied nothing new leave
+/// history untouched, so the steady state writes no status.
+fn record_history(
+    history: &mut Vec<Snapshot>,
+    applied: Option<&AppliedRender>,
+    result: &str,
+    now: &Time,
+) {
+    let Some(applied) = applied else { return };
+    if let Some(pos) = history.iter().position(|s| s.digest == applied.digest) {
+        let mut entry = history.remove(pos);
+        entry.last_reconciled = now.clone();
+        entry.last_reconciled_duration = applied.duration.clone();
+        entry.last_reconciled_status = result.to_string();
+        entry.total_reconciliations += 1;
+        history.insert(0, entry);
+    } else {
+        history.insert(
+            0,
+            Snapshot {
+                digest: applied.digest.clone(),
+                first_reconciled: now.clone(),
+                last_reconciled: now.clone(),
+                last_reconciled_duration: applied.duration.clone(),
+                last_reconciled_status: result.to_string(),
+                total_reconciliations: 1,
+                metadata: None,
+            },
+        );
+    }
+    history.truncate(HISTORY_LIMIT);
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

@@ -1,0 +1,175 @@
+use super::*;
+use mooring_api::conditions::is_ready;
+use mooring_api::kustomization::ResourceRef;
+
+fn time(secs: i64) -> Time {
+    Time(jiff::Timestamp::from_second(secs).expect("timestamp"))
+}
+
+fn inventory(ids: &[&str]) -> ResourceInventory {
+    ResourceInventory {
+        entries: ids
+            .iter()
+            .map(|id| ResourceRef {
+                id: id.to_string(),
+                v: "v1".into(),
+            })
+            .collect(),
+    }
+}
+
+fn ready(applied: Option<&str>) -> Outcome {
+    Outcome::Ready {
+        revision: "main@sha1:aaaa".into(),
+        inventory: inventory(&["ns_cm__ConfigMap"]),
+        applied: applied.map(|d| AppliedRender {
+            digest: d.into(),
+            duration: "1s".into(),
+        }),
+    }
+}
+
+#[test]
+fn ready_records_revision_inventory_and_history() {
+    let status = next_status(
+        &KustomizationStatus::default(),
+        1,
+        &ready(Some("sha256:r1")),
+        None,
+        &time(10),
+    );
+    assert!(is_ready(&status.conditions));
+    assert_eq!(
+        status.last_applied_revision.as_deref(),
+        Some("main@sha1:aaaa")
+    );
+    assert_eq!(status.inventory, Some(inventory(&["ns_cm__ConfigMap"])));
+    assert_eq!(status.history.len(), 1);
+    assert_eq!(status.history[0].digest, "sha256:r1");
+}
+
+#[test]
+fn a_no_op_pass_changes_nothing() {
+    let first = next_status(
+        &KustomizationStatus::default(),
+        1,
+        &ready(Some("sha256:r1")),
+        None,
+        &time(10),
+    );
+    let second = next_status(&first, 1, &ready(None), None, &time(20));
+    assert_eq!(first, second);
+}
+
+#[test]
+fn history_is_bounded_and_newest_first() {
+    let mut status = KustomizationStatus::default();
+    for i in 0..8 {
+        status = next_status(
+            &status,
+            1,
+            &ready(Some(&format!("sha256:{i}"))),
+            None,
+            &time(i),
+        );
+    }
+    assert_eq!(status.history.len(), HISTORY_LIMIT);
+    assert_eq!(status.history[0].digest, "sha256:7");
+    status = next_status(&status, 1, &ready(Some("sha256:5")), None, &time(100));
+    assert_eq!(status.history[0].digest, "sha256:5");
+    assert_eq!(status.history[0].total_reconciliations, 2);
+}
+
+#[test]
+fn failure_keeps_the_last_applied_revision() {
+    let good = next_status(
+        &KustomizationStatus::default(),
+        1,
+        &ready(Some("sha256:r1")),
+        None,
+        &time(10),
+    );
+    let failed = Outcome::Failed {
+        revision: Some("main@sha1:bbbb".into()),
+        reason: reasons::BUILD_FAILED.into(),
+        message: "kustomize build failed: deploy/kustomization.yaml: bad".into(),
+        inventory: None,
+    };
+    let status = next_status(&good, 2, &failed, None, &time(20));
+    assert_eq!(
+        status.last_applied_revision.as_deref(),
+        Some("main@sha1:aaaa")
+    );
+    assert_eq!(
+        status.last_attempted_revision.as_deref(),
+        Some("main@sha1:bbbb")
+    );
+    assert_eq!(status.inventory, good.inventory);
+    let ready = find_condition(&status.conditions, types::READY).expect("Ready");
+    assert_eq!(ready.reason, "BuildFailed");
+    assert_eq!(status.observed_generation, Some(1));
+}
+
+#[test]
+fn health_pending_then_ready_marks_healthy() {
+    let pending = Outcome::HealthPending {
+        revision: "main@sha1:aaaa".into(),
+        inventory: inventory(&[]),
+        message: "Deployment/ns/web: 0 of 1 replicas ready".into(),
+        applied: Some(AppliedRender {
+            digest: "sha256:r1".into(),
+            duration: "1s".into(),
+        }),
+    };
+    let status = next_status(&KustomizationStatus::default(), 1, &pending, None, &time(1));
+    let ready = find_condition(&status.conditions, types::READY).expect("Ready");
+    assert_eq!(ready.status, "Unknown");
+    assert!(ready.message.contains("Deployment/ns/web"));
+    let status = next_status(&status, 1, &ready_outcome_without_apply(), None, &time(2));
+    let healthy = find_condition(&status.conditions, types::HEALTHY).expect("Healthy");
+    assert_eq!(healthy.status, "True");
+    assert!(find_condition(&status.conditions, types::RECONCILING).is_none());
+}
+
+fn ready_outcome_without_apply() -> Outcome {
+    Outcome::Ready {
+        revision: "main@sha1:aaaa".into(),
+        inventory: inventory(&[]),
+        applied: None,
+    }
+}
+
+#[test]
+fn dependencies_must_be_ready_at_their_generation() {
+    let mut dep: Kustomization = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kustomize.mooring.dev/v1", "kind": "Kustomization",
+        "metadata": {"name": "infra", "namespace": "ns", "generation": 2},
+        "spec": {"interval": "1m", "prune": true, "sourceRef": {"kind": "GitRepository", "name": "r"}}
+    }))
+    .expect("kustomization");
+    assert!(
+        dependencies_ready(&[("infra".into(), None)])
+            .unwrap_err()
+            .contains("not found")
+    );
+    assert!(dependencies_ready(&[("infra".into(), Some(&dep))]).is_err());
+    dep.status = Some(next_status(
+        &KustomizationStatus::default(),
+        1,
+        &ready(None),
+        None,
+        &time(1),
+    ));
+    assert!(
+        dependencies_ready(&[("infra".into(), Some(&dep))]).is_err(),
+        "generation 2 not observed"
+    );
+    dep.status = Some(next_status(
+        &KustomizationStatus::default(),
+        2,
+        &ready(None),
+        None,
+        &time(1),
+    ));
+    assert_eq!(dependencies_ready(&[("infra".into(), Some(&dep))]), Ok(()));
+}

@@ -1,0 +1,96 @@
+//! Start-up and shutdown shared by both controller binaries.
+
+use std::future::Future;
+
+use crate::flags::CommonArgs;
+use crate::leader;
+use crate::server::Readiness;
+use crate::shutdown::Shutdown;
+
+/// Errors while starting a controller.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("building the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The leader-election Lease could not be set up.
+    #[error("setting up leader election: {0}")]
+    LeaderElection(#[source] kube_lease_manager::LeaseManagerError),
+}
+
+/// The identity of this replica in leader election: the pod name, else the host name and pid.
+pub fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+/// Runs `controller` while this replica leads (or always, without leader election), until
+/// shutdown is signalled or leadership is lost. `controller` gets a future that resolves when it
+/// must stop, and should finish its in-flight work before returning.
+pub async fn run_as_leader<F, Fut>(
+    client: kube::Client,
+    args: &CommonArgs,
+    lease_name: &str,
+    readiness: Readiness,
+    shutdown: Shutdown,
+    controller: F,
+) -> Result<(), StartError>
+where
+    F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if !args.leader_elect {
+        readiness.set(true);
+        let stopper = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.wait().await;
+                let _ = stop_tx.send(true);
+            }
+        });
+        controller(stop_rx).await;
+        stopper.abort();
+        return Ok(());
+    }
+    let namespace = args.lease_namespace();
+    let mut leadership = leader::contend(client, &namespace, lease_name, &identity())
+        .await
+        .map_err(StartError::LeaderElection)?;
+    tracing::info!(lease = %format!("{namespace}/{lease_name}"), "waiting for leadership");
+    tokio::select! {
+        acquired = leadership.acquired() => {
+            if !acquired { return Ok(()); }
+        }
+        _ = shutdown.clone().wait() => {
+            leadership.release().await;
+            return Ok(());
+        }
+    }
+    tracing::info!("leading: starting the controller");
+    readiness.set(true);
+    let run = controller(stop_rx);
+    tokio::pin!(run);
+    tokio::select! {
+        _ = &mut run => {}
+        _ = shutdown.clone().wait() => {
+            let _ = stop_tx.send(true);
+            run.await;
+        }
+        _ = leadership.lost() => {
+            tracing::warn!("leadership lost: stopping the controller");
+            let _ = stop_tx.send(true);
+            run.await;
+        }
+    }
+    readiness.set(false);
+    leadership.release().await;
+    Ok(())
+}
+
+/// Resolves when `stop` becomes true (for `Controller::graceful_shutdown_on`).
+pub async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

@@ -1,0 +1,13 @@
+//! The source-controller binary: flags, telemetry, client, then the controller under leader
+//! election with the artifact and operations servers beside it.
+
+use clap::Parser;
+use mooring_source_controller::cli::Args;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    mooring_runtime::telemetry::init(args.common.log_format, &args.common.log_level)
+        .map_err(anyhow::Error::msg)?;
+    mooring_source_controller::run(args).await
+}

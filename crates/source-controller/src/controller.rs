@@ -1,0 +1,76 @@
+//! Wiring: the GitRepository watch, the include trigger, and the controller loop.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::Config;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use mooring_api::GitRepository;
+use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
+
+use crate::context::Context;
+use crate::reconciler::{error_policy, reconcile};
+
+/// A hash of what should start a reconcile: the spec (generation), a reconcile request, and
+/// deletion. The controller's own status writes change none of these, so they do not echo.
+fn trigger_hash(repo: &GitRepository) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    repo.meta().generation.hash(&mut hasher);
+    repo.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION).hash(&mut hasher);
+    repo.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    repo.finalizers().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// A hash of a GitRepository's current artifact, to wake the repositories that include it.
+fn artifact_hash(repo: &GitRepository) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    repo.status.as_ref().and_then(|s| s.artifact.as_ref()).map(|a| (&a.revision, &a.digest)).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Runs the GitRepository controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    writer: reflector::store::Writer<GitRepository>,
+    watch_config: watcher::Config,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<GitRepository> = Api::all(ctx.client.clone());
+    let reader = ctx.repositories.clone();
+    let primary = watcher(api.clone(), watch_config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    let includes = watcher(api, watch_config)
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(artifact_hash, Default::default());
+    let store = reader.clone();
+    Controller::for_stream(primary, reader)
+        .watches_stream(includes, move |changed: GitRepository| {
+            let ns = changed.namespace();
+            let name = changed.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|r| r.namespace() == ns && r.spec.include.iter().any(|i| i.repository.name == name))
+                .map(|r| ObjectRef::from_obj(&*r))
+                .collect::<Vec<_>>()
+        })
+        .with_config(Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}

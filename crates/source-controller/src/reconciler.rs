@@ -1,0 +1,235 @@
+//! The GitRepository reconcile driver: a thin sequence of named steps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use mooring_api::conditions::reasons;
+use mooring_api::constants::{FINALIZER, RECONCILE_REQUESTED_AT_ANNOTATION, SOURCE_FIELD_MANAGER};
+use mooring_api::{Artifact, GitRepository};
+use mooring_runtime::backoff::jittered_interval;
+use mooring_runtime::status::{apply_status, same_status};
+
+use crate::context::Context;
+use crate::decide::{Outcome, next_status, rebuild_reason};
+use crate::error::Error;
+use crate::steps;
+
+/// Reconciles one GitRepository: called by the controller on every trigger.
+pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = repo.namespace().unwrap_or_default();
+    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, repo, |event| async {
+        match event {
+            Finalizer::Apply(repo) => apply(repo, ctx.clone()).await,
+            Finalizer::Cleanup(repo) => cleanup(repo, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()))
+}
+
+/// Decides when to retry after `reconcile` returned an error (status was not written).
+pub fn error_policy(repo: Arc<GitRepository>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = object_key(&repo);
+    tracing::warn!(object = %key, error = %error, "reconcile failed");
+    Action::requeue(ctx.failures.record_failure(&key))
+}
+
+fn object_key(repo: &GitRepository) -> String {
+    format!("{}/{}", repo.namespace().unwrap_or_default(), repo.name_any())
+}
+
+async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = object_key(&repo);
+    if repo.spec.suspend {
+        tracing::debug!(object = %key, "suspended");
+        // Suspension ends with a spec change, which triggers a reconcile by itself.
+        return Ok(Action::await_change());
+    }
+    let started = Instant::now();
+    let outcome = match run_steps(&repo, &ctx).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            tracing::info!(object = %key, error = %error, "GitRepository not ready");
+            error.outcome()
+        }
+    };
+    let result = match &outcome {
+        Outcome::Ready { .. } => "success",
+        Outcome::Failed { .. } => "failure",
+        Outcome::Stalled { .. } => "stalled",
+    };
+    ctx.metrics.reconciles.with_label_values(&[result]).inc();
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&[result])
+        .observe(started.elapsed().as_secs_f64());
+    write_status(&repo, &ctx, &outcome).await?;
+    Ok(match outcome {
+        Outcome::Ready { .. } => {
+            ctx.failures.reset(&key);
+            Action::requeue(jittered_interval(repo.spec.interval().unwrap_or(Duration::from_secs(60))))
+        }
+        Outcome::Failed { .. } => Action::requeue(ctx.failures.record_failure(&key)),
+        // An invalid spec waits for the user to change it.
+        Outcome::Stalled { .. } => Action::await_change(),
+    })
+}
+
+/// Validates, resolves, and rebuilds the artifact when needed. Talks to the API and git.
+async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error> {
+    let ns = repo.namespace().unwrap_or_default();
+    let name = repo.name_any();
+    let spec = &repo.spec;
+    let timeout = steps::validate(spec)?;
+    let secret = read_secret(ctx, &ns, spec.secret_ref.as_ref().map(|r| r.name.as_str()), "spec.secretRef").await?;
+    let proxy = read_secret(ctx, &ns, spec.proxy_secret_ref.as_ref().map(|r| r.name.as_str()), "spec.proxySecretRef").await?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let remote = steps::remote(spec, secret.as_ref(), proxy.as_ref(), timeout, cancel.clone())?;
+    let included = steps::included_artifacts(repo, &ctx.repositories)?;
+
+    let started = Instant::now();
+    let resolved = steps::run_blocking(timeout, cancel.clone(), {
+        let remote = remote.clone();
+        let checkout = spec.checkout();
+        move || steps::resolve(&remote, &checkout)
+    })
+    .await?;
+    ctx.metrics.git_duration.with_label_values(&["resolve"]).observe(started.elapsed().as_secs_f64());
+
+    let status = repo.status.clone().unwrap_or_default();
+    let in_storage = status.artifact.as_ref().is_some_and(|a| ctx.storage.has(a));
+    let included_artifacts: Vec<Artifact> = included.iter().map(|i| i.artifact.clone()).collect();
+    let Some(reason) =
+        rebuild_reason(spec, &status, &resolved.revision, in_storage, &included_artifacts)
+    else {
+        let mut artifact = status.artifact.clone().ok_or_else(|| Error::Storage {
+            reason: reasons::STAT_OPERATION_FAILED,
+            message: "artifact missing from status".to_string(),
+        })?;
+        // The advertised address may have changed since the artifact was stored.
+        artifact.url = ctx.storage.url_for(&artifact.path, &ctx.settings.advertised_base);
+        return Ok(Outcome::Ready { artifact, included: included_artifacts });
+    };
+    tracing::info!(namespace = %ns, name = %name, %reason, "building artifact");
+
+    let started = Instant::now();
+    let fetched = steps::run_blocking(timeout, cancel.clone(), {
+        let cache = ctx.settings.git_cache.clone();
+        let resolved = resolved.clone();
+        move || steps::fetch(&remote, &resolved, &cache)
+    })
+    .await?;
+    ctx.metrics.git_duration.with_label_values(&["fetch"]).observe(started.elapsed().as_secs_f64());
+
+    let built = steps::build_and_store(ctx, &ns, &name, spec, &resolved, &fetched, &included).await?;
+    ctx.metrics
+        .artifact_size
+        .with_label_values(&[&ns, &name])
+        .set(built.artifact.size.unwrap_or(0));
+    if !built.dropped_symlinks.is_empty() {
+        publish(
+            ctx,
+            repo,
+            EventType::Warning,
+            "SymlinksDropped",
+            format!("symlinks leaving the repository were left out: {}", built.dropped_symlinks.join(", ")),
+        )
+        .await;
+    }
+    publish(
+        ctx,
+        repo,
+        EventType::Normal,
+        "NewArtifact",
+        format!("stored artifact for revision '{}' ({reason})", resolved.revision),
+    )
+    .await;
+    Ok(Outcome::Ready { artifact: built.artifact, included: included_artifacts })
+}
+
+async fn read_secret(
+    ctx: &Context,
+    ns: &str,
+    name: Option<&str>,
+    what: &'static str,
+) -> Result<Option<(String, BTreeMap<String, Vec<u8>>)>, Error> {
+    let Some(name) = name else { return Ok(None) };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = api.get_opt(name).await.map_err(|e| Error::ReadSecret {
+        what,
+        name: name.to_string(),
+        message: kube_reason(&e),
+    })?;
+    let secret = secret.ok_or_else(|| Error::ReadSecret {
+        what,
+        name: name.to_string(),
+        message: "not found".to_string(),
+    })?;
+    let data = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    Ok(Some((name.to_string(), data)))
+}
+
+/// The API server's reason for a failed call, without request details.
+fn kube_reason(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn write_status(repo: &GitRepository, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
+    let current = repo.status.clone().unwrap_or_default();
+    let requested_at = repo.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION).map(String::as_str);
+    let now = Time(jiff::Timestamp::now());
+    let generation = repo.meta().generation.unwrap_or(0);
+    let desired = next_status(&current, &repo.spec, generation, outcome, requested_at, &now);
+    if same_status(repo.status.as_ref(), &desired) {
+        return Ok(());
+    }
+    if let Outcome::Failed { reason, message, .. } = outcome {
+        publish(ctx, repo, EventType::Warning, reason, message.clone()).await;
+    }
+    let api: Api<GitRepository> =
+        Api::namespaced(ctx.client.clone(), &repo.namespace().unwrap_or_default());
+    apply_status(&api, &repo.name_any(), SOURCE_FIELD_MANAGER, &desired)
+        .await
+        .map_err(Error::PatchStatus)?;
+    Ok(())
+}
+
+/// Removes the object's artifacts when it is deleted.
+async fn cleanup(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = repo.namespace().unwrap_or_default();
+    let name = repo.name_any();
+    ctx.storage.remove_all(&ns, &name).map_err(|e| Error::Storage {
+        reason: reasons::STAT_OPERATION_FAILED,
+        message: format!("removing the artifacts of {ns}/{name}: {e}"),
+    })?;
+    ctx.metrics.artifact_size.remove_label_values(&[&ns, &name]).ok();
+    ctx.failures.reset(&object_key(&repo));
+    Ok(Action::await_change())
+}
+
+/// Publishes an Event about `repo`; failures to publish are logged, never fatal.
+pub(crate) async fn publish(ctx: &Context, repo: &GitRepository, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &repo.object_ref(&())).await {
+        tracing::debug!(error = %e, "publishing an event failed");
+    }
+}
