@@ -2,3 +2,4 @@
 //! equal to the result with server-side apply, pruning, drift correction and health checks.
 
 pub mod decide;
+pub mod drift;
