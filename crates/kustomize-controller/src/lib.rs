@@ -1,1 +1,3 @@
 //! mooring-kustomize-controller.
+
+pub mod health;
