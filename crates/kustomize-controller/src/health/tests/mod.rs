@@ -3,6 +3,7 @@
 mod core_kinds;
 mod fixtures;
 mod generic;
+mod pods_jobs;
 mod summary;
 mod workloads;
 
