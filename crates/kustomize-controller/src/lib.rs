@@ -3,3 +3,4 @@
 
 pub mod decide;
 pub mod drift;
+pub mod health;
