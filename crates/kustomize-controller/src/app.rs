@@ -1,0 +1,109 @@
+//! Start-up of the kustomize-controller process: client, caches, servers, leader election.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher};
+use mooring_runtime::app::{run_as_leader, stopped};
+use mooring_runtime::backoff::FailureTracker;
+use mooring_runtime::server::{self, Readiness};
+use mooring_runtime::shutdown;
+use tokio::sync::mpsc;
+
+use crate::apply::discovery::KindCache;
+use crate::artifact::{ArtifactCache, Limits};
+use crate::cli::Args;
+use crate::client_cache::ClientCache;
+use crate::context::{Context, Settings};
+use crate::controller::{self, Writers};
+use crate::drift::DriftWatcher;
+use crate::metrics::Metrics;
+use crate::state::AppliedStates;
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No usable Kubernetes configuration.
+    #[error("loading the Kubernetes configuration: {0}")]
+    Config(String),
+    /// Registering metrics failed.
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The operations server could not start.
+    #[error("operations server on {addr}: {source}")]
+    Server {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Leader election could not start.
+    #[error(transparent)]
+    Leader(#[from] mooring_runtime::app::StartError),
+}
+
+/// Runs the kustomize-controller until SIGTERM/SIGINT.
+pub async fn run(args: Args) -> Result<(), StartError> {
+    let config = kube::Config::infer().await.map_err(|e| StartError::Config(e.to_string()))?;
+    let client = kube::Client::try_from(config.clone()).map_err(|e| StartError::Config(e.to_string()))?;
+    let metrics = Metrics::new()?;
+    let readiness = Readiness::default();
+    let (trigger, shutdown) = shutdown::channel();
+    let signals = trigger.on_signals();
+
+    let ops = tokio::spawn(server::serve(
+        args.common.metrics_addr,
+        metrics.registry.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+    ));
+
+    let (kustomizations, ks_writer) = reflector::store();
+    let (sources, src_writer) = reflector::store();
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let limits = Limits { max_download_bytes: args.max_artifact_size, ..Limits::default() };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        clients: ClientCache::new(config),
+        artifacts: ArtifactCache::new(args.artifact_cache_path.clone(), limits),
+        settings: Settings {
+            kustomize: args.kustomize_path.clone(),
+            allow_cross_namespace_refs: args.allow_cross_namespace_refs,
+            allow_remote_bases: args.allow_remote_bases,
+            apply_concurrency: args.apply_concurrency,
+            requeue_dependency: Duration::from_secs(args.requeue_dependency_seconds),
+        },
+        recorder: Recorder::new(client.clone(), Reporter::from("mooring-kustomize-controller")),
+        metrics,
+        failures: FailureTracker::new(Duration::from_secs(1), Duration::from_secs(300)),
+        kustomizations,
+        sources,
+        drift: DriftWatcher::new(client.clone(), wake_tx),
+        applied: AppliedStates::default(),
+        kinds: KindCache::new(),
+    });
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &args.common.watch_label_selector {
+        watch_config = watch_config.labels(selector);
+    }
+    let concurrency = args.common.concurrency;
+    run_as_leader(
+        client,
+        &args.common,
+        "mooring-kustomize-controller",
+        readiness,
+        shutdown.clone(),
+        move |stop| {
+            let writers = Writers { kustomizations: ks_writer, sources: src_writer };
+            controller::run(ctx, writers, wake_rx, watch_config, concurrency, stopped(stop))
+        },
+    )
+    .await?;
+    trigger.trigger();
+    signals.abort();
+    match ops.await {
+        Ok(Err(source)) => Err(StartError::Server { addr: args.common.metrics_addr, source }),
+        _ => Ok(()),
+    }
+}

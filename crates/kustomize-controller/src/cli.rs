@@ -1,0 +1,44 @@
+//! Command-line flags of the kustomize-controller.
+
+use std::path::PathBuf;
+
+use mooring_runtime::flags::CommonArgs;
+
+/// The Kustomization controller: builds GitRepository artifacts with kustomize and keeps the
+/// cluster equal to the result.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "mooring-kustomize-controller", version)]
+pub struct Args {
+    /// Flags shared by both controllers.
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The kustomize binary.
+    #[arg(long, env = "MOORING_KUSTOMIZE_PATH", default_value = "kustomize")]
+    pub kustomize_path: PathBuf,
+
+    /// Directory for downloaded and extracted artifacts, shared by all Kustomizations.
+    #[arg(long, env = "MOORING_ARTIFACT_CACHE_PATH", default_value = "/cache")]
+    pub artifact_cache_path: PathBuf,
+
+    /// Allow a Kustomization to use a GitRepository in another namespace.
+    #[arg(long, env = "MOORING_ALLOW_CROSS_NAMESPACE_REFS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_cross_namespace_refs: bool,
+
+    /// Allow kustomize to fetch remote bases over the network.
+    #[arg(long, env = "MOORING_ALLOW_REMOTE_BASES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_remote_bases: bool,
+
+    /// Requests in flight at once within one apply stage.
+    #[arg(long, env = "MOORING_APPLY_CONCURRENCY", default_value_t = 8)]
+    pub apply_concurrency: usize,
+
+    /// Seconds to wait before looking again at a source without an artifact (watches usually
+    /// wake the Kustomization sooner).
+    #[arg(long, env = "MOORING_REQUEUE_DEPENDENCY_SECONDS", default_value_t = 30)]
+    pub requeue_dependency_seconds: u64,
+
+    /// Largest artifact to download, in bytes.
+    #[arg(long, env = "MOORING_MAX_ARTIFACT_SIZE", default_value_t = 512 * 1024 * 1024)]
+    pub max_artifact_size: u64,
+}

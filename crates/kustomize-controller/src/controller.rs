@@ -1,0 +1,132 @@
+//! Wiring: the Kustomization watch, source and dependency triggers, drift wake-ups, and the
+//! controller loop. Every trigger is a watch plus an index lookup; nothing polls.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::Config;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
+use mooring_api::conditions::find_condition;
+use mooring_api::{GitRepository, Kustomization};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::context::Context;
+use crate::reconciler::{error_policy, reconcile};
+
+fn hash_of(value: impl Hash) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What should start a reconcile of the object itself: spec, reconcile requests, deletion.
+/// The controller's own status writes change none of these.
+fn trigger_hash(ks: &Kustomization) -> Option<u64> {
+    hash_of((
+        ks.meta().generation,
+        ks.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION),
+        ks.meta().deletion_timestamp.is_some(),
+        ks.finalizers(),
+    ))
+}
+
+/// A Kustomization's readiness, which its dependents wait on.
+fn readiness_hash(ks: &Kustomization) -> Option<u64> {
+    let status = ks.status.clone().unwrap_or_default();
+    let ready = find_condition(&status.conditions, "Ready").map(|c| c.status.clone());
+    hash_of((ready, status.observed_generation, status.last_applied_revision))
+}
+
+/// A GitRepository's current artifact.
+fn artifact_hash(repo: &GitRepository) -> Option<u64> {
+    hash_of(repo.status.as_ref().and_then(|s| s.artifact.as_ref()).map(|a| (&a.revision, &a.digest, &a.url)))
+}
+
+/// The Kustomizations in `store` whose source is `repo`.
+fn users_of(store: &Store<Kustomization>, repo: &GitRepository) -> Vec<ObjectRef<Kustomization>> {
+    let repo_ns = repo.namespace();
+    let repo_name = repo.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|ks| {
+            let ns = ks.spec.source_ref.namespace.clone().or_else(|| ks.namespace());
+            ks.spec.source_ref.name == repo_name && ns == repo_ns
+        })
+        .map(|ks| ObjectRef::from_obj(&*ks))
+        .collect()
+}
+
+/// The Kustomizations in `store` that depend on `dep`.
+fn dependents_of(store: &Store<Kustomization>, dep: &Kustomization) -> Vec<ObjectRef<Kustomization>> {
+    let dep_ns = dep.namespace();
+    let dep_name = dep.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|ks| {
+            ks.spec.depends_on.iter().any(|d| {
+                d.name == dep_name && d.namespace.clone().or_else(|| ks.namespace()) == dep_ns
+            })
+        })
+        .map(|ks| ObjectRef::from_obj(&*ks))
+        .collect()
+}
+
+/// The writers behind the stores in [`Context`], fed by [`run`].
+pub struct Writers {
+    /// Feeds `Context::kustomizations`.
+    pub kustomizations: reflector::store::Writer<Kustomization>,
+    /// Feeds `Context::sources`.
+    pub sources: reflector::store::Writer<GitRepository>,
+}
+
+/// Runs the Kustomization controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    writers: Writers,
+    drift_wakeups: mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
+    watch_config: watcher::Config,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ks_api: Api<Kustomization> = Api::all(ctx.client.clone());
+    let repo_api: Api<GitRepository> = Api::all(ctx.client.clone());
+    let primary = watcher(ks_api.clone(), watch_config.clone())
+        .default_backoff()
+        .reflect(writers.kustomizations)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    // Sources are not sharded by our label selector: any Kustomization may use any source.
+    let sources = watcher(repo_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writers.sources)
+        .applied_objects()
+        .predicate_filter(artifact_hash, Default::default());
+    let readiness = watcher(ks_api, watch_config)
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(readiness_hash, Default::default());
+    let by_source = ctx.kustomizations.clone();
+    let by_dependency = ctx.kustomizations.clone();
+    Controller::for_stream(primary, ctx.kustomizations.clone())
+        .watches_stream(sources, move |repo: GitRepository| users_of(&by_source, &repo))
+        .watches_stream(readiness, move |dep: Kustomization| dependents_of(&by_dependency, &dep))
+        .reconcile_on(UnboundedReceiverStream::new(drift_wakeups))
+        .with_config(Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    ctx.drift.shutdown();
+}
