@@ -22,6 +22,7 @@ use crate::context::Context;
 use crate::decide::{Outcome, next_status, rebuild_reason};
 use crate::error::Error;
 use crate::steps;
+use crate::storage::Storage;
 
 /// Reconciles one GitRepository: called by the controller on every trigger.
 pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -95,7 +96,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     let proxy = read_secret(ctx, &ns, spec.proxy_secret_ref.as_ref().map(|r| r.name.as_str()), "spec.proxySecretRef").await?;
     let cancel = Arc::new(AtomicBool::new(false));
     let remote = steps::remote(spec, secret.as_ref(), proxy.as_ref(), timeout, cancel.clone())?;
-    let included = steps::included_artifacts(repo, &ctx.repositories)?;
+    let included = steps::included_artifacts(repo, &ctx.repositories, &ctx.storage)?;
 
     let started = Instant::now();
     let resolved = steps::run_blocking(timeout, cancel.clone(), {
@@ -107,7 +108,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     ctx.metrics.git_duration.with_label_values(&["resolve"]).observe(started.elapsed().as_secs_f64());
 
     let status = repo.status.clone().unwrap_or_default();
-    let in_storage = status.artifact.as_ref().is_some_and(|a| ctx.storage.has(a));
+    let in_storage = status.artifact.as_ref().is_some_and(|a| steps::artifact_present(&ctx.storage, a));
     let included_artifacts: Vec<Artifact> = included.iter().map(|i| i.artifact.clone()).collect();
     let Some(reason) =
         rebuild_reason(spec, &status, &resolved.revision, in_storage, &included_artifacts)
@@ -117,7 +118,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
             message: "artifact missing from status".to_string(),
         })?;
         // The advertised address may have changed since the artifact was stored.
-        artifact.url = ctx.storage.url_for(&artifact.path, &ctx.settings.advertised_base);
+        artifact.url = Storage::url_for(&artifact.path, &ctx.settings.advertised_base);
         return Ok(Outcome::Ready { artifact, included: included_artifacts });
     };
     tracing::info!(namespace = %ns, name = %name, %reason, "building artifact");

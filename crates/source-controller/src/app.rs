@@ -1,0 +1,98 @@
+//! Start-up of the source-controller process: client, storage, servers, leader election.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher};
+use mooring_runtime::app::{run_as_leader, stopped};
+use mooring_runtime::backoff::FailureTracker;
+use mooring_runtime::server::{self, Readiness};
+use mooring_runtime::shutdown;
+
+use crate::cli::Args;
+use crate::context::{Context, Settings};
+use crate::metrics::Metrics;
+use crate::storage::Storage;
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No usable Kubernetes configuration.
+    #[error("loading the Kubernetes configuration: {0}")]
+    Config(String),
+    /// Registering metrics failed.
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// A server could not start.
+    #[error("{what} server: {source}")]
+    Server {
+        /// Which server.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Leader election could not start.
+    #[error(transparent)]
+    Leader(#[from] mooring_runtime::app::StartError),
+}
+
+/// Runs the source-controller until SIGTERM/SIGINT.
+///
+/// The artifact server runs on every replica, but only the leader is ready, so the Service
+/// sends downloads to the replica whose storage holds the artifacts.
+pub async fn run(args: Args) -> Result<(), StartError> {
+    let client = kube::Client::try_default().await.map_err(|e| StartError::Config(e.to_string()))?;
+    let metrics = Metrics::new()?;
+    let readiness = Readiness::default();
+    let (trigger, shutdown) = shutdown::channel();
+    let signals = trigger.on_signals();
+
+    let ops = tokio::spawn(server::serve(
+        args.common.metrics_addr,
+        metrics.registry.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+    ));
+    let artifacts = tokio::spawn(crate::server::serve(
+        args.artifact_addr,
+        args.storage_path.clone(),
+        shutdown.clone().wait(),
+    ));
+
+    let (repositories, writer) = reflector::store();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        storage: Storage::new(args.storage_path.clone()),
+        settings: Settings {
+            git_cache: args.git_cache_path.clone(),
+            advertised_base: args.storage_adv_addr.clone(),
+            retention: args.artifact_retention.max(1),
+            max_artifact_size: (args.max_artifact_size > 0).then_some(args.max_artifact_size),
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+        },
+        recorder: Recorder::new(client.clone(), Reporter::from("mooring-source-controller")),
+        metrics,
+        failures: FailureTracker::new(Duration::from_secs(2), Duration::from_secs(300)),
+        repositories,
+    });
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &args.common.watch_label_selector {
+        watch_config = watch_config.labels(selector);
+    }
+    let concurrency = args.common.concurrency;
+    run_as_leader(client, &args.common, "mooring-source-controller", readiness, shutdown.clone(), move |stop| {
+        crate::controller::run(ctx, writer, watch_config, concurrency, stopped(stop))
+    })
+    .await?;
+    trigger.trigger();
+    signals.abort();
+    if let Ok(Err(source)) = artifacts.await {
+        return Err(StartError::Server { what: "artifact", source });
+    }
+    if let Ok(Err(source)) = ops.await {
+        return Err(StartError::Server { what: "operations", source });
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The steps of a GitRepository pass that the driver calls by name. Steps that talk to the API
+//! server or git say so.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use mooring_api::conditions::reasons;
+use mooring_api::{Artifact, GitCheckout, GitRepository, GitRepositorySpec};
+
+use crate::archive::{ArchiveOptions, IncludeSource, build_archive};
+use crate::context::Context;
+use crate::error::Error;
+use crate::git::{self, Fetched, GitAuth, ProxyConfig, Remote, Resolved};
+use crate::storage::{Storage, StoreError};
+
+/// Longest commit subject kept in artifact metadata.
+const MAX_SUBJECT: usize = 256;
+
+/// Checks what the API server's schema cannot: the URL's scheme and host, and the timeout.
+/// Returns the timeout.
+pub fn validate(spec: &GitRepositorySpec) -> Result<Duration, Error> {
+    if git::url::Scheme::of(&spec.url).is_none() {
+        return Err(Error::InvalidSpec {
+            field: "spec.url",
+            reason: reasons::URL_INVALID,
+            message: format!("unsupported URL '{}': use http://, https:// or ssh://", git::url::redact(&spec.url)),
+        });
+    }
+    spec.interval().map_err(|e| Error::InvalidSpec {
+        field: "spec.interval",
+        reason: reasons::URL_INVALID,
+        message: e.to_string(),
+    })?;
+    spec.timeout().map_err(|e| Error::InvalidSpec {
+        field: "spec.timeout",
+        reason: reasons::URL_INVALID,
+        message: e.to_string(),
+    })
+}
+
+/// The remote to talk to, with credentials from the auth and proxy Secrets.
+pub fn remote(
+    spec: &GitRepositorySpec,
+    secret: Option<&(String, BTreeMap<String, Vec<u8>>)>,
+    proxy: Option<&(String, BTreeMap<String, Vec<u8>>)>,
+    timeout: Duration,
+    cancel: Arc<AtomicBool>,
+) -> Result<Remote, Error> {
+    let auth = match secret {
+        Some((name, data)) => GitAuth::from_secret(data, &spec.url)
+            .map_err(|e| Error::Credentials { name: name.clone(), message: e.to_string() })?,
+        None => GitAuth::default(),
+    };
+    let proxy = match proxy {
+        Some((name, data)) => Some(
+            ProxyConfig::from_secret(data)
+                .map_err(|e| Error::Credentials { name: name.clone(), message: e.to_string() })?,
+        ),
+        None => None,
+    };
+    Ok(Remote { url: spec.url.clone(), auth, proxy, timeout, cancel })
+}
+
+/// An included repository's artifact and where it goes.
+#[derive(Debug, Clone)]
+pub struct Included {
+    /// The included repository's current artifact.
+    pub artifact: Artifact,
+    /// Where its files go in this artifact.
+    pub source: IncludeSource,
+}
+
+/// The artifacts of `spec.include`, from the watch cache; each must exist and have an artifact.
+pub fn included_artifacts(repo: &GitRepository, store: &Store<GitRepository>, storage: &Storage) -> Result<Vec<Included>, Error> {
+    let ns = repo.namespace().unwrap_or_default();
+    let mut out = Vec::new();
+    for include in &repo.spec.include {
+        let name = &include.repository.name;
+        let included = store.get(&ObjectRef::new(name).within(&ns)).ok_or_else(|| Error::IncludeUnavailable {
+            reason: reasons::NOT_FOUND,
+            message: format!("included GitRepository '{ns}/{name}' not found"),
+        })?;
+        let artifact = included.status.as_ref().and_then(|s| s.artifact.clone()).ok_or_else(|| {
+            Error::IncludeUnavailable {
+                reason: reasons::NO_ARTIFACT,
+                message: format!("included GitRepository '{ns}/{name}' has no artifact yet"),
+            }
+        })?;
+        let archive = storage.local_path(&artifact.path).map_err(|e| Error::IncludeUnavailable {
+            reason: reasons::NO_ARTIFACT,
+            message: format!("included GitRepository '{ns}/{name}': {e}"),
+        })?;
+        out.push(Included {
+            artifact,
+            source: IncludeSource {
+                archive,
+                from_path: include.from_path.clone(),
+                to_path: include.to_path.clone().unwrap_or_else(|| name.clone()),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Runs blocking git work off the async threads, bounded by `timeout`; on timeout the work is
+/// told to stop through `cancel`.
+pub async fn run_blocking<T: Send + 'static>(
+    timeout: Duration,
+    cancel: Arc<AtomicBool>,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let task = tokio::task::spawn_blocking(work);
+    match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(Error::Git { reason: reasons::GIT_OPERATION_FAILED, message: format!("git task failed: {join}") }),
+        Err(_) => {
+            cancel.store(true, Ordering::Relaxed);
+            Err(Error::Git {
+                reason: reasons::GIT_OPERATION_FAILED,
+                message: format!("timeout after {timeout:?} (spec.timeout)"),
+            })
+        }
+    }
+}
+
+/// Lists the remote's refs (no pack) and resolves the checkout. Talks to git; blocking.
+pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, Error> {
+    git::resolve(remote, checkout).map_err(|e| Error::Git { reason: e.reason(), message: e.to_string() })
+}
+
+/// Fetches the resolved commit into the per-URL cache. Talks to git; blocking.
+pub fn fetch(remote: &Remote, resolved: &Resolved, cache: &Path) -> Result<Fetched, Error> {
+    git::fetch(remote, resolved, cache).map_err(|e| Error::Git { reason: e.reason(), message: e.to_string() })
+}
+
+/// The artifact built and stored by [`build_and_store`].
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The new `status.artifact`.
+    pub artifact: Artifact,
+    /// Symlinks left out because they leave the repository.
+    pub dropped_symlinks: Vec<String>,
+}
+
+/// Archives the fetched commit into storage, then collects old artifacts.
+pub async fn build_and_store(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    spec: &GitRepositorySpec,
+    resolved: &Resolved,
+    fetched: &Fetched,
+    included: &[Included],
+) -> Result<Built, Error> {
+    let storage = ctx.storage.clone();
+    let options = ArchiveOptions {
+        ignore: spec.ignore.clone(),
+        sparse_checkout: spec.sparse_checkout.clone(),
+        includes: included.iter().map(|i| i.source.clone()).collect(),
+        max_size: ctx.settings.max_artifact_size,
+        max_include_size: ctx.settings.max_artifact_size,
+    };
+    let (ns_owned, name_owned) = (ns.to_string(), name.to_string());
+    let repo_path = fetched.repo_path.clone();
+    let commit = fetched.commit.clone();
+    let retention = ctx.settings.retention;
+    let stored = tokio::task::spawn_blocking(move || {
+        let result = storage.store(&ns_owned, &name_owned, &commit, |out| build_archive(&repo_path, &commit, &options, out));
+        if let Ok((stored, _)) = &result {
+            if let Err(e) = storage.gc(&ns_owned, &name_owned, retention, &stored.path) {
+                tracing::warn!(error = %e, "garbage-collecting old artifacts failed");
+            }
+        }
+        result
+    })
+    .await
+    .map_err(|e| Error::Storage { reason: reasons::ARCHIVE_OPERATION_FAILED, message: e.to_string() })?;
+    let (stored, summary) = stored.map_err(|e| match e {
+        StoreError::Build(e) => Error::Storage { reason: reasons::ARCHIVE_OPERATION_FAILED, message: e.to_string() },
+        StoreError::Storage(e) => Error::Storage { reason: reasons::STAT_OPERATION_FAILED, message: e.to_string() },
+    })?;
+    let info = &fetched.info;
+    let mut metadata = BTreeMap::new();
+    metadata.insert("git.author".to_string(), info.author.clone());
+    metadata.insert("git.committer".to_string(), info.committer.clone());
+    metadata.insert("git.commitTime".to_string(), info.time.clone());
+    metadata.insert("git.subject".to_string(), info.subject.chars().take(MAX_SUBJECT).collect());
+    let artifact = Artifact {
+        url: Storage::url_for(&stored.path, &ctx.settings.advertised_base),
+        path: stored.path,
+        revision: resolved.revision.clone(),
+        digest: Some(stored.digest),
+        last_update_time: Time(jiff::Timestamp::now()),
+        size: Some(i64::try_from(stored.size).unwrap_or(i64::MAX)),
+        metadata: Some(metadata),
+    };
+    Ok(Built { artifact, dropped_symlinks: summary.dropped_symlinks })
+}
+
+/// Whether the artifact's file is in storage with its recorded size. Cheap (one stat); the
+/// digest is checked by consumers before they use a byte.
+pub fn artifact_present(storage: &Storage, artifact: &Artifact) -> bool {
+    let Ok(path) = storage.local_path(&artifact.path) else { return false };
+    match std::fs::metadata(path) {
+        Ok(meta) => meta.is_file() && artifact.size.is_none_or(|size| u64::try_from(size).ok() == Some(meta.len())),
+        Err(_) => false,
+    }
+}
