@@ -1,1 +1,5 @@
 //! mooring-source-controller.
+
+pub mod archive;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,1 @@
+//! Artifact HTTP server (placeholder until written).
