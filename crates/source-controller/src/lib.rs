@@ -1,1 +1,3 @@
 //! mooring-source-controller.
+
+pub mod git;
