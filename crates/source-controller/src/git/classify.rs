@@ -87,6 +87,10 @@ pub(crate) fn classify(err: &gix::Error, ctx: &Context<'_>) -> GitError {
             return found;
         }
     }
+    if err.classify().is_unauthenticated() {
+        let detail = credentials_detail(ctx).to_owned();
+        return GitError::AuthenticationFailed { url, detail };
+    }
     let detail = scrub(&chain(err), &ctx.secrets);
     let lower = detail.to_lowercase();
     if lower.contains("not our ref") || lower.contains("upload-pack: not") {
@@ -107,6 +111,15 @@ pub(crate) fn classify(err: &gix::Error, ctx: &Context<'_>) -> GitError {
         operation: ctx.operation,
         url,
         detail,
+    }
+}
+
+/// Why the server answered 401, from whether credentials were sent.
+fn credentials_detail(ctx: &Context<'_>) -> &'static str {
+    if ctx.has_credentials {
+        "the server rejected the credentials (HTTP 401)"
+    } else {
+        "the server requires credentials (HTTP 401); reference a Secret with them"
     }
 }
 
@@ -131,15 +144,8 @@ fn classify_one(e: &(dyn std::error::Error + 'static), ctx: &Context<'_>) -> Opt
         .and_then(|io| io.get_ref())
         .is_some_and(|inner| is_401(inner));
     if is_401(e) || inner_401 {
-        let detail = if ctx.has_credentials {
-            "the server rejected the credentials (HTTP 401)"
-        } else {
-            "the server requires credentials (HTTP 401); reference a Secret with them"
-        };
-        return Some(GitError::AuthenticationFailed {
-            url,
-            detail: detail.to_owned(),
-        });
+        let detail = credentials_detail(ctx).to_owned();
+        return Some(GitError::AuthenticationFailed { url, detail });
     }
     if let Some(gix::protocol::transport::client::Error::AuthenticationRefused(_)) =
         e.downcast_ref::<gix::protocol::transport::client::Error>()

@@ -134,11 +134,15 @@ fn receive(
         .map_err(Failure::Other)?;
     let conn = session.connect(repo, &remote).map_err(Failure::Other)?;
     let classify = |e: gix::Error| {
-        let local = e.classify().is_corrupted() && !session.timed_out();
-        if local {
-            Failure::Corrupt(super::classify::chain(&e))
-        } else {
-            Failure::Other(session.classify(&e, by_sha))
+        // Only a failure nothing else explains, that gix calls corruption, and that is not
+        // the server's own complaint, is blamed on the cache.
+        let chain = super::classify::chain(&e);
+        let from_server = chain.contains("server reply") || chain.contains("ERR ");
+        match session.classify(&e, by_sha) {
+            GitError::Remote { .. } if e.classify().is_corrupted() && !from_server => {
+                Failure::Corrupt(chain)
+            }
+            other => Failure::Other(other),
         }
     };
     let prepared = conn

@@ -11,7 +11,7 @@ use super::GitError;
 use super::auth::SshCredentials;
 
 /// How much of ssh's log is read to explain a failure.
-const MAX_LOG: u64 = 16 * 1024;
+const MAX_LOG: u64 = 512 * 1024;
 
 /// The key material on disk for one operation; removed when dropped.
 pub(crate) struct SshFiles {
@@ -27,8 +27,14 @@ impl SshFiles {
         let path = |name: &str| dir.path().join(name);
         write_private(&path("identity"), creds.identity.expose(), 0o600)?;
         write_private(&path("known_hosts"), &creds.known_hosts, 0o600)?;
+        // BatchMode would also stop ssh from asking SSH_ASKPASS for the key's passphrase;
+        // without it, no other prompt can happen: host keys are checked strictly and only
+        // public-key authentication is tried.
         let mut env = String::new();
+        let mut batch = "-o BatchMode=yes";
         if let Some(passphrase) = &creds.passphrase {
+            // ssh reports a wrong passphrase at debug2 only ("bad passphrase given").
+            batch = "-o NumberOfPasswordPrompts=1 -o LogLevel=DEBUG2";
             write_private(&path("passphrase"), passphrase.expose().as_bytes(), 0o600)?;
             let script = format!("#!/bin/sh\nexec cat {}\n", quote(&path("passphrase")));
             write_private(&path("askpass"), script.as_bytes(), 0o700)?;
@@ -43,7 +49,7 @@ impl SshFiles {
             "{env}ssh -F /dev/null -E {log} -i {identity} -o IdentitiesOnly=yes \
              -o UserKnownHostsFile={known_hosts} -o GlobalKnownHostsFile=/dev/null \
              -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o CheckHostIP=no \
-             -o BatchMode=yes -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no \
+             {batch} -o PreferredAuthentications=publickey \
              -o ConnectTimeout={seconds} -o ServerAliveInterval=15 -o ServerAliveCountMax=3",
             log = quote(&path("ssh.log")),
             identity = quote(&path("identity")),
@@ -57,18 +63,14 @@ impl SshFiles {
         &self.command
     }
 
-    /// The tail of ssh's log (`-E`), empty when there is none.
+    /// The beginning of ssh's log (`-E`), where connection and authentication problems are;
+    /// empty when there is none.
     pub(crate) fn log(&self) -> String {
         let Ok(file) = fs::File::open(self.log_path()) else {
             return String::new();
         };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut text = Vec::new();
-        let mut reader = io::BufReader::new(file);
-        if len > MAX_LOG {
-            let _ = io::Seek::seek(&mut reader, io::SeekFrom::Start(len - MAX_LOG));
-        }
-        let _ = reader.take(MAX_LOG).read_to_end(&mut text);
+        let _ = file.take(MAX_LOG).read_to_end(&mut text);
         String::from_utf8_lossy(&text).into_owned()
     }
 
@@ -124,7 +126,7 @@ pub(crate) fn explain(log: &str, host: &str, url: &str) -> Option<GitError> {
         url: url.to_owned(),
         detail,
     };
-    if log.contains("incorrect passphrase") || log.contains("bad passphrase") {
+    if log.contains("incorrect passphrase") || log.contains("bad passphrase given") {
         let detail = "ssh could not decrypt the key with the passphrase in Secret key 'password'";
         return Some(auth_failed(detail.to_owned()));
     }

@@ -259,11 +259,6 @@ impl<'a> Session<'a> {
         };
         classify(err, &ctx)
     }
-
-    /// Whether the deadline passed (the watchdog fired).
-    pub(crate) fn timed_out(&self) -> bool {
-        self.watchdog.state.timed_out.load(Ordering::Relaxed)
-    }
 }
 
 struct WatchState {
