@@ -9,15 +9,15 @@ pub struct Shutdown {
 }
 
 /// The sending side of [`Shutdown`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ShutdownTrigger {
-    tx: watch::Sender<bool>,
+    tx: std::sync::Arc<watch::Sender<bool>>,
 }
 
 /// A new shutdown signal pair.
 pub fn channel() -> (ShutdownTrigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
-    (ShutdownTrigger { tx }, Shutdown { rx })
+    (ShutdownTrigger { tx: std::sync::Arc::new(tx) }, Shutdown { rx })
 }
 
 impl ShutdownTrigger {
@@ -27,11 +27,12 @@ impl ShutdownTrigger {
     }
 
     /// Triggers shutdown when the process receives SIGTERM or SIGINT.
-    pub fn on_signals(self) -> tokio::task::JoinHandle<()> {
+    pub fn on_signals(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
-            self.trigger();
+            this.trigger();
         })
     }
 }

@@ -25,11 +25,11 @@ const MAX_SUBJECT: usize = 256;
 /// Checks what the API server's schema cannot: the URL's scheme and host, and the timeout.
 /// Returns the timeout.
 pub fn validate(spec: &GitRepositorySpec) -> Result<Duration, Error> {
-    if git::url::Scheme::of(&spec.url).is_none() {
+    if git::Scheme::of(&spec.url).is_none() {
         return Err(Error::InvalidSpec {
             field: "spec.url",
             reason: reasons::URL_INVALID,
-            message: format!("unsupported URL '{}': use http://, https:// or ssh://", git::url::redact(&spec.url)),
+            message: format!("unsupported URL '{}': use http://, https:// or ssh://", git::redact(&spec.url)),
         });
     }
     spec.interval().map_err(|e| Error::InvalidSpec {

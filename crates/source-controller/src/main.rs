@@ -9,5 +9,6 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     mooring_runtime::telemetry::init(args.common.log_format, &args.common.log_level)
         .map_err(anyhow::Error::msg)?;
-    mooring_source_controller::run(args).await
+    mooring_source_controller::run(args).await?;
+    Ok(())
 }

@@ -1,0 +1,228 @@
+//! The fetch cache: one bare repository per URL under the cache root, named by the URL's
+//! SHA-256, guarded by a lock file next to it (`flock`, so it works across threads and
+//! processes), and re-created when it cannot be opened.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::GitError;
+
+/// How often a waiting fetch retries the lock.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// A held lock on one cache repository: exclusive while fetching, shared while reading.
+/// Released when dropped.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+/// Why waiting for the lock ended without it.
+pub(crate) enum LockWait {
+    /// The deadline passed.
+    TimedOut,
+    /// The caller cancelled.
+    Cancelled,
+    /// The lock file could not be used.
+    Failed(GitError),
+}
+
+impl CacheLock {
+    /// Waits for the lock on `path` (exclusive or shared) until `deadline` or `cancel`.
+    pub(crate) fn acquire(
+        path: &Path,
+        exclusive: bool,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<CacheLock, LockWait> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| LockWait::Failed(cache_error(path, "opening the lock file", e)))?;
+        loop {
+            let attempt = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(CacheLock { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(LockWait::Failed(cache_error(path, "locking", e)));
+                }
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(LockWait::Cancelled);
+            }
+            if Instant::now() >= deadline {
+                return Err(LockWait::TimedOut);
+            }
+            std::thread::sleep(LOCK_POLL);
+        }
+    }
+}
+
+/// Where the cache of one URL lives.
+pub(crate) struct CachePaths {
+    pub(crate) repo: PathBuf,
+    pub(crate) lock: PathBuf,
+}
+
+impl CachePaths {
+    /// `<root>/<key>` and `<root>/<key>.lock`.
+    pub(crate) fn new(root: &Path, key: &str) -> CachePaths {
+        CachePaths {
+            repo: root.join(key),
+            lock: root.join(format!("{key}.lock")),
+        }
+    }
+}
+
+/// Opens the cache repository at `path` with `options`, creating it when missing and
+/// re-creating it when it is unusable (not a bare repository, unreadable HEAD, config or
+/// shallow file). Returns the repository and whether it was created now. Call with the
+/// exclusive lock held.
+pub(crate) fn open_or_create(
+    path: &Path,
+    options: &gix::open::Options,
+) -> Result<(gix::Repository, bool), GitError> {
+    if path.exists() {
+        match open_checked(path, options) {
+            Ok(repo) => return Ok((repo, false)),
+            Err(why) => {
+                tracing::warn!(path = %path.display(), %why, "git cache is unusable; re-creating it");
+                remove(path)?;
+            }
+        }
+    }
+    create(path, options).map(|repo| (repo, true))
+}
+
+/// Deletes the cache at `path` and creates it again (after a fetch found it corrupt).
+pub(crate) fn recreate(
+    path: &Path,
+    options: &gix::open::Options,
+) -> Result<gix::Repository, GitError> {
+    remove(path)?;
+    create(path, options)
+}
+
+fn create(path: &Path, options: &gix::open::Options) -> Result<gix::Repository, GitError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| cache_error(path, "creating the cache root", e))?;
+    }
+    gix::init_bare(path).map_err(|e| GitError::Cache {
+        path: path.to_owned(),
+        detail: format!("creating a bare repository: {}", super::classify::chain(&e)),
+    })?;
+    open_checked(path, options).map_err(|detail| GitError::Cache {
+        path: path.to_owned(),
+        detail,
+    })
+}
+
+fn open_checked(path: &Path, options: &gix::open::Options) -> Result<gix::Repository, String> {
+    let repo = gix::open_opts(path, options.clone()).map_err(|e| super::classify::chain(&e))?;
+    if !repo.is_bare() {
+        return Err("not a bare repository".to_owned());
+    }
+    repo.head_name()
+        .map_err(|e| format!("HEAD: {}", super::classify::chain(&e)))?;
+    repo.shallow_commits()
+        .map_err(|e| format!("shallow file: {}", super::classify::chain(&e)))?;
+    Ok(repo)
+}
+
+fn remove(path: &Path) -> Result<(), GitError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // A file where the directory should be.
+        Err(_) if path.is_file() => {
+            std::fs::remove_file(path).map_err(|e| cache_error(path, "removing", e))
+        }
+        Err(e) => Err(cache_error(path, "removing", e)),
+    }
+}
+
+fn cache_error(path: &Path, what: &str, e: std::io::Error) -> GitError {
+    GitError::Cache {
+        path: path.to_owned(),
+        detail: format!("{what}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    #[test]
+    fn paths_are_derived_from_the_key() {
+        let paths = CachePaths::new(Path::new("/cache"), "abc");
+        assert_eq!(paths.repo, Path::new("/cache/abc"));
+        assert_eq!(paths.lock, Path::new("/cache/abc.lock"));
+    }
+
+    #[test]
+    fn exclusive_lock_excludes_others_until_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.lock");
+        let cancel = AtomicBool::new(false);
+        let held = CacheLock::acquire(&path, true, far(), &cancel)
+            .ok()
+            .expect("first");
+        let soon = Instant::now() + Duration::from_millis(60);
+        assert!(matches!(
+            CacheLock::acquire(&path, false, soon, &cancel),
+            Err(LockWait::TimedOut)
+        ));
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(
+            CacheLock::acquire(&path, true, far(), &cancel),
+            Err(LockWait::Cancelled)
+        ));
+        cancel.store(false, Ordering::Relaxed);
+        drop(held);
+        let a = CacheLock::acquire(&path, false, far(), &cancel)
+            .ok()
+            .expect("shared a");
+        let b = CacheLock::acquire(&path, false, far(), &cancel)
+            .ok()
+            .expect("shared b");
+        let soon = Instant::now() + Duration::from_millis(60);
+        assert!(matches!(
+            CacheLock::acquire(&path, true, soon, &cancel),
+            Err(LockWait::TimedOut)
+        ));
+        drop((a, b));
+    }
+
+    #[test]
+    fn unusable_cache_is_recreated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = gix::open::Options::isolated();
+        let path = dir.path().join("repo");
+        let (_, created) = open_or_create(&path, &options).expect("create");
+        assert!(created);
+        let (_, created) = open_or_create(&path, &options).expect("reopen");
+        assert!(!created);
+        std::fs::write(path.join("HEAD"), "garbage").expect("corrupt HEAD");
+        let (repo, created) = open_or_create(&path, &options).expect("recreate");
+        assert!(created);
+        assert!(repo.is_bare());
+        std::fs::remove_dir_all(&path).expect("rm");
+        std::fs::write(&path, "a file").expect("file in the way");
+        let (_, created) = open_or_create(&path, &options).expect("replace file");
+        assert!(created);
+    }
+}

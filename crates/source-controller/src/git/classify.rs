@@ -1,0 +1,232 @@
+//! Turning gix's errors into [`GitError`] variants a user can act on, without leaking secrets.
+
+use std::time::Duration;
+
+use super::GitError;
+use super::auth::AuthError;
+use gix::protocol::transport::client::AuthenticationRequired;
+
+/// What is known about the failed operation, besides the error.
+pub(crate) struct Context<'a> {
+    /// "listing refs", "fetch".
+    pub(crate) operation: &'static str,
+    /// The URL for messages (redacted).
+    pub(crate) url: &'a str,
+    /// `host[:port]`, for host key messages.
+    pub(crate) host: String,
+    /// Values to scrub from any text that reaches a message.
+    pub(crate) secrets: Vec<&'a str>,
+    /// Whether credentials were configured (401 wording).
+    pub(crate) has_credentials: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) timed_out: bool,
+    pub(crate) cancelled: bool,
+    /// ssh's log, for SSH.
+    pub(crate) ssh_log: Option<String>,
+    /// The commit being fetched by SHA, if any.
+    pub(crate) commit: Option<&'a str>,
+}
+
+/// All messages of an error chain joined by ": ", skipping repeats.
+pub(crate) fn chain(err: &gix::Error) -> String {
+    join(err.iter_errors().map(|e| e.to_string()))
+}
+
+/// The messages of a std error chain, joined by ": ".
+fn std_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        messages.push(e.to_string());
+        source = e.source();
+    }
+    join(messages.into_iter())
+}
+
+fn join(messages: impl Iterator<Item = String>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for message in messages {
+        let message = message.trim().to_owned();
+        if message.is_empty() || out.iter().any(|m| m.contains(&message)) {
+            continue;
+        }
+        out.push(message);
+    }
+    out.join(": ")
+}
+
+/// `text` with every secret replaced by `***`.
+pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_owned(), |acc, s| acc.replace(s, "***"))
+}
+
+/// The most specific [`GitError`] for `err`.
+pub(crate) fn classify(err: &gix::Error, ctx: &Context<'_>) -> GitError {
+    let url = ctx.url.to_owned();
+    if ctx.cancelled {
+        return GitError::Cancelled {
+            operation: ctx.operation,
+            url,
+        };
+    }
+    if ctx.timed_out {
+        return timeout(ctx);
+    }
+    if let Some(explained) = ctx
+        .ssh_log
+        .as_deref()
+        .and_then(|log| super::ssh::explain(log, &ctx.host, ctx.url))
+    {
+        return explained;
+    }
+    for e in err.iter_errors() {
+        if let Some(found) = classify_one(e, ctx) {
+            return found;
+        }
+    }
+    if err.classify().is_unauthenticated() {
+        let detail = credentials_detail(ctx).to_owned();
+        return GitError::AuthenticationFailed { url, detail };
+    }
+    let detail = scrub(&chain(err), &ctx.secrets);
+    let lower = detail.to_lowercase();
+    if lower.contains("not our ref") || lower.contains("upload-pack: not") {
+        if let Some(commit) = ctx.commit {
+            return GitError::CommitNotFound {
+                commit: commit.to_owned(),
+                url,
+            };
+        }
+    }
+    if lower.contains("received http status 404")
+        || lower.contains("does not appear to be a git repository")
+        || lower.contains("repository not found")
+    {
+        return GitError::RepositoryNotFound { url };
+    }
+    GitError::Remote {
+        operation: ctx.operation,
+        url,
+        detail,
+    }
+}
+
+/// Why the server answered 401, from whether credentials were sent.
+fn credentials_detail(ctx: &Context<'_>) -> &'static str {
+    if ctx.has_credentials {
+        "the server rejected the credentials (HTTP 401)"
+    } else {
+        "the server requires credentials (HTTP 401); reference a Secret with them"
+    }
+}
+
+fn timeout(ctx: &Context<'_>) -> GitError {
+    GitError::Timeout {
+        operation: ctx.operation,
+        url: ctx.url.to_owned(),
+        after: ctx.timeout,
+    }
+}
+
+fn classify_one(e: &(dyn std::error::Error + 'static), ctx: &Context<'_>) -> Option<GitError> {
+    let url = ctx.url.to_owned();
+    if let Some(e) = e.downcast_ref::<reqwest::Error>() {
+        return Some(classify_reqwest(e, ctx));
+    }
+    let is_401 = |e: &(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<AuthenticationRequired>().is_some()
+    };
+    let inner_401 = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| is_401(inner));
+    if is_401(e) || inner_401 {
+        let detail = credentials_detail(ctx).to_owned();
+        return Some(GitError::AuthenticationFailed { url, detail });
+    }
+    if let Some(gix::protocol::transport::client::Error::AuthenticationRefused(_)) =
+        e.downcast_ref::<gix::protocol::transport::client::Error>()
+    {
+        let origin = "password in the URL";
+        return Some(GitError::Auth(AuthError::CredentialsOverPlainHttp {
+            origin,
+        }));
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind::*;
+        let detail = scrub(&io.to_string(), &ctx.secrets);
+        return match io.kind() {
+            PermissionDenied => Some(GitError::AuthenticationFailed { url, detail }),
+            TimedOut => Some(timeout(ctx)),
+            ConnectionRefused | HostUnreachable | NetworkUnreachable => {
+                Some(GitError::Unreachable { url, detail })
+            }
+            _ => None,
+        };
+    }
+    None
+}
+
+fn classify_reqwest(e: &reqwest::Error, ctx: &Context<'_>) -> GitError {
+    let url = ctx.url.to_owned();
+    if e.is_timeout() {
+        return timeout(ctx);
+    }
+    match e.status().map(|s| s.as_u16()) {
+        Some(401 | 403) => {
+            let status = e.status().map(|s| s.to_string()).unwrap_or_default();
+            let detail = format!("the server refused access (HTTP {status})");
+            return GitError::AuthenticationFailed { url, detail };
+        }
+        Some(404) => return GitError::RepositoryNotFound { url },
+        _ => {}
+    }
+    // reqwest's own message names the URL, which may carry credentials: keep the causes only.
+    let causes = std::error::Error::source(e)
+        .map(std_chain)
+        .unwrap_or_else(|| e.to_string());
+    let detail = scrub(&causes, &ctx.secrets);
+    let lower = detail.to_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        return GitError::Tls { url, detail };
+    }
+    if e.is_connect() {
+        return GitError::Unreachable { url, detail };
+    }
+    GitError::Remote {
+        operation: ctx.operation,
+        url,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        assert_eq!(
+            scrub("token abc123 and abc123", &["abc123"]),
+            "token *** and ***"
+        );
+        assert_eq!(scrub("nothing", &[""]), "nothing");
+    }
+
+    #[test]
+    fn chains_skip_repeated_messages() {
+        let joined = join(
+            [
+                "outer: inner".to_owned(),
+                "inner".to_owned(),
+                " ".to_owned(),
+                "root".to_owned(),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(joined, "outer: inner: root");
+    }
+}

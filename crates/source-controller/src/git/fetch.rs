@@ -1,0 +1,259 @@
+//! Fetching one resolved commit, depth 1, into the per-URL cache repository.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+
+use gix::remote::fetch::Shallow;
+
+use super::cache::{self, CacheLock, CachePaths, LockWait};
+use super::refs::{revision, validate_commit};
+use super::transport::Session;
+use super::{CommitInfo, Fetched, GitError, Remote, Resolved};
+
+/// The longest subject kept in [`CommitInfo`].
+const MAX_SUBJECT_CHARS: usize = 256;
+
+/// Fetches `resolved` from `remote` into the cache under `cache_root`. Blocking; see the module
+/// doc.
+///
+/// One bare repository per URL (`<cache_root>/<sha256(url)>`) keeps what earlier fetches
+/// brought, so a new commit only transfers objects the cache lacks: the cached tips are sent as
+/// `have`s. Each fetch asks for depth 1 of a single refspec and no tags: the resolved ref
+/// (`+refs/heads/main:refs/mooring/heads/main`), or the commit SHA itself for a commit
+/// checkout (the server must allow any SHA in `want`, as GitHub and GitLab do). Fetching by
+/// ref works with every server; if the ref moved since [`super::resolve`], the newer tip is
+/// fetched and reported in [`Fetched::commit`] and [`Fetched::revision`].
+///
+/// An exclusive lock file serializes fetches of one URL (threads and processes). A cache that
+/// cannot be opened, or that a fetch finds corrupt, is deleted and fetched again from scratch.
+/// The returned [`Fetched`] holds a shared lock until dropped.
+pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<Fetched, GitError> {
+    let commit = validate_commit(&resolved.commit)?;
+    let session = Session::start(remote, "fetch")?;
+    let paths = CachePaths::new(cache_root, &session.url.cache_key());
+    std::fs::create_dir_all(cache_root).map_err(|e| GitError::Cache {
+        path: cache_root.to_owned(),
+        detail: format!("creating the cache root: {e}"),
+    })?;
+    let exclusive = lock(&session, &paths.lock, true)?;
+    let options = session.open_options();
+    let (mut repo, fresh) = cache::open_or_create(&paths.repo, &options)?;
+    let (refspec, local_ref) = refspec_for(resolved, &commit);
+    let started = std::time::Instant::now();
+    let by_sha = resolved.ref_name.is_none().then_some(commit.as_str());
+    let outcome = match receive(&session, &repo, &refspec, by_sha) {
+        Err(Failure::Corrupt(why)) if !fresh => {
+            tracing::warn!(path = %paths.repo.display(), %why, "git cache looks corrupt; fetching into a new one");
+            repo = cache::recreate(&paths.repo, &options)?;
+            receive(&session, &repo, &refspec, by_sha)
+        }
+        other => other,
+    };
+    let stats = outcome.map_err(|failure| match failure {
+        Failure::Other(e) => e,
+        Failure::Corrupt(detail) => GitError::Cache {
+            path: paths.repo.clone(),
+            detail,
+        },
+    })?;
+    let fetched = peeled_commit(&repo, &local_ref)?;
+    tracing::debug!(
+        url = session.url.redacted(),
+        commit = %fetched,
+        objects = stats,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "fetched"
+    );
+    let info = commit_info(&repo, &fetched)?;
+    let name = name_of(resolved);
+    drop(repo);
+    drop(exclusive);
+    let shared = lock(&session, &paths.lock, false)?;
+    Ok(Fetched {
+        repo_path: paths.repo,
+        revision: revision(name.as_deref(), &fetched)?,
+        commit: fetched,
+        info,
+        lock: shared,
+    })
+}
+
+/// The refspec to fetch and the local ref it writes.
+fn refspec_for(resolved: &Resolved, commit: &str) -> (String, String) {
+    let local = match &resolved.ref_name {
+        Some(name) => format!(
+            "refs/mooring/{}",
+            name.strip_prefix("refs/").unwrap_or(name)
+        ),
+        None => format!("refs/mooring/commits/{commit}"),
+    };
+    let source = resolved.ref_name.as_deref().unwrap_or(commit);
+    (format!("+{source}:{local}"), local)
+}
+
+/// The name part of the resolved revision (`main` in `main@sha1:...`).
+fn name_of(resolved: &Resolved) -> Option<String> {
+    resolved
+        .revision
+        .rsplit_once('@')
+        .map(|(name, _)| name.to_owned())
+}
+
+fn lock(session: &Session<'_>, path: &Path, exclusive: bool) -> Result<CacheLock, GitError> {
+    let operation = session.operation;
+    let url = session.url.redacted().to_owned();
+    CacheLock::acquire(path, exclusive, session.deadline, &session.remote.cancel).map_err(|wait| {
+        match wait {
+            LockWait::TimedOut => GitError::Timeout {
+                operation: "waiting for the cache lock for a fetch",
+                url,
+                after: session.remote.timeout,
+            },
+            LockWait::Cancelled => GitError::Cancelled { operation, url },
+            LockWait::Failed(e) => e,
+        }
+    })
+}
+
+enum Failure {
+    /// The local repository is damaged: worth one retry with a new cache.
+    Corrupt(String),
+    Other(GitError),
+}
+
+/// One fetch of `refspec` at depth 1 (`by_sha`: the commit, when the refspec names it);
+/// returns how many objects the received pack held.
+fn receive(
+    session: &Session<'_>,
+    repo: &gix::Repository,
+    refspec: &str,
+    by_sha: Option<&str>,
+) -> Result<u64, Failure> {
+    let remote = session
+        .gix_remote(repo, &[refspec.to_owned()])
+        .map_err(Failure::Other)?;
+    let conn = session.connect(repo, &remote).map_err(Failure::Other)?;
+    let classify = |e: gix::Error| {
+        // Only a failure nothing else explains, that gix calls corruption, and that is not
+        // the server's own complaint, is blamed on the cache.
+        let chain = super::classify::chain(&e);
+        let from_server = chain.contains("server reply") || chain.contains("ERR ");
+        match session.classify(&e, by_sha) {
+            GitError::Remote { .. } if e.classify().is_corrupted() && !from_server => {
+                Failure::Corrupt(chain)
+            }
+            other => Failure::Other(other),
+        }
+    };
+    let prepared = conn
+        .prepare_fetch(gix::progress::Discard, Default::default())
+        .map_err(classify)?;
+    let depth = NonZeroU32::MIN;
+    let outcome = prepared
+        .with_shallow(Shallow::DepthAtRemote(depth))
+        .receive(gix::progress::Discard, session.interrupt())
+        .map_err(classify)?;
+    Ok(match outcome.status {
+        gix::remote::fetch::Status::Change {
+            write_pack_bundle, ..
+        } => write_pack_bundle.index.num_objects as u64,
+        gix::remote::fetch::Status::NoPackReceived { .. } => 0,
+    })
+}
+
+/// The commit `local_ref` points to, through tags.
+fn peeled_commit(repo: &gix::Repository, local_ref: &str) -> Result<String, GitError> {
+    let read = |detail: String| GitError::ReadCommit {
+        commit: local_ref.to_owned(),
+        detail,
+    };
+    let mut reference = repo
+        .find_reference(local_ref)
+        .map_err(|e| read(super::classify::chain(&e)))?;
+    let commit = reference
+        .peel_to_commit()
+        .map_err(|e| read(super::classify::chain(&e)))?;
+    Ok(commit.id.to_hex().to_string())
+}
+
+/// Author, committer, time and subject of `commit`.
+fn commit_info(repo: &gix::Repository, commit: &str) -> Result<CommitInfo, GitError> {
+    let read = |e: gix::Error| GitError::ReadCommit {
+        commit: commit.to_owned(),
+        detail: super::classify::chain(&e),
+    };
+    let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| GitError::ReadCommit {
+        commit: commit.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let object = repo.find_commit(id).map_err(read)?;
+    let who = |s: gix::actor::SignatureRef<'_>| format!("{} <{}>", s.name, s.email);
+    let author = who(object.author().map_err(read)?);
+    let committer = who(object.committer().map_err(read)?);
+    let seconds = object.time().map_err(read)?.seconds;
+    let time = jiff::Timestamp::from_second(seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let message = object.message_raw_sloppy().to_string();
+    Ok(CommitInfo {
+        author,
+        committer,
+        time,
+        subject: subject(&message),
+    })
+}
+
+/// The first line of `message`, at most [`MAX_SUBJECT_CHARS`] characters.
+fn subject(message: &str) -> String {
+    let line = message.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    line.trim().chars().take(MAX_SUBJECT_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn resolved(revision: &str, ref_name: Option<&str>) -> Resolved {
+        Resolved {
+            commit: SHA.into(),
+            revision: revision.into(),
+            ref_name: ref_name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn one_refspec_per_fetch() {
+        let r = resolved(&format!("main@sha1:{SHA}"), Some("refs/heads/main"));
+        assert_eq!(
+            refspec_for(&r, SHA),
+            (
+                "+refs/heads/main:refs/mooring/heads/main".into(),
+                "refs/mooring/heads/main".into()
+            )
+        );
+        let r = resolved(&format!("sha1:{SHA}"), None);
+        let (spec, local) = refspec_for(&r, SHA);
+        assert_eq!(spec, format!("+{SHA}:refs/mooring/commits/{SHA}"));
+        assert_eq!(local, format!("refs/mooring/commits/{SHA}"));
+    }
+
+    #[test]
+    fn revision_name_survives_a_moved_ref() {
+        let r = resolved(
+            &format!("refs/heads/main@sha1:{SHA}"),
+            Some("refs/heads/main"),
+        );
+        assert_eq!(name_of(&r).as_deref(), Some("refs/heads/main"));
+        assert_eq!(name_of(&resolved(&format!("sha1:{SHA}"), None)), None);
+    }
+
+    #[test]
+    fn subject_is_the_first_line_and_bounded() {
+        assert_eq!(subject("\n  fix: things  \n\nbody"), "fix: things");
+        assert_eq!(subject(""), "");
+        let long = "é".repeat(300);
+        assert_eq!(subject(&long).chars().count(), MAX_SUBJECT_CHARS);
+    }
+}

@@ -1,0 +1,81 @@
+//! Resolving a checkout to a commit and revision by listing refs (`ls-refs`), without fetching
+//! objects.
+
+use mooring_api::GitCheckout;
+
+use super::refs::{self, has_commits, listing_refspecs};
+use super::transport::{Session, validate};
+use super::{GitError, Remote, Resolved};
+
+/// Resolves `checkout` on `remote` to a commit and Flux revision. Blocking; see the module doc.
+///
+/// - Branch, tag, `name`, semver: one handshake and one `ls-refs` (the server filters by the
+///   ref's prefix); annotated tags are peeled to their commit. No pack is fetched.
+/// - Commit: no network at all (with a branch, one `ls-refs` checks that the branch exists);
+///   whether the commit exists is known only when [`super::fetch`] asks for it.
+///
+/// The default branch: the API's `GitRepositoryRef::checkout()` turns a missing ref into
+/// branch `master`, as Flux does, and this function follows the checkout it is given. When
+/// that branch is missing, the error names the remote's default branch (its HEAD), so a user
+/// with a `main` repository sees what to set.
+///
+/// An empty repository is [`GitError::EmptyRepository`] whatever the ref kind.
+pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, GitError> {
+    if let GitCheckout::Commit { branch: None, .. } = checkout {
+        let url = validate(remote)?;
+        return refs::select(checkout, &[], url.redacted());
+    }
+    if let GitCheckout::Semver(range) = checkout {
+        // An invalid range is a spec error: report it without asking the server.
+        super::semver::Range::parse(range).map_err(|why| GitError::InvalidSemverRange {
+            range: range.clone(),
+            why,
+        })?;
+    }
+    let session = Session::start(remote, "listing refs")?;
+    let scratch = Scratch::new(&session)?;
+    let listed = session.list_refs(&scratch.repo, &listing_refspecs(checkout), true)?;
+    let url = session.url.redacted();
+    match refs::select(checkout, &listed, url) {
+        Err(e @ (GitError::RefNotFound { .. } | GitError::NoSemverMatch { .. }))
+            if !has_commits(&listed) =>
+        {
+            // HEAD is unborn or missing: list every ref to tell an empty repository apart.
+            let all = session.list_refs(&scratch.repo, &["HEAD".to_owned()], false)?;
+            if has_commits(&all) {
+                Err(e)
+            } else {
+                Err(GitError::EmptyRepository {
+                    url: url.to_owned(),
+                })
+            }
+        }
+        result => result,
+    }
+}
+
+/// gix needs a repository to run `ls-refs` from: an empty bare one in a temp dir, removed on
+/// drop. Nothing is written to it.
+struct Scratch {
+    repo: gix::Repository,
+    _dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new(session: &Session<'_>) -> Result<Scratch, GitError> {
+        let dir = tempfile::Builder::new()
+            .prefix("mooring-ls-refs-")
+            .tempdir()
+            .map_err(|e| GitError::Cache {
+                path: std::env::temp_dir(),
+                detail: format!("creating a temp dir: {e}"),
+            })?;
+        let cache_error = |e: gix::Error| GitError::Cache {
+            path: dir.path().to_owned(),
+            detail: super::classify::chain(&e),
+        };
+        gix::init_bare(dir.path()).map_err(cache_error)?;
+        let repo = gix::open_opts(dir.path(), session.open_options()).map_err(cache_error)?;
+        Ok(Scratch { repo, _dir: dir })
+    }
+}

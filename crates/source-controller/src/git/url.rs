@@ -1,0 +1,202 @@
+//! Repository URLs: which schemes are accepted, how a URL appears in messages (never with its
+//! password), and the cache directory name derived from it.
+
+use sha2::{Digest, Sha256};
+
+use super::GitError;
+
+/// The SSH user when the URL names none, as Flux does.
+const DEFAULT_SSH_USER: &str = "git";
+
+/// The transport a URL selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `http://`: no credentials may be sent.
+    Http,
+    /// `https://`.
+    Https,
+    /// `ssh://`, through the external OpenSSH client.
+    Ssh,
+}
+
+impl Scheme {
+    /// The scheme of `url`, when it is one Flux accepts (`^(http|https|ssh)://`); the scp form
+    /// `user@host:path` is not accepted, as in Flux.
+    pub fn of(url: &str) -> Option<Scheme> {
+        if url.starts_with("https://") {
+            Some(Scheme::Https)
+        } else if url.starts_with("http://") {
+            Some(Scheme::Http)
+        } else if url.starts_with("ssh://") {
+            Some(Scheme::Ssh)
+        } else {
+            None
+        }
+    }
+}
+
+/// A validated repository URL.
+#[derive(Clone)]
+pub(crate) struct RepoUrl {
+    /// The URL as given, which may carry credentials: only for gix and the cache key.
+    raw: String,
+    scheme: Scheme,
+    /// What gix connects to: for SSH, with the default user filled in.
+    for_gix: gix::Url,
+    /// The URL without a password, for messages.
+    redacted: String,
+}
+
+impl RepoUrl {
+    /// Parses `url`; an unsupported scheme or a malformed URL is [`GitError::UrlInvalid`].
+    pub(crate) fn parse(url: &str) -> Result<RepoUrl, GitError> {
+        let redacted = redact(url);
+        let invalid = |why: String| GitError::UrlInvalid {
+            url: redacted.clone(),
+            why,
+        };
+        let scheme = Scheme::of(url).ok_or_else(|| {
+            invalid("the URL must start with http://, https:// or ssh://".to_owned())
+        })?;
+        let mut for_gix = gix::url::parse(url).map_err(|e| invalid(super::classify::chain(&e)))?;
+        if for_gix.host().is_none_or(str::is_empty) {
+            return Err(invalid("the URL has no host".to_owned()));
+        }
+        if scheme == Scheme::Ssh && for_gix.user().is_none() {
+            for_gix.set_user(Some(DEFAULT_SSH_USER.to_owned()));
+        }
+        Ok(RepoUrl {
+            raw: url.to_owned(),
+            scheme,
+            for_gix,
+            redacted,
+        })
+    }
+
+    /// The transport.
+    pub(crate) fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The URL to hand to gix.
+    pub(crate) fn for_gix(&self) -> &gix::Url {
+        &self.for_gix
+    }
+
+    /// Whether the URL itself carries a password (`https://user:pass@host/...`).
+    pub(crate) fn has_password(&self) -> bool {
+        self.for_gix.password().is_some()
+    }
+
+    /// The password in the URL, to scrub it from messages.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.for_gix.password()
+    }
+
+    /// The URL for messages: the password, if any, replaced.
+    pub(crate) fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// The name of the URL's cache directory: the SHA-256 of the URL as given, so that
+    /// credentials in a URL never become a path and two spellings never share a cache.
+    pub(crate) fn cache_key(&self) -> String {
+        cache_key(&self.raw)
+    }
+}
+
+/// The cache directory name of `url`: hex SHA-256 of the exact string.
+pub fn cache_key(url: &str) -> String {
+    hex::encode(Sha256::digest(url.as_bytes()))
+}
+
+/// `url` with the password of its userinfo (if any) replaced by `***`; works on malformed input
+/// too, since it is used to report why a URL is invalid.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let user = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        None => userinfo.to_owned(),
+    };
+    format!(
+        "{}{user}{}",
+        &url[..authority_start],
+        &url[authority_start + at..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_follow_flux_pattern() {
+        assert_eq!(Scheme::of("https://h/r.git"), Some(Scheme::Https));
+        assert_eq!(Scheme::of("http://h/r.git"), Some(Scheme::Http));
+        assert_eq!(Scheme::of("ssh://git@h:22/r.git"), Some(Scheme::Ssh));
+        assert_eq!(Scheme::of("git@github.com:org/repo.git"), None);
+        assert_eq!(Scheme::of("file:///tmp/repo"), None);
+        assert_eq!(Scheme::of("HTTPS://h/r"), None);
+    }
+
+    #[test]
+    fn redaction_hides_only_the_password() {
+        assert_eq!(redact("https://h/r.git"), "https://h/r.git");
+        assert_eq!(
+            redact("https://user:s3cret@h:8443/r.git"),
+            "https://user:***@h:8443/r.git"
+        );
+        assert_eq!(redact("ssh://git@h/r.git"), "ssh://git@h/r.git");
+        assert_eq!(
+            redact("https://u:p@ss@h/r?x=a@b"),
+            "https://u:***@h/r?x=a@b"
+        );
+        assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn cache_key_is_sha256_of_the_url() {
+        let key = cache_key("https://example.com/repo.git");
+        assert_eq!(key.len(), 64);
+        assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(key, cache_key("https://example.com/repo.git/"));
+        assert!(!cache_key("https://u:secret@h/r").contains("secret"));
+        assert_eq!(
+            cache_key(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn ssh_urls_get_the_default_user() {
+        let url = RepoUrl::parse("ssh://example.com:2222/org/repo.git").expect("valid");
+        assert_eq!(url.for_gix().user(), Some("git"));
+        let url = RepoUrl::parse("ssh://deploy@example.com/org/repo.git").expect("valid");
+        assert_eq!(url.for_gix().user(), Some("deploy"));
+    }
+
+    #[test]
+    fn invalid_urls_are_rejected_without_their_password() {
+        let err = RepoUrl::parse("git@github.com:org/repo.git")
+            .err()
+            .expect("scp form");
+        assert!(matches!(err, GitError::UrlInvalid { .. }), "{err}");
+        let err = RepoUrl::parse("ftp://u:hunter2@h/r").err().expect("ftp");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(
+            RepoUrl::parse("https://u:p@h/r")
+                .expect("valid")
+                .has_password()
+        );
+    }
+}
