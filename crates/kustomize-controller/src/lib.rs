@@ -1,1 +1,4 @@
 //! mooring-kustomize-controller.
+
+pub mod apply;
+pub mod client_cache;
