@@ -15,7 +15,7 @@ use mooring_api::constants::{FORCE_ANNOTATION, SSA_ANNOTATION};
 use mooring_kustomize_controller::apply::{Action, ApplyError, ApplyOptions, apply_all};
 use serde_json::json;
 
-const ALWAYS: &dyn Fn(&DynamicObject) -> bool = &|_| false;
+const ALWAYS: &(dyn Fn(&DynamicObject) -> bool + Sync) = &|_| false;
 
 async fn cm_data(client: &Client, ns: &str, name: &str) -> Option<serde_json::Value> {
     let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)

@@ -40,11 +40,15 @@ mod error;
 mod object;
 mod plan;
 mod prune;
+mod refusal;
 mod run;
 mod stages;
 pub mod takeover;
 
+use std::future::Future;
 use std::time::Duration;
+
+use futures::{StreamExt, stream};
 
 use mooring_api::constants::KUSTOMIZE_FIELD_MANAGER;
 
@@ -87,5 +91,27 @@ impl ApplyOptions {
             wait_timeout: Duration::from_secs(60),
             kinds: KindCache::new(),
         }
+    }
+}
+
+/// Runs `futures` with at most `limit` in flight; results in input order.
+///
+/// Callers collect their futures into a Vec first: a lazy `map` closure kept alive across the
+/// await would make the caller's future lose `Send` (a higher-ranked lifetime limitation).
+async fn bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
+    stream::iter(futures).buffered(limit.max(1)).collect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reconciler runs these on a multi-threaded runtime, so their futures must be Send.
+    #[allow(dead_code)]
+    fn futures_are_send(client: &kube::Client, opts: &ApplyOptions) {
+        fn send<T: Send>(_: T) {}
+        send(apply_all(client, Vec::new(), opts, &|_| false));
+        send(prune(client, Vec::new(), ("a", "b"), opts));
+        send(delete_all(client, Vec::new(), ("a", "b"), opts, true));
     }
 }

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::changeset::ObjectKey;
 use super::discovery::ResolvedKind;
-use super::error::{ApplyError, Refusal, refusal, refused};
+use super::error::ApplyError;
+use super::refusal::{Refusal, refusal, refused};
 use super::takeover;
 
 /// One object ready for the API: its key, desired state and resolved kind.
@@ -54,7 +55,7 @@ pub(crate) async fn get_live(
     match target.api(client).get(name).await {
         Ok(live) => Ok(Some(live)),
         Err(e) => match refusal(&e) {
-            Refusal::NotFound | Refusal::NamespaceMissing(_) => Ok(None),
+            Refusal::NotFound { .. } | Refusal::NamespaceMissing(_) => Ok(None),
             other => Err(refused(
                 other,
                 "get",
@@ -151,7 +152,7 @@ pub(crate) async fn recreate(
     {
         Ok(either) => either.left().and_then(|o| o.uid()),
         Err(e) => match refusal(&e) {
-            Refusal::NotFound => None,
+            Refusal::NotFound { .. } => None,
             other => {
                 return Err(refused(other, "delete", &subject, |object, reason| {
                     ApplyError::Delete { object, reason }
@@ -159,13 +160,13 @@ pub(crate) async fn recreate(
             }
         },
     };
-    if let Some(uid) = uid {
-        if !wait_gone(&api, &target.key.name, &uid, &subject, timeout).await? {
-            return Err(ApplyError::TerminationTimeout {
-                objects: vec![subject],
-                timeout,
-            });
-        }
+    if let Some(uid) = uid
+        && !wait_gone(&api, &target.key.name, &uid, &subject, timeout).await?
+    {
+        return Err(ApplyError::TerminationTimeout {
+            objects: vec![subject],
+            timeout,
+        });
     }
     apply(client, target, manager).await
 }

@@ -10,7 +10,7 @@ use mooring_api::constants::{
 };
 
 use super::changeset::Action;
-use super::error::Refusal;
+use super::refusal::Refusal;
 
 /// How one object is applied, from its `kustomize.mooring.dev/ssa` annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,31 +111,36 @@ impl Provided {
         provided
     }
 
+    /// Whether `obj` is a binding whose role is in the set.
+    fn binds_provided_role(&self, obj: &DynamicObject) -> bool {
+        let kind = obj.types.as_ref().map(|t| t.kind.as_str());
+        if !matches!(kind, Some("RoleBinding" | "ClusterRoleBinding")) {
+            return false;
+        }
+        let role_ref = &obj.data["roleRef"];
+        let (Some(kind), Some(name)) = (role_ref["kind"].as_str(), role_ref["name"].as_str())
+        else {
+            return false;
+        };
+        let ns = if kind == "Role" {
+            obj.metadata.namespace.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        self.roles
+            .contains(&(kind.to_string(), ns, name.to_string()))
+    }
+
     /// Whether a dry-run refusal of `obj` is explained by something this set writes in an
     /// earlier stage: its namespace, or (for a binding refused by RBAC's escalation check,
     /// which reads the bound role) the role it binds.
     pub fn explains(&self, refusal: &Refusal, obj: &DynamicObject) -> bool {
         match refusal {
             Refusal::NamespaceMissing(ns) => self.namespaces.contains(ns),
-            Refusal::Forbidden { .. } => {
-                let kind = obj.types.as_ref().map(|t| t.kind.as_str());
-                if !matches!(kind, Some("RoleBinding" | "ClusterRoleBinding")) {
-                    return false;
-                }
-                let role_ref = &obj.data["roleRef"];
-                let (Some(kind), Some(name)) =
-                    (role_ref["kind"].as_str(), role_ref["name"].as_str())
-                else {
-                    return false;
-                };
-                let ns = if kind == "Role" {
-                    obj.metadata.namespace.clone().unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                self.roles
-                    .contains(&(kind.to_string(), ns, name.to_string()))
-            }
+            // RBAC's escalation check (under impersonation) reads the bound role. While it does
+            // not exist the dry-run is refused as Forbidden, or as NotFound (the API server
+            // names the binding itself in that 404).
+            Refusal::Forbidden { .. } | Refusal::NotFound { .. } => self.binds_provided_role(obj),
             _ => false,
         }
     }
@@ -256,5 +261,13 @@ mod tests {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}}),
         );
         assert!(!provided.explains(&forbidden, &foreign));
+        let not_found = Refusal::NotFound {
+            resource: "rolebindings".into(),
+            name: "b".into(),
+            message: String::new(),
+        };
+        assert!(provided.explains(&not_found, &binding));
+        assert!(!provided.explains(&not_found, &foreign));
+        assert!(!provided.explains(&not_found, &cm));
     }
 }

@@ -1,19 +1,19 @@
 //! Garbage collection: delete objects that left the manifests (prune) or all managed objects
 //! when a Kustomization is deleted, only where the ownership labels say they are ours.
 
-use futures::{StreamExt, stream};
 use kube::api::{DeleteParams, ObjectMeta, Preconditions, PropagationPolicy};
 use kube::{Client, ResourceExt};
 use mooring_api::constants::{
     DISABLED_VALUE, KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL, PRUNE_ANNOTATION,
 };
 
-use super::ApplyOptions;
 use super::changeset::{Action, ChangeSet, ObjectKey};
-use super::error::{ApplyError, Refusal, refusal, refused};
+use super::error::ApplyError;
 use super::object::{api_for, wait_gone};
 use super::plan::{SsaMode, knob, ssa_mode};
+use super::refusal::{Refusal, refusal, refused};
 use super::stages::stage_of;
+use super::{ApplyOptions, bounded};
 
 /// Why a managed object is kept rather than deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +85,8 @@ pub async fn delete_all(
             .unwrap_or(rest.len());
         let (group, tail) = rest.split_at(cut);
         rest = tail;
-        let results = stream::iter(group.iter().map(|key| delete_one(client, key, owner, opts)))
-            .buffered(opts.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+        let deletes = group.iter().map(|key| delete_one(client, key, owner, opts));
+        let results = bounded(deletes.collect(), opts.concurrency).await;
         for (key, result) in group.iter().zip(results) {
             match result {
                 Ok(Outcome::Gone) => {}
@@ -102,7 +100,7 @@ pub async fn delete_all(
         }
     }
     if wait_for_termination && errors.is_empty() {
-        let waits = stream::iter(deleted.iter().map(|(key, uid)| async move {
+        let waits = deleted.iter().map(|(key, uid)| async move {
             let gone = match opts.kinds.cached(&key.api_version(), &key.kind) {
                 Some(kind) => {
                     let api = api_for(client, &kind, key.namespace.as_deref());
@@ -111,10 +109,8 @@ pub async fn delete_all(
                 None => true,
             };
             Ok::<_, ApplyError>((!gone).then(|| key.to_string()))
-        }))
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
+        });
+        let waits = bounded(waits.collect(), opts.concurrency).await;
         let mut remaining = Vec::new();
         for wait in waits {
             match wait {
@@ -174,7 +170,7 @@ async fn delete_one(
             Ok(live) => live,
             Err(e) => {
                 return match refusal(&e) {
-                    Refusal::NotFound | Refusal::NamespaceMissing(_) => Ok(Outcome::Gone),
+                    Refusal::NotFound { .. } | Refusal::NamespaceMissing(_) => Ok(Outcome::Gone),
                     r => Err(refused(r, "get", &subject, |object, reason| {
                         ApplyError::Get { object, reason }
                     })),
@@ -197,7 +193,7 @@ async fn delete_one(
         match api.delete(&key.name, &params).await {
             Ok(_) => return Ok(Outcome::Deleted(uid)),
             Err(e) => match refusal(&e) {
-                Refusal::NotFound => return Ok(Outcome::Gone),
+                Refusal::NotFound { .. } => return Ok(Outcome::Gone),
                 Refusal::Other(_) if is_conflict(&e) => continue,
                 r => {
                     return Err(refused(r, "delete", &subject, |object, reason| {

@@ -2,19 +2,19 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use futures::{StreamExt, stream};
 use kube::api::DynamicObject;
 use kube::{Client, ResourceExt};
 
-use super::ApplyOptions;
 use super::changeset::{Action, ChangeSet, ChangeSetEntry, ObjectKey};
 use super::discovery::ResolvedKind;
-use super::error::Refusal;
-use super::error::{ApplyError, refusal, refused};
+use super::error::ApplyError;
 use super::object::{self, Target};
 use super::plan::{self, Provided, SsaMode};
+use super::refusal::Refusal;
+use super::refusal::{refusal, refused};
 use super::stages::{CrdKinds, Stage, stage_of};
 use super::takeover;
+use super::{ApplyOptions, bounded};
 
 /// What the validation decided for one object.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub async fn apply_all(
     client: &Client,
     objects: Vec<DynamicObject>,
     opts: &ApplyOptions,
-    unchanged: &dyn Fn(&DynamicObject) -> bool,
+    unchanged: &(dyn Fn(&DynamicObject) -> bool + Sync),
 ) -> Result<ChangeSet, ApplyError> {
     let crd_kinds = CrdKinds::from_objects(&objects);
     let mut report: Vec<(Stage, usize, ChangeSetEntry)> = Vec::new();
@@ -149,10 +149,8 @@ pub async fn apply_all(
         validate(client, opts, &mut items, &pending, None)
             .await
             .map_err(|e| e.after(&applied))?;
-        let results = stream::iter(in_stage.iter().map(|&i| write(client, opts, &items[i])))
-            .buffered(opts.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+        let writes = in_stage.iter().map(|&i| write(client, opts, &items[i]));
+        let results = bounded(writes.collect(), opts.concurrency).await;
         let mut failures = Vec::new();
         for (&i, result) in in_stage.iter().zip(results) {
             match result {
@@ -200,14 +198,10 @@ async fn validate(
     indices: &[usize],
     provided: Option<&Provided>,
 ) -> Result<(), ApplyError> {
-    let checks = stream::iter(
-        indices
-            .iter()
-            .map(|&i| validate_one(client, opts, &items[i], provided)),
-    )
-    .buffered(opts.concurrency.max(1))
-    .collect::<Vec<_>>()
-    .await;
+    let checks = indices
+        .iter()
+        .map(|&i| validate_one(client, opts, &items[i], provided));
+    let checks = bounded(checks.collect(), opts.concurrency).await;
     let mut errors = Vec::new();
     for (&i, checked) in indices.iter().zip(checks) {
         match checked {
@@ -304,13 +298,9 @@ async fn wait_for_crds(
         });
     let mut names: BTreeSet<String> = written.map(|k| k.name.clone()).collect();
     names.extend(items.iter().filter_map(|i| i.crd.clone()));
-    let waits = stream::iter(
-        names
-            .iter()
-            .map(|name| object::wait_established(client, name, opts.wait_timeout)),
-    )
-    .buffer_unordered(opts.concurrency.max(1))
-    .collect::<Vec<_>>()
-    .await;
+    let waits = names
+        .iter()
+        .map(|name| object::wait_established(client, name, opts.wait_timeout));
+    let waits = bounded(waits.collect(), opts.concurrency).await;
     ApplyError::from_many(waits.into_iter().filter_map(Result::err).collect()).map_or(Ok(()), Err)
 }
