@@ -81,6 +81,53 @@ async fn a_crd_and_its_custom_resource_apply_together() {
         api.get("w").await.expect("widget").resource_version(),
         live.resource_version()
     );
+
+    // The CRD goes away while discovery still has it cached: the kind is reported missing.
+    let crd_name = format!("widgets.{group}");
+    env.plane
+        .run_kubectl(&[
+            "delete",
+            "customresourcedefinition",
+            &crd_name,
+            "--wait=true",
+        ])
+        .expect("delete crd");
+    let widget = object(json!({
+        "apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w2"}
+    }));
+    let err = apply_all(&env.client, vec![widget], &opts, ALWAYS)
+        .await
+        .expect_err("the CRD is gone");
+    assert_eq!(err.label(), "UnknownKind", "{err}");
+}
+
+#[tokio::test]
+async fn an_invalid_custom_resource_fails_after_its_crd_was_applied() {
+    let env = env("apply-crd-invalid").await;
+    let group = format!("{}.mooring.test", env.namespace);
+    let widget = object(json!({
+        "apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"size": "not a number"}
+    }));
+    let opts = ApplyOptions::new(&env.namespace);
+    let err = apply_all(&env.client, vec![widget_crd(&group), widget], &opts, ALWAYS)
+        .await
+        .expect_err("invalid widget");
+    // The limit of validation before writing: the CRD had to exist to validate the widget.
+    let ApplyError::Partial { source, applied } = &err else {
+        panic!("not partial: {err:?}");
+    };
+    assert_eq!(source.label(), "DryRunFailed");
+    assert!(
+        source
+            .to_string()
+            .starts_with(&format!("Widget/{}/w dry-run failed", env.namespace)),
+        "{source}"
+    );
+    assert_eq!(
+        applied.to_string(),
+        format!("CustomResourceDefinition/widgets.{group} created")
+    );
 }
 
 #[tokio::test]

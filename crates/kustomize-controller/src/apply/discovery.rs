@@ -69,6 +69,15 @@ impl KindCache {
         Ok(self.cached(api_version, kind))
     }
 
+    /// Drops one group-version, so that its next lookup asks the API server again (used when a
+    /// request for a cached kind returns 404: its CRD was removed).
+    pub fn forget(&self, api_version: &str) {
+        self.by_api_version
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(api_version);
+    }
+
     /// Re-reads one group-version; a group-version the server does not serve is cached empty.
     /// Talks to the API server.
     pub async fn refresh(&self, client: &Client, api_version: &str) -> Result<(), kube::Error> {

@@ -244,6 +244,17 @@ async fn validate_one(
             reason,
         }),
         r if provided.is_some_and(|p| p.explains(&r, &target.obj)) => Ok(Plan::Pending),
+        // A 404 naming no object: the resource is not served (any more), e.g. its CRD was
+        // deleted after discovery was cached. Forget it so the next lookup asks again.
+        Refusal::NotFound { name, .. } if name.is_empty() => {
+            let resource = &target.kind.resource;
+            opts.kinds.forget(&resource.api_version);
+            Err(ApplyError::UnknownKind {
+                object: target.subject(),
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            })
+        }
         r => Err(refused(r, "patch", &target.subject(), |object, reason| {
             ApplyError::DryRun { object, reason }
         })),
