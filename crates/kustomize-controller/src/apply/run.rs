@@ -44,8 +44,10 @@ struct Item {
     plan: Plan,
 }
 
-/// Applies `objects` in stages (see [`super`]); `unchanged` marks objects known to match the
-/// cluster, which are reported Unchanged without any request. Talks to the API server.
+/// Applies `objects` in stages (see [`super`]); `unchanged` (called with each object after
+/// namespace defaulting) marks objects known to match the cluster, which are reported
+/// Unchanged without any request. It is `Sync` so that the returned future is `Send`.
+/// Talks to the API server.
 pub async fn apply_all(
     client: &Client,
     objects: Vec<DynamicObject>,
