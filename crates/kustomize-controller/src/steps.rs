@@ -99,8 +99,13 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
                 ctx.metrics.drift_corrections.inc();
             }
         }
-        if let Some(seen) = &entry.observed {
-            state.markers.insert(id, seen.clone());
+        if let Some(observed) = &entry.observed {
+            let seen = Seen {
+                generation: observed.generation,
+                resource_version: observed.resource_version.clone(),
+                deleted: false,
+            };
+            state.markers.insert(id, seen);
         }
     }
     for (id, hash) in &desired {

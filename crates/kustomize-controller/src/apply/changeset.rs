@@ -121,6 +121,17 @@ pub struct ChangeSetEntry {
     pub key: ObjectKey,
     /// What happened to it.
     pub action: Action,
+    /// What the server returned after our write, when it returned the object.
+    pub observed: Option<Observed>,
+}
+
+/// The generation and resourceVersion an object had right after our write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// `metadata.generation`, when the kind has one.
+    pub generation: Option<i64>,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
 }
 
 impl fmt::Display for ChangeSetEntry {
@@ -140,7 +151,7 @@ pub struct ChangeSet {
 impl ChangeSet {
     /// Adds one entry.
     pub fn push(&mut self, key: ObjectKey, action: Action) {
-        self.entries.push(ChangeSetEntry { key, action });
+        self.entries.push(ChangeSetEntry { key, action, observed: None });
     }
 
     /// The action recorded for `key`, if any.

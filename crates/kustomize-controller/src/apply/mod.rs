@@ -52,7 +52,7 @@ use futures::{StreamExt, stream};
 
 use mooring_api::constants::KUSTOMIZE_FIELD_MANAGER;
 
-pub use changeset::{Action, ChangeSet, ChangeSetEntry, ObjectKey, split_api_version};
+pub use changeset::{Action, ChangeSet, ChangeSetEntry, ObjectKey, Observed, split_api_version};
 pub use discovery::{KindCache, ResolvedKind};
 pub use error::ApplyError;
 pub use plan::{SsaMode, ssa_mode};

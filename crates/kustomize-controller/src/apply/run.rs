@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use kube::api::DynamicObject;
 use kube::{Client, ResourceExt};
 
-use super::changeset::{Action, ChangeSet, ChangeSetEntry, ObjectKey};
+use super::changeset::{Action, ChangeSet, ChangeSetEntry, ObjectKey, Observed};
 use super::discovery::ResolvedKind;
 use super::error::ApplyError;
 use super::object::{self, Target};
@@ -156,9 +156,10 @@ pub async fn apply_all(
         let mut failures = Vec::new();
         for (&i, result) in in_stage.iter().zip(results) {
             match result {
-                Ok(action) => {
+                Ok((action, observed)) => {
                     let item = &items[i];
-                    let line = entry(item.target.key.clone(), action);
+                    let mut line = entry(item.target.key.clone(), action);
+                    line.observed = observed;
                     if action.is_write() {
                         applied.entries.push(line.clone());
                     }
@@ -183,7 +184,7 @@ pub async fn apply_all(
 }
 
 fn entry(key: ObjectKey, action: Action) -> ChangeSetEntry {
-    ChangeSetEntry { key, action }
+    ChangeSetEntry { key, action, observed: None }
 }
 
 fn describe(obj: &DynamicObject) -> String {
@@ -263,14 +264,20 @@ async fn validate_one(
     }
 }
 
-async fn write(client: &Client, opts: &ApplyOptions, item: &Item) -> Result<Action, ApplyError> {
+/// Writes one object; returns what happened and, when the server answered with the object, the
+/// generation and resourceVersion our write left (so later watch events can tell drift apart).
+async fn write(
+    client: &Client,
+    opts: &ApplyOptions,
+    item: &Item,
+) -> Result<(Action, Option<Observed>), ApplyError> {
     let target = &item.target;
     let manager = opts.field_manager.as_str();
     match &item.plan {
-        Plan::Present => Ok(Action::Skipped),
+        Plan::Present => Ok((Action::Skipped, None)),
         Plan::Recreate => {
             object::recreate(client, target, manager, opts.wait_timeout).await?;
-            Ok(Action::Recreated)
+            Ok((Action::Recreated, None))
         }
         Plan::Apply {
             dry_run_version,
@@ -280,10 +287,15 @@ async fn write(client: &Client, opts: &ApplyOptions, item: &Item) -> Result<Acti
                 object::take_over_fields(client, target, manager).await?;
             }
             let result = object::apply(client, target, manager).await?;
-            Ok(plan::applied_action(
+            let action = plan::applied_action(
                 dry_run_version.as_deref(),
                 result.metadata.resource_version.as_deref(),
-            ))
+            );
+            let observed = Observed {
+                generation: result.metadata.generation,
+                resource_version: result.metadata.resource_version.clone().unwrap_or_default(),
+            };
+            Ok((action, Some(observed)))
         }
         // validate() leaves nothing Pending before a stage is written.
         Plan::Pending => Err(ApplyError::DryRun {
