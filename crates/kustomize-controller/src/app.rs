@@ -66,7 +66,8 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         clients: ClientCache::new(config),
-        artifacts: ArtifactCache::new(args.artifact_cache_path.clone(), limits),
+        artifacts: ArtifactCache::new(args.artifact_cache_path.clone(), limits)
+            .map_err(|e| StartError::Config(format!("artifact cache {}: {e}", args.artifact_cache_path.display())))?,
         settings: Settings {
             kustomize: args.kustomize_path.clone(),
             allow_cross_namespace_refs: args.allow_cross_namespace_refs,

@@ -260,7 +260,10 @@ async fn render(
         revision: revision.to_string(),
         message: e.to_string(),
     })?;
-    let input = build::BuildInput::from_spec(spec, &extracted.dir, &ctx.settings.kustomize, ctx.settings.allow_remote_bases);
+    let mut input = build::BuildInput::new(&extracted.dir, &ctx.settings.kustomize).with_spec(spec);
+    input.allow_remote_bases = ctx.settings.allow_remote_bases;
+    input.timeout = spec.timeout().unwrap_or(input.timeout);
+    input.work_root = Some(ctx.artifacts.scratch_dir());
     let mut yaml = build::build(input).await.map_err(|e| build_err(e.to_string()))?;
     if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
         yaml = substitute::substitute(&yaml, &vars, false).map_err(|e| build_err(e.to_string()))?;
@@ -271,6 +274,9 @@ async fn render(
             "the render of '{}' is empty: refusing to apply, and nothing is pruned",
             spec.path.as_deref().unwrap_or("./")
         )));
+    }
+    if let Some(common) = &spec.common_metadata {
+        manifests::set_common_metadata(&mut objects, common);
     }
     manifests::stamp_owner(&mut objects, &ks.name_any(), &ns);
     state.render_digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;

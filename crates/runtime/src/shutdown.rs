@@ -17,7 +17,12 @@ pub struct ShutdownTrigger {
 /// A new shutdown signal pair.
 pub fn channel() -> (ShutdownTrigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
-    (ShutdownTrigger { tx: std::sync::Arc::new(tx) }, Shutdown { rx })
+    (
+        ShutdownTrigger {
+            tx: std::sync::Arc::new(tx),
+        },
+        Shutdown { rx },
+    )
 }
 
 impl ShutdownTrigger {

@@ -42,7 +42,9 @@ pub enum StartError {
 /// The artifact server runs on every replica, but only the leader is ready, so the Service
 /// sends downloads to the replica whose storage holds the artifacts.
 pub async fn run(args: Args) -> Result<(), StartError> {
-    let client = kube::Client::try_default().await.map_err(|e| StartError::Config(e.to_string()))?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
     let metrics = Metrics::new()?;
     let readiness = Readiness::default();
     let (trigger, shutdown) = shutdown::channel();
@@ -82,17 +84,28 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         watch_config = watch_config.labels(selector);
     }
     let concurrency = args.common.concurrency;
-    run_as_leader(client, &args.common, "mooring-source-controller", readiness, shutdown.clone(), move |stop| {
-        crate::controller::run(ctx, writer, watch_config, concurrency, stopped(stop))
-    })
+    run_as_leader(
+        client,
+        &args.common,
+        "mooring-source-controller",
+        readiness,
+        shutdown.clone(),
+        move |stop| crate::controller::run(ctx, writer, watch_config, concurrency, stopped(stop)),
+    )
     .await?;
     trigger.trigger();
     signals.abort();
     if let Ok(Err(source)) = artifacts.await {
-        return Err(StartError::Server { what: "artifact", source });
+        return Err(StartError::Server {
+            what: "artifact",
+            source,
+        });
     }
     if let Ok(Err(source)) = ops.await {
-        return Err(StartError::Server { what: "operations", source });
+        return Err(StartError::Server {
+            what: "operations",
+            source,
+        });
     }
     Ok(())
 }

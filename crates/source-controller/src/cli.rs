@@ -25,7 +25,11 @@ pub struct Args {
     /// Base URL written into status.artifact.url, e.g. the in-cluster Service
     /// `http://mooring-source-controller.mooring-system.svc.cluster.local.`; use
     /// `http://127.0.0.1:9090` for a local run.
-    #[arg(long, env = "MOORING_STORAGE_ADV_ADDR", default_value = "http://mooring-source-controller.mooring-system.svc.cluster.local.")]
+    #[arg(
+        long,
+        env = "MOORING_STORAGE_ADV_ADDR",
+        default_value = "http://mooring-source-controller.mooring-system.svc.cluster.local."
+    )]
     pub storage_adv_addr: String,
 
     /// Address the artifact HTTP server listens on.

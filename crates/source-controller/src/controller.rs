@@ -20,7 +20,9 @@ use crate::reconciler::{error_policy, reconcile};
 fn trigger_hash(repo: &GitRepository) -> Option<u64> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     repo.meta().generation.hash(&mut hasher);
-    repo.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION).hash(&mut hasher);
+    repo.annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .hash(&mut hasher);
     repo.meta().deletion_timestamp.is_some().hash(&mut hasher);
     repo.finalizers().hash(&mut hasher);
     Some(hasher.finish())
@@ -29,7 +31,11 @@ fn trigger_hash(repo: &GitRepository) -> Option<u64> {
 /// A hash of a GitRepository's current artifact, to wake the repositories that include it.
 fn artifact_hash(repo: &GitRepository) -> Option<u64> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    repo.status.as_ref().and_then(|s| s.artifact.as_ref()).map(|a| (&a.revision, &a.digest)).hash(&mut hasher);
+    repo.status
+        .as_ref()
+        .and_then(|s| s.artifact.as_ref())
+        .map(|a| (&a.revision, &a.digest))
+        .hash(&mut hasher);
     Some(hasher.finish())
 }
 
@@ -60,7 +66,9 @@ pub async fn run(
             store
                 .state()
                 .into_iter()
-                .filter(|r| r.namespace() == ns && r.spec.include.iter().any(|i| i.repository.name == name))
+                .filter(|r| {
+                    r.namespace() == ns && r.spec.include.iter().any(|i| i.repository.name == name)
+                })
                 .map(|r| ObjectRef::from_obj(&*r))
                 .collect::<Vec<_>>()
         })

@@ -86,9 +86,10 @@ impl Error {
     pub fn outcome(&self) -> Outcome {
         let message = self.to_string();
         match self {
-            Error::InvalidSpec { reason, .. } => {
-                Outcome::Stalled { reason: reason.to_string(), message }
-            }
+            Error::InvalidSpec { reason, .. } => Outcome::Stalled {
+                reason: reason.to_string(),
+                message,
+            },
             Error::ReadSecret { .. } | Error::Credentials { .. } => Outcome::Failed {
                 condition: types::FETCH_FAILED,
                 reason: reasons::AUTHENTICATION_FAILED.to_string(),

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod decide;
 pub mod error;
 pub mod git;
+pub mod local;
 pub mod metrics;
 pub mod reconciler;
 pub mod server;

@@ -23,15 +23,23 @@ impl Metrics {
         let registry = Registry::new_custom(Some("mooring_source".to_string()), None)?;
         let buckets = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("reconcile_duration_seconds", "GitRepository reconcile duration")
-                .buckets(buckets.clone()),
+            HistogramOpts::new(
+                "reconcile_duration_seconds",
+                "GitRepository reconcile duration",
+            )
+            .buckets(buckets.clone()),
             &["result"],
         )?;
-        let reconciles =
-            IntCounterVec::new(Opts::new("reconcile_total", "GitRepository reconciles"), &["result"])?;
+        let reconciles = IntCounterVec::new(
+            Opts::new("reconcile_total", "GitRepository reconciles"),
+            &["result"],
+        )?;
         let git_duration = HistogramVec::new(
-            HistogramOpts::new("git_operation_duration_seconds", "Duration of git operations")
-                .buckets(buckets),
+            HistogramOpts::new(
+                "git_operation_duration_seconds",
+                "Duration of git operations",
+            )
+            .buckets(buckets),
             &["operation"],
         )?;
         let artifact_size = IntGaugeVec::new(
@@ -42,6 +50,12 @@ impl Metrics {
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(git_duration.clone()))?;
         registry.register(Box::new(artifact_size.clone()))?;
-        Ok(Self { registry, reconcile_duration, reconciles, git_duration, artifact_size })
+        Ok(Self {
+            registry,
+            reconcile_duration,
+            reconciles,
+            git_duration,
+            artifact_size,
+        })
     }
 }

@@ -46,7 +46,11 @@ pub fn error_policy(repo: Arc<GitRepository>, error: &Error, ctx: Arc<Context>) 
 }
 
 fn object_key(repo: &GitRepository) -> String {
-    format!("{}/{}", repo.namespace().unwrap_or_default(), repo.name_any())
+    format!(
+        "{}/{}",
+        repo.namespace().unwrap_or_default(),
+        repo.name_any()
+    )
 }
 
 async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -78,7 +82,9 @@ async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Er
     Ok(match outcome {
         Outcome::Ready { .. } => {
             ctx.failures.reset(&key);
-            Action::requeue(jittered_interval(repo.spec.interval().unwrap_or(Duration::from_secs(60))))
+            Action::requeue(jittered_interval(
+                repo.spec.interval().unwrap_or(Duration::from_secs(60)),
+            ))
         }
         Outcome::Failed { .. } => Action::requeue(ctx.failures.record_failure(&key)),
         // An invalid spec waits for the user to change it.
@@ -92,10 +98,28 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     let name = repo.name_any();
     let spec = &repo.spec;
     let timeout = steps::validate(spec)?;
-    let secret = read_secret(ctx, &ns, spec.secret_ref.as_ref().map(|r| r.name.as_str()), "spec.secretRef").await?;
-    let proxy = read_secret(ctx, &ns, spec.proxy_secret_ref.as_ref().map(|r| r.name.as_str()), "spec.proxySecretRef").await?;
+    let secret = read_secret(
+        ctx,
+        &ns,
+        spec.secret_ref.as_ref().map(|r| r.name.as_str()),
+        "spec.secretRef",
+    )
+    .await?;
+    let proxy = read_secret(
+        ctx,
+        &ns,
+        spec.proxy_secret_ref.as_ref().map(|r| r.name.as_str()),
+        "spec.proxySecretRef",
+    )
+    .await?;
     let cancel = Arc::new(AtomicBool::new(false));
-    let remote = steps::remote(spec, secret.as_ref(), proxy.as_ref(), timeout, cancel.clone())?;
+    let remote = steps::remote(
+        spec,
+        secret.as_ref(),
+        proxy.as_ref(),
+        timeout,
+        cancel.clone(),
+    )?;
     let included = steps::included_artifacts(repo, &ctx.repositories, &ctx.storage)?;
 
     let started = Instant::now();
@@ -105,21 +129,34 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         move || steps::resolve(&remote, &checkout)
     })
     .await?;
-    ctx.metrics.git_duration.with_label_values(&["resolve"]).observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .git_duration
+        .with_label_values(&["resolve"])
+        .observe(started.elapsed().as_secs_f64());
 
     let status = repo.status.clone().unwrap_or_default();
-    let in_storage = status.artifact.as_ref().is_some_and(|a| steps::artifact_present(&ctx.storage, a));
+    let in_storage = status
+        .artifact
+        .as_ref()
+        .is_some_and(|a| steps::artifact_present(&ctx.storage, a));
     let included_artifacts: Vec<Artifact> = included.iter().map(|i| i.artifact.clone()).collect();
-    let Some(reason) =
-        rebuild_reason(spec, &status, &resolved.revision, in_storage, &included_artifacts)
-    else {
+    let Some(reason) = rebuild_reason(
+        spec,
+        &status,
+        &resolved.revision,
+        in_storage,
+        &included_artifacts,
+    ) else {
         let mut artifact = status.artifact.clone().ok_or_else(|| Error::Storage {
             reason: reasons::STAT_OPERATION_FAILED,
             message: "artifact missing from status".to_string(),
         })?;
         // The advertised address may have changed since the artifact was stored.
         artifact.url = Storage::url_for(&artifact.path, &ctx.settings.advertised_base);
-        return Ok(Outcome::Ready { artifact, included: included_artifacts });
+        return Ok(Outcome::Ready {
+            artifact,
+            included: included_artifacts,
+        });
     };
     tracing::info!(namespace = %ns, name = %name, %reason, "building artifact");
 
@@ -130,9 +167,13 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         move || steps::fetch(&remote, &resolved, &cache)
     })
     .await?;
-    ctx.metrics.git_duration.with_label_values(&["fetch"]).observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .git_duration
+        .with_label_values(&["fetch"])
+        .observe(started.elapsed().as_secs_f64());
 
-    let built = steps::build_and_store(ctx, &ns, &name, spec, &resolved, &fetched, &included).await?;
+    let built =
+        steps::build_and_store(ctx, &ns, &name, spec, &resolved, &fetched, &included).await?;
     ctx.metrics
         .artifact_size
         .with_label_values(&[&ns, &name])
@@ -143,7 +184,10 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
             repo,
             EventType::Warning,
             "SymlinksDropped",
-            format!("symlinks leaving the repository were left out: {}", built.dropped_symlinks.join(", ")),
+            format!(
+                "symlinks leaving the repository were left out: {}",
+                built.dropped_symlinks.join(", ")
+            ),
         )
         .await;
     }
@@ -152,10 +196,16 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         repo,
         EventType::Normal,
         "NewArtifact",
-        format!("stored artifact for revision '{}' ({reason})", resolved.revision),
+        format!(
+            "stored artifact for revision '{}' ({reason})",
+            resolved.revision
+        ),
     )
     .await;
-    Ok(Outcome::Ready { artifact: built.artifact, included: included_artifacts })
+    Ok(Outcome::Ready {
+        artifact: built.artifact,
+        included: included_artifacts,
+    })
 }
 
 async fn read_secret(
@@ -176,7 +226,12 @@ async fn read_secret(
         name: name.to_string(),
         message: "not found".to_string(),
     })?;
-    let data = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
     Ok(Some((name.to_string(), data)))
 }
 
@@ -190,14 +245,27 @@ fn kube_reason(error: &kube::Error) -> String {
 
 async fn write_status(repo: &GitRepository, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
     let current = repo.status.clone().unwrap_or_default();
-    let requested_at = repo.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION).map(String::as_str);
+    let requested_at = repo
+        .annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .map(String::as_str);
     let now = Time(jiff::Timestamp::now());
     let generation = repo.meta().generation.unwrap_or(0);
-    let desired = next_status(&current, &repo.spec, generation, outcome, requested_at, &now);
+    let desired = next_status(
+        &current,
+        &repo.spec,
+        generation,
+        outcome,
+        requested_at,
+        &now,
+    );
     if same_status(repo.status.as_ref(), &desired) {
         return Ok(());
     }
-    if let Outcome::Failed { reason, message, .. } = outcome {
+    if let Outcome::Failed {
+        reason, message, ..
+    } = outcome
+    {
         publish(ctx, repo, EventType::Warning, reason, message.clone()).await;
     }
     let api: Api<GitRepository> =
@@ -212,17 +280,28 @@ async fn write_status(repo: &GitRepository, ctx: &Context, outcome: &Outcome) ->
 async fn cleanup(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = repo.namespace().unwrap_or_default();
     let name = repo.name_any();
-    ctx.storage.remove_all(&ns, &name).map_err(|e| Error::Storage {
-        reason: reasons::STAT_OPERATION_FAILED,
-        message: format!("removing the artifacts of {ns}/{name}: {e}"),
-    })?;
-    ctx.metrics.artifact_size.remove_label_values(&[&ns, &name]).ok();
+    ctx.storage
+        .remove_all(&ns, &name)
+        .map_err(|e| Error::Storage {
+            reason: reasons::STAT_OPERATION_FAILED,
+            message: format!("removing the artifacts of {ns}/{name}: {e}"),
+        })?;
+    ctx.metrics
+        .artifact_size
+        .remove_label_values(&[&ns, &name])
+        .ok();
     ctx.failures.reset(&object_key(&repo));
     Ok(Action::await_change())
 }
 
 /// Publishes an Event about `repo`; failures to publish are logged, never fatal.
-pub(crate) async fn publish(ctx: &Context, repo: &GitRepository, type_: EventType, reason: &str, note: String) {
+pub(crate) async fn publish(
+    ctx: &Context,
+    repo: &GitRepository,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_string(),

@@ -29,7 +29,10 @@ pub fn validate(spec: &GitRepositorySpec) -> Result<Duration, Error> {
         return Err(Error::InvalidSpec {
             field: "spec.url",
             reason: reasons::URL_INVALID,
-            message: format!("unsupported URL '{}': use http://, https:// or ssh://", git::redact(&spec.url)),
+            message: format!(
+                "unsupported URL '{}': use http://, https:// or ssh://",
+                git::redact(&spec.url)
+            ),
         });
     }
     spec.interval().map_err(|e| Error::InvalidSpec {
@@ -53,18 +56,32 @@ pub fn remote(
     cancel: Arc<AtomicBool>,
 ) -> Result<Remote, Error> {
     let auth = match secret {
-        Some((name, data)) => GitAuth::from_secret(data, &spec.url)
-            .map_err(|e| Error::Credentials { name: name.clone(), message: e.to_string() })?,
+        Some((name, data)) => {
+            GitAuth::from_secret(data, &spec.url).map_err(|e| Error::Credentials {
+                name: name.clone(),
+                message: e.to_string(),
+            })?
+        }
         None => GitAuth::default(),
     };
     let proxy = match proxy {
-        Some((name, data)) => Some(
-            ProxyConfig::from_secret(data)
-                .map_err(|e| Error::Credentials { name: name.clone(), message: e.to_string() })?,
-        ),
+        Some((name, data)) => {
+            Some(
+                ProxyConfig::from_secret(data).map_err(|e| Error::Credentials {
+                    name: name.clone(),
+                    message: e.to_string(),
+                })?,
+            )
+        }
         None => None,
     };
-    Ok(Remote { url: spec.url.clone(), auth, proxy, timeout, cancel })
+    Ok(Remote {
+        url: spec.url.clone(),
+        auth,
+        proxy,
+        timeout,
+        cancel,
+    })
 }
 
 /// An included repository's artifact and where it goes.
@@ -77,25 +94,36 @@ pub struct Included {
 }
 
 /// The artifacts of `spec.include`, from the watch cache; each must exist and have an artifact.
-pub fn included_artifacts(repo: &GitRepository, store: &Store<GitRepository>, storage: &Storage) -> Result<Vec<Included>, Error> {
+pub fn included_artifacts(
+    repo: &GitRepository,
+    store: &Store<GitRepository>,
+    storage: &Storage,
+) -> Result<Vec<Included>, Error> {
     let ns = repo.namespace().unwrap_or_default();
     let mut out = Vec::new();
     for include in &repo.spec.include {
         let name = &include.repository.name;
-        let included = store.get(&ObjectRef::new(name).within(&ns)).ok_or_else(|| Error::IncludeUnavailable {
-            reason: reasons::NOT_FOUND,
-            message: format!("included GitRepository '{ns}/{name}' not found"),
-        })?;
-        let artifact = included.status.as_ref().and_then(|s| s.artifact.clone()).ok_or_else(|| {
-            Error::IncludeUnavailable {
+        let included = store
+            .get(&ObjectRef::new(name).within(&ns))
+            .ok_or_else(|| Error::IncludeUnavailable {
+                reason: reasons::NOT_FOUND,
+                message: format!("included GitRepository '{ns}/{name}' not found"),
+            })?;
+        let artifact = included
+            .status
+            .as_ref()
+            .and_then(|s| s.artifact.clone())
+            .ok_or_else(|| Error::IncludeUnavailable {
                 reason: reasons::NO_ARTIFACT,
                 message: format!("included GitRepository '{ns}/{name}' has no artifact yet"),
-            }
-        })?;
-        let archive = storage.local_path(&artifact.path).map_err(|e| Error::IncludeUnavailable {
-            reason: reasons::NO_ARTIFACT,
-            message: format!("included GitRepository '{ns}/{name}': {e}"),
-        })?;
+            })?;
+        let archive =
+            storage
+                .local_path(&artifact.path)
+                .map_err(|e| Error::IncludeUnavailable {
+                    reason: reasons::NO_ARTIFACT,
+                    message: format!("included GitRepository '{ns}/{name}': {e}"),
+                })?;
         out.push(Included {
             artifact,
             source: IncludeSource {
@@ -118,7 +146,10 @@ pub async fn run_blocking<T: Send + 'static>(
     let task = tokio::task::spawn_blocking(work);
     match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(Error::Git { reason: reasons::GIT_OPERATION_FAILED, message: format!("git task failed: {join}") }),
+        Ok(Err(join)) => Err(Error::Git {
+            reason: reasons::GIT_OPERATION_FAILED,
+            message: format!("git task failed: {join}"),
+        }),
         Err(_) => {
             cancel.store(true, Ordering::Relaxed);
             Err(Error::Git {
@@ -131,12 +162,18 @@ pub async fn run_blocking<T: Send + 'static>(
 
 /// Lists the remote's refs (no pack) and resolves the checkout. Talks to git; blocking.
 pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, Error> {
-    git::resolve(remote, checkout).map_err(|e| Error::Git { reason: e.reason(), message: e.to_string() })
+    git::resolve(remote, checkout).map_err(|e| Error::Git {
+        reason: e.reason(),
+        message: e.to_string(),
+    })
 }
 
 /// Fetches the resolved commit into the per-URL cache. Talks to git; blocking.
 pub fn fetch(remote: &Remote, resolved: &Resolved, cache: &Path) -> Result<Fetched, Error> {
-    git::fetch(remote, resolved, cache).map_err(|e| Error::Git { reason: e.reason(), message: e.to_string() })
+    git::fetch(remote, resolved, cache).map_err(|e| Error::Git {
+        reason: e.reason(),
+        message: e.to_string(),
+    })
 }
 
 /// The artifact built and stored by [`build_and_store`].
@@ -171,7 +208,9 @@ pub async fn build_and_store(
     let commit = fetched.commit.clone();
     let retention = ctx.settings.retention;
     let stored = tokio::task::spawn_blocking(move || {
-        let result = storage.store(&ns_owned, &name_owned, &commit, |out| build_archive(&repo_path, &commit, &options, out));
+        let result = storage.store(&ns_owned, &name_owned, &commit, |out| {
+            build_archive(&repo_path, &commit, &options, out)
+        });
         if let Ok((stored, _)) = &result {
             if let Err(e) = storage.gc(&ns_owned, &name_owned, retention, &stored.path) {
                 tracing::warn!(error = %e, "garbage-collecting old artifacts failed");
@@ -180,17 +219,29 @@ pub async fn build_and_store(
         result
     })
     .await
-    .map_err(|e| Error::Storage { reason: reasons::ARCHIVE_OPERATION_FAILED, message: e.to_string() })?;
+    .map_err(|e| Error::Storage {
+        reason: reasons::ARCHIVE_OPERATION_FAILED,
+        message: e.to_string(),
+    })?;
     let (stored, summary) = stored.map_err(|e| match e {
-        StoreError::Build(e) => Error::Storage { reason: reasons::ARCHIVE_OPERATION_FAILED, message: e.to_string() },
-        StoreError::Storage(e) => Error::Storage { reason: reasons::STAT_OPERATION_FAILED, message: e.to_string() },
+        StoreError::Build(e) => Error::Storage {
+            reason: reasons::ARCHIVE_OPERATION_FAILED,
+            message: e.to_string(),
+        },
+        StoreError::Storage(e) => Error::Storage {
+            reason: reasons::STAT_OPERATION_FAILED,
+            message: e.to_string(),
+        },
     })?;
     let info = &fetched.info;
     let mut metadata = BTreeMap::new();
     metadata.insert("git.author".to_string(), info.author.clone());
     metadata.insert("git.committer".to_string(), info.committer.clone());
     metadata.insert("git.commitTime".to_string(), info.time.clone());
-    metadata.insert("git.subject".to_string(), info.subject.chars().take(MAX_SUBJECT).collect());
+    metadata.insert(
+        "git.subject".to_string(),
+        info.subject.chars().take(MAX_SUBJECT).collect(),
+    );
     let artifact = Artifact {
         url: Storage::url_for(&stored.path, &ctx.settings.advertised_base),
         path: stored.path,
@@ -200,15 +251,25 @@ pub async fn build_and_store(
         size: Some(i64::try_from(stored.size).unwrap_or(i64::MAX)),
         metadata: Some(metadata),
     };
-    Ok(Built { artifact, dropped_symlinks: summary.dropped_symlinks })
+    Ok(Built {
+        artifact,
+        dropped_symlinks: summary.dropped_symlinks,
+    })
 }
 
 /// Whether the artifact's file is in storage with its recorded size. Cheap (one stat); the
 /// digest is checked by consumers before they use a byte.
 pub fn artifact_present(storage: &Storage, artifact: &Artifact) -> bool {
-    let Ok(path) = storage.local_path(&artifact.path) else { return false };
+    let Ok(path) = storage.local_path(&artifact.path) else {
+        return false;
+    };
     match std::fs::metadata(path) {
-        Ok(meta) => meta.is_file() && artifact.size.is_none_or(|size| u64::try_from(size).ok() == Some(meta.len())),
+        Ok(meta) => {
+            meta.is_file()
+                && artifact
+                    .size
+                    .is_none_or(|size| u64::try_from(size).ok() == Some(meta.len()))
+        }
         Err(_) => false,
     }
 }

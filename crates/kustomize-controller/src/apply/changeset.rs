@@ -151,7 +151,11 @@ pub struct ChangeSet {
 impl ChangeSet {
     /// Adds one entry.
     pub fn push(&mut self, key: ObjectKey, action: Action) {
-        self.entries.push(ChangeSetEntry { key, action, observed: None });
+        self.entries.push(ChangeSetEntry {
+            key,
+            action,
+            observed: None,
+        });
     }
 
     /// The action recorded for `key`, if any.

@@ -184,7 +184,11 @@ pub async fn apply_all(
 }
 
 fn entry(key: ObjectKey, action: Action) -> ChangeSetEntry {
-    ChangeSetEntry { key, action, observed: None }
+    ChangeSetEntry {
+        key,
+        action,
+        observed: None,
+    }
 }
 
 fn describe(obj: &DynamicObject) -> String {

@@ -4,79 +4,71 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{reflector, watcher};
 use mooring_api::GitRepository;
-use mooring_runtime::backoff::FailureTracker;
-use mooring_source_controller::context::{Context, Settings};
-use mooring_source_controller::metrics::Metrics;
-use mooring_source_controller::storage::Storage;
+use mooring_source_controller::local::{LocalController, LocalOptions};
 use mooring_testkit::TestEnv;
-use tokio::sync::watch;
 
 /// A running source-controller watching one namespace.
 pub struct Running {
     pub storage: PathBuf,
     pub cache: PathBuf,
     pub base_url: String,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    inner: LocalController,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 impl Running {
     /// Stops the controller and the artifact server and waits for both.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-        let _ = self.server.await;
+        self.inner.stop().await;
     }
 }
 
 /// Starts the controller for `env`'s namespace, storing under `storage` (a fresh dir if None).
 pub async fn start(env: &TestEnv, storage: Option<PathBuf>) -> Running {
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     let storage = storage.unwrap_or_else(|| dirs[0].path().to_path_buf());
     let cache = dirs[1].path().to_path_buf();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stop_rx) = watch::channel(false);
-    let wait = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = LocalOptions {
+        storage: storage.clone(),
+        git_cache: cache.clone(),
+        listener,
+        namespace: Some(env.namespace.clone()),
+        concurrency: 4,
     };
-    let server = tokio::spawn(mooring_source_controller::server::serve_on(listener, storage.clone(), wait(stop_rx.clone())));
-    let (repositories, writer) = reflector::store();
-    let ctx = Arc::new(Context {
-        client: env.client.clone(),
-        storage: Storage::new(storage.clone()),
-        settings: Settings {
-            git_cache: cache.clone(),
-            advertised_base: base_url.clone(),
-            retention: 2,
-            max_artifact_size: Some(64 * 1024 * 1024),
-            retry_base: Duration::from_millis(200),
-            retry_max: Duration::from_secs(2),
-        },
-        recorder: Recorder::new(env.client.clone(), Reporter::from("mooring-source-controller")),
-        metrics: Metrics::new().expect("metrics"),
-        failures: FailureTracker::new(Duration::from_millis(200), Duration::from_secs(2)),
-        repositories,
-    });
-    let config = watcher::Config::default().fields(&format!("metadata.namespace={}", env.namespace));
-    let task = tokio::spawn(mooring_source_controller::controller::run(ctx, writer, config, 4, wait(stop_rx)));
-    Running { storage, cache, base_url, stop, task, server, _dirs: dirs }
+    let inner =
+        mooring_source_controller::local::start(env.client.clone(), options).expect("start");
+    Running {
+        storage,
+        cache,
+        base_url: inner.base_url.clone(),
+        inner,
+        _dirs: dirs,
+    }
 }
 
 /// Applies a GitRepository manifest in the test namespace.
 pub async fn apply_repo(env: &TestEnv, manifest: serde_json::Value) -> GitRepository {
     let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
-    let name = manifest["metadata"]["name"].as_str().expect("name").to_string();
-    api.patch(&name, &PatchParams::apply("test").force(), &Patch::Apply(&manifest)).await.expect("apply GitRepository")
+    let name = manifest["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    api.patch(
+        &name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&manifest),
+    )
+    .await
+    .expect("apply GitRepository")
 }
 
 /// A GitRepository manifest.
@@ -94,14 +86,27 @@ pub fn repo_manifest(name: &str, url: &str, spec_extra: serde_json::Value) -> se
 }
 
 /// Waits (watching, up to 60 s) until `check` holds for the GitRepository.
-pub async fn wait_for(env: &TestEnv, name: &str, what: &str, check: impl Fn(&GitRepository) -> bool) -> GitRepository {
+pub async fn wait_for(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    check: impl Fn(&GitRepository) -> bool,
+) -> GitRepository {
     let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
     let cond = |obj: Option<&GitRepository>| obj.is_some_and(&check);
-    match tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(api.clone(), name, cond)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(60),
+        kube::runtime::wait::await_condition(api.clone(), name, cond),
+    )
+    .await
+    {
         Ok(Ok(Some(obj))) => obj,
         other => {
             let current = api.get_opt(name).await.ok().flatten();
-            panic!("timed out waiting for {name}: {what}; last: {:?}; {other:?}", current.map(|r| r.status))
+            panic!(
+                "timed out waiting for {name}: {what}; last: {:?}; {other:?}",
+                current.map(|r| r.status)
+            )
         }
     }
 }
@@ -109,20 +114,32 @@ pub async fn wait_for(env: &TestEnv, name: &str, what: &str, check: impl Fn(&Git
 /// The Ready condition's (status, reason, message).
 pub fn ready(repo: &GitRepository) -> Option<(String, String, String)> {
     let status = repo.status.as_ref()?;
-    mooring_api::conditions::find_condition(&status.conditions, "Ready").map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    mooring_api::conditions::find_condition(&status.conditions, "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 pub fn is_ready_at(repo: &GitRepository, commit: &str) -> bool {
     ready(repo).is_some_and(|(s, _, _)| s == "True")
-        && repo.status.as_ref().and_then(|s| s.artifact.as_ref()).is_some_and(|a| a.revision.ends_with(commit))
+        && repo
+            .status
+            .as_ref()
+            .and_then(|s| s.artifact.as_ref())
+            .is_some_and(|a| a.revision.ends_with(commit))
 }
 
 /// Downloads `url` and returns the body (plain HTTP client over a TCP stream).
 pub async fn download(url: &str) -> (u16, Vec<u8>) {
-    let out = tokio::process::Command::new("curl").args(["-s", "-o", "-", "-w", "\n%{http_code}", url]).output().await.expect("curl");
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", url])
+        .output()
+        .await
+        .expect("curl");
     let mut body = out.stdout;
     let pos = body.iter().rposition(|b| *b == b'\n').expect("status line");
-    let code: u16 = String::from_utf8_lossy(&body[pos + 1..]).trim().parse().expect("code");
+    let code: u16 = String::from_utf8_lossy(&body[pos + 1..])
+        .trim()
+        .parse()
+        .expect("code");
     body.truncate(pos);
     (code, body)
 }
