@@ -237,7 +237,10 @@ pub async fn build(input: BuildInput) -> Result<String, BuildError> {
     )
     .await;
     // Removing a large working copy is blocking work; it only unlinks our own links.
-    tokio::task::spawn_blocking(move || drop(prepared.dir));
+    let cleanup = tokio::task::spawn_blocking(move || prepared.dir.close()).await;
+    if let Ok(Err(e)) | Err(e) = cleanup.map_err(std::io::Error::other) {
+        tracing::warn!(error = %e, "removing a build working copy failed");
+    }
     result
 }
 

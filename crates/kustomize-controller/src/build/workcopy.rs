@@ -21,10 +21,9 @@ pub fn mirror(from: &Path, to: &Path) -> io::Result<()> {
             mirror(&source, &target)?;
         } else if file_type.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
-        } else if file_type.is_file() {
-            if fs::hard_link(&source, &target).is_err() {
-                fs::copy(&source, &target)?;
-            }
+        } else if file_type.is_file() && fs::hard_link(&source, &target).is_err() {
+            // Another filesystem: copy instead.
+            fs::copy(&source, &target)?;
         }
         // Anything else (sockets, devices) is never extracted, so never seen here.
     }
