@@ -192,7 +192,12 @@ impl ArtifactCache {
             .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(ArtifactError::Client)?;
-        std::fs::create_dir_all(root.join(".scratch")).map_err(|e| storage("create", &root, e))?;
+        // Working copies of builds interrupted by a restart are garbage.
+        let scratch = root.join(".scratch");
+        if scratch.is_dir() {
+            remove_any(&scratch);
+        }
+        std::fs::create_dir_all(&scratch).map_err(|e| storage("create", &scratch, e))?;
         for entry in std::fs::read_dir(&root).map_err(|e| storage("list", &root, e))? {
             let entry = entry.map_err(|e| storage("list", &root, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -240,7 +245,7 @@ impl ArtifactCache {
     ) -> Result<Arc<ExtractedArtifact>, ArtifactError> {
         let digest: Digest = digest.parse().map_err(ArtifactError::InvalidDigest)?;
         let key = digest.to_string();
-        loop {
+        for _ in 0..3 {
             let slot = self.slots().entry(key.clone()).or_default().clone();
             let artifact = slot
                 .get_or_try_init(|| self.fetch(url, &digest))
@@ -259,6 +264,12 @@ impl ArtifactCache {
                 slots.remove(&key);
             }
         }
+        let dir = self.root.join(digest.hex());
+        Err(storage(
+            "keep",
+            &dir,
+            std::io::Error::other("the extracted tree keeps disappearing"),
+        ))
     }
 
     async fn fetch(
@@ -340,7 +351,10 @@ impl ArtifactCache {
                         victims.push(hex.to_owned());
                         false
                     }
-                    _ => true,
+                    Some(_) => true,
+                    // Empty: a download in flight (a `get` holds the slot), or one that failed
+                    // (nobody does), whose slot is dropped.
+                    None => Arc::strong_count(slot) > 1,
                 }
             });
             let tracked: HashSet<&str> = slots
