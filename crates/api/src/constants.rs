@@ -39,6 +39,10 @@ pub const SSA_ANNOTATION: &str = "kustomize.mooring.dev/ssa";
 /// Per-object annotation: `enabled` recreates the object when an immutable field changed.
 pub const FORCE_ANNOTATION: &str = "kustomize.mooring.dev/force";
 
+/// Per-object annotation (or label): `disabled` leaves the object out of post-build variable
+/// substitution.
+pub const SUBSTITUTE_ANNOTATION: &str = "kustomize.mooring.dev/substitute";
+
 /// Value of [`PRUNE_ANNOTATION`] and [`RECONCILE_ANNOTATION`] that turns the behaviour off.
 pub const DISABLED_VALUE: &str = "disabled";
 

@@ -11,7 +11,7 @@ use mooring_runtime::server::{self, Readiness};
 use mooring_runtime::shutdown;
 use tokio::sync::mpsc;
 
-use crate::apply::discovery::KindCache;
+use crate::apply::KindCache;
 use crate::artifact::{ArtifactCache, Limits};
 use crate::cli::Args;
 use crate::client_cache::ClientCache;

@@ -8,7 +8,7 @@ use kube::runtime::reflector::Store;
 use mooring_api::{GitRepository, Kustomization};
 use mooring_runtime::backoff::FailureTracker;
 
-use crate::apply::discovery::KindCache;
+use crate::apply::KindCache;
 use crate::artifact::ArtifactCache;
 use crate::client_cache::ClientCache;
 use crate::drift::DriftWatcher;

@@ -211,10 +211,10 @@ pub async fn build_and_store(
         let result = storage.store(&ns_owned, &name_owned, &commit, |out| {
             build_archive(&repo_path, &commit, &options, out)
         });
-        if let Ok((stored, _)) = &result {
-            if let Err(e) = storage.gc(&ns_owned, &name_owned, retention, &stored.path) {
-                tracing::warn!(error = %e, "garbage-collecting old artifacts failed");
-            }
+        if let Ok((stored, _)) = &result
+            && let Err(e) = storage.gc(&ns_owned, &name_owned, retention, &stored.path)
+        {
+            tracing::warn!(error = %e, "garbage-collecting old artifacts failed");
         }
         result
     })

@@ -1,0 +1,372 @@
+//! `kustomize build` of a Kustomization's path inside an extracted artifact.
+//!
+//! Steps: resolve `spec.path` inside the artifact; mirror the shared artifact into a private
+//! working copy (hard links); find the kustomization file or generate one as Flux does; merge
+//! the spec's `targetNamespace`, `namePrefix`, `nameSuffix`, `patches`, `images` and
+//! `components` into it (written as a new file); check every reachable kustomization for
+//! remote bases and paths leaving the artifact; run the pinned kustomize, sandboxed, with a
+//! timeout. `commonMetadata` is not a kustomize field: it is applied to the parsed objects after
+//! substitution (see [`crate::manifests`]), which is when Flux applies it.
+
+mod kustomization;
+mod run;
+mod sandbox;
+mod workcopy;
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use mooring_api::KustomizationSpec;
+use mooring_api::kustomization::{Image, Patch};
+
+pub use kustomization::{KUSTOMIZATION_FILES, Overrides, YamlFile, classify};
+pub use sandbox::is_remote;
+
+/// Default `kustomize build` timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Everything a build needs.
+#[derive(Debug, Clone)]
+pub struct BuildInput {
+    /// The extracted artifact (shared; never modified).
+    pub artifact_dir: PathBuf,
+    /// `spec.path`: a directory relative to the artifact root; empty means the root.
+    pub path: String,
+    /// The kustomize binary.
+    pub kustomize_bin: PathBuf,
+    /// `spec.targetNamespace`.
+    pub target_namespace: Option<String>,
+    /// `spec.namePrefix`.
+    pub name_prefix: Option<String>,
+    /// `spec.nameSuffix`.
+    pub name_suffix: Option<String>,
+    /// `spec.patches`.
+    pub patches: Vec<Patch>,
+    /// `spec.images`.
+    pub images: Vec<Image>,
+    /// `spec.components`.
+    pub components: Vec<String>,
+    /// Let kustomize fetch remote bases and files (off by default).
+    pub allow_remote_bases: bool,
+    /// Kill kustomize after this long.
+    pub timeout: Duration,
+    /// Where working copies go; on the artifact's filesystem so that files can be hard-linked
+    /// (see `ArtifactCache::scratch_dir`). `None`: the system temp directory.
+    pub work_root: Option<PathBuf>,
+}
+
+impl BuildInput {
+    /// A build of the artifact root with no overrides.
+    pub fn new(artifact_dir: impl Into<PathBuf>, kustomize_bin: impl Into<PathBuf>) -> Self {
+        Self {
+            artifact_dir: artifact_dir.into(),
+            path: String::new(),
+            kustomize_bin: kustomize_bin.into(),
+            target_namespace: None,
+            name_prefix: None,
+            name_suffix: None,
+            patches: Vec::new(),
+            images: Vec::new(),
+            components: Vec::new(),
+            allow_remote_bases: false,
+            timeout: DEFAULT_TIMEOUT,
+            work_root: None,
+        }
+    }
+
+    /// Takes the path and the build overrides from a Kustomization spec.
+    pub fn with_spec(mut self, spec: &KustomizationSpec) -> Self {
+        self.path = spec.path.clone().unwrap_or_default();
+        self.target_namespace = spec.target_namespace.clone();
+        self.name_prefix = spec.name_prefix.clone();
+        self.name_suffix = spec.name_suffix.clone();
+        self.patches = spec.patches.clone();
+        self.images = spec.images.clone();
+        self.components = spec.components.clone();
+        self
+    }
+
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            target_namespace: self.target_namespace.clone(),
+            name_prefix: self.name_prefix.clone(),
+            name_suffix: self.name_suffix.clone(),
+            patches: self.patches.clone(),
+            images: self.images.clone(),
+            components: self.components.clone(),
+        }
+    }
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `spec.path` climbs out of the artifact.
+    #[error("invalid path {path:?}: it leaves the artifact")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+    },
+    /// `spec.path` does not exist in the artifact.
+    #[error("kustomization path not found: {path:?}")]
+    PathNotFound {
+        /// The path as given.
+        path: String,
+    },
+    /// `spec.path` is not a directory.
+    #[error("kustomization path {path:?} is not a directory")]
+    PathNotDirectory {
+        /// The path as given.
+        path: String,
+    },
+    /// Preparing the working copy failed.
+    #[error("preparing the working copy failed: {source}")]
+    WorkingCopy {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A kustomization file is invalid.
+    #[error("invalid kustomization {file}: {message}")]
+    InvalidKustomization {
+        /// Path relative to the artifact root.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A YAML file listed in a generated kustomization is invalid.
+    #[error("invalid YAML in {file}: {message}")]
+    InvalidYaml {
+        /// Path relative to the artifact root.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A kustomization names something outside the sandbox (remote, or outside the artifact).
+    #[error("{file}: {field} entry {entry:?} refused: {problem}")]
+    Sandbox {
+        /// The kustomization file, relative to the artifact root.
+        file: String,
+        /// The field holding the entry.
+        field: &'static str,
+        /// The entry.
+        entry: String,
+        /// Why it is refused.
+        problem: &'static str,
+    },
+    /// kustomize could not be started (or waited for).
+    #[error("running {bin} failed: {source}")]
+    Spawn {
+        /// The binary.
+        bin: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// kustomize ran past the timeout and was killed.
+    #[error("kustomize build timed out after {after:?}")]
+    Timeout {
+        /// The timeout.
+        after: Duration,
+    },
+    /// kustomize failed; its error output, relative to the artifact root.
+    #[error("kustomize build failed: {message}")]
+    Kustomize {
+        /// kustomize's trimmed error output.
+        message: String,
+    },
+}
+
+impl BuildError {
+    /// A stable short label for metrics and event reasons.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::InvalidPath { .. } => "InvalidPath",
+            Self::PathNotFound { .. } => "PathNotFound",
+            Self::PathNotDirectory { .. } => "PathNotDirectory",
+            Self::WorkingCopy { .. } => "WorkingCopy",
+            Self::InvalidKustomization { .. } => "InvalidKustomization",
+            Self::InvalidYaml { .. } => "InvalidYaml",
+            Self::Sandbox { .. } => "SandboxViolation",
+            Self::Spawn { .. } => "SpawnKustomize",
+            Self::Timeout { .. } => "BuildTimeout",
+            Self::Kustomize { .. } => "KustomizeBuild",
+        }
+    }
+}
+
+/// `spec.path` as a normalized relative path; a leading `/` means the artifact root, as in
+/// Flux. `None` when `..` climbs above the root.
+pub fn normalize_path(path: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(c) => out.push(c),
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(out)
+}
+
+/// Builds `input.path` of the artifact and returns kustomize's multi-document YAML.
+pub async fn build(input: BuildInput) -> Result<String, BuildError> {
+    let relative = normalize_path(&input.path).ok_or_else(|| BuildError::InvalidPath {
+        path: input.path.clone(),
+    })?;
+    let work_root = input.work_root.clone().unwrap_or_else(std::env::temp_dir);
+    let prepared = tokio::task::spawn_blocking({
+        let input = input.clone();
+        move || prepare(&input, &relative, &work_root)
+    })
+    .await
+    .map_err(|e| BuildError::WorkingCopy {
+        source: std::io::Error::other(e),
+    })??;
+    let result = run::kustomize_build(
+        &input.kustomize_bin,
+        &prepared.tree,
+        &prepared.build_dir,
+        &prepared.scratch,
+        input.allow_remote_bases,
+        input.timeout,
+    )
+    .await;
+    // Removing a large working copy is blocking work; it only unlinks our own links.
+    let cleanup = tokio::task::spawn_blocking(move || prepared.dir.close()).await;
+    if let Ok(Err(e)) | Err(e) = cleanup.map_err(std::io::Error::other) {
+        tracing::warn!(error = %e, "removing a build working copy failed");
+    }
+    result
+}
+
+struct Prepared {
+    dir: tempfile::TempDir,
+    tree: PathBuf,
+    build_dir: PathBuf,
+    scratch: PathBuf,
+}
+
+fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prepared, BuildError> {
+    let io = |source| BuildError::WorkingCopy { source };
+    let source_dir = input.artifact_dir.join(relative);
+    let meta = std::fs::metadata(&source_dir).map_err(|_| BuildError::PathNotFound {
+        path: input.path.clone(),
+    })?;
+    if !meta.is_dir() {
+        return Err(BuildError::PathNotDirectory {
+            path: input.path.clone(),
+        });
+    }
+    std::fs::create_dir_all(work_root).map_err(io)?;
+    let dir = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(work_root)
+        .map_err(io)?;
+    let tree = dir.path().join("tree");
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&tree).map_err(io)?;
+    std::fs::create_dir(&scratch).map_err(io)?;
+    workcopy::mirror(&input.artifact_dir, &tree).map_err(io)?;
+    let build_dir = tree.join(relative);
+    // A path through a symbolic link must still land inside the artifact.
+    let canonical_tree = std::fs::canonicalize(&tree).map_err(io)?;
+    let canonical_dir = std::fs::canonicalize(&build_dir).map_err(io)?;
+    if !canonical_dir.starts_with(&canonical_tree) {
+        return Err(BuildError::InvalidPath {
+            path: input.path.clone(),
+        });
+    }
+    write_kustomization(&build_dir, &tree, &input.overrides())?;
+    sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
+    Ok(Prepared {
+        dir,
+        tree,
+        build_dir,
+        scratch,
+    })
+}
+
+/// Generates the kustomization when there is none, and merges the overrides into it.
+fn write_kustomization(
+    build_dir: &Path,
+    tree: &Path,
+    overrides: &Overrides,
+) -> Result<(), BuildError> {
+    let (file, mut doc) = match kustomization::find(build_dir) {
+        Some(file) => {
+            let display = kustomization::display_path(&file, tree);
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| BuildError::InvalidKustomization {
+                    file: display.clone(),
+                    message: e.to_string(),
+                })?;
+            let doc = kustomization::parse(&text, &display)?;
+            // An untouched, non-empty kustomization is left exactly as written.
+            if overrides.is_empty() && !doc.is_empty() {
+                return Ok(());
+            }
+            (file, doc)
+        }
+        None => {
+            let resources = kustomization::generate_resources(build_dir, tree)?;
+            (
+                build_dir.join(KUSTOMIZATION_FILES[0]),
+                kustomization::generated(resources),
+            )
+        }
+    };
+    let display = kustomization::display_path(&file, tree);
+    kustomization::apply_overrides(&mut doc, overrides, &display)?;
+    let text = kustomization::render(&doc).map_err(|e| BuildError::InvalidKustomization {
+        file: display,
+        message: e.to_string(),
+    })?;
+    workcopy::write_new(&file, &text).map_err(|source| BuildError::WorkingCopy { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_path_is_normalized_inside_the_root() {
+        assert_eq!(normalize_path(""), Some(PathBuf::new()));
+        assert_eq!(normalize_path("./"), Some(PathBuf::new()));
+        assert_eq!(
+            normalize_path("./apps/prod"),
+            Some(PathBuf::from("apps/prod"))
+        );
+        assert_eq!(
+            normalize_path("/clusters/a/"),
+            Some(PathBuf::from("clusters/a"))
+        );
+        assert_eq!(normalize_path("apps/../base"), Some(PathBuf::from("base")));
+        assert_eq!(normalize_path("../secrets"), None);
+        assert_eq!(normalize_path("apps/../../x"), None);
+    }
+
+    #[test]
+    fn error_labels_are_distinct() {
+        let errors = [
+            BuildError::InvalidPath {
+                path: String::new(),
+            },
+            BuildError::PathNotFound {
+                path: String::new(),
+            },
+            BuildError::Timeout {
+                after: Duration::from_secs(1),
+            },
+            BuildError::Kustomize {
+                message: String::new(),
+            },
+        ];
+        let labels: std::collections::BTreeSet<_> = errors.iter().map(BuildError::label).collect();
+        assert_eq!(labels.len(), errors.len());
+    }
+}

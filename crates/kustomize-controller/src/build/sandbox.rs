@@ -1,0 +1,207 @@
+//! Checks every kustomization the build can reach before kustomize runs: remote bases and
+//! remote files are refused (unless allowed), and every local path must stay inside the
+//! artifact.
+//!
+//! kustomize's own load restrictor (`LoadRestrictionsRootOnly`) confines the *files* a
+//! kustomization loads to its directory, but lets `resources` and `components` name
+//! kustomization directories anywhere on disk (another tenant's extracted artifact, say) and
+//! fetches `https://` files and `git` repositories. This scan closes those holes and gives
+//! errors that name the file and the entry; kustomize also runs without `git` on its `PATH`.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use super::BuildError;
+use super::kustomization::{display_path, find, parse};
+
+/// Fields whose entries may be kustomization directories, followed by the scan.
+const DIRECTORY_FIELDS: [&str; 3] = ["resources", "components", "bases"];
+/// Fields whose string entries are files (or, with a newline, inline content).
+const FILE_FIELDS: [&str; 6] = [
+    "crds",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "patchesStrategicMerge",
+];
+/// Fields holding a list of objects with a `path`.
+const PATH_OBJECT_FIELDS: [&str; 3] = ["patches", "patchesJson6902", "replacements"];
+/// Generator fields holding file lists.
+const GENERATOR_FIELDS: [&str; 2] = ["configMapGenerator", "secretGenerator"];
+
+/// Whether a kustomization entry that does not exist locally names a remote location:
+/// a URL, a `git@host:` or `git::`/`gh:` reference, a `host.tld/org/repo` path, or a path with
+/// kustomize's `//` subdirectory separator or a `?ref=` query.
+pub fn is_remote(entry: &str) -> bool {
+    if entry.contains("://")
+        || entry.starts_with("git@")
+        || entry.starts_with("git::")
+        || entry.starts_with("gh:")
+        || entry.contains("?ref=")
+        || entry.contains("?version=")
+    {
+        return true;
+    }
+    if entry.starts_with('/') || entry.starts_with('.') {
+        return false;
+    }
+    if entry.contains("//") {
+        return true;
+    }
+    let mut segments = entry.split('/');
+    let host = segments.next().unwrap_or_default();
+    let hostlike = host.contains('.')
+        && !host.starts_with('.')
+        && !host.ends_with(".yaml")
+        && !host.ends_with(".yml")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    hostlike && segments.next().is_some_and(|s| !s.is_empty())
+}
+
+/// One path entry of a kustomization.
+struct Reference<'a> {
+    field: &'static str,
+    entry: &'a str,
+}
+
+fn strings(value: Option<&Value>) -> Vec<&str> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn references(doc: &serde_json::Map<String, Value>) -> Vec<Reference<'_>> {
+    let mut refs = Vec::new();
+    for field in DIRECTORY_FIELDS.iter().chain(FILE_FIELDS.iter()) {
+        for entry in strings(doc.get(*field)) {
+            // Inline configuration or patches span several lines and name no file.
+            if !entry.contains('\n') {
+                refs.push(Reference { field, entry });
+            }
+        }
+    }
+    for field in PATH_OBJECT_FIELDS {
+        for item in doc
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(entry) = item.get("path").and_then(Value::as_str) {
+                refs.push(Reference { field, entry });
+            }
+        }
+    }
+    for field in GENERATOR_FIELDS {
+        for item in doc
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let files = strings(item.get("files"))
+                .into_iter()
+                .map(|f| f.split_once('=').map_or(f, |(_, path)| path));
+            let envs = strings(item.get("envs")).into_iter();
+            let env = item.get("env").and_then(Value::as_str).into_iter();
+            for entry in files.chain(envs).chain(env) {
+                refs.push(Reference { field, entry });
+            }
+        }
+    }
+    if let Some(entry) = doc
+        .get("openapi")
+        .and_then(|o| o.get("path"))
+        .and_then(Value::as_str)
+    {
+        refs.push(Reference {
+            field: "openapi",
+            entry,
+        });
+    }
+    refs
+}
+
+/// Resolves `entry` against `dir` without touching the disk; `None` when it climbs above `root`.
+fn lexical_join(root: &Path, dir: &Path, entry: &str) -> Option<PathBuf> {
+    let mut out = dir.strip_prefix(root).ok()?.to_path_buf();
+    for component in Path::new(entry).components() {
+        match component {
+            Component::Normal(c) => out.push(c),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(root.join(out))
+}
+
+/// Scans the kustomizations reachable from `start` (a directory inside `root`).
+pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<(), BuildError> {
+    let canonical_root =
+        fs::canonicalize(root).map_err(|source| BuildError::WorkingCopy { source })?;
+    let mut queue = VecDeque::from([start.to_path_buf()]);
+    let mut seen = BTreeSet::new();
+    while let Some(dir) = queue.pop_front() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let Some(file) = find(&dir) else { continue };
+        let display = display_path(&file, root);
+        let text = fs::read_to_string(&file).map_err(|e| BuildError::InvalidKustomization {
+            file: display.clone(),
+            message: e.to_string(),
+        })?;
+        let doc = parse(&text, &display)?;
+        for Reference { field, entry } in references(&doc) {
+            let error = |problem: &'static str| BuildError::Sandbox {
+                file: display.clone(),
+                field,
+                entry: entry.to_owned(),
+                problem,
+            };
+            let local = lexical_join(root, &dir, entry);
+            let exists = local.as_ref().is_some_and(|p| p.exists());
+            if !exists && is_remote(entry) {
+                if allow_remote {
+                    continue;
+                }
+                return Err(error("remote bases are not allowed"));
+            }
+            let Some(local) = local else {
+                return Err(error("the path leaves the artifact"));
+            };
+            if !exists {
+                // kustomize reports the missing file with its own message.
+                continue;
+            }
+            let resolved =
+                fs::canonicalize(&local).map_err(|source| BuildError::WorkingCopy { source })?;
+            if !resolved.starts_with(&canonical_root) {
+                return Err(error(
+                    "the path leaves the artifact through a symbolic link",
+                ));
+            }
+            if DIRECTORY_FIELDS.contains(&field) && resolved.is_dir() {
+                let inside = resolved.strip_prefix(&canonical_root).unwrap_or(&resolved);
+                queue.push_back(root.join(inside));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "sandbox_tests.rs"]
+mod tests;

@@ -1,0 +1,475 @@
+//! `build` against the real, pinned kustomize.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mooring_api::kustomization::{CommonMetadata, Image, Patch, Selector};
+use mooring_kustomize_controller::build::{BuildError, BuildInput, build};
+use mooring_kustomize_controller::manifests;
+use mooring_kustomize_controller::substitute::substitute;
+
+fn kustomize() -> PathBuf {
+    mooring_testkit::tools::tool("kustomize").expect("kustomize (run `make tools`)")
+}
+
+/// A fake extracted artifact.
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+impl Tree {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn input(&self, path: &str) -> BuildInput {
+        let mut input = BuildInput::new(self.path(), kustomize());
+        input.path = path.to_owned();
+        input
+    }
+
+    /// Every file and its contents, to prove a build changed nothing.
+    fn snapshot(&self) -> BTreeMap<String, String> {
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+            for entry in std::fs::read_dir(dir).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                let rel = path.strip_prefix(root).expect("rel").display().to_string();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else {
+                    out.insert(rel, std::fs::read_to_string(&path).expect("read"));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self.path(), self.path(), &mut out);
+        out
+    }
+}
+
+const DEPLOYMENT: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+";
+
+const SERVICE: &str = "\
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  ports:
+  - port: 80
+";
+
+fn find<'a>(
+    objects: &'a [kube::api::DynamicObject],
+    kind: &str,
+    name: &str,
+) -> &'a kube::api::DynamicObject {
+    objects
+        .iter()
+        .find(|o| {
+            o.types.as_ref().is_some_and(|t| t.kind == kind)
+                && o.metadata.name.as_deref() == Some(name)
+        })
+        .unwrap_or_else(|| panic!("{kind}/{name} not in the build"))
+}
+
+fn overlay_tree() -> Tree {
+    Tree::new(&[
+        (
+            "base/kustomization.yaml",
+            "resources:\n- deployment.yaml\n- service.yaml\n",
+        ),
+        ("base/deployment.yaml", DEPLOYMENT),
+        ("base/service.yaml", SERVICE),
+        (
+            "components/monitoring/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n\
+             resources:\n- monitor.yaml\n\
+             patches:\n- target:\n    kind: Deployment\n  patch: |\n    - op: add\n      path: /metadata/annotations\n      value:\n        monitoring: enabled\n",
+        ),
+        (
+            "components/monitoring/monitor.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: monitor\ndata:\n  scrape: \"true\"\n",
+        ),
+        (
+            "components/extra/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n\
+             resources:\n- extra.yaml\n",
+        ),
+        (
+            "components/extra/extra.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n",
+        ),
+        (
+            "overlays/prod/kustomization.yaml",
+            "resources:\n- ../../base\ncomponents:\n- ../../components/monitoring\n\
+             patches:\n- path: replicas.yaml\n",
+        ),
+        (
+            "overlays/prod/replicas.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n",
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn overlay_with_patches_and_components() {
+    let tree = overlay_tree();
+    let before = tree.snapshot();
+    let mut input = tree.input("./overlays/prod");
+    input.components = vec!["../../components/extra".into()];
+    input.patches = vec![Patch {
+        patch: "- op: add\n  path: /spec/template/spec/containers/0/env\n  value:\n  - name: MODE\n    value: prod\n".into(),
+        target: Some(Selector {
+            kind: Some("Deployment".into()),
+            name: Some("web".into()),
+            ..Selector::default()
+        }),
+    }];
+    let yaml = build(input).await.expect("build");
+    let objects = manifests::parse(&yaml).expect("parse");
+    let deploy = find(&objects, "Deployment", "web");
+    // The overlay's own patch, the component's patch, and the spec's patch all applied.
+    assert_eq!(deploy.data["spec"]["replicas"], serde_json::json!(3));
+    assert_eq!(
+        deploy.metadata.annotations.as_ref().expect("annotations")["monitoring"],
+        "enabled"
+    );
+    assert_eq!(
+        deploy.data["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+        serde_json::json!("prod")
+    );
+    find(&objects, "ConfigMap", "monitor");
+    find(&objects, "ConfigMap", "extra");
+    find(&objects, "Service", "web");
+    assert_eq!(tree.snapshot(), before, "the shared artifact was modified");
+}
+
+#[tokio::test]
+async fn generated_kustomization_when_none() {
+    let tree = Tree::new(&[
+        ("apps/deployment.yaml", DEPLOYMENT),
+        ("apps/nested/service.yml", SERVICE),
+        (
+            "apps/values.yaml",
+            "replicaCount: 3\nimage:\n  tag: latest\n",
+        ),
+        ("apps/.github/workflows/ci.yml", "on: push\njobs: {}\n"),
+        ("apps/README.md", "# not yaml"),
+        (
+            "apps/sub/kustomization.yaml",
+            "resources:\n- cm.yaml\nnamePrefix: sub-\n",
+        ),
+        (
+            "apps/sub/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
+        ),
+        // Would be a duplicate if the generator descended into `sub`.
+        (
+            "apps/sub/also.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
+        ),
+    ]);
+    let before = tree.snapshot();
+    let yaml = build(tree.input("apps")).await.expect("build");
+    let objects = manifests::parse(&yaml).expect("parse");
+    let mut names: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o.types.as_ref().expect("types").kind,
+                o.metadata.name.as_deref().expect("name")
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["ConfigMap/sub-cm", "Deployment/web", "Service/web"]
+    );
+    assert_eq!(tree.snapshot(), before, "the shared artifact was modified");
+}
+
+#[tokio::test]
+async fn empty_directory_builds_to_nothing() {
+    let tree = Tree::new(&[("docs/README.md", "# empty")]);
+    let yaml = build(tree.input("docs")).await.expect("build");
+    assert!(manifests::parse(&yaml).expect("parse").is_empty());
+}
+
+#[tokio::test]
+async fn spec_overrides_and_common_metadata_are_applied() {
+    let tree = Tree::new(&[
+        (
+            "app/kustomization.yaml",
+            "resources:\n- deployment.yaml\n- service.yaml\nimages:\n- name: nginx\n  newTag: \"1.26\"\n",
+        ),
+        ("app/deployment.yaml", DEPLOYMENT),
+        ("app/service.yaml", SERVICE),
+    ]);
+    let before = tree.snapshot();
+    let mut input = tree.input("app");
+    input.target_namespace = Some("prod".into());
+    input.name_prefix = Some("team-".into());
+    input.name_suffix = Some("-v2".into());
+    input.images = vec![Image {
+        name: "nginx".into(),
+        new_name: Some("registry.local/nginx".into()),
+        new_tag: None,
+        digest: None,
+    }];
+    let yaml = build(input).await.expect("build");
+    let mut objects = manifests::parse(&yaml).expect("parse");
+    manifests::set_common_metadata(
+        &mut objects,
+        &CommonMetadata {
+            labels: Some(BTreeMap::from([("team".into(), "a".into())])),
+            annotations: Some(BTreeMap::from([("owner".into(), "ops".into())])),
+        },
+    );
+    manifests::stamp_owner(&mut objects, "apps", "flux-system");
+    let deploy = find(&objects, "Deployment", "team-web-v2");
+    assert_eq!(deploy.metadata.namespace.as_deref(), Some("prod"));
+    // newName merged with the kustomization's own tag.
+    assert_eq!(
+        deploy.data["spec"]["template"]["spec"]["containers"][0]["image"],
+        serde_json::json!("registry.local/nginx:1.26")
+    );
+    let labels = deploy.metadata.labels.as_ref().expect("labels");
+    assert_eq!(labels["team"], "a");
+    assert_eq!(labels["kustomize.mooring.dev/name"], "apps");
+    assert_eq!(
+        deploy.metadata.annotations.as_ref().expect("annotations")["owner"],
+        "ops"
+    );
+    // commonMetadata stays out of the pod template (no rollout), unlike kustomize's labels.
+    let template = &deploy.data["spec"]["template"]["metadata"];
+    assert!(template["labels"].get("team").is_none(), "{template}");
+    assert!(template.get("annotations").is_none(), "{template}");
+    let service = find(&objects, "Service", "team-web-v2");
+    assert_eq!(service.metadata.namespace.as_deref(), Some("prod"));
+    assert_eq!(tree.snapshot(), before, "the shared artifact was modified");
+}
+
+#[tokio::test]
+async fn substitution_after_build_keeps_types() {
+    let tree = Tree::new(&[(
+        "app/deploy.yaml",
+        &DEPLOYMENT
+            .replace("replicas: 1", "replicas: ${REPLICAS:=1}")
+            .replace("nginx:1.25", "nginx:${TAG}"),
+    )]);
+    let yaml = build(tree.input("app")).await.expect("build");
+    let vars = BTreeMap::from([
+        ("REPLICAS".to_owned(), "4".to_owned()),
+        ("TAG".to_owned(), "1.27".to_owned()),
+    ]);
+    let objects =
+        manifests::parse(&substitute(&yaml, &vars, true).expect("substitute")).expect("parse");
+    assert_eq!(objects[0].data["spec"]["replicas"], serde_json::json!(4));
+    assert_eq!(
+        objects[0].data["spec"]["template"]["spec"]["containers"][0]["image"],
+        serde_json::json!("nginx:1.27")
+    );
+}
+
+#[tokio::test]
+async fn remote_base_is_rejected() {
+    for entry in [
+        "https://github.com/org/repo//deploy?ref=v1",
+        "github.com/org/repo/deploy",
+    ] {
+        let kustomization = format!("resources:\n- {entry}\n");
+        let tree = Tree::new(&[("app/kustomization.yaml", kustomization.as_str())]);
+        let err = build(tree.input("app")).await.expect_err("remote base");
+        assert_eq!(err.label(), "SandboxViolation", "{err}");
+        let message = err.to_string();
+        assert!(message.contains("app/kustomization.yaml"), "{message}");
+        assert!(message.contains(entry), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn exec_plugins_and_helm_are_refused() {
+    let marker = tempfile::tempdir().expect("marker");
+    let marker_file = marker.path().join("ran");
+    let script = format!(
+        "#!/bin/sh\ntouch {}\necho 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x'\n",
+        marker_file.display()
+    );
+    let tree = Tree::new(&[
+        ("app/kustomization.yaml", "generators:\n- gen.yaml\n"),
+        (
+            "app/gen.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gen\n  annotations:\n    \
+             config.kubernetes.io/function: |\n      exec:\n        path: ./gen.sh\n",
+        ),
+        ("app/gen.sh", script.as_str()),
+        (
+            "chart/kustomization.yaml",
+            "helmCharts:\n- name: podinfo\n  repo: https://stefanprodan.github.io/podinfo\n",
+        ),
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        tree.path().join("app/gen.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let err = build(tree.input("app")).await.expect_err("exec plugin");
+    assert_eq!(err.label(), "KustomizeBuild", "{err}");
+    assert!(err.to_string().contains("plugins disabled"), "{err}");
+    assert!(!marker_file.exists(), "the exec plugin ran");
+
+    let err = build(tree.input("chart")).await.expect_err("helm");
+    assert!(err.to_string().contains("enable-helm"), "{err}");
+}
+
+#[tokio::test]
+async fn loads_outside_the_root_are_rejected() {
+    let outside = Tree::new(&[
+        ("kustomization.yaml", "resources:\n- secret.yaml\n"),
+        ("secret.yaml", SERVICE),
+    ]);
+    let escape = format!("resources:\n- {}\n", outside.path().display());
+    let tree = Tree::new(&[
+        // Inside the artifact but outside the kustomization's directory: kustomize's own
+        // load restrictor refuses it.
+        (
+            "app/kustomization.yaml",
+            "resources:\n- ../shared/service.yaml\n",
+        ),
+        ("shared/service.yaml", SERVICE),
+        // Out of the artifact: refused before kustomize runs.
+        ("climb/kustomization.yaml", "resources:\n- ../../../etc\n"),
+        ("absolute/kustomization.yaml", escape.as_str()),
+    ]);
+    let err = build(tree.input("app"))
+        .await
+        .expect_err("file outside root");
+    assert_eq!(err.label(), "KustomizeBuild", "{err}");
+    assert!(err.to_string().contains("is not in or below"), "{err}");
+    // Paths in kustomize's message are relative to the artifact.
+    assert!(!err.to_string().contains(".build-"), "{err}");
+
+    for dir in ["climb", "absolute"] {
+        let err = build(tree.input(dir)).await.expect_err(dir);
+        assert_eq!(err.label(), "SandboxViolation", "{err}");
+        assert!(err.to_string().contains("leaves the artifact"), "{err}");
+    }
+
+    let err = build(tree.input("../.."))
+        .await
+        .expect_err("spec.path escape");
+    assert_eq!(err.label(), "InvalidPath", "{err}");
+}
+
+#[tokio::test]
+async fn missing_path_is_an_error_naming_it() {
+    let tree = Tree::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let err = build(tree.input("./clusters/prod"))
+        .await
+        .expect_err("missing");
+    assert_eq!(err.label(), "PathNotFound");
+    assert!(err.to_string().contains("./clusters/prod"), "{err}");
+    let err = build(tree.input("app/kustomization.yaml"))
+        .await
+        .expect_err("file");
+    assert_eq!(err.label(), "PathNotDirectory");
+}
+
+#[tokio::test]
+async fn malformed_yaml_errors_name_the_file() {
+    let tree = Tree::new(&[
+        ("listed/kustomization.yaml", "resources:\n- bad.yaml\n"),
+        (
+            "listed/bad.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n",
+        ),
+        (
+            "generated/bad.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n data: [\n",
+        ),
+        ("broken/kustomization.yaml", "resources: [\n"),
+    ]);
+    let err = build(tree.input("listed")).await.expect_err("listed");
+    assert!(err.to_string().contains("bad.yaml"), "{err}");
+    let err = build(tree.input("generated")).await.expect_err("generated");
+    assert_eq!(err.label(), "InvalidYaml");
+    assert!(err.to_string().contains("generated/bad.yaml"), "{err}");
+    let err = build(tree.input("broken"))
+        .await
+        .expect_err("kustomization");
+    assert_eq!(err.label(), "InvalidKustomization");
+    assert!(
+        err.to_string().contains("broken/kustomization.yaml"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn builds_run_in_parallel_and_clean_up() {
+    let tree = overlay_tree();
+    let work = tempfile::tempdir().expect("work");
+    let inputs = (0..4).map(|_| {
+        let mut input = tree.input("overlays/prod");
+        input.work_root = Some(work.path().to_path_buf());
+        build(input)
+    });
+    let outputs = futures::future::join_all(inputs).await;
+    let first = outputs[0].as_ref().expect("build").clone();
+    for output in &outputs {
+        assert_eq!(output.as_ref().expect("build"), &first);
+    }
+    let left: Vec<_> = std::fs::read_dir(work.path()).expect("read").collect();
+    assert!(left.is_empty(), "working copies left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn a_hung_kustomize_is_killed_at_the_timeout() {
+    let fake = tempfile::tempdir().expect("fake");
+    let bin = fake.path().join("kustomize");
+    std::fs::write(&bin, "#!/bin/sh\nexec sleep 30\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tree = Tree::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let mut input = tree.input("app");
+    input.kustomize_bin = bin;
+    input.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = build(input).await.expect_err("timeout");
+    assert!(matches!(err, BuildError::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
