@@ -4,6 +4,8 @@ use base64::Engine;
 use mooring_testkit::certs::TestCa;
 
 use super::*;
+use crate::git::proxy::ProxyConfig;
+use crate::git::ssh_secret::ssh_key_is_encrypted;
 
 const HTTPS: &str = "https://git.example.com/org/repo.git";
 const HTTP: &str = "http://git.example.com/org/repo.git";
