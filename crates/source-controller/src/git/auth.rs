@@ -63,12 +63,33 @@ pub struct SshCredentials {
 }
 
 /// How to authenticate to a git server (and whom to trust), parsed from a Secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct GitAuth {
     pub(crate) http: Option<HttpCredentials>,
     pub(crate) ca_pem: Option<Vec<u8>>,
     pub(crate) client_cert: Option<ClientCertificate>,
     pub(crate) ssh: Option<SshCredentials>,
+}
+
+/// What is configured, without any key material (certificates included: they are long).
+impl fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let http = match &self.http {
+            Some(HttpCredentials::Basic { username, .. }) => format!("basic({username})"),
+            Some(HttpCredentials::Bearer(_)) => "bearer".to_owned(),
+            None => "none".to_owned(),
+        };
+        let ssh = self.ssh.as_ref().map(|s| match s.passphrase {
+            Some(_) => "encrypted key",
+            None => "key",
+        });
+        f.debug_struct("GitAuth")
+            .field("http", &http)
+            .field("custom_ca", &self.ca_pem.is_some())
+            .field("client_cert", &self.client_cert.is_some())
+            .field("ssh", &ssh)
+            .finish()
+    }
 }
 
 /// A Secret that cannot be used; each variant names the key, never its value.

@@ -290,6 +290,10 @@ fn debug_and_errors_never_show_secret_values() {
     ]))
     .expect("proxy");
     let printed = format!("{ssh:?} {basic:?} {bearer:?} {proxy:?}");
+    assert!(
+        printed.contains("basic(u)") && printed.contains("encrypted key"),
+        "{printed}"
+    );
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(!printed.contains("AAAA"), "{printed}");
     let err =
