@@ -1,4 +1,4 @@
-//! Credentials from a Secret, with Flux's keys (see `GitAuth::from_secret`), and the proxy Secret.
+//! Credentials from a Secret, with Flux's keys (see `GitAuth::from_secret`).
 //!
 //! Parsing is pure and checks everything it can before a connection is made, so a broken
 //! Secret is reported by key name. Values never appear in errors or `Debug` output.
@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use base64::Engine;
-
-use super::url::{Scheme, redact};
+use super::ssh_secret::ssh_from_secret;
+use super::url::Scheme;
 use mooring_api::conditions::reasons;
 
 /// A value that is never printed.
@@ -64,12 +63,33 @@ pub struct SshCredentials {
 }
 
 /// How to authenticate to a git server (and whom to trust), parsed from a Secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct GitAuth {
     pub(crate) http: Option<HttpCredentials>,
     pub(crate) ca_pem: Option<Vec<u8>>,
     pub(crate) client_cert: Option<ClientCertificate>,
     pub(crate) ssh: Option<SshCredentials>,
+}
+
+/// What is configured, without any key material (certificates included: they are long).
+impl fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let http = match &self.http {
+            Some(HttpCredentials::Basic { username, .. }) => format!("basic({username})"),
+            Some(HttpCredentials::Bearer(_)) => "bearer".to_owned(),
+            None => "none".to_owned(),
+        };
+        let ssh = self.ssh.as_ref().map(|s| match s.passphrase {
+            Some(_) => "encrypted key",
+            None => "key",
+        });
+        f.debug_struct("GitAuth")
+            .field("http", &http)
+            .field("custom_ca", &self.ca_pem.is_some())
+            .field("client_cert", &self.client_cert.is_some())
+            .field("ssh", &ssh)
+            .finish()
+    }
 }
 
 /// A Secret that cannot be used; each variant names the key, never its value.
@@ -134,7 +154,7 @@ impl AuthError {
     }
 }
 
-type SecretData = BTreeMap<String, Vec<u8>>;
+pub(crate) type SecretData = BTreeMap<String, Vec<u8>>;
 
 impl GitAuth {
     /// No credentials; only the system's TLS roots are trusted.
@@ -198,7 +218,10 @@ impl GitAuth {
     }
 }
 
-fn text<'a>(data: &'a SecretData, key: &'static str) -> Result<Option<&'a str>, AuthError> {
+pub(crate) fn text<'a>(
+    data: &'a SecretData,
+    key: &'static str,
+) -> Result<Option<&'a str>, AuthError> {
     data.get(key)
         .map(|v| std::str::from_utf8(v).map_err(|_| AuthError::NotUtf8 { key }))
         .transpose()
@@ -290,142 +313,6 @@ fn invalid_pem(key: &'static str) -> AuthError {
 
 fn pair(present: &'static str, missing: &'static str) -> AuthError {
     AuthError::IncompletePair { present, missing }
-}
-
-fn ssh_from_secret(data: &SecretData) -> Result<SshCredentials, AuthError> {
-    let identity = data
-        .get("identity")
-        .ok_or(AuthError::MissingSshKey { key: "identity" })?;
-    let known_hosts = data
-        .get("known_hosts")
-        .ok_or(AuthError::MissingSshKey { key: "known_hosts" })?;
-    let encrypted = ssh_key_is_encrypted(identity)?;
-    if !has_host_key_line(known_hosts) {
-        let why = "it has no '<host> <key type> <key>' line";
-        return Err(AuthError::Invalid {
-            key: "known_hosts",
-            why,
-        });
-    }
-    let passphrase = match (encrypted, text(data, "password")?) {
-        (true, None) => return Err(AuthError::EncryptedKeyWithoutPassword),
-        (true, Some(pass)) => Some(Sensitive::new(
-            pass.trim_end_matches(['\r', '\n']).to_owned(),
-        )),
-        (false, _) => None,
-    };
-    Ok(SshCredentials {
-        identity: Sensitive::new(identity.clone()),
-        known_hosts: known_hosts.clone(),
-        passphrase,
-    })
-}
-
-/// Whether a PEM private key needs a passphrase: OpenSSH keys name their cipher, PKCS#8 keys
-/// say `ENCRYPTED PRIVATE KEY`, and legacy PEM keys carry a `Proc-Type: 4,ENCRYPTED` header.
-pub(crate) fn ssh_key_is_encrypted(pem: &[u8]) -> Result<bool, AuthError> {
-    let invalid = |why| AuthError::Invalid {
-        key: "identity",
-        why,
-    };
-    let pem = std::str::from_utf8(pem).map_err(|_| invalid("it is not a PEM private key"))?;
-    const OPENSSH_BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
-    const OPENSSH_END: &str = "-----END OPENSSH PRIVATE KEY-----";
-    if let Some(start) = pem.find(OPENSSH_BEGIN) {
-        let body = &pem[start + OPENSSH_BEGIN.len()..];
-        let body = &body[..body
-            .find(OPENSSH_END)
-            .ok_or_else(|| invalid("the PEM block is not closed"))?];
-        let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| invalid("the OpenSSH key is not valid base64"))?;
-        // "openssh-key-v1\0", then the cipher name as a length-prefixed string.
-        let rest = raw
-            .strip_prefix(b"openssh-key-v1\0")
-            .ok_or_else(|| invalid("the OpenSSH key has an unknown format"))?;
-        let len = rest
-            .get(..4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or_else(|| invalid("the OpenSSH key is truncated"))?;
-        let cipher = rest
-            .get(4..4 + len)
-            .ok_or_else(|| invalid("the OpenSSH key is truncated"))?;
-        return Ok(cipher != b"none");
-    }
-    if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return Ok(true);
-    }
-    if pem.contains("PRIVATE KEY-----") {
-        return Ok(pem.contains("Proc-Type: 4,ENCRYPTED"));
-    }
-    Err(invalid("it is not a PEM private key"))
-}
-
-fn has_host_key_line(known_hosts: &[u8]) -> bool {
-    String::from_utf8_lossy(known_hosts).lines().any(|line| {
-        let line = line.trim();
-        !line.is_empty() && !line.starts_with('#') && line.split_whitespace().count() >= 3
-    })
-}
-
-/// An HTTP(S) or SOCKS5 proxy for every request to the git server, from a proxy Secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ProxyConfig {
-    pub(crate) address: Sensitive<String>,
-    pub(crate) username: Option<String>,
-    pub(crate) password: Option<Sensitive<String>>,
-}
-
-impl fmt::Debug for ProxyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProxyConfig")
-            .field("address", &redact(self.address.expose()))
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish()
-    }
-}
-
-impl ProxyConfig {
-    /// Parses Flux's proxy Secret: `address` (required; `http://`, `https://` or `socks5://`),
-    /// `username`, `password`.
-    pub fn from_secret(data: &SecretData) -> Result<ProxyConfig, AuthError> {
-        let address = text(data, "address")?
-            .map(str::trim)
-            .ok_or(AuthError::MissingProxyKey { key: "address" })?;
-        let schemes = ["http://", "https://", "socks5://", "socks5h://"];
-        if !schemes.iter().any(|s| address.starts_with(s)) || reqwest::Proxy::all(address).is_err()
-        {
-            let why = "it must be an http://, https:// or socks5:// URL";
-            return Err(AuthError::Invalid {
-                key: "address",
-                why,
-            });
-        }
-        let username = text(data, "username")?.map(str::to_owned);
-        let password = text(data, "password")?.map(|p| Sensitive::new(p.to_owned()));
-        if username.is_none() && password.is_some() {
-            return Err(AuthError::PasswordWithoutUsername);
-        }
-        Ok(ProxyConfig {
-            address: Sensitive::new(address.to_owned()),
-            username,
-            password,
-        })
-    }
-
-    /// The reqwest proxy for all schemes.
-    pub(crate) fn to_reqwest(&self) -> Result<reqwest::Proxy, reqwest::Error> {
-        let proxy = reqwest::Proxy::all(self.address.expose().as_str())?;
-        Ok(match &self.username {
-            Some(user) => {
-                let pass = self.password.as_ref().map(|p| p.expose().as_str());
-                proxy.basic_auth(user, pass.unwrap_or_default())
-            }
-            None => proxy,
-        })
-    }
 }
 
 #[cfg(test)]

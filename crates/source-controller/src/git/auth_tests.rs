@@ -4,6 +4,8 @@ use base64::Engine;
 use mooring_testkit::certs::TestCa;
 
 use super::*;
+use crate::git::proxy::ProxyConfig;
+use crate::git::ssh_secret::ssh_key_is_encrypted;
 
 const HTTPS: &str = "https://git.example.com/org/repo.git";
 const HTTP: &str = "http://git.example.com/org/repo.git";
@@ -288,6 +290,10 @@ fn debug_and_errors_never_show_secret_values() {
     ]))
     .expect("proxy");
     let printed = format!("{ssh:?} {basic:?} {bearer:?} {proxy:?}");
+    assert!(
+        printed.contains("basic(u)") && printed.contains("encrypted key"),
+        "{printed}"
+    );
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(!printed.contains("AAAA"), "{printed}");
     let err =

@@ -85,7 +85,7 @@ impl CachePaths {
 
 /// Opens the cache repository at `path` with `options`, creating it when missing and
 /// re-creating it when it is unusable (not a bare repository, unreadable HEAD, config or
-/// shallow file). Returns the repository and whether it was created now. Call with the
+/// shallow file, a ref whose commit is missing). Returns the repository and whether it was created now. Call with the
 /// exclusive lock held.
 pub(crate) fn open_or_create(
     path: &Path,
@@ -136,6 +136,19 @@ fn open_checked(path: &Path, options: &gix::open::Options) -> Result<gix::Reposi
         .map_err(|e| format!("HEAD: {}", super::classify::chain(&e)))?;
     repo.shallow_commits()
         .map_err(|e| format!("shallow file: {}", super::classify::chain(&e)))?;
+    // A ref whose objects are gone would be offered to the server as a `have` and fail the
+    // negotiation; the cache holds few refs, so checking each is cheap.
+    let platform = repo.references().map_err(|e| super::classify::chain(&e))?;
+    let refs = platform.all().map_err(|e| super::classify::chain(&e))?;
+    for reference in refs {
+        let mut reference = reference.map_err(|e| format!("refs: {e}"))?;
+        let name = reference.name().as_bstr().to_string();
+        let id = reference
+            .peel_to_id()
+            .map_err(|e| format!("{name}: {}", super::classify::chain(&e)))?;
+        repo.find_commit(id.detach())
+            .map_err(|e| format!("{name}: {}", super::classify::chain(&e)))?;
+    }
     Ok(repo)
 }
 

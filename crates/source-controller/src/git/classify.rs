@@ -93,13 +93,11 @@ pub(crate) fn classify(err: &gix::Error, ctx: &Context<'_>) -> GitError {
     }
     let detail = scrub(&chain(err), &ctx.secrets);
     let lower = detail.to_lowercase();
-    if lower.contains("not our ref") || lower.contains("upload-pack: not") {
-        if let Some(commit) = ctx.commit {
-            return GitError::CommitNotFound {
-                commit: commit.to_owned(),
-                url,
-            };
-        }
+    if let Some(commit) = ctx.commit
+        && (lower.contains("not our ref") || lower.contains("upload-pack: not"))
+    {
+        let commit = commit.to_owned();
+        return GitError::CommitNotFound { commit, url };
     }
     if lower.contains("received http status 404")
         || lower.contains("does not appear to be a git repository")

@@ -27,10 +27,12 @@ mod cache;
 mod classify;
 mod error;
 mod fetch;
+mod proxy;
 mod refs;
 mod resolve;
 mod semver;
 mod ssh;
+mod ssh_secret;
 mod transport;
 mod url;
 
@@ -39,10 +41,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use auth::{AuthError, GitAuth, HttpCredentials, ProxyConfig, Sensitive};
+pub use auth::{AuthError, GitAuth, HttpCredentials, Sensitive};
 pub use cache::CacheLock;
 pub use error::GitError;
 pub use fetch::fetch;
+pub use proxy::ProxyConfig;
 pub use resolve::resolve;
 pub use url::{Scheme, cache_key, redact};
 

@@ -3,7 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +23,10 @@ impl SshFiles {
     /// Writes the identity (0600), known_hosts and, for an encrypted key, the passphrase file
     /// (0600) and an askpass script (0700) into a new private (0700) temp dir.
     pub(crate) fn write(creds: &SshCredentials, connect_timeout: Duration) -> io::Result<SshFiles> {
-        let dir = tempfile::Builder::new().prefix("mooring-ssh-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("mooring-ssh-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?;
         let path = |name: &str| dir.path().join(name);
         write_private(&path("identity"), creds.identity.expose(), 0o600)?;
         write_private(&path("known_hosts"), &creds.known_hosts, 0o600)?;
@@ -36,7 +39,11 @@ impl SshFiles {
             // ssh reports a wrong passphrase at debug2 only ("bad passphrase given").
             batch = "-o NumberOfPasswordPrompts=1 -o LogLevel=DEBUG2";
             write_private(&path("passphrase"), passphrase.expose().as_bytes(), 0o600)?;
-            let script = format!("#!/bin/sh\nexec cat {}\n", quote(&path("passphrase")));
+            // Shell builtins only: the image needs /bin/sh, nothing more.
+            let script = format!(
+                "#!/bin/sh\nIFS= read -r passphrase < {}\nprintf '%s\\n' \"$passphrase\"\n",
+                quote(&path("passphrase"))
+            );
             write_private(&path("askpass"), script.as_bytes(), 0o700)?;
             // OpenSSH >= 8.4 then asks the script for the passphrase, with or without a tty.
             env = format!(
@@ -198,6 +205,46 @@ mod tests {
         assert_eq!(label(refused), Some("unreachable"));
         assert_eq!(label("debug1: nothing useful\n"), None);
         assert_eq!(label(""), None);
+    }
+
+    #[test]
+    fn key_material_is_private_and_removed_on_drop() {
+        let creds = SshCredentials {
+            identity: crate::git::Sensitive::new(b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec()),
+            known_hosts: b"host ssh-ed25519 AAAA".to_vec(),
+            passphrase: Some(crate::git::Sensitive::new("pass phrase".to_owned())),
+        };
+        let files = SshFiles::write(&creds, Duration::from_secs(7)).expect("write");
+        let dir = files.dir.path().to_owned();
+        let mode = |name: &str| {
+            let meta = fs::metadata(dir.join(name)).expect("metadata");
+            meta.permissions().mode() & 0o777
+        };
+        assert_eq!(
+            fs::metadata(&dir).expect("dir").permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(mode("identity"), 0o600);
+        assert_eq!(mode("passphrase"), 0o600);
+        assert_eq!(mode("askpass"), 0o700);
+        let identity = fs::read(dir.join("identity")).expect("identity");
+        assert!(identity.ends_with(b"\n"), "ssh needs a final newline");
+        let askpass = std::process::Command::new(dir.join("askpass"))
+            .output()
+            .expect("askpass");
+        assert_eq!(String::from_utf8_lossy(&askpass.stdout), "pass phrase\n");
+        let command = files.command();
+        for flag in [
+            "-F /dev/null",
+            "StrictHostKeyChecking=yes",
+            "ConnectTimeout=7",
+            "SSH_ASKPASS_REQUIRE=force",
+        ] {
+            assert!(command.contains(flag), "{command}");
+        }
+        assert!(!command.contains("pass phrase"), "{command}");
+        drop(files);
+        assert!(!dir.exists());
     }
 
     #[test]
