@@ -45,8 +45,11 @@ pub enum StartError {
 
 /// Runs the kustomize-controller until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> Result<(), StartError> {
-    let config = kube::Config::infer().await.map_err(|e| StartError::Config(e.to_string()))?;
-    let client = kube::Client::try_from(config.clone()).map_err(|e| StartError::Config(e.to_string()))?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let client =
+        kube::Client::try_from(config.clone()).map_err(|e| StartError::Config(e.to_string()))?;
     let metrics = Metrics::new()?;
     let readiness = Readiness::default();
     let (trigger, shutdown) = shutdown::channel();
@@ -62,12 +65,19 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let (kustomizations, ks_writer) = reflector::store();
     let (sources, src_writer) = reflector::store();
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-    let limits = Limits { max_download_bytes: args.max_artifact_size, ..Limits::default() };
+    let limits = Limits {
+        max_download_bytes: args.max_artifact_size,
+        ..Limits::default()
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         clients: ClientCache::new(config),
-        artifacts: ArtifactCache::new(args.artifact_cache_path.clone(), limits)
-            .map_err(|e| StartError::Config(format!("artifact cache {}: {e}", args.artifact_cache_path.display())))?,
+        artifacts: ArtifactCache::new(args.artifact_cache_path.clone(), limits).map_err(|e| {
+            StartError::Config(format!(
+                "artifact cache {}: {e}",
+                args.artifact_cache_path.display()
+            ))
+        })?,
         settings: Settings {
             kustomize: args.kustomize_path.clone(),
             allow_cross_namespace_refs: args.allow_cross_namespace_refs,
@@ -75,7 +85,10 @@ pub async fn run(args: Args) -> Result<(), StartError> {
             apply_concurrency: args.apply_concurrency,
             requeue_dependency: Duration::from_secs(args.requeue_dependency_seconds),
         },
-        recorder: Recorder::new(client.clone(), Reporter::from("mooring-kustomize-controller")),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter::from("mooring-kustomize-controller"),
+        ),
         metrics,
         failures: FailureTracker::new(Duration::from_secs(1), Duration::from_secs(300)),
         kustomizations,
@@ -96,15 +109,28 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         readiness,
         shutdown.clone(),
         move |stop| {
-            let writers = Writers { kustomizations: ks_writer, sources: src_writer };
-            controller::run(ctx, writers, wake_rx, watch_config, concurrency, stopped(stop))
+            let writers = Writers {
+                kustomizations: ks_writer,
+                sources: src_writer,
+            };
+            controller::run(
+                ctx,
+                writers,
+                wake_rx,
+                watch_config,
+                concurrency,
+                stopped(stop),
+            )
         },
     )
     .await?;
     trigger.trigger();
     signals.abort();
     match ops.await {
-        Ok(Err(source)) => Err(StartError::Server { addr: args.common.metrics_addr, source }),
+        Ok(Err(source)) => Err(StartError::Server {
+            addr: args.common.metrics_addr,
+            source,
+        }),
         _ => Ok(()),
     }
 }

@@ -10,8 +10,8 @@ use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
 use mooring_api::conditions::find_condition;
+use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
 use mooring_api::{GitRepository, Kustomization};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -40,12 +40,21 @@ fn trigger_hash(ks: &Kustomization) -> Option<u64> {
 fn readiness_hash(ks: &Kustomization) -> Option<u64> {
     let status = ks.status.clone().unwrap_or_default();
     let ready = find_condition(&status.conditions, "Ready").map(|c| c.status.clone());
-    hash_of((ready, status.observed_generation, status.last_applied_revision))
+    hash_of((
+        ready,
+        status.observed_generation,
+        status.last_applied_revision,
+    ))
 }
 
 /// A GitRepository's current artifact.
 fn artifact_hash(repo: &GitRepository) -> Option<u64> {
-    hash_of(repo.status.as_ref().and_then(|s| s.artifact.as_ref()).map(|a| (&a.revision, &a.digest, &a.url)))
+    hash_of(
+        repo.status
+            .as_ref()
+            .and_then(|s| s.artifact.as_ref())
+            .map(|a| (&a.revision, &a.digest, &a.url)),
+    )
 }
 
 /// The Kustomizations in `store` whose source is `repo`.
@@ -56,7 +65,12 @@ fn users_of(store: &Store<Kustomization>, repo: &GitRepository) -> Vec<ObjectRef
         .state()
         .into_iter()
         .filter(|ks| {
-            let ns = ks.spec.source_ref.namespace.clone().or_else(|| ks.namespace());
+            let ns = ks
+                .spec
+                .source_ref
+                .namespace
+                .clone()
+                .or_else(|| ks.namespace());
             ks.spec.source_ref.name == repo_name && ns == repo_ns
         })
         .map(|ks| ObjectRef::from_obj(&*ks))
@@ -64,7 +78,10 @@ fn users_of(store: &Store<Kustomization>, repo: &GitRepository) -> Vec<ObjectRef
 }
 
 /// The Kustomizations in `store` that depend on `dep`.
-fn dependents_of(store: &Store<Kustomization>, dep: &Kustomization) -> Vec<ObjectRef<Kustomization>> {
+fn dependents_of(
+    store: &Store<Kustomization>,
+    dep: &Kustomization,
+) -> Vec<ObjectRef<Kustomization>> {
     let dep_ns = dep.namespace();
     let dep_name = dep.name_any();
     store
@@ -116,8 +133,12 @@ pub async fn run(
     let by_source = ctx.kustomizations.clone();
     let by_dependency = ctx.kustomizations.clone();
     Controller::for_stream(primary, ctx.kustomizations.clone())
-        .watches_stream(sources, move |repo: GitRepository| users_of(&by_source, &repo))
-        .watches_stream(readiness, move |dep: Kustomization| dependents_of(&by_dependency, &dep))
+        .watches_stream(sources, move |repo: GitRepository| {
+            users_of(&by_source, &repo)
+        })
+        .watches_stream(readiness, move |dep: Kustomization| {
+            dependents_of(&by_dependency, &dep)
+        })
         .reconcile_on(UnboundedReceiverStream::new(drift_wakeups))
         .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)

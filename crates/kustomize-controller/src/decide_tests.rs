@@ -149,7 +149,7 @@ fn dependencies_must_be_ready_at_their_generation() {
     .expect("kustomization");
     assert!(
         dependencies_ready(&[("infra".into(), None)])
-            .unwrap_err()
+            .expect_err("a missing dependency")
             .contains("not found")
     );
     assert!(dependencies_ready(&[("infra".into(), Some(&dep))]).is_err());

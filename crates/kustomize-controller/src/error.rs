@@ -86,8 +86,14 @@ impl Error {
     pub fn outcome(&self) -> Outcome {
         let message = self.to_string();
         match self {
-            Error::InvalidSpec { reason, .. } => Outcome::Stalled { reason: reason.to_string(), message },
-            Error::Waiting { reason, .. } => Outcome::Waiting { reason: reason.to_string(), message },
+            Error::InvalidSpec { reason, .. } => Outcome::Stalled {
+                reason: reason.to_string(),
+                message,
+            },
+            Error::Waiting { reason, .. } => Outcome::Waiting {
+                reason: reason.to_string(),
+                message,
+            },
             Error::Artifact { revision, .. } => Outcome::Failed {
                 revision: Some(revision.clone()),
                 reason: reasons::ARTIFACT_FAILED.to_string(),
@@ -100,13 +106,19 @@ impl Error {
                 message,
                 inventory: None,
             },
-            Error::Apply { revision, reason, .. } => Outcome::Failed {
+            Error::Apply {
+                revision, reason, ..
+            } => Outcome::Failed {
                 revision: Some(revision.clone()),
                 reason: reason.to_string(),
                 message,
                 inventory: None,
             },
-            Error::Unhealthy { revision, inventory, .. } => Outcome::Failed {
+            Error::Unhealthy {
+                revision,
+                inventory,
+                ..
+            } => Outcome::Failed {
                 revision: Some(revision.clone()),
                 reason: reasons::HEALTH_CHECK_FAILED.to_string(),
                 message,

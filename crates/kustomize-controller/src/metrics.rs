@@ -22,22 +22,40 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("mooring_kustomize".to_string()), None)?;
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("reconcile_duration_seconds", "Kustomization reconcile duration")
-                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            HistogramOpts::new(
+                "reconcile_duration_seconds",
+                "Kustomization reconcile duration",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
             &["result"],
         )?;
-        let reconciles =
-            IntCounterVec::new(Opts::new("reconcile_total", "Kustomization reconciles"), &["result"])?;
+        let reconciles = IntCounterVec::new(
+            Opts::new("reconcile_total", "Kustomization reconciles"),
+            &["result"],
+        )?;
         let objects = IntCounterVec::new(
-            Opts::new("objects_total", "Objects handled by apply and prune, by action"),
+            Opts::new(
+                "objects_total",
+                "Objects handled by apply and prune, by action",
+            ),
             &["action"],
         )?;
-        let drift_corrections =
-            IntCounter::new("drift_corrections_total", "Objects restored after a change by someone else")?;
+        let drift_corrections = IntCounter::new(
+            "drift_corrections_total",
+            "Objects restored after a change by someone else",
+        )?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(objects.clone()))?;
         registry.register(Box::new(drift_corrections.clone()))?;
-        Ok(Self { registry, reconcile_duration, reconciles, objects, drift_corrections })
+        Ok(Self {
+            registry,
+            reconcile_duration,
+            reconciles,
+            objects,
+            drift_corrections,
+        })
     }
 }

@@ -9,8 +9,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
-use mooring_api::constants::{FINALIZER, KUSTOMIZE_FIELD_MANAGER, RECONCILE_REQUESTED_AT_ANNOTATION};
 use mooring_api::Kustomization;
+use mooring_api::constants::{
+    FINALIZER, KUSTOMIZE_FIELD_MANAGER, RECONCILE_REQUESTED_AT_ANNOTATION,
+};
 use mooring_runtime::backoff::jittered_interval;
 use mooring_runtime::status::{apply_status, same_status};
 
@@ -26,7 +28,9 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
     finalizer(&api, FINALIZER, ks, |event| async {
         match event {
             Finalizer::Apply(ks) => apply(ks, ctx.clone()).await,
-            Finalizer::Cleanup(ks) => steps::cleanup(&ks, &ctx).await.map(|()| Action::await_change()),
+            Finalizer::Cleanup(ks) => steps::cleanup(&ks, &ctx)
+                .await
+                .map(|()| Action::await_change()),
         }
     })
     .await
@@ -78,24 +82,34 @@ async fn apply(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Erro
         Outcome::Stalled { .. } => "stalled",
     };
     ctx.metrics.reconciles.with_label_values(&[result]).inc();
-    ctx.metrics.reconcile_duration.with_label_values(&[result]).observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&[result])
+        .observe(started.elapsed().as_secs_f64());
     write_status(&ks, &ctx, &outcome).await?;
     Ok(action)
 }
 
 async fn write_status(ks: &Kustomization, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
     let current = ks.status.clone().unwrap_or_default();
-    let requested_at = ks.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION).map(String::as_str);
+    let requested_at = ks
+        .annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .map(String::as_str);
     let now = Time(jiff::Timestamp::now());
     let generation = ks.meta().generation.unwrap_or(0);
     let desired = next_status(&current, generation, outcome, requested_at, &now);
     if same_status(ks.status.as_ref(), &desired) {
         return Ok(());
     }
-    if let Outcome::Failed { reason, message, .. } = outcome {
+    if let Outcome::Failed {
+        reason, message, ..
+    } = outcome
+    {
         publish(ctx, ks, EventType::Warning, reason, message.clone()).await;
     }
-    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
+    let api: Api<Kustomization> =
+        Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
     apply_status(&api, &ks.name_any(), KUSTOMIZE_FIELD_MANAGER, &desired)
         .await
         .map_err(Error::PatchStatus)?;
@@ -103,7 +117,13 @@ async fn write_status(ks: &Kustomization, ctx: &Context, outcome: &Outcome) -> R
 }
 
 /// Publishes an Event about `ks`; failures to publish are logged, never fatal.
-pub(crate) async fn publish(ctx: &Context, ks: &Kustomization, type_: EventType, reason: &str, note: String) {
+pub(crate) async fn publish(
+    ctx: &Context,
+    ks: &Kustomization,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_string(),

@@ -36,23 +36,36 @@ pub struct AppliedStates(Mutex<HashMap<Owner, Applied>>);
 impl AppliedStates {
     /// A copy of the state of `owner` (empty when unknown).
     pub fn get(&self, owner: &Owner) -> Applied {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(owner).cloned().unwrap_or_default()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(owner)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Replaces the state of `owner`.
     pub fn put(&self, owner: Owner, applied: Applied) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(owner, applied);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(owner, applied);
     }
 
     /// Forgets `owner` (deleted).
     pub fn forget(&self, owner: &Owner) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(owner);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(owner);
     }
 }
 
 /// A stable hash of a JSON-serializable value.
 pub fn hash_json<T: serde::Serialize>(value: &T) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(value).unwrap_or_default().hash(&mut hasher);
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .hash(&mut hasher);
     hasher.finish()
 }

@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt;
 use mooring_api::conditions::reasons;
 use mooring_api::constants::KUSTOMIZE_FIELD_MANAGER;
 use mooring_api::kustomization::ResourceInventory;
@@ -31,11 +31,22 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     let name = ks.name_any();
     let owner: Owner = (ns.clone(), name.clone());
     let spec = &ks.spec;
-    let invalid = |message: String| Error::InvalidSpec { reason: reasons::RECONCILIATION_FAILED, message };
-    let interval = spec.interval().map_err(|e| invalid(format!("spec.interval: {e}")))?;
-    let timeout = spec.timeout().map_err(|e| invalid(format!("spec.timeout: {e}")))?;
+    let invalid = |message: String| Error::InvalidSpec {
+        reason: reasons::RECONCILIATION_FAILED,
+        message,
+    };
+    let interval = spec
+        .interval()
+        .map_err(|e| invalid(format!("spec.interval: {e}")))?;
+    let timeout = spec
+        .timeout()
+        .map_err(|e| invalid(format!("spec.timeout: {e}")))?;
 
-    let source_ns = spec.source_ref.namespace.clone().unwrap_or_else(|| ns.clone());
+    let source_ns = spec
+        .source_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.clone());
     if source_ns != ns && !ctx.settings.allow_cross_namespace_refs {
         return Err(Error::InvalidSpec {
             reason: reasons::ACCESS_DENIED,
@@ -51,7 +62,11 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     let client = ctx
         .clients
         .get(&ns, spec.service_account_name.as_deref())
-        .map_err(|e| Error::Apply { revision: revision.clone(), reason: reasons::RECONCILIATION_FAILED, message: e.to_string() })?;
+        .map_err(|e| Error::Apply {
+            revision: revision.clone(),
+            reason: reasons::RECONCILIATION_FAILED,
+            message: e.to_string(),
+        })?;
 
     let mut state = ctx.applied.get(&owner);
     render(ks, ctx, &mut state, &revision, &url, &digest).await?;
@@ -66,7 +81,9 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     let unchanged_ids: HashSet<String> = desired
         .iter()
         .filter(|(id, hash)| {
-            state.applied_hashes.get(id) == Some(hash) && state.markers.contains_key(id) && !drift.contains(id)
+            state.applied_hashes.get(id) == Some(hash)
+                && state.markers.contains_key(id)
+                && !drift.contains(id)
         })
         .map(|(id, _)| id.clone())
         .collect();
@@ -91,7 +108,10 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
 
     let mut wrote = false;
     for entry in &changeset.entries {
-        ctx.metrics.objects.with_label_values(&[entry.action.as_str()]).inc();
+        ctx.metrics
+            .objects
+            .with_label_values(&[entry.action.as_str()])
+            .inc();
         let id = key_id(&entry.key);
         if entry.action.is_write() {
             wrote = true;
@@ -112,7 +132,13 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
         state.applied_hashes.insert(id.clone(), *hash);
     }
     for obj in &state.objects {
-        if let Some(kind) = opts.kinds.cached(obj.types.as_ref().map(|t| t.api_version.as_str()).unwrap_or(""), obj.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("")) {
+        if let Some(kind) = opts.kinds.cached(
+            obj.types
+                .as_ref()
+                .map(|t| t.api_version.as_str())
+                .unwrap_or(""),
+            obj.types.as_ref().map(|t| t.kind.as_str()).unwrap_or(""),
+        ) {
             ctx.drift.ensure_watch(&kind.resource);
         }
     }
@@ -121,7 +147,11 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
         revision: revision.clone(),
         message: e.to_string(),
     })?;
-    let old_inventory = ks.status.as_ref().and_then(|s| s.inventory.clone()).unwrap_or_default();
+    let old_inventory = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.clone())
+        .unwrap_or_default();
     let mut all_changes = changeset.clone();
     if spec.prune {
         let stale = inventory::diff(&old_inventory, &state.objects).map_err(|e| Error::Build {
@@ -134,7 +164,10 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
                 .await
                 .map_err(|e| apply_failed(e, reasons::PRUNE_FAILED))?;
             for entry in &pruned.entries {
-                ctx.metrics.objects.with_label_values(&[entry.action.as_str()]).inc();
+                ctx.metrics
+                    .objects
+                    .with_label_values(&[entry.action.as_str()])
+                    .inc();
                 state.markers.remove(&key_id(&entry.key));
                 state.applied_hashes.remove(&key_id(&entry.key));
             }
@@ -144,11 +177,24 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     }
     if all_changes.has_writes() {
         let lines: Vec<String> = all_changes.writes().map(|e| e.to_string()).collect();
-        publish(ctx, ks, EventType::Normal, reasons::PROGRESSING, lines.join("\n")).await;
+        publish(
+            ctx,
+            ks,
+            EventType::Normal,
+            reasons::PROGRESSING,
+            lines.join("\n"),
+        )
+        .await;
     }
 
-    let last_applied = ks.status.as_ref().and_then(|s| s.last_applied_revision.clone());
-    let last_digest = ks.status.as_ref().and_then(|s| s.history.first().map(|h| h.digest.clone()));
+    let last_applied = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.last_applied_revision.clone());
+    let last_digest = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.history.first().map(|h| h.digest.clone()));
     let applied = (last_applied.as_deref() != Some(revision.as_str())
         || last_digest.as_deref() != Some(state.render_digest.as_str()))
     .then(|| AppliedRender {
@@ -164,9 +210,15 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
         let summary = assess_health(ks, ctx, &client, &state.objects, &opts).await;
         if summary.all_current {
             state.health_since = None;
-            Outcome::Ready { revision: revision.clone(), inventory: new_inventory, applied }
+            Outcome::Ready {
+                revision: revision.clone(),
+                inventory: new_inventory,
+                applied,
+            }
         } else if !summary.failed.is_empty()
-            || state.health_since.is_some_and(|since| since.elapsed() >= timeout)
+            || state
+                .health_since
+                .is_some_and(|since| since.elapsed() >= timeout)
         {
             let message = if summary.failed.is_empty() {
                 format!("timeout waiting for: {}", summary.message)
@@ -174,7 +226,11 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
                 summary.message
             };
             ctx.applied.put(owner, state);
-            return Err(Error::Unhealthy { revision, message, inventory: new_inventory });
+            return Err(Error::Unhealthy {
+                revision,
+                message,
+                inventory: new_inventory,
+            });
         } else {
             let remaining = state
                 .health_since
@@ -182,16 +238,28 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
                 .unwrap_or(timeout);
             ctx.applied.put(owner, state);
             return Ok(Pass {
-                outcome: Outcome::HealthPending { revision, inventory: new_inventory, message: summary.message, applied },
+                outcome: Outcome::HealthPending {
+                    revision,
+                    inventory: new_inventory,
+                    message: summary.message,
+                    applied,
+                },
                 // Watches on the managed objects wake us sooner; this bounds the wait.
                 requeue: remaining.max(Duration::from_secs(1)),
             });
         }
     } else {
-        Outcome::Ready { revision: revision.clone(), inventory: new_inventory, applied }
+        Outcome::Ready {
+            revision: revision.clone(),
+            inventory: new_inventory,
+            applied,
+        }
     };
     ctx.applied.put(owner, state);
-    Ok(Pass { outcome, requeue: jittered_interval(interval) })
+    Ok(Pass {
+        outcome,
+        requeue: jittered_interval(interval),
+    })
 }
 
 /// Fails with `DependencyNotReady` unless every `dependsOn` Kustomization is Ready.
@@ -206,17 +274,29 @@ fn check_dependencies(ks: &Kustomization, ctx: &Context, ns: &str) -> Result<(),
         .map(|d| {
             let dep_ns = d.namespace.clone().unwrap_or_else(|| ns.to_string());
             let key = format!("{dep_ns}/{}", d.name);
-            (key, ctx.kustomizations.get(&ObjectRef::new(&d.name).within(&dep_ns)))
+            (
+                key,
+                ctx.kustomizations
+                    .get(&ObjectRef::new(&d.name).within(&dep_ns)),
+            )
         })
         .collect();
-    let refs: Vec<(String, Option<&Kustomization>)> =
-        found.iter().map(|(k, d)| (k.clone(), d.as_deref())).collect();
-    dependencies_ready(&refs).map_err(|message| Error::Waiting { reason: reasons::DEPENDENCY_NOT_READY, message })
+    let refs: Vec<(String, Option<&Kustomization>)> = found
+        .iter()
+        .map(|(k, d)| (k.clone(), d.as_deref()))
+        .collect();
+    dependencies_ready(&refs).map_err(|message| Error::Waiting {
+        reason: reasons::DEPENDENCY_NOT_READY,
+        message,
+    })
 }
 
 /// The source's current artifact (revision, url, digest), from the watch cache.
 fn source_artifact(ctx: &Context, ns: &str, name: &str) -> Result<(String, String, String), Error> {
-    let waiting = |message: String| Error::Waiting { reason: reasons::ARTIFACT_FAILED, message };
+    let waiting = |message: String| Error::Waiting {
+        reason: reasons::ARTIFACT_FAILED,
+        message,
+    };
     let source = ctx
         .sources
         .get(&ObjectRef::new(name).within(ns))
@@ -226,10 +306,11 @@ fn source_artifact(ctx: &Context, ns: &str, name: &str) -> Result<(String, Strin
         .as_ref()
         .and_then(|s| s.artifact.clone())
         .ok_or_else(|| waiting(format!("GitRepository '{ns}/{name}' has no artifact yet")))?;
-    let digest = artifact
-        .digest
-        .clone()
-        .ok_or_else(|| waiting(format!("GitRepository '{ns}/{name}' artifact has no digest")))?;
+    let digest = artifact.digest.clone().ok_or_else(|| {
+        waiting(format!(
+            "GitRepository '{ns}/{name}' artifact has no digest"
+        ))
+    })?;
     Ok((artifact.revision, artifact.url, digest))
 }
 
@@ -245,7 +326,10 @@ async fn render(
 ) -> Result<(), Error> {
     let ns = ks.namespace().unwrap_or_default();
     let spec = &ks.spec;
-    let build_err = |message: String| Error::Build { revision: revision.to_string(), message };
+    let build_err = |message: String| Error::Build {
+        revision: revision.to_string(),
+        message,
+    };
     let vars: BTreeMap<String, String> = match &spec.post_build {
         Some(post_build) => substitute::gather_vars(&ctx.client, &ns, post_build)
             .await
@@ -256,15 +340,21 @@ async fn render(
     if state.render_key == render_key && !state.objects.is_empty() {
         return Ok(());
     }
-    let extracted = ctx.artifacts.get(url, digest).await.map_err(|e| Error::Artifact {
-        revision: revision.to_string(),
-        message: e.to_string(),
-    })?;
+    let extracted = ctx
+        .artifacts
+        .get(url, digest)
+        .await
+        .map_err(|e| Error::Artifact {
+            revision: revision.to_string(),
+            message: e.to_string(),
+        })?;
     let mut input = build::BuildInput::new(&extracted.dir, &ctx.settings.kustomize).with_spec(spec);
     input.allow_remote_bases = ctx.settings.allow_remote_bases;
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     input.work_root = Some(ctx.artifacts.scratch_dir());
-    let mut yaml = build::build(input).await.map_err(|e| build_err(e.to_string()))?;
+    let mut yaml = build::build(input)
+        .await
+        .map_err(|e| build_err(e.to_string()))?;
     if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
         yaml = substitute::substitute(&yaml, &vars, false).map_err(|e| build_err(e.to_string()))?;
     }
@@ -279,7 +369,8 @@ async fn render(
         manifests::set_common_metadata(&mut objects, common);
     }
     manifests::stamp_owner(&mut objects, &ks.name_any(), &ns);
-    state.render_digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
+    state.render_digest =
+        inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
     state.render_key = render_key;
     state.revision = revision.to_string();
     state.objects = objects;
@@ -323,7 +414,9 @@ async fn assess_health(
         };
         let api: Api<DynamicObject> = match (resolved.namespaced(), &namespace) {
             (true, Some(n)) => Api::namespaced_with(client.clone(), n, &resolved.resource),
-            (true, None) => Api::namespaced_with(client.clone(), &opts.default_namespace, &resolved.resource),
+            (true, None) => {
+                Api::namespaced_with(client.clone(), &opts.default_namespace, &resolved.resource)
+            }
             (false, _) => Api::all_with(client.clone(), &resolved.resource),
         };
         let health = match api.get_opt(&name).await {
@@ -350,7 +443,11 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<(), Error> {
         DeletionPolicy::MirrorPrune => ks.spec.prune,
         DeletionPolicy::Orphan => false,
     };
-    let inventory: ResourceInventory = ks.status.as_ref().and_then(|s| s.inventory.clone()).unwrap_or_default();
+    let inventory: ResourceInventory = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.clone())
+        .unwrap_or_default();
     if !delete || inventory.entries.is_empty() || ks.spec.suspend {
         return Ok(());
     }
@@ -360,7 +457,8 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<(), Error> {
         .map_err(|e| Error::Finalizer(e.to_string()))?;
     let mut keys = Vec::new();
     for entry in &inventory.entries {
-        let parsed = inventory::InventoryEntry::parse(entry).map_err(|e| Error::Finalizer(e.to_string()))?;
+        let parsed =
+            inventory::InventoryEntry::parse(entry).map_err(|e| Error::Finalizer(e.to_string()))?;
         keys.push(entry_key(&parsed.id, &parsed.version));
     }
     let opts = ApplyOptions::new(ns.clone());
@@ -377,7 +475,9 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<(), Error> {
 
 /// The inventory id of a rendered object.
 fn object_id(obj: &DynamicObject) -> String {
-    ObjectId::of(obj).map(|id| id.to_string()).unwrap_or_default()
+    ObjectId::of(obj)
+        .map(|id| id.to_string())
+        .unwrap_or_default()
 }
 
 /// The inventory id of an apply key.
@@ -401,4 +501,3 @@ fn entry_key(id: &ObjectId, version: &str) -> ObjectKey {
         name: id.name.clone(),
     }
 }
-

@@ -172,8 +172,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         .with_label_values(&["fetch"])
         .observe(started.elapsed().as_secs_f64());
 
-    let built =
-        steps::build_and_store(ctx, &ns, &name, spec, &resolved, &fetched, &included).await?;
+    let built = steps::build_and_store(ctx, &ns, &name, spec, &fetched, &included).await?;
     ctx.metrics
         .artifact_size
         .with_label_values(&[&ns, &name])

@@ -191,7 +191,6 @@ pub async fn build_and_store(
     ns: &str,
     name: &str,
     spec: &GitRepositorySpec,
-    resolved: &Resolved,
     fetched: &Fetched,
     included: &[Included],
 ) -> Result<Built, Error> {
@@ -245,7 +244,8 @@ pub async fn build_and_store(
     let artifact = Artifact {
         url: Storage::url_for(&stored.path, &ctx.settings.advertised_base),
         path: stored.path,
-        revision: resolved.revision.clone(),
+        // The ref may have moved between listing and fetching; the fetched tip is what is packed.
+        revision: fetched.revision.clone(),
         digest: Some(stored.digest),
         last_update_time: Time(jiff::Timestamp::now()),
         size: Some(i64::try_from(stored.size).unwrap_or(i64::MAX)),
