@@ -14,6 +14,7 @@ pub mod drift;
 pub mod error;
 pub mod health;
 pub mod inventory;
+pub mod local;
 pub mod manifests;
 pub mod metrics;
 pub mod reconciler;

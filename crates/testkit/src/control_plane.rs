@@ -282,18 +282,26 @@ impl ControlPlane {
         }
     }
 
-    /// An admin client for this control plane, bound to the calling tokio runtime.
-    pub async fn client(&self) -> Result<kube::Client, Error> {
+    /// The admin client configuration of this control plane.
+    pub async fn config(&self) -> Result<kube::Config, Error> {
         let failed = |reason: String| Error::Client {
             kubeconfig: self.kubeconfig.display().to_string(),
             reason,
         };
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
             .map_err(|e| failed(e.to_string()))?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        kube::Client::try_from(config).map_err(|e| failed(e.to_string()))
+            .map_err(|e| failed(e.to_string()))
+    }
+
+    /// An admin client for this control plane, bound to the calling tokio runtime.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let config = self.config().await?;
+        kube::Client::try_from(config).map_err(|e| Error::Client {
+            kubeconfig: self.kubeconfig.display().to_string(),
+            reason: e.to_string(),
+        })
     }
 
     fn wait_ready(&mut self) -> Result<(), Error> {
