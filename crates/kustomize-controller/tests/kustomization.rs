@@ -126,7 +126,7 @@ async fn applies_follows_commits_prunes_and_restores_drift() {
         .metrics
         .drift_corrections
         .get();
-    assert!(corrections >= 2, "drift corrections counted: {corrections}");
+    assert!(corrections >= 1, "drift corrections counted: {corrections}");
     controllers.stop().await;
 }
 
