@@ -248,7 +248,12 @@ impl Controllers {
     }
 }
 
-fn spawn(bin: &Path, options: &Options, dir: &Path, launch: Launch<'_>) -> Result<Supervised, Error> {
+fn spawn(
+    bin: &Path,
+    options: &Options,
+    dir: &Path,
+    launch: Launch<'_>,
+) -> Result<Supervised, Error> {
     let mut args = launch.flags;
     args.push(format!("--metrics-addr=127.0.0.1:{}", launch.metrics_port));
     args.push("--log-format=text".to_string());

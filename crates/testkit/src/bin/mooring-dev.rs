@@ -135,7 +135,10 @@ fn print_usage(running: &Running) {
     println!("  controller logs  {}/mooring-*.log", logs.display());
     println!();
     println!("Watch the sample become Ready (in another terminal):");
-    println!("  export KUBECONFIG={}", running.plane.kubeconfig().display());
+    println!(
+        "  export KUBECONFIG={}",
+        running.plane.kubeconfig().display()
+    );
     println!("  export PATH={}/bin:$PATH", tools_dir().display());
     println!("  kubectl get gitrepo,ks -A -w");
     println!();
