@@ -59,6 +59,15 @@ pub enum Error {
 
 /// Runs `program args..` with `envs`, returning stdout; an error carries stderr and stdout.
 pub fn run(program: &Path, args: &[&str], envs: &[(&str, &Path)]) -> Result<String, Error> {
+    run_capturing(program, args, envs).map(|(stdout, _)| stdout)
+}
+
+/// [`run`], returning stdout and stderr (where kubectl prints the API server's warnings).
+pub fn run_capturing(
+    program: &Path,
+    args: &[&str],
+    envs: &[(&str, &Path)],
+) -> Result<(String, String), Error> {
     let name = program
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -73,10 +82,10 @@ pub fn run(program: &Path, args: &[&str], envs: &[(&str, &Path)]) -> Result<Stri
         source,
     })?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.success() {
-        return Ok(stdout);
+        return Ok((stdout, stderr));
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
     Err(Error::CommandFailed {
         command: format!("{name} {}", args.join(" ")),
         status: out.status.to_string(),

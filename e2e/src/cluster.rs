@@ -8,7 +8,7 @@ use mooring_testkit::controllers::{self, Controllers};
 use mooring_testkit::tools::{tool, workspace_root};
 use tempfile::TempDir;
 
-use crate::cli::{Error, run};
+use crate::cli::{Error, run, run_capturing};
 
 /// The Helm release name.
 pub const RELEASE: &str = "mooring";
@@ -80,6 +80,15 @@ impl Cluster {
         let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
         all.extend_from_slice(args);
         run(&self.kubectl, &all, &[])
+    }
+
+    /// Runs kubectl as the cluster admin and returns what it printed on stderr: the API server's
+    /// warnings.
+    pub fn kubectl_warnings(&self, args: &[&str]) -> Result<String, Error> {
+        let kubeconfig = self.plane.kubeconfig().display().to_string();
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+        all.extend_from_slice(args);
+        run_capturing(&self.kubectl, &all, &[]).map(|(_, stderr)| stderr)
     }
 
     /// `kubectl wait <args>` as admin, with [`WAIT_TIMEOUT`].

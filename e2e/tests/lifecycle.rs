@@ -109,6 +109,15 @@ fn helm_install_then_kubectl_drives_the_controllers() {
     let rendered = rendered.display().to_string();
     cluster.must(
         cluster.kubectl(&[
+            "label",
+            "namespace",
+            NAMESPACE,
+            "pod-security.kubernetes.io/warn=restricted",
+        ]),
+        "label the namespace for the restricted Pod Security profile",
+    );
+    let warnings = cluster.must(
+        cluster.kubectl_warnings(&[
             "apply",
             "--dry-run=server",
             "-n",
@@ -118,7 +127,11 @@ fn helm_install_then_kubectl_drives_the_controllers() {
         ]),
         "the full chart passes server-side validation",
     );
-    timer.step("helm install; the full chart validated by the API server");
+    assert!(
+        !warnings.contains("PodSecurity"),
+        "the Deployments break the restricted profile:\n{warnings}"
+    );
+    timer.step("helm install; the full chart validated by the API server, restricted Pod Security");
 
     // Least privilege, as the ServiceAccounts themselves see it.
     let source = cluster.must(
