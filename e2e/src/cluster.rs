@@ -82,6 +82,27 @@ impl Cluster {
         run(&self.kubectl, &all, &[])
     }
 
+    /// `kubectl auth can-i <args>` with `kubeconfig` (a ServiceAccount's): whether it says yes.
+    pub fn can_i(&self, kubeconfig: &Path, args: &[&str]) -> bool {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        // `can-i` exits 1 for "no".
+        self.kubectl_as(kubeconfig, &all).is_ok()
+    }
+
+    /// `kubectl get <resource> -n <namespace> -o jsonpath=<path>` as admin.
+    pub fn jsonpath(&self, resource: &str, namespace: &str, path: &str) -> Result<String, Error> {
+        let output = format!("jsonpath={path}");
+        self.kubectl(&["get", resource, "--namespace", namespace, "-o", &output])
+    }
+
+    /// Writes `content` to `name` in the work dir and `kubectl apply`s it in `namespace`.
+    pub fn apply(&self, name: &str, content: &str, namespace: &str) -> Result<String, Error> {
+        let file = self.write_file(name, content)?;
+        let file = file.display().to_string();
+        self.kubectl(&["apply", "--namespace", namespace, "-f", &file])
+    }
+
     /// Runs kubectl as the cluster admin and returns what it printed on stderr: the API server's
     /// warnings.
     pub fn kubectl_warnings(&self, args: &[&str]) -> Result<String, Error> {

@@ -12,6 +12,8 @@ pub mod objects;
 pub use cli::Error;
 pub use cluster::{Cluster, NAMESPACE, RELEASE};
 
+use std::time::Instant;
+
 use mooring_testkit::examples;
 use mooring_testkit::git::{Auth, GitServer, Repo};
 
@@ -30,4 +32,37 @@ pub fn sample_repo(server: &GitServer, name: &str) -> Result<(Repo, String), Err
 /// The revision a GitRepository following `main` reports for `sha`.
 pub fn main_revision(sha: &str) -> String {
     format!("main@sha1:{sha}")
+}
+
+/// Prints how long each step of a test took, so that slow steps show in the test output.
+#[derive(Debug)]
+pub struct Timer {
+    start: Instant,
+    last: Instant,
+}
+
+impl Timer {
+    /// Starts counting.
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last: Instant::now(),
+        }
+    }
+
+    /// Prints `what` with the time since the start and since the previous step.
+    pub fn step(&mut self, what: &str) {
+        eprintln!(
+            "[e2e {:6.1}s, step {:5.1}s] {what}",
+            self.start.elapsed().as_secs_f64(),
+            self.last.elapsed().as_secs_f64()
+        );
+        self.last = Instant::now();
+    }
+}
+
+impl Default for Timer {
+    fn default() -> Self {
+        Self::new()
+    }
 }

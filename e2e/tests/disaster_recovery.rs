@@ -2,7 +2,7 @@
 //! and the same GitRepository and Kustomization converges to the objects the lost one had.
 
 use mooring_e2e::objects::{self, Entry};
-use mooring_e2e::{Cluster, main_revision, sample_repo};
+use mooring_e2e::{Cluster, Timer, main_revision, sample_repo};
 use mooring_testkit::examples::example_manifests;
 use mooring_testkit::git::GitServer;
 use serde_json::Value;
@@ -81,18 +81,16 @@ fn an_empty_cluster_given_the_same_two_objects_converges_to_the_same_objects() {
         .expect("commit");
 
     // The original cluster, set up as a user would.
+    let mut timer = Timer::new();
     let original = cluster_with_mooring();
     let manifests = example_manifests(repo.http_url()).expect("examples");
-    let manifests = original.must(original.write_file("examples.json", &manifests), "write");
-    let manifests = manifests.display().to_string();
-    original.must(
-        original.kubectl(&["apply", "-n", APP, "-f", &manifests]),
-        "kubectl apply",
-    );
+    let applied = original.apply("examples.json", &manifests, APP);
+    original.must(applied, "apply the examples");
     wait_ready(&original);
     let before = state_of(&original);
     assert_eq!(before.revision, main_revision(&head));
     assert_eq!(before.inventory.len(), 4, "{:?}", before.inventory);
+    timer.step("the original cluster: chart, controllers, sample Ready");
 
     // The backup: the two objects as kubectl shows them, without what the API server assigned.
     let backup: Vec<Value> = ["gitrepository", "kustomization"]
@@ -102,19 +100,14 @@ fn an_empty_cluster_given_the_same_two_objects_converges_to_the_same_objects() {
         .collect();
     let backup = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": backup});
     drop(original);
+    timer.step("backed up the two objects; the original cluster is gone");
 
     // A new, empty cluster: the chart, the controllers, and the backup.
     let restored = cluster_with_mooring();
-    let file = restored.must(
-        restored.write_file("backup.json", &backup.to_string()),
-        "write",
-    );
-    let file = file.display().to_string();
-    restored.must(
-        restored.kubectl(&["apply", "-f", &file]),
-        "restore the two objects",
-    );
+    let applied = restored.apply("backup.json", &backup.to_string(), APP);
+    restored.must(applied, "restore the two objects");
     wait_ready(&restored);
     let after = state_of(&restored);
     assert_eq!(after, before, "the restored cluster differs");
+    timer.step("a new cluster given the chart and the two objects converged to the same objects");
 }
