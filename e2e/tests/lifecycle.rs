@@ -6,6 +6,7 @@ use mooring_e2e::cluster::{KUSTOMIZE_SERVICE_ACCOUNT, SOURCE_SERVICE_ACCOUNT, ch
 use mooring_e2e::{Cluster, NAMESPACE, Timer, main_revision, sample_repo};
 use mooring_testkit::examples::example_manifests;
 use mooring_testkit::git::{GitServer, Repo};
+use mooring_testkit::tools::workspace_root;
 
 /// Where the example Kustomization applies the sample (its `targetNamespace`).
 const APP: &str = "default";
@@ -359,12 +360,21 @@ fn upgrade_to_narrow_apply_rights(cluster: &Cluster, repo: &Repo) {
         "{message}"
     );
 
-    let listing = sample_kustomization(&["configmap.yaml", "serviceaccount.yaml", "service.yaml"]);
-    repo.commit(
-        &[("deploy/kustomization.yaml", &listing)],
-        "stop listing the Secret",
-    )
-    .expect("commit");
+    // Back to what applies, with the Role again, so that deletion meets a named API group.
+    let role = workspace_root().join("examples/sample-app/deploy/role.yaml");
+    let role = std::fs::read_to_string(role).expect("the sample's Role");
+    let listing = sample_kustomization(&[
+        "configmap.yaml",
+        "serviceaccount.yaml",
+        "service.yaml",
+        "role.yaml",
+    ]);
+    let files = [
+        ("deploy/kustomization.yaml", listing.as_str()),
+        ("deploy/role.yaml", role.as_str()),
+    ];
+    repo.commit(&files, "the Role back instead of the Secret")
+        .expect("commit");
     let sha = repo
         .remove(&["deploy/secret.yaml"], "drop the Secret")
         .expect("commit");
@@ -392,6 +402,7 @@ fn deletion_policies_are_honoured(cluster: &Cluster) {
         "configmap/sample-config",
         "serviceaccount/sample",
         "service/sample",
+        "role/sample-config-reader",
     ];
     cluster.must(cluster.wait(&gone), "MirrorPrune deleted the sample");
     let kept = cluster.kubectl(&["get", "-n", APP, "configmap/kept"]);
