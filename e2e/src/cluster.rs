@@ -2,6 +2,7 @@
 //! binaries running as the chart's ServiceAccounts.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mooring_testkit::control_plane::{ControlPlane, Options};
 use mooring_testkit::controllers::{self, Controllers};
@@ -20,6 +21,9 @@ pub const SOURCE_SERVICE_ACCOUNT: &str = "mooring-source-controller";
 pub const KUSTOMIZE_SERVICE_ACCOUNT: &str = "mooring-kustomize-controller";
 /// The `--timeout` of every `kubectl wait`: generous, since only a failing test waits it out.
 pub const WAIT_TIMEOUT: &str = "--timeout=90s";
+
+/// Numbers the ServiceAccount kubeconfigs written.
+static KUBECONFIGS: AtomicUsize = AtomicUsize::new(0);
 
 /// A control plane with kube-controller-manager, and what the tests started on it. Everything
 /// stops when it is dropped: the controllers first, then the control plane.
@@ -201,7 +205,9 @@ current-context: {service_account}
 ",
             token = token.trim()
         );
-        self.write_file(&format!("{service_account}.kubeconfig"), &kubeconfig)
+        // A new file each time: a running controller keeps the one it was started with.
+        let n = KUBECONFIGS.fetch_add(1, Ordering::Relaxed);
+        self.write_file(&format!("{service_account}-{n}.kubeconfig"), &kubeconfig)
     }
 
     /// Starts both controller binaries as the chart's ServiceAccounts, with leader election on
