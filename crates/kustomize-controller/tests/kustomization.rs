@@ -442,3 +442,64 @@ async fn deletion_policy_decides_what_happens_to_applied_objects() {
     wait_config_map(&env, "kept", "left in place (Orphan)", 5, |cm| cm.is_some()).await;
     controllers.stop().await;
 }
+
+#[tokio::test]
+async fn impersonation_is_limited_by_the_service_accounts_rbac() {
+    let env = test_env("ks-sa").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let repo = server.create_repo(&unique("sa"), Auth::None).expect("repo");
+    let commit = repo
+        .commit(&[("deploy/a.yaml", &config_map_yaml("a", "1"))], "one")
+        .expect("commit");
+    env.plane
+        .run_kubectl(&["create", "serviceaccount", "deployer", "-n", &env.namespace])
+        .expect("service account");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "app",
+        serde_json::json!({"path": "./deploy", "serviceAccountName": "deployer", "retryInterval": "1s"}),
+    )
+    .await;
+    let denied = wait_ks(&env, "app", "denied by RBAC", 60, |k| {
+        ready(k).is_some_and(|(s, _, m)| s == "False" && m.contains("deployer"))
+    })
+    .await;
+    let (_, _, message) = ready(&denied).expect("Ready");
+    assert!(message.contains("system:serviceaccount"), "{message}");
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(
+        cms.get_opt("a").await.expect("get").is_none(),
+        "nothing applied without rights"
+    );
+
+    // An explicit Role: the aggregated `edit` ClusterRole needs kube-controller-manager to fill it.
+    env.plane
+        .run_kubectl(&[
+            "create",
+            "role",
+            "configmaps",
+            "--verb=get,list,watch,create,update,patch,delete",
+            "--resource=configmaps",
+            "-n",
+            &env.namespace,
+        ])
+        .expect("role");
+    env.plane
+        .run_kubectl(&[
+            "create",
+            "rolebinding",
+            "deployer-configmaps",
+            "--role=configmaps",
+            &format!("--serviceaccount={}:deployer", env.namespace),
+            "-n",
+            &env.namespace,
+        ])
+        .expect("role binding");
+    wait_ks(&env, "app", "applied once allowed", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+    controllers.stop().await;
+}

@@ -35,6 +35,32 @@ pub fn validate(spec: &GitRepositorySpec) -> Result<Duration, Error> {
             ),
         });
     }
+    // Accepted by the API for Flux compatibility but not implemented: refusing them is safer
+    // than publishing an artifact that looks verified, or fetched with credentials it lacks.
+    if spec.provider() != mooring_api::GitProvider::Generic {
+        return Err(Error::InvalidSpec {
+            field: "spec.provider",
+            reason: reasons::INVALID_PROVIDER_CONFIGURATION,
+            message: "only the generic provider (credentials from spec.secretRef) is supported"
+                .to_string(),
+        });
+    }
+    if spec.verify.is_some() {
+        return Err(Error::InvalidSpec {
+            field: "spec.verify",
+            reason: reasons::INVALID_VERIFICATION_MODE,
+            message:
+                "commit and tag signature verification is not supported yet; remove spec.verify"
+                    .to_string(),
+        });
+    }
+    if spec.recurse_submodules {
+        return Err(Error::InvalidSpec {
+            field: "spec.recurseSubmodules",
+            reason: reasons::GIT_OPERATION_FAILED,
+            message: "submodules are not supported yet".to_string(),
+        });
+    }
     spec.interval().map_err(|e| Error::InvalidSpec {
         field: "spec.interval",
         reason: reasons::URL_INVALID,
