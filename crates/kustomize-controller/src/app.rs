@@ -82,6 +82,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
             kustomize: args.kustomize_path.clone(),
             allow_cross_namespace_refs: args.allow_cross_namespace_refs,
             allow_remote_bases: args.allow_remote_bases,
+            strict_substitution: args.strict_substitution,
             apply_concurrency: args.apply_concurrency,
             requeue_dependency: Duration::from_secs(args.requeue_dependency_seconds),
         },

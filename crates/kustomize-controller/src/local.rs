@@ -32,6 +32,8 @@ pub struct LocalOptions {
     pub concurrency: u16,
     /// How long to wait before looking again at a missing source or dependency.
     pub requeue_dependency: Duration,
+    /// Fail on substitution variables without value or default.
+    pub strict_substitution: bool,
 }
 
 /// Why an in-process controller could not start.
@@ -78,6 +80,7 @@ pub fn start(
             kustomize: options.kustomize,
             allow_cross_namespace_refs: true,
             allow_remote_bases: false,
+            strict_substitution: options.strict_substitution,
             apply_concurrency: 8,
             requeue_dependency: options.requeue_dependency,
         },

@@ -356,7 +356,8 @@ async fn render(
         .await
         .map_err(|e| build_err(e.to_string()))?;
     if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
-        yaml = substitute::substitute(&yaml, &vars, false).map_err(|e| build_err(e.to_string()))?;
+        yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
+            .map_err(|e| build_err(e.to_string()))?;
     }
     let mut objects = manifests::parse(&yaml).map_err(|e| build_err(e.to_string()))?;
     if objects.is_empty() {
