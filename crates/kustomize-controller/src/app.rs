@@ -102,6 +102,9 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     if let Some(selector) = &args.common.watch_label_selector {
         watch_config = watch_config.labels(selector);
     }
+    if let Some(namespace) = &args.common.watch_namespace {
+        watch_config = watch_config.fields(&format!("metadata.namespace={namespace}"));
+    }
     let concurrency = args.common.concurrency;
     run_as_leader(
         client,
