@@ -378,6 +378,22 @@ async fn render(
     Ok(())
 }
 
+/// Removes extracted artifacts that no source points at any more; called after a new render,
+/// so the cache holds about one tree per source.
+async fn evict_unused_artifacts(ctx: &Context) {
+    let keep: HashSet<String> = ctx
+        .sources
+        .state()
+        .iter()
+        .filter_map(|s| s.status.as_ref()?.artifact.as_ref()?.digest.clone())
+        .collect();
+    match ctx.artifacts.retain(&keep).await {
+        Ok(0) => {}
+        Ok(evicted) => tracing::debug!(evicted, "evicted unused artifacts"),
+        Err(e) => tracing::warn!(error = %e, "evicting unused artifacts failed"),
+    }
+}
+
 /// Health of the objects named by `wait` (all) or `healthChecks`. Talks to the API server: one
 /// GET per object, only while a rollout is being watched.
 async fn assess_health(
