@@ -370,6 +370,7 @@ async fn render(
         manifests::set_common_metadata(&mut objects, common);
     }
     manifests::stamp_owner(&mut objects, &ks.name_any(), &ns);
+    evict_unused_artifacts(ctx).await;
     state.render_digest =
         inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
     state.render_key = render_key;
