@@ -71,6 +71,8 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     let mut state = ctx.applied.get(&owner);
     render(ks, ctx, &mut state, &revision, &url, &digest).await?;
 
+    // After a restart nothing is remembered: health must be checked again before Ready.
+    let first_pass = state.markers.is_empty();
     let changes = ctx.drift.take_changes(&owner);
     let drift = drifted(&changes, &state.markers);
     let desired: Vec<(String, u64)> = state
@@ -203,7 +205,7 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     });
 
     let check_health = spec.wait || !spec.health_checks.is_empty();
-    if wrote {
+    if wrote || (first_pass && state.health_since.is_none()) {
         state.health_since = Some(Instant::now());
     }
     let outcome = if check_health && state.health_since.is_some() {
@@ -414,7 +416,11 @@ async fn assess_health(
     }
     for check in &ks.spec.health_checks {
         targets.push((
-            check.api_version.clone().unwrap_or_default(),
+            // The documented default: most health checks name Deployments.
+            check
+                .api_version
+                .clone()
+                .unwrap_or_else(|| "apps/v1".to_string()),
             check.kind.clone(),
             check.namespace.clone().or_else(|| Some(ns.clone())),
             check.name.clone(),

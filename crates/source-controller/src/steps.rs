@@ -188,9 +188,25 @@ pub async fn run_blocking<T: Send + 'static>(
 
 /// Lists the remote's refs (no pack) and resolves the checkout. Talks to git; blocking.
 pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, Error> {
-    git::resolve(remote, checkout).map_err(|e| Error::Git {
-        reason: e.reason(),
-        message: e.to_string(),
+    git::resolve(remote, checkout).map_err(|e| match &e {
+        // Only a spec change can fix these; Secret problems stay retried, as a Secret can be
+        // fixed without touching the GitRepository.
+        git::GitError::InvalidSemverRange { .. } | git::GitError::InvalidCommit { .. } => {
+            Error::InvalidSpec {
+                field: "spec.ref",
+                reason: reasons::GIT_OPERATION_FAILED,
+                message: e.to_string(),
+            }
+        }
+        git::GitError::UrlInvalid { .. } => Error::InvalidSpec {
+            field: "spec.url",
+            reason: reasons::URL_INVALID,
+            message: e.to_string(),
+        },
+        _ => Error::Git {
+            reason: e.reason(),
+            message: e.to_string(),
+        },
     })
 }
 
