@@ -65,6 +65,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let (kustomizations, ks_writer) = reflector::store();
     let (sources, src_writer) = reflector::store();
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let (resync_tx, resync_rx) = mpsc::unbounded_channel();
     let limits = Limits {
         max_download_bytes: args.max_artifact_size,
         ..Limits::default()
@@ -94,7 +95,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         failures: FailureTracker::new(Duration::from_secs(1), Duration::from_secs(300)),
         kustomizations,
         sources,
-        drift: DriftWatcher::new(client.clone(), wake_tx),
+        drift: DriftWatcher::new(client.clone(), wake_tx, resync_tx),
         applied: AppliedStates::default(),
         kinds: KindCache::new(),
     });
@@ -121,6 +122,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 ctx,
                 writers,
                 wake_rx,
+                resync_rx,
                 watch_config,
                 concurrency,
                 stopped(stop),

@@ -72,6 +72,7 @@ pub fn start(
     let (kustomizations, ks_writer) = reflector::store();
     let (sources, src_writer) = reflector::store();
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let (resync_tx, resync_rx) = mpsc::unbounded_channel();
     let context = Arc::new(Context {
         client: client.clone(),
         clients: ClientCache::new(config),
@@ -92,7 +93,7 @@ pub fn start(
         failures: FailureTracker::new(Duration::from_millis(500), Duration::from_secs(30)),
         kustomizations,
         sources,
-        drift: DriftWatcher::new(client, wake_tx),
+        drift: DriftWatcher::new(client, wake_tx, resync_tx),
         applied: AppliedStates::default(),
         kinds: KindCache::new(),
     });
@@ -112,6 +113,7 @@ pub fn start(
         context.clone(),
         writers,
         wake_rx,
+        resync_rx,
         config,
         options.concurrency,
         shutdown,

@@ -80,10 +80,15 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
         .iter()
         .map(|o| (object_id(o), hash_json(o)))
         .collect();
+    // A watch that re-listed may have missed deletions: trust nothing remembered then.
+    let epoch = ctx.drift.epoch();
+    let resynced = state.drift_epoch != epoch;
+    state.drift_epoch = epoch;
     let unchanged_ids: HashSet<String> = desired
         .iter()
         .filter(|(id, hash)| {
-            state.applied_hashes.get(id) == Some(hash)
+            !resynced
+                && state.applied_hashes.get(id) == Some(hash)
                 && state.markers.contains_key(id)
                 && !drift.contains(id)
         })
