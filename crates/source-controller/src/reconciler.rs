@@ -301,11 +301,14 @@ pub(crate) async fn publish(
     reason: &str,
     note: String,
 ) {
+    let action = mooring_runtime::events::action_for("Reconcile", &note);
     let event = Event {
         type_,
         reason: reason.to_string(),
         note: Some(note),
-        action: "Reconcile".to_string(),
+        // The recorder merges events with the same action and reason into one series that keeps
+        // the first note; a note-derived action keeps different messages apart.
+        action,
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &repo.object_ref(&())).await {
