@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use mooring_api::Kustomization;
@@ -124,17 +124,5 @@ pub(crate) async fn publish(
     reason: &str,
     note: String,
 ) {
-    let action = mooring_runtime::events::action_for("Reconcile", &note);
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        // The recorder merges events with the same action and reason into one series that keeps
-        // the first note; a note-derived action keeps different messages apart.
-        action,
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &ks.object_ref(&())).await {
-        tracing::debug!(error = %e, "publishing an event failed");
-    }
+    mooring_runtime::events::publish(&ctx.recorder, ks, type_, reason, note).await;
 }

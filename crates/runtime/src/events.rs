@@ -1,4 +1,29 @@
-//! Helpers for Kubernetes Events.
+//! Kubernetes Events about reconciled objects.
+
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder};
+
+/// Publishes an Event about `object`; a failure to publish is logged, never fatal.
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    // Events are for people: 1,000 characters is plenty and stays within the API's limit.
+    let note: String = note.chars().take(1000).collect();
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        action: action_for("Reconcile", &note),
+        note: Some(note),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::debug!(error = %e, "publishing an event failed");
+    }
+}
 
 /// An Event action that is `base` plus a short hash of `note`.
 ///
