@@ -31,10 +31,12 @@ build:
 
 ## run: local control plane, both controllers, a git server with the sample, the sample applied
 run: tools deps
-	$(CARGO) run -p mooring-testkit --bin mooring-dev
+	$(CARGO) build --bins
+	$(CARGO) run --quiet -p mooring-testkit --bin mooring-dev
 
 ## test: formatting, lints, CRD freshness, unit, integration and e2e tests
 test: tools deps lint
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 lint: fmt clippy
@@ -45,7 +47,9 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## e2e: only the end-to-end tests (helm and kubectl against the controller binaries)
 e2e: tools deps
+	$(CARGO) build --workspace --bins
 	$(CARGO) test -p mooring-e2e --no-fail-fast
 
 clean:

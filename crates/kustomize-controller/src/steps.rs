@@ -520,13 +520,30 @@ fn key_id(key: &ObjectKey) -> String {
     .to_string()
 }
 
-/// The apply key of an inventory entry.
-fn entry_key(id: &ObjectId, version: &str) -> ObjectKey {
+/// The apply key of an inventory entry. Its `v` is stored as an apiVersion (`apps/v1`), while the
+/// key holds the group and the bare version apart.
+fn entry_key(id: &ObjectId, api_version: &str) -> ObjectKey {
+    let (_, version) = apply::split_api_version(api_version);
     ObjectKey {
         group: id.group.clone(),
         version: version.to_string(),
         kind: id.kind.clone(),
         namespace: (!id.namespace.is_empty()).then(|| id.namespace.clone()),
         name: id.name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_entries_of_named_groups_give_the_bare_version() {
+        let id = ObjectId::parse("default_reader_rbac.authorization.k8s.io_Role").expect("id");
+        let key = entry_key(&id, "rbac.authorization.k8s.io/v1");
+        assert_eq!(key.api_version(), "rbac.authorization.k8s.io/v1");
+        assert_eq!(key.version, "v1");
+        let core = ObjectId::parse("default_settings__ConfigMap").expect("id");
+        assert_eq!(entry_key(&core, "v1").api_version(), "v1");
     }
 }

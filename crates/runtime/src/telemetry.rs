@@ -8,8 +8,11 @@ use crate::flags::LogFormat;
 pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     let filter =
         EnvFilter::try_new(level).map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
+    // Colours only on a terminal: escape codes garble `kubectl logs` and log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_target(false);
     let result = match format {
         LogFormat::Json => builder

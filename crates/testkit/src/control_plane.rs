@@ -282,6 +282,35 @@ impl ControlPlane {
         }
     }
 
+    /// Runs kubectl with `args` and `input` on its stdin (`apply -f -`), returning stdout.
+    pub fn run_kubectl_with_input(&self, args: &[&str], input: &str) -> Result<String, Error> {
+        use std::io::Write as _;
+        let mut child = self
+            .kubectl()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(io("running kubectl"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(input.as_bytes())
+                .map_err(io("writing kubectl's input"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(io("waiting for kubectl"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(Error::Kubectl {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
     /// The admin client configuration of this control plane.
     pub async fn config(&self) -> Result<kube::Config, Error> {
         let failed = |reason: String| Error::Client {

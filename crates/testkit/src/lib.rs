@@ -3,7 +3,9 @@
 
 pub mod certs;
 pub mod control_plane;
+pub mod controllers;
 pub mod env;
+pub mod examples;
 pub mod git;
 pub mod process;
 pub mod tools;

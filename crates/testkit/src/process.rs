@@ -19,7 +19,12 @@ pub struct Supervised {
 
 /// The supervisor: starts "$@" in its own process group with output to $LOG, records its pid, then
 /// blocks on stdin; EOF (the parent is gone or dropped us) kills the group.
+///
+/// It ignores SIGINT and SIGHUP (and so does its `cat`): Ctrl-C in a terminal signals the whole
+/// foreground process group, and a supervisor killed by it would leave its child running. The
+/// parent handles Ctrl-C and closes the pipe, or dies and the kernel closes it.
 const SUPERVISOR: &str = r#"
+trap '' INT HUP
 log="$1"; pidfile="$2"; shift 2
 setsid "$@" >>"$log" 2>&1 </dev/null &
 child=$!

@@ -1,0 +1,443 @@
+//! Mooring as a user meets it: `helm install`, the controllers running as the chart's own
+//! ServiceAccounts, then `kubectl` only: apply, wait, follow commits, prune, restore drift,
+//! `helm upgrade` to narrower apply rights, delete with each deletionPolicy, `helm uninstall`.
+
+use mooring_e2e::cluster::{KUSTOMIZE_SERVICE_ACCOUNT, SOURCE_SERVICE_ACCOUNT, chart_dir};
+use mooring_e2e::{Cluster, NAMESPACE, Timer, main_revision, sample_repo};
+use mooring_testkit::examples::example_manifests;
+use mooring_testkit::git::{GitServer, Repo};
+use mooring_testkit::tools::workspace_root;
+
+/// Where the example Kustomization applies the sample (its `targetNamespace`).
+const APP: &str = "default";
+
+/// A Kustomization of `./extra` that leaves its objects behind when deleted.
+const ORPHAN_KUSTOMIZATION: &str = "apiVersion: kustomize.mooring.dev/v1
+kind: Kustomization
+metadata:
+  name: kept
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: sample
+  path: ./extra
+  prune: true
+  deletionPolicy: Orphan
+  interval: 5m
+  targetNamespace: default
+";
+
+const KEPT_CONFIG_MAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kept
+data:
+  note: stays after its Kustomization is deleted
+";
+
+const SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: sample-secret
+stringData:
+  key: value
+";
+
+/// Apply rights narrowed to what the sample holds (the chart's `rbac.rules`).
+const NARROW_RULES: &str = r#"kustomizeController.rbac.rules=[
+  {"apiGroups":[""],"resources":["configmaps","serviceaccounts","services"],
+   "verbs":["get","list","watch","create","update","patch","delete"]},
+  {"apiGroups":["rbac.authorization.k8s.io"],"resources":["roles"],
+   "verbs":["get","list","watch","create","update","patch","delete"]}]"#;
+
+/// The sample's kustomization.yaml listing `resources`.
+fn sample_kustomization(resources: &[&str]) -> String {
+    let list: String = resources.iter().map(|r| format!("  - {r}\n")).collect();
+    format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{list}")
+}
+
+fn greeting_config_map(greeting: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sample-config\ndata:\n  greeting: {greeting}\n"
+    )
+}
+
+/// Asks for a fetch now (as `flux reconcile` would) and waits until the Kustomization has
+/// attempted `sha`; with `applied`, until it has applied it.
+fn reconcile_to(cluster: &Cluster, sha: &str, applied: bool, what: &str) {
+    cluster.must(
+        cluster.request_reconcile("gitrepository/sample", APP, sha),
+        "kubectl annotate",
+    );
+    let field = if applied {
+        "lastAppliedRevision"
+    } else {
+        "lastAttemptedRevision"
+    };
+    let condition = format!("--for=jsonpath={{.status.{field}}}={}", main_revision(sha));
+    cluster.must(
+        cluster.wait(&[&condition, "-n", APP, "kustomization/sample"]),
+        what,
+    );
+}
+
+#[test]
+fn helm_install_then_kubectl_drives_the_controllers() {
+    let mut timer = Timer::new();
+    let mut cluster = Cluster::start().expect("control plane");
+    timer.step("control plane up (etcd, kube-apiserver, kube-controller-manager)");
+    install_chart(&cluster);
+    timer.step("helm install; the full chart validated by the API server, restricted Pod Security");
+    service_accounts_have_least_privilege(&cluster);
+    timer.step("the source-controller's rights checked with kubectl auth can-i");
+    let leases = start_controllers(&mut cluster);
+    timer.step("controllers lead through the chart's Lease RBAC");
+    let server = GitServer::start().expect("git server");
+    let repo = apply_examples(&cluster, &server);
+    timer.step("examples applied; kubectl get shows Ready and the revision");
+    commits_are_applied_and_removed_files_pruned(&cluster, &repo);
+    timer.step("a pushed commit applied, a removed file pruned");
+    drift_is_restored(&cluster);
+    timer.step("a field changed with kubectl patch restored");
+    upgrade_to_narrow_apply_rights(&cluster, &repo);
+    timer.step("helm upgrade to narrow apply rights: enough for the sample, a Secret refused");
+    deletion_policies_are_honoured(&cluster);
+    timer.step("Kustomizations deleted: MirrorPrune pruned, Orphan kept");
+    stop_and_uninstall(&mut cluster, &leases);
+    timer.step("Leases released on SIGTERM; helm uninstall");
+}
+
+/// `helm install`, and its Deployments (left out: no kubelet runs here) still checked by the
+/// API server, under the restricted Pod Security profile.
+fn install_chart(cluster: &Cluster) {
+    cluster.must(cluster.install_chart(&[]), "helm install");
+    cluster.must(
+        cluster.wait(&[
+            "--for=condition=Established",
+            "crd/gitrepositories.source.mooring.dev",
+            "crd/kustomizations.kustomize.mooring.dev",
+        ]),
+        "the chart's CRDs",
+    );
+    let chart = chart_dir();
+    let rendered = cluster.must(
+        cluster.helm(&["template", "mooring", &chart, "--namespace", NAMESPACE]),
+        "helm template with the Deployments",
+    );
+    let rendered = cluster.must(cluster.write_file("rendered.yaml", &rendered), "write");
+    let rendered = rendered.display().to_string();
+    let label = "pod-security.kubernetes.io/warn=restricted";
+    cluster.must(
+        cluster.kubectl(&["label", "namespace", NAMESPACE, label]),
+        "label the namespace for the restricted Pod Security profile",
+    );
+    let dry_run = [
+        "apply",
+        "--dry-run=server",
+        "-n",
+        NAMESPACE,
+        "-f",
+        &rendered,
+    ];
+    let warnings = cluster.must(
+        cluster.kubectl_warnings(&dry_run),
+        "the full chart passes server-side validation",
+    );
+    assert!(
+        !warnings.contains("PodSecurity"),
+        "the Deployments break the restricted profile:\n{warnings}"
+    );
+}
+
+/// The source side, as its own token sees it: what it needs and nothing more.
+fn service_accounts_have_least_privilege(cluster: &Cluster) {
+    let source = cluster.must(
+        cluster.service_account_kubeconfig(SOURCE_SERVICE_ACCOUNT),
+        "token for the source-controller",
+    );
+    let who = [
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ];
+    let who = cluster.must(cluster.kubectl_as(&source, &who), "whoami");
+    assert_eq!(
+        who,
+        format!("system:serviceaccount:{NAMESPACE}:{SOURCE_SERVICE_ACCOUNT}")
+    );
+    let repos = "gitrepositories.source.mooring.dev";
+    let can = |args: &[&str]| cluster.can_i(&source, args);
+    assert!(can(&["watch", repos, "-A"]));
+    assert!(can(&["patch", repos, "--subresource=status", "-n", APP]));
+    assert!(can(&["get", "secrets", "-n", APP]));
+    assert!(can(&["patch", "leases", "-n", NAMESPACE]));
+    assert!(!can(&["list", "secrets", "-n", APP]), "only named Secrets");
+    assert!(
+        !can(&["create", "configmaps", "-n", APP]),
+        "applies nothing"
+    );
+    assert!(
+        !can(&["patch", "leases", "-n", APP]),
+        "Leases only in its namespace"
+    );
+    assert!(
+        !can(&["patch", "customresourcedefinitions"]),
+        "no CRD writes"
+    );
+}
+
+/// Starts both binaries with TokenRequest tokens of the chart's ServiceAccounts and leader
+/// election on, and waits until each holds its Lease. Returns (Lease, holder) pairs.
+fn start_controllers(cluster: &mut Cluster) -> [(&'static str, String); 2] {
+    // The Leases are named after the controllers, as are the chart's ServiceAccounts.
+    let started = cluster.start_controllers().map(|c| {
+        [
+            (SOURCE_SERVICE_ACCOUNT, c.source_identity().to_string()),
+            (
+                KUSTOMIZE_SERVICE_ACCOUNT,
+                c.kustomize_identity().to_string(),
+            ),
+        ]
+    });
+    let leases = cluster.must(started, "start the controllers");
+    for (lease, identity) in &leases {
+        let lease = format!("lease/{lease}");
+        let created = cluster.wait(&["--for=create", "-n", NAMESPACE, &lease]);
+        cluster.must(created, "Lease created");
+        let holder = format!("--for=jsonpath={{.spec.holderIdentity}}={identity}");
+        cluster.must(
+            cluster.wait(&[&holder, "-n", NAMESPACE, &lease]),
+            "Lease held",
+        );
+    }
+    leases
+}
+
+/// The examples pointed at a local git server, plus a Kustomization with `deletionPolicy:
+/// Orphan`; `kubectl get` answers "what is applied, and is it healthy".
+fn apply_examples(cluster: &Cluster, server: &GitServer) -> Repo {
+    let (repo, _) = sample_repo(server, "sample").expect("sample repository");
+    let head = repo
+        .commit(&[("extra/kept.yaml", KEPT_CONFIG_MAP)], "an object to keep")
+        .expect("commit");
+    let manifests = example_manifests(repo.http_url()).expect("examples");
+    cluster.must(
+        cluster.apply("examples.json", &manifests, APP),
+        "apply the examples",
+    );
+    cluster.must(
+        cluster.apply("kept.yaml", ORPHAN_KUSTOMIZATION, APP),
+        "apply kept",
+    );
+    cluster.must(
+        cluster.wait(&[
+            "--for=condition=Ready",
+            "-n",
+            APP,
+            "gitrepository/sample",
+            "kustomization/sample",
+            "kustomization/kept",
+        ]),
+        "the examples become Ready",
+    );
+    let revision = main_revision(&head);
+    let listing = cluster.must(cluster.kubectl(&["get", "gitrepo,ks", "-n", APP]), "get");
+    for name in [
+        "gitrepository.source.mooring.dev/sample",
+        "kustomization.kustomize.mooring.dev/sample",
+    ] {
+        let line = listing.lines().find(|l| l.starts_with(name)).unwrap_or("");
+        assert!(
+            line.contains("True") && line.contains(&revision),
+            "{name}:\n{listing}"
+        );
+    }
+    let objects = [
+        "configmap/sample-config",
+        "serviceaccount/sample",
+        "service/sample",
+        "role/sample-config-reader",
+        "configmap/kept",
+    ];
+    let mut get = vec!["get", "-n", APP];
+    get.extend_from_slice(&objects);
+    cluster.must(cluster.kubectl(&get), "the sample's objects exist");
+    repo
+}
+
+fn commits_are_applied_and_removed_files_pruned(cluster: &Cluster, repo: &Repo) {
+    let file = ("deploy/configmap.yaml", greeting_config_map("bonjour"));
+    let sha = repo
+        .commit(&[(file.0, &file.1)], "greet in French")
+        .expect("commit");
+    reconcile_to(cluster, &sha, true, "a new commit applied");
+    let greeting = cluster.jsonpath("configmap/sample-config", APP, "{.data.greeting}");
+    assert_eq!(cluster.must(greeting, "read the ConfigMap"), "bonjour");
+
+    // Each commit builds: first stop listing the Role (a named API group), then remove it.
+    let listing = sample_kustomization(&["configmap.yaml", "serviceaccount.yaml", "service.yaml"]);
+    repo.commit(
+        &[("deploy/kustomization.yaml", &listing)],
+        "stop listing the Role",
+    )
+    .expect("commit");
+    let sha = repo
+        .remove(&["deploy/role.yaml"], "remove the Role")
+        .expect("commit");
+    reconcile_to(cluster, &sha, true, "the removal applied");
+    let pruned = cluster.wait(&["--for=delete", "-n", APP, "role/sample-config-reader"]);
+    cluster.must(pruned, "the Role pruned");
+}
+
+fn drift_is_restored(cluster: &Cluster) {
+    let edit = r#"{"data":{"greeting":"edited"}}"#;
+    let patch = [
+        "patch",
+        "-n",
+        APP,
+        "configmap/sample-config",
+        "--type=merge",
+        "-p",
+        edit,
+    ];
+    cluster.must(cluster.kubectl(&patch), "kubectl patch");
+    let restored = "--for=jsonpath={.data.greeting}=bonjour";
+    let wait = cluster.wait(&[restored, "-n", APP, "configmap/sample-config"]);
+    cluster.must(wait, "drift restored");
+}
+
+/// `helm upgrade` from cluster-admin to listed rules: still enough for the sample, and a Secret
+/// it may not write is refused, saying so in Ready.
+fn upgrade_to_narrow_apply_rights(cluster: &Cluster, repo: &Repo) {
+    let upgrade = [
+        "--set",
+        "kustomizeController.rbac.clusterAdmin=false",
+        "--set-json",
+        NARROW_RULES,
+    ];
+    cluster.must(cluster.upgrade_chart(&upgrade), "helm upgrade");
+    let kustomize = cluster.must(
+        cluster.service_account_kubeconfig(KUSTOMIZE_SERVICE_ACCOUNT),
+        "token for the kustomize-controller",
+    );
+    assert!(cluster.can_i(&kustomize, &["patch", "configmaps", "-n", APP]));
+    assert!(
+        !cluster.can_i(&kustomize, &["create", "secrets", "-n", APP]),
+        "narrowed"
+    );
+
+    let file = ("deploy/configmap.yaml", greeting_config_map("hallo"));
+    let sha = repo
+        .commit(&[(file.0, &file.1)], "greet in German")
+        .expect("commit");
+    reconcile_to(cluster, &sha, true, "applied with narrow rights");
+
+    let with_secret = sample_kustomization(&[
+        "configmap.yaml",
+        "serviceaccount.yaml",
+        "service.yaml",
+        "secret.yaml",
+    ]);
+    let files = [
+        ("deploy/secret.yaml", SECRET),
+        ("deploy/kustomization.yaml", with_secret.as_str()),
+    ];
+    let sha = repo.commit(&files, "add a Secret").expect("commit");
+    reconcile_to(cluster, &sha, false, "the Secret commit attempted");
+    let not_ready = [
+        "--for=condition=Ready=false",
+        "-n",
+        APP,
+        "kustomization/sample",
+    ];
+    cluster.must(cluster.wait(&not_ready), "not Ready");
+    let ready_message = r#"{.status.conditions[?(@.type=="Ready")].message}"#;
+    let message = cluster.jsonpath("kustomization/sample", APP, ready_message);
+    let message = cluster.must(message, "the Ready message");
+    assert!(
+        message.to_lowercase().contains("forbidden") && message.contains("sample-secret"),
+        "{message}"
+    );
+
+    // Back to what applies, with the Role again, so that deletion meets a named API group.
+    let role = workspace_root().join("examples/sample-app/deploy/role.yaml");
+    let role = std::fs::read_to_string(role).expect("the sample's Role");
+    let listing = sample_kustomization(&[
+        "configmap.yaml",
+        "serviceaccount.yaml",
+        "service.yaml",
+        "role.yaml",
+    ]);
+    let files = [
+        ("deploy/kustomization.yaml", listing.as_str()),
+        ("deploy/role.yaml", role.as_str()),
+    ];
+    repo.commit(&files, "the Role back instead of the Secret")
+        .expect("commit");
+    let sha = repo
+        .remove(&["deploy/secret.yaml"], "drop the Secret")
+        .expect("commit");
+    reconcile_to(cluster, &sha, true, "back to an applicable commit");
+    let ready = ["--for=condition=Ready", "-n", APP, "kustomization/sample"];
+    cluster.must(cluster.wait(&ready), "Ready again");
+}
+
+/// `kubectl delete` waits for the finalizer: MirrorPrune (with prune) deletes the objects,
+/// Orphan leaves them.
+fn deletion_policies_are_honoured(cluster: &Cluster) {
+    let delete = [
+        "delete",
+        "-n",
+        APP,
+        "kustomization/sample",
+        "kustomization/kept",
+        "--timeout=60s",
+    ];
+    cluster.must(cluster.kubectl(&delete), "kubectl delete");
+    let gone = [
+        "--for=delete",
+        "-n",
+        APP,
+        "configmap/sample-config",
+        "serviceaccount/sample",
+        "service/sample",
+        "role/sample-config-reader",
+    ];
+    cluster.must(cluster.wait(&gone), "MirrorPrune deleted the sample");
+    let kept = cluster.kubectl(&["get", "-n", APP, "configmap/kept"]);
+    cluster.must(kept, "Orphan kept its object");
+}
+
+/// A graceful stop releases the Leases; `helm uninstall` removes the chart's objects but
+/// neither the CRDs (Helm never deletes them) nor the users' objects.
+fn stop_and_uninstall(cluster: &mut Cluster, leases: &[(&str, String)]) {
+    cluster.stop_controllers();
+    for (lease, _) in leases {
+        let holder = cluster.jsonpath(
+            &format!("lease/{lease}"),
+            NAMESPACE,
+            "{.spec.holderIdentity}",
+        );
+        assert_eq!(
+            cluster.must(holder, "read the Lease"),
+            "",
+            "{lease} released"
+        );
+    }
+    let uninstall = ["uninstall", "mooring", "--namespace", NAMESPACE, "--wait"];
+    cluster.must(cluster.helm(&uninstall), "helm uninstall");
+    let chart_objects = "app.kubernetes.io/part-of=mooring";
+    let kinds = "serviceaccounts,roles,rolebindings,services,clusterroles,clusterrolebindings";
+    let left = cluster.kubectl(&["get", kinds, "-A", "-l", chart_objects, "-o", "name"]);
+    let left = cluster.must(left, "list the chart's objects");
+    assert_eq!(left.trim(), "", "helm uninstall left objects behind");
+    let kept = [
+        "get",
+        "crd/gitrepositories.source.mooring.dev",
+        "-n",
+        APP,
+        "gitrepository/sample",
+    ];
+    cluster.must(cluster.kubectl(&kept), "CRDs and GitRepositories stay");
+}
