@@ -6,7 +6,7 @@ CARGO ?= cargo
 MOORING_TOOLS_DIR ?= $(HOME)/.cache/mooring/tools
 export MOORING_TOOLS_DIR
 
-.PHONY: all tools deps crds check-crds build run test unit lint fmt clippy e2e bench clean
+.PHONY: all tools deps crds docs check-crds build run test unit lint fmt clippy e2e bench clean
 
 all: build
 
@@ -21,6 +21,10 @@ deps:
 ## crds: regenerate crds/ from the API types
 crds:
 	$(CARGO) run --quiet -p mooring-api --bin crdgen -- crds charts/mooring/crds
+
+## docs: regenerate docs/api.md from the CRDs' schemas (the API types' doc comments)
+docs:
+	$(CARGO) run --quiet -p mooring-api --bin apidocs -- docs/api.md
 
 build:
 	$(CARGO) build --workspace --bins

@@ -56,7 +56,8 @@ pub struct Artifact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i64>,
 
-    /// Free-form metadata about the content. Not set for GitRepository artifacts.
+    /// Provenance of the content. For GitRepository artifacts: `git.author`, `git.committer`,
+    /// `git.commitTime` and `git.subject` of the commit (the subject cut to 256 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod constants;
 pub mod crd;
 pub mod digest;
+pub mod docs;
 pub mod duration;
 pub mod gitrepository;
 pub mod kustomization;

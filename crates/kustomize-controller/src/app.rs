@@ -65,6 +65,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let (kustomizations, ks_writer) = reflector::store();
     let (sources, src_writer) = reflector::store();
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let (resync_tx, resync_rx) = mpsc::unbounded_channel();
     let limits = Limits {
         max_download_bytes: args.max_artifact_size,
         ..Limits::default()
@@ -82,6 +83,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
             kustomize: args.kustomize_path.clone(),
             allow_cross_namespace_refs: args.allow_cross_namespace_refs,
             allow_remote_bases: args.allow_remote_bases,
+            strict_substitution: args.strict_substitution,
             apply_concurrency: args.apply_concurrency,
             requeue_dependency: Duration::from_secs(args.requeue_dependency_seconds),
         },
@@ -93,13 +95,16 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         failures: FailureTracker::new(Duration::from_secs(1), Duration::from_secs(300)),
         kustomizations,
         sources,
-        drift: DriftWatcher::new(client.clone(), wake_tx),
+        drift: DriftWatcher::new(client.clone(), wake_tx, resync_tx),
         applied: AppliedStates::default(),
         kinds: KindCache::new(),
     });
     let mut watch_config = watcher::Config::default().any_semantic();
     if let Some(selector) = &args.common.watch_label_selector {
         watch_config = watch_config.labels(selector);
+    }
+    if let Some(namespace) = &args.common.watch_namespace {
+        watch_config = watch_config.fields(&format!("metadata.namespace={namespace}"));
     }
     let concurrency = args.common.concurrency;
     run_as_leader(
@@ -117,6 +122,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 ctx,
                 writers,
                 wake_rx,
+                resync_rx,
                 watch_config,
                 concurrency,
                 stopped(stop),

@@ -29,6 +29,11 @@ pub struct Args {
     #[arg(long, env = "MOORING_ALLOW_REMOTE_BASES", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_remote_bases: bool,
 
+    /// Fail the build when `postBuild` substitution meets a variable with no value and no
+    /// default, instead of substituting an empty string.
+    #[arg(long, env = "MOORING_STRICT_SUBSTITUTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub strict_substitution: bool,
+
     /// Requests in flight at once within one apply stage.
     #[arg(long, env = "MOORING_APPLY_CONCURRENCY", default_value_t = 8)]
     pub apply_concurrency: usize,

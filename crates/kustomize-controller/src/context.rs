@@ -24,6 +24,9 @@ pub struct Settings {
     pub allow_cross_namespace_refs: bool,
     /// Whether kustomize may fetch remote bases.
     pub allow_remote_bases: bool,
+    /// Whether a `${var}` without a value or default fails the build (Flux's
+    /// `StrictPostBuildSubstitutions`), instead of becoming an empty string.
+    pub strict_substitution: bool,
     /// Requests in flight at once per apply stage.
     pub apply_concurrency: usize,
     /// How long to wait for a source that has no artifact yet before looking again.

@@ -109,6 +109,7 @@ pub async fn run(
     ctx: Arc<Context>,
     writers: Writers,
     drift_wakeups: mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
+    resyncs: mpsc::UnboundedReceiver<()>,
     watch_config: watcher::Config,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -140,6 +141,7 @@ pub async fn run(
             dependents_of(&by_dependency, &dep)
         })
         .reconcile_on(UnboundedReceiverStream::new(drift_wakeups))
+        .reconcile_all_on(UnboundedReceiverStream::new(resyncs))
         .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())

@@ -172,7 +172,7 @@ pub fn next_status(
                 g,
                 now,
             );
-            status.last_applied_revision = Some(revision.clone());
+
             status.last_attempted_revision = Some(revision.clone());
             status.inventory = Some(inventory.clone());
             record_history(&mut status.history, applied.as_ref(), "HealthPending", now);

@@ -3,6 +3,7 @@
 //! wakes its Kustomization, which then re-applies only the marked objects.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -14,6 +15,8 @@ use kube::{Resource, ResourceExt};
 use mooring_api::Kustomization;
 use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL};
 use tokio::sync::mpsc;
+
+use crate::inventory::ObjectId;
 
 /// What a watch last saw of a managed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,27 +38,45 @@ pub struct DriftWatcher {
     watched: Mutex<HashSet<(String, String, String)>>,
     changes: Arc<Mutex<HashMap<Owner, HashMap<String, Seen>>>>,
     wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
+    resync: mpsc::UnboundedSender<()>,
+    epoch: Arc<AtomicU64>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// The stable key of an object within drift tracking: `namespace_name_group_kind`.
+/// The stable key of an object within drift tracking: its inventory id.
 pub fn object_id(namespace: &str, name: &str, group: &str, kind: &str) -> String {
-    format!("{namespace}_{name}_{group}_{kind}")
+    ObjectId {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        group: group.to_string(),
+        kind: kind.to_string(),
+    }
+    .to_string()
 }
 
 impl DriftWatcher {
-    /// A watcher that wakes Kustomizations through `wake`.
+    /// A watcher that wakes one Kustomization through `wake`, and all of them through `resync`
+    /// when a watch had to list again (events may have been missed meanwhile).
     pub fn new(
         client: kube::Client,
         wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
+        resync: mpsc::UnboundedSender<()>,
     ) -> Self {
         Self {
             client,
             watched: Mutex::new(HashSet::new()),
             changes: Arc::new(Mutex::new(HashMap::new())),
             wake,
+            resync,
+            epoch: Arc::new(AtomicU64::new(0)),
             tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Changes whenever a watch re-listed after an interruption: everything remembered as
+    /// unchanged must then be applied again, since deletions in the gap sent no event.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Starts a metadata watch for the kind of `resource` unless one runs already.
@@ -77,14 +98,26 @@ impl DriftWatcher {
         let config = watcher::Config::default().labels(KUSTOMIZE_NAME_LABEL);
         let changes = self.changes.clone();
         let wake = self.wake.clone();
+        let resync = self.resync.clone();
+        let epoch = self.epoch.clone();
         let group = resource.group.clone();
         let kind = resource.kind.clone();
         let task = tokio::spawn(async move {
             let mut events = watcher(api, config).default_backoff().boxed();
+            let mut listed = false;
             while let Some(event) = events.next().await {
                 let (object, deleted) = match event {
                     Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => (o, false),
                     Ok(watcher::Event::Delete(o)) => (o, true),
+                    Ok(watcher::Event::Init) if listed => {
+                        epoch.fetch_add(1, Ordering::SeqCst);
+                        let _ = resync.send(());
+                        continue;
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        listed = true;
+                        continue;
+                    }
                     Ok(_) => continue,
                     Err(e) => {
                         tracing::debug!(error = %e, %kind, "drift watch error (retrying)");

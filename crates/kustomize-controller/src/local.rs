@@ -32,6 +32,8 @@ pub struct LocalOptions {
     pub concurrency: u16,
     /// How long to wait before looking again at a missing source or dependency.
     pub requeue_dependency: Duration,
+    /// Fail on substitution variables without value or default.
+    pub strict_substitution: bool,
 }
 
 /// Why an in-process controller could not start.
@@ -70,6 +72,7 @@ pub fn start(
     let (kustomizations, ks_writer) = reflector::store();
     let (sources, src_writer) = reflector::store();
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let (resync_tx, resync_rx) = mpsc::unbounded_channel();
     let context = Arc::new(Context {
         client: client.clone(),
         clients: ClientCache::new(config),
@@ -78,6 +81,7 @@ pub fn start(
             kustomize: options.kustomize,
             allow_cross_namespace_refs: true,
             allow_remote_bases: false,
+            strict_substitution: options.strict_substitution,
             apply_concurrency: 8,
             requeue_dependency: options.requeue_dependency,
         },
@@ -89,7 +93,7 @@ pub fn start(
         failures: FailureTracker::new(Duration::from_millis(500), Duration::from_secs(30)),
         kustomizations,
         sources,
-        drift: DriftWatcher::new(client, wake_tx),
+        drift: DriftWatcher::new(client, wake_tx, resync_tx),
         applied: AppliedStates::default(),
         kinds: KindCache::new(),
     });
@@ -109,6 +113,7 @@ pub fn start(
         context.clone(),
         writers,
         wake_rx,
+        resync_rx,
         config,
         options.concurrency,
         shutdown,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use mooring_api::Kustomization;
@@ -124,14 +124,5 @@ pub(crate) async fn publish(
     reason: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &ks.object_ref(&())).await {
-        tracing::debug!(error = %e, "publishing an event failed");
-    }
+    mooring_runtime::events::publish(&ctx.recorder, ks, type_, reason, note).await;
 }

@@ -27,6 +27,8 @@ pub struct Applied {
     pub markers: HashMap<String, Seen>,
     /// When waiting for health started, for `spec.timeout`.
     pub health_since: Option<Instant>,
+    /// The drift watcher's epoch when this state was last checked against the cluster.
+    pub drift_epoch: u64,
 }
 
 /// The remembered state of every Kustomization.

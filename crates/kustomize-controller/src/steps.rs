@@ -71,6 +71,8 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     let mut state = ctx.applied.get(&owner);
     render(ks, ctx, &mut state, &revision, &url, &digest).await?;
 
+    // After a restart nothing is remembered: health must be checked again before Ready.
+    let first_pass = state.markers.is_empty();
     let changes = ctx.drift.take_changes(&owner);
     let drift = drifted(&changes, &state.markers);
     let desired: Vec<(String, u64)> = state
@@ -78,10 +80,15 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
         .iter()
         .map(|o| (object_id(o), hash_json(o)))
         .collect();
+    // A watch that re-listed may have missed deletions: trust nothing remembered then.
+    let epoch = ctx.drift.epoch();
+    let resynced = state.drift_epoch != epoch;
+    state.drift_epoch = epoch;
     let unchanged_ids: HashSet<String> = desired
         .iter()
         .filter(|(id, hash)| {
-            state.applied_hashes.get(id) == Some(hash)
+            !resynced
+                && state.applied_hashes.get(id) == Some(hash)
                 && state.markers.contains_key(id)
                 && !drift.contains(id)
         })
@@ -203,7 +210,7 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     });
 
     let check_health = spec.wait || !spec.health_checks.is_empty();
-    if wrote {
+    if wrote || (first_pass && state.health_since.is_none()) {
         state.health_since = Some(Instant::now());
     }
     let outcome = if check_health && state.health_since.is_some() {
@@ -356,7 +363,8 @@ async fn render(
         .await
         .map_err(|e| build_err(e.to_string()))?;
     if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
-        yaml = substitute::substitute(&yaml, &vars, false).map_err(|e| build_err(e.to_string()))?;
+        yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
+            .map_err(|e| build_err(e.to_string()))?;
     }
     let mut objects = manifests::parse(&yaml).map_err(|e| build_err(e.to_string()))?;
     if objects.is_empty() {
@@ -369,12 +377,29 @@ async fn render(
         manifests::set_common_metadata(&mut objects, common);
     }
     manifests::stamp_owner(&mut objects, &ks.name_any(), &ns);
+    evict_unused_artifacts(ctx).await;
     state.render_digest =
         inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
     state.render_key = render_key;
     state.revision = revision.to_string();
     state.objects = objects;
     Ok(())
+}
+
+/// Removes extracted artifacts that no source points at any more; called after a new render,
+/// so the cache holds about one tree per source.
+async fn evict_unused_artifacts(ctx: &Context) {
+    let keep: HashSet<String> = ctx
+        .sources
+        .state()
+        .iter()
+        .filter_map(|s| s.status.as_ref()?.artifact.as_ref()?.digest.clone())
+        .collect();
+    match ctx.artifacts.retain(&keep).await {
+        Ok(0) => {}
+        Ok(evicted) => tracing::debug!(evicted, "evicted unused artifacts"),
+        Err(e) => tracing::warn!(error = %e, "evicting unused artifacts failed"),
+    }
 }
 
 /// Health of the objects named by `wait` (all) or `healthChecks`. Talks to the API server: one
@@ -396,7 +421,11 @@ async fn assess_health(
     }
     for check in &ks.spec.health_checks {
         targets.push((
-            check.api_version.clone().unwrap_or_default(),
+            // The documented default: most health checks name Deployments.
+            check
+                .api_version
+                .clone()
+                .unwrap_or_else(|| "apps/v1".to_string()),
             check.kind.clone(),
             check.namespace.clone().or_else(|| Some(ns.clone())),
             check.name.clone(),

@@ -442,3 +442,156 @@ async fn deletion_policy_decides_what_happens_to_applied_objects() {
     wait_config_map(&env, "kept", "left in place (Orphan)", 5, |cm| cm.is_some()).await;
     controllers.stop().await;
 }
+
+#[tokio::test]
+async fn impersonation_is_limited_by_the_service_accounts_rbac() {
+    let env = test_env("ks-sa").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let repo = server.create_repo(&unique("sa"), Auth::None).expect("repo");
+    let commit = repo
+        .commit(&[("deploy/a.yaml", &config_map_yaml("a", "1"))], "one")
+        .expect("commit");
+    env.plane
+        .run_kubectl(&["create", "serviceaccount", "deployer", "-n", &env.namespace])
+        .expect("service account");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "app",
+        serde_json::json!({"path": "./deploy", "serviceAccountName": "deployer", "retryInterval": "1s"}),
+    )
+    .await;
+    let denied = wait_ks(&env, "app", "denied by RBAC", 60, |k| {
+        ready(k).is_some_and(|(s, _, m)| s == "False" && m.contains("deployer"))
+    })
+    .await;
+    let (_, _, message) = ready(&denied).expect("Ready");
+    assert!(message.contains("system:serviceaccount"), "{message}");
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(
+        cms.get_opt("a").await.expect("get").is_none(),
+        "nothing applied without rights"
+    );
+
+    // An explicit Role: the aggregated `edit` ClusterRole needs kube-controller-manager to fill it.
+    env.plane
+        .run_kubectl(&[
+            "create",
+            "role",
+            "configmaps",
+            "--verb=get,list,watch,create,update,patch,delete",
+            "--resource=configmaps",
+            "-n",
+            &env.namespace,
+        ])
+        .expect("role");
+    env.plane
+        .run_kubectl(&[
+            "create",
+            "rolebinding",
+            "deployer-configmaps",
+            "--role=configmaps",
+            &format!("--serviceaccount={}:deployer", env.namespace),
+            "-n",
+            &env.namespace,
+        ])
+        .expect("role binding");
+    wait_ks(&env, "app", "applied once allowed", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+    controllers.stop().await;
+}
+
+#[tokio::test]
+async fn substitution_and_health_failures_name_their_cause() {
+    let env = test_env("ks-subst").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let repo = server
+        .create_repo(&unique("subst"), Auth::None)
+        .expect("repo");
+    let templated = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: templated\ndata:\n  region: ${region}\n  tier: ${tier:=gold}\n";
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n";
+    let commit = repo
+        .commit(
+            &[
+                ("subst/cm.yaml", templated),
+                ("health/deploy.yaml", deployment),
+            ],
+            "templates",
+        )
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+
+    // A variable from a ConfigMap that does not exist yet: the error names it.
+    let from = serde_json::json!({"substituteFrom": [{"kind": "ConfigMap", "name": "vars"}]});
+    kustomization(
+        &env,
+        "subst",
+        serde_json::json!({"path": "./subst", "postBuild": from, "retryInterval": "1s"}),
+    )
+    .await;
+    wait_ks(&env, "subst", "missing substituteFrom ConfigMap", 60, |k| {
+        ready(k).is_some_and(|(s, _, m)| s == "False" && m.contains("vars"))
+    })
+    .await;
+    // The ConfigMap exists but lacks `region`: strict substitution names the variable.
+    env.plane
+        .run_kubectl(&[
+            "create",
+            "configmap",
+            "vars",
+            "--from-literal=other=x",
+            "-n",
+            &env.namespace,
+        ])
+        .expect("vars");
+    wait_ks(&env, "subst", "strict substitution", 60, |k| {
+        ready(k).is_some_and(|(s, _, m)| s == "False" && m.contains("region"))
+    })
+    .await;
+    env.plane
+        .run_kubectl(&[
+            "create",
+            "configmap",
+            "vars",
+            "--from-literal=region=eu",
+            "-n",
+            &env.namespace,
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ])
+        .and_then(|yaml| {
+            let file = std::env::temp_dir().join(format!("{}-vars.yaml", env.namespace));
+            std::fs::write(&file, yaml).expect("write");
+            env.plane
+                .run_kubectl(&["apply", "-f", &file.to_string_lossy()])
+        })
+        .expect("update vars");
+    kustomization(&env, "subst", serde_json::json!({"path": "./subst", "postBuild": from, "retryInterval": "1s", "interval": "2s"})).await;
+    wait_ks(&env, "subst", "applied with the variables", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+    wait_config_map(&env, "templated", "substituted", 10, |cm| {
+        data_of(cm, "region").as_deref() == Some("eu")
+            && data_of(cm, "tier").as_deref() == Some("gold")
+    })
+    .await;
+
+    // No node runs here, so the Deployment never becomes available: the health check names it.
+    kustomization(&env, "health", serde_json::json!({"path": "./health", "wait": true, "timeout": "3s", "retryInterval": "1h"})).await;
+    let ks = wait_ks(&env, "health", "HealthCheckFailed", 60, |k| {
+        ready(k).is_some_and(|(s, r, _)| s == "False" && r == "HealthCheckFailed")
+    })
+    .await;
+    let (_, _, message) = ready(&ks).expect("Ready");
+    assert!(
+        message.contains("Deployment") && message.contains("web"),
+        "{message}"
+    );
+    controllers.stop().await;
+}

@@ -56,6 +56,12 @@ where
         return Ok(());
     }
     let namespace = args.lease_namespace();
+    // Shards (different label selectors) each need their own Lease.
+    let lease_name = match &args.watch_label_selector {
+        Some(selector) => format!("{lease_name}-{:08x}", fnv32(selector)),
+        None => lease_name.to_string(),
+    };
+    let lease_name = lease_name.as_str();
     let mut leadership = leader::contend(client, &namespace, lease_name, &identity())
         .await
         .map_err(StartError::LeaderElection)?;
@@ -93,4 +99,20 @@ where
 /// Resolves when `stop` becomes true (for `Controller::graceful_shutdown_on`).
 pub async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// A small stable hash (FNV-1a) for Lease names.
+fn fnv32(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shard_lease_names_are_stable_and_distinct() {
+        assert_eq!(super::fnv32("shard=a"), super::fnv32("shard=a"));
+        assert_ne!(super::fnv32("shard=a"), super::fnv32("shard=b"));
+    }
 }

@@ -13,7 +13,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::shutdown::Shutdown;
 
-/// Whether the controller is ready to serve (its caches are synced).
+/// Whether this replica is ready: it holds the leader Lease (or runs without leader election).
 #[derive(Debug, Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 

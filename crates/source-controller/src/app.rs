@@ -71,8 +71,6 @@ pub async fn run(args: Args) -> Result<(), StartError> {
             advertised_base: args.storage_adv_addr.clone(),
             retention: args.artifact_retention.max(1),
             max_artifact_size: (args.max_artifact_size > 0).then_some(args.max_artifact_size),
-            retry_base: Duration::from_secs(2),
-            retry_max: Duration::from_secs(300),
         },
         recorder: Recorder::new(client.clone(), Reporter::from("mooring-source-controller")),
         metrics,
@@ -82,6 +80,9 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let mut watch_config = watcher::Config::default().any_semantic();
     if let Some(selector) = &args.common.watch_label_selector {
         watch_config = watch_config.labels(selector);
+    }
+    if let Some(namespace) = &args.common.watch_namespace {
+        watch_config = watch_config.fields(&format!("metadata.namespace={namespace}"));
     }
     let concurrency = args.common.concurrency;
     run_as_leader(

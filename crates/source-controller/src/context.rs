@@ -1,7 +1,6 @@
 //! What every GitRepository reconcile shares.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
@@ -22,10 +21,6 @@ pub struct Settings {
     pub retention: usize,
     /// The largest artifact accepted, in compressed bytes.
     pub max_artifact_size: Option<u64>,
-    /// First retry delay after a failure; doubles per consecutive failure.
-    pub retry_base: Duration,
-    /// Longest retry delay after failures.
-    pub retry_max: Duration,
 }
 
 /// Shared state of the reconciler.

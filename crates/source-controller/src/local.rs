@@ -77,8 +77,6 @@ pub fn start(
             advertised_base: base_url.clone(),
             retention: 2,
             max_artifact_size: Some(512 * 1024 * 1024),
-            retry_base: Duration::from_millis(500),
-            retry_max: Duration::from_secs(30),
         },
         recorder: Recorder::new(client, Reporter::from("mooring-source-controller")),
         metrics: Metrics::new()?,

@@ -35,6 +35,32 @@ pub fn validate(spec: &GitRepositorySpec) -> Result<Duration, Error> {
             ),
         });
     }
+    // Accepted by the API for Flux compatibility but not implemented: refusing them is safer
+    // than publishing an artifact that looks verified, or fetched with credentials it lacks.
+    if spec.provider() != mooring_api::GitProvider::Generic {
+        return Err(Error::InvalidSpec {
+            field: "spec.provider",
+            reason: reasons::INVALID_PROVIDER_CONFIGURATION,
+            message: "only the generic provider (credentials from spec.secretRef) is supported"
+                .to_string(),
+        });
+    }
+    if spec.verify.is_some() {
+        return Err(Error::InvalidSpec {
+            field: "spec.verify",
+            reason: reasons::INVALID_VERIFICATION_MODE,
+            message:
+                "commit and tag signature verification is not supported yet; remove spec.verify"
+                    .to_string(),
+        });
+    }
+    if spec.recurse_submodules {
+        return Err(Error::InvalidSpec {
+            field: "spec.recurseSubmodules",
+            reason: reasons::GIT_OPERATION_FAILED,
+            message: "submodules are not supported yet".to_string(),
+        });
+    }
     spec.interval().map_err(|e| Error::InvalidSpec {
         field: "spec.interval",
         reason: reasons::URL_INVALID,
@@ -162,9 +188,25 @@ pub async fn run_blocking<T: Send + 'static>(
 
 /// Lists the remote's refs (no pack) and resolves the checkout. Talks to git; blocking.
 pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, Error> {
-    git::resolve(remote, checkout).map_err(|e| Error::Git {
-        reason: e.reason(),
-        message: e.to_string(),
+    git::resolve(remote, checkout).map_err(|e| match &e {
+        // Only a spec change can fix these; Secret problems stay retried, as a Secret can be
+        // fixed without touching the GitRepository.
+        git::GitError::InvalidSemverRange { .. } | git::GitError::InvalidCommit { .. } => {
+            Error::InvalidSpec {
+                field: "spec.ref",
+                reason: reasons::GIT_OPERATION_FAILED,
+                message: e.to_string(),
+            }
+        }
+        git::GitError::UrlInvalid { .. } => Error::InvalidSpec {
+            field: "spec.url",
+            reason: reasons::URL_INVALID,
+            message: e.to_string(),
+        },
+        _ => Error::Git {
+            reason: e.reason(),
+            message: e.to_string(),
+        },
     })
 }
 

@@ -452,3 +452,67 @@ async fn deleting_a_repository_removes_its_artifacts() {
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn unsupported_settings_stall_and_a_suspended_repository_is_left_alone() {
+    let env = test_env("src-stall").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let running = start(&env, None).await;
+    let repo = server
+        .create_repo(&unique("stall"), Auth::None)
+        .expect("repo");
+    apply_repo(
+        &env,
+        repo_manifest(
+            "verify",
+            repo.http_url(),
+            json!({"verify": {"mode": "HEAD", "secretRef": {"name": "keys"}}}),
+        ),
+    )
+    .await;
+    let stalled = wait_for(&env, "verify", "Stalled on spec.verify", |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| mooring_api::conditions::is_stalled(&s.conditions))
+    })
+    .await;
+    let (_, _, message) = ready(&stalled).expect("Ready");
+    assert!(message.contains("spec.verify"), "{message}");
+    assert!(
+        stalled.status.and_then(|s| s.artifact).is_none(),
+        "nothing unverified is published"
+    );
+
+    // Suspended from the start: never fetched. Resuming reconciles it.
+    server.clear_requests(repo.name());
+    apply_repo(
+        &env,
+        repo_manifest("paused", repo.http_url(), json!({"suspend": true})),
+    )
+    .await;
+    apply_repo(&env, repo_manifest("marker", repo.http_url(), json!({}))).await;
+    let commit = repo.head("main").expect("head");
+    wait_for(&env, "marker", "Ready (the controller is running)", |r| {
+        is_ready_at(r, &commit)
+    })
+    .await;
+    let api: Api<mooring_api::GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(
+        api.get("paused")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.artifact)
+            .is_none()
+    );
+    apply_repo(
+        &env,
+        repo_manifest("paused", repo.http_url(), json!({"suspend": false})),
+    )
+    .await;
+    wait_for(&env, "paused", "Ready after resuming", |r| {
+        is_ready_at(r, &commit)
+    })
+    .await;
+    running.stop().await;
+}

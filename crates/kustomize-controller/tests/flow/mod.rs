@@ -97,6 +97,7 @@ pub async fn start(env: &TestEnv, requeue_dependency: Duration) -> Controllers {
             namespace: Some(env.namespace.clone()),
             concurrency: 4,
             requeue_dependency,
+            strict_substitution: true,
         },
     )
     .expect("kustomize-controller");
