@@ -20,6 +20,11 @@ const CONTROLLER_READY: Duration = Duration::from_secs(60);
 
 /// Everything a scenario needs.
 pub struct Bench {
+    // Field order is drop order: the controllers stop before the API server and git server.
+    /// The source-controller process.
+    pub source: ControllerProcess,
+    /// The kustomize-controller process.
+    pub kustomize: ControllerProcess,
     /// The flags.
     pub args: Args,
     /// The API server and etcd.
@@ -32,10 +37,6 @@ pub struct Bench {
     pub gitrepo: ApiResource,
     /// Kustomization in the configured group.
     pub kustomization: ApiResource,
-    /// The source-controller process.
-    pub source: ControllerProcess,
-    /// The kustomize-controller process.
-    pub kustomize: ControllerProcess,
     /// The scratch directory (logs, storage).
     pub work: PathBuf,
     /// Watches kube-apiserver held before the controllers started (its own informers).
@@ -184,6 +185,8 @@ impl Bench {
                 .zip(names)
                 .map(|(pid, name)| (name.to_string(), pid)),
         );
+        // This process serves git over HTTP and waits for its git http-backend children.
+        pids.push(("harness (git server)".to_string(), std::process::id()));
         pids
     }
 

@@ -27,7 +27,8 @@ use crate::report::{Machine, Results, output};
 
 /// The workspace this harness was built from (crds/, bench/results/).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
 }
 
 fn main() -> ExitCode {
@@ -126,6 +127,7 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     }
 
+    results.machine.load_at_end = report::load_average();
     let out_dir = args
         .out_dir
         .clone()

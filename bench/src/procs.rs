@@ -172,6 +172,8 @@ pub fn clock_ticks() -> u64 {
 /// What one process cost during a scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct Usage {
+    /// Resident memory at the start, MiB.
+    pub start_rss_mib: f64,
     /// Peak resident memory, MiB (the larger of VmHWM and the sampled VmRSS).
     pub peak_rss_mib: f64,
     /// Resident memory at the end, MiB.
@@ -237,6 +239,7 @@ impl Meter {
             out.insert(
                 name.clone(),
                 Usage {
+                    start_rss_mib: mib(start.rss_kib),
                     peak_rss_mib: mib(peak),
                     end_rss_mib: mib(end.rss_kib),
                     cpu_seconds: end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64 / ticks,

@@ -50,6 +50,10 @@ pub struct Machine {
     pub cpu: String,
     /// `uname -r`.
     pub kernel: String,
+    /// /proc/loadavg when the run started: other work on the machine skews every figure.
+    pub load_at_start: String,
+    /// /proc/loadavg when the run ended.
+    pub load_at_end: String,
 }
 
 impl Machine {
@@ -74,8 +78,20 @@ impl Machine {
             memory_mib: memory_kib / 1024,
             cpu,
             kernel: output(Command::new("uname").arg("-r")),
+            load_at_start: load_average(),
+            load_at_end: String::new(),
         }
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The first line of a command's stdout ("" when it fails).
@@ -149,10 +165,10 @@ pub fn markdown(r: &Results) -> String {
         for (name, u) in [("source-controller", src), ("kustomize-controller", ks)] {
             if let Some(u) = u {
                 row(
-                    format!("P2 {name}: peak RSS / CPU during P1"),
+                    format!("P2 {name}: peak RSS (at start) / CPU during P1"),
                     format!(
-                        "{:.1} MiB / {:.1} s (+{:.1} s in children)",
-                        u.peak_rss_mib, u.cpu_seconds, u.children_cpu_seconds
+                        "{:.1} MiB ({:.1}) / {:.1} s (+{:.1} s in children)",
+                        u.peak_rss_mib, u.start_rss_mib, u.cpu_seconds, u.children_cpu_seconds
                     ),
                     "",
                     "",
@@ -167,11 +183,14 @@ pub fn markdown(r: &Results) -> String {
             "≤ 64 MiB",
             verdict(total.map(|t| t <= 64.0)),
         );
-        for name in ["kube-apiserver", "etcd"] {
+        for name in ["kube-apiserver", "etcd", "harness (git server)"] {
             if let Some(u) = usage_of(&s.usage, name) {
                 row(
                     format!("P2 {name}: CPU during P1"),
-                    format!("{:.1} s", u.cpu_seconds),
+                    format!(
+                        "{:.1} s (+{:.1} s in children)",
+                        u.cpu_seconds, u.children_cpu_seconds
+                    ),
                     "",
                     "",
                 );
@@ -306,10 +325,12 @@ pub fn markdown(r: &Results) -> String {
     }
     let mut out = String::new();
     out.push_str(&format!(
-        "Machine: {} cores, {} MiB, {}; {}\n\n",
+        "Machine: {} cores, {} MiB, {}; load average {} at the start, {} at the end; {}\n\n",
         r.machine.cores,
         r.machine.memory_mib,
         r.machine.cpu,
+        r.machine.load_at_start,
+        r.machine.load_at_end,
         r.versions
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
@@ -320,10 +341,28 @@ pub fn markdown(r: &Results) -> String {
     for [a, b, c, d] in rows {
         out.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
     }
+    if let Some(s) = r.scale.as_ref().filter(|s| !s.requests.is_empty()) {
+        out.push_str(
+            "\nP1 API requests, first create to last Ready (apiserver_request_total):\n\n",
+        );
+        request_table(&mut out, &s.requests, "Per Kustomization");
+    }
     if let Some(s) = r.steady.as_ref().filter(|s| !s.rows.is_empty()) {
         out.push_str("\nP3 requests in the window (kube-apiserver's apiserver_request_total):\n\n");
-        out.push_str("| Verb | Resource | Scope | Count | Per interval |\n|---|---|---|---|---|\n");
-        for row in &s.rows {
+        request_table(&mut out, &s.rows, "Per interval");
+    }
+    for e in &r.errors {
+        out.push_str(&format!("\nFailed: {e}\n"));
+    }
+    out
+}
+
+fn request_table(out: &mut String, rows: &[crate::steady::RequestRow], per: &str) {
+    out.push_str(&format!(
+        "| Verb | Resource | Scope | Count | {per} |\n|---|---|---|---|---|\n"
+    ));
+    {
+        for row in rows {
             let resource = match (row.group.is_empty(), row.subresource.is_empty()) {
                 (true, true) => row.resource.clone(),
                 (true, false) => format!("{}/{}", row.resource, row.subresource),
@@ -336,8 +375,4 @@ pub fn markdown(r: &Results) -> String {
             ));
         }
     }
-    for e in &r.errors {
-        out.push_str(&format!("\nFailed: {e}\n"));
-    }
-    out
 }

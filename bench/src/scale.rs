@@ -38,6 +38,8 @@ pub struct ScaleResult {
     pub ready_at: Option<Summary>,
     /// Kustomizations Ready when P1 ended (N unless it timed out).
     pub ready: usize,
+    /// API requests during P1 (first create to last Ready); `per_interval` is per Kustomization.
+    pub requests: Vec<crate::steady::RequestRow>,
     /// P2: usage of each process (controllers, kube-apiserver, etcd) during P1.
     pub usage: BTreeMap<String, Usage>,
 }
@@ -60,6 +62,7 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
         DynWatch::open("GitRepositories", repos.clone(), Config::default()).await?;
     let (mut ks_watch, _) =
         DynWatch::open("Kustomizations", kss.clone(), Config::default()).await?;
+    let requests_before = crate::steady::request_counts(bench).await?;
     let meter = Meter::start(bench.metered());
 
     eprintln!("[p1] creating {n} GitRepositories and {n} Kustomizations ...");
@@ -150,6 +153,8 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
     })
     .await;
     let usage = meter.finish().await;
+    let requests_after = crate::steady::request_counts(bench).await?;
+    let requests = crate::steady::request_rows(&requests_before, &requests_after, n as f64);
     let complete = match waited {
         Ok(result) => {
             result?;
@@ -173,6 +178,7 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
         all_ready_seconds: complete.then(|| max(&ready_at)),
         ready_at: summarize(&times),
         ready: ready_at.len(),
+        requests,
         usage,
     };
     eprintln!(

@@ -90,22 +90,7 @@ pub async fn run(bench: &Bench) -> Result<SteadyResult, Error> {
     let open = parse_counters(&after_text, "apiserver_longrunning_requests");
 
     let intervals = window_seconds / interval;
-    let mut rows: Vec<RequestRow> = after
-        .iter()
-        .filter_map(|(key, value)| {
-            let count = value - before.get(key).copied().unwrap_or(0.0);
-            (count > 0.0 && !key.resource.is_empty()).then(|| RequestRow {
-                verb: key.verb.clone(),
-                group: key.group.clone(),
-                resource: key.resource.clone(),
-                subresource: key.subresource.clone(),
-                scope: key.scope.clone(),
-                count,
-                per_interval: count / intervals,
-            })
-        })
-        .collect();
-    rows.sort_by(|a, b| b.count.total_cmp(&a.count));
+    let rows = request_rows(&before, &after, intervals);
     let sum = |pick: &dyn Fn(&RequestRow) -> bool| {
         rows.iter()
             .filter(|r| pick(r))
@@ -171,7 +156,34 @@ pub async fn open_watches(bench_client: &kube::Client) -> Result<BTreeMap<Key, f
     Ok(parse_counters(&text, "apiserver_longrunning_requests"))
 }
 
-async fn request_counts(bench: &Bench) -> Result<BTreeMap<Key, f64>, Error> {
+/// The resource requests between two readings, largest first; `per` divides the counts into
+/// `per_interval`.
+pub fn request_rows(
+    before: &BTreeMap<Key, f64>,
+    after: &BTreeMap<Key, f64>,
+    per: f64,
+) -> Vec<RequestRow> {
+    let mut rows: Vec<RequestRow> = after
+        .iter()
+        .filter_map(|(key, value)| {
+            let count = value - before.get(key).copied().unwrap_or(0.0);
+            (count > 0.0 && !key.resource.is_empty()).then(|| RequestRow {
+                verb: key.verb.clone(),
+                group: key.group.clone(),
+                resource: key.resource.clone(),
+                subresource: key.subresource.clone(),
+                scope: key.scope.clone(),
+                count,
+                per_interval: count / per,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.count.total_cmp(&a.count));
+    rows
+}
+
+/// Reads apiserver_request_total, summed by [`Key`].
+pub async fn request_counts(bench: &Bench) -> Result<BTreeMap<Key, f64>, Error> {
     Ok(parse_counters(
         &metrics_text(bench).await?,
         "apiserver_request_total",
