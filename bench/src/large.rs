@@ -34,6 +34,8 @@ pub struct LargeResult {
     pub artifact_seconds: Option<f64>,
     /// Peak RSS of the source-controller meanwhile, MiB.
     pub source_peak_rss_mib: f64,
+    /// Peak anonymous RSS of the source-controller meanwhile (mapped pack files left out), MiB.
+    pub source_peak_anon_mib: f64,
     /// CPU seconds of the source-controller meanwhile.
     pub source_cpu_seconds: f64,
     /// status.artifact.size, bytes.
@@ -102,6 +104,7 @@ pub async fn run(bench: &Bench) -> Result<LargeResult, Error> {
         generate_seconds,
         artifact_seconds,
         source_peak_rss_mib: source_usage.map(|u| u.peak_rss_mib).unwrap_or_default(),
+        source_peak_anon_mib: source_usage.map(|u| u.peak_anon_mib).unwrap_or_default(),
         source_cpu_seconds: source_usage.map(|u| u.cpu_seconds).unwrap_or_default(),
         artifact_bytes,
         clone_seconds: baseline.clone_seconds,

@@ -119,6 +119,8 @@ pub struct ProcReading {
     pub rss_kib: u64,
     /// Peak resident set size since start (or the last reset), KiB.
     pub hwm_kib: u64,
+    /// Anonymous resident memory now (heap, stacks; not mapped files), KiB.
+    pub anon_kib: u64,
     /// User + system CPU time, clock ticks.
     pub cpu_ticks: u64,
     /// User + system CPU time of waited-for children (e.g. kustomize), clock ticks.
@@ -148,6 +150,7 @@ pub fn read(pid: u32) -> Option<ProcReading> {
     Some(ProcReading {
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
+        anon_kib: kib("RssAnon:"),
         cpu_ticks: field(14) + field(15),
         child_ticks: field(16) + field(17),
     })
@@ -176,6 +179,9 @@ pub struct Usage {
     pub start_rss_mib: f64,
     /// Peak resident memory, MiB (the larger of VmHWM and the sampled VmRSS).
     pub peak_rss_mib: f64,
+    /// Peak anonymous resident memory (sampled every 100 ms), MiB: the part that is not file
+    /// pages mapped from disk (packs, artifacts), which the kernel can drop.
+    pub peak_anon_mib: f64,
     /// Resident memory at the end, MiB.
     pub end_rss_mib: f64,
     /// CPU seconds (user + system) of the process itself.
@@ -189,7 +195,7 @@ pub struct Meter {
     pids: Vec<(String, u32)>,
     start: Vec<Option<ProcReading>>,
     stop: oneshot::Sender<()>,
-    sampler: tokio::task::JoinHandle<Vec<u64>>,
+    sampler: tokio::task::JoinHandle<Vec<(u64, u64)>>,
 }
 
 impl Meter {
@@ -202,7 +208,7 @@ impl Meter {
         let (stop, mut stopped) = oneshot::channel();
         let watched: Vec<u32> = pids.iter().map(|(_, pid)| *pid).collect();
         let sampler = tokio::spawn(async move {
-            let mut peaks = vec![0u64; watched.len()];
+            let mut peaks = vec![(0u64, 0u64); watched.len()];
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
             loop {
                 tokio::select! {
@@ -211,7 +217,8 @@ impl Meter {
                 }
                 for (peak, pid) in peaks.iter_mut().zip(&watched) {
                     if let Some(r) = read(*pid) {
-                        *peak = (*peak).max(r.rss_kib).max(r.hwm_kib);
+                        peak.0 = peak.0.max(r.rss_kib).max(r.hwm_kib);
+                        peak.1 = peak.1.max(r.anon_kib);
                     }
                 }
             }
@@ -235,12 +242,15 @@ impl Meter {
         for (i, (name, pid)) in self.pids.iter().enumerate() {
             let end = read(*pid).unwrap_or_default();
             let start = self.start.get(i).copied().flatten().unwrap_or_default();
-            let peak = peaks.get(i).copied().unwrap_or(0).max(end.hwm_kib);
+            let (peak, anon) = peaks.get(i).copied().unwrap_or_default();
+            let peak = peak.max(end.hwm_kib);
+            let anon = anon.max(end.anon_kib);
             out.insert(
                 name.clone(),
                 Usage {
                     start_rss_mib: mib(start.rss_kib),
                     peak_rss_mib: mib(peak),
+                    peak_anon_mib: mib(anon),
                     end_rss_mib: mib(end.rss_kib),
                     cpu_seconds: end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64 / ticks,
                     children_cpu_seconds: end.child_ticks.saturating_sub(start.child_ticks) as f64
