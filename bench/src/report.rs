@@ -213,6 +213,12 @@ pub fn markdown(r: &Results) -> String {
             verdict(Some(s.writes == 0.0)),
         );
         row(
+            "P3 dry-run requests".into(),
+            format!("{}", s.dry_runs),
+            "",
+            "",
+        );
+        row(
             "P3 per-object GETs".into(),
             format!("{}", s.per_object_gets),
             "0",
@@ -366,7 +372,7 @@ pub fn markdown(r: &Results) -> String {
 
 fn request_table(out: &mut String, rows: &[crate::steady::RequestRow], per: &str) {
     out.push_str(&format!(
-        "| Verb | Resource | Scope | Count | {per} |\n|---|---|---|---|---|\n"
+        "| Verb | Resource | Scope | Dry run | Count | {per} |\n|---|---|---|---|---|---|\n"
     ));
     {
         for row in rows {
@@ -377,8 +383,8 @@ fn request_table(out: &mut String, rows: &[crate::steady::RequestRow], per: &str
                 (false, false) => format!("{}.{}/{}", row.resource, row.group, row.subresource),
             };
             out.push_str(&format!(
-                "| {} | {resource} | {} | {} | {:.2} |\n",
-                row.verb, row.scope, row.count, row.per_interval
+                "| {} | {resource} | {} | {} | {} | {:.2} |\n",
+                row.verb, row.scope, row.dry_run, row.count, row.per_interval
             ));
         }
     }

@@ -33,6 +33,8 @@ pub struct RequestRow {
     pub subresource: String,
     /// resource (one named object), namespace or cluster.
     pub scope: String,
+    /// `All` for dry-run requests (a server-side diff), "" otherwise.
+    pub dry_run: String,
     /// Requests in the window.
     pub count: f64,
     /// Requests per Kustomization interval.
@@ -49,6 +51,8 @@ pub struct SteadyResult {
     /// Writes in the window (leases excluded: the controllers run without leader election, so
     /// the only lease writes are kube-apiserver's own identity heartbeat).
     pub writes: f64,
+    /// Dry-run requests in the window (server-side diffs: no change is stored).
+    pub dry_runs: f64,
     /// GETs of single objects in the window.
     pub per_object_gets: f64,
     /// LISTs in the window.
@@ -110,7 +114,10 @@ pub async fn run(bench: &Bench) -> Result<SteadyResult, Error> {
     Ok(SteadyResult {
         window_seconds,
         interval_seconds: interval,
-        writes: sum(&|r| WRITE_VERBS.contains(&r.verb.as_str()) && r.resource != "leases"),
+        writes: sum(&|r| {
+            WRITE_VERBS.contains(&r.verb.as_str()) && r.resource != "leases" && r.dry_run.is_empty()
+        }),
+        dry_runs: sum(&|r| !r.dry_run.is_empty()),
         per_object_gets: sum(&|r| r.verb == "GET"),
         lists: sum(&|r| r.verb == "LIST"),
         watches_ended: sum(&|r| r.verb == "WATCH"),
@@ -173,6 +180,7 @@ pub fn request_rows(
                 resource: key.resource.clone(),
                 subresource: key.subresource.clone(),
                 scope: key.scope.clone(),
+                dry_run: key.dry_run.clone(),
                 count,
                 per_interval: count / per,
             })
@@ -198,6 +206,7 @@ pub struct Key {
     resource: String,
     subresource: String,
     scope: String,
+    dry_run: String,
 }
 
 /// Sums the samples of metric `name` in Prometheus text by [`Key`].
@@ -221,6 +230,7 @@ pub fn parse_counters(text: &str, name: &str) -> BTreeMap<Key, f64> {
             resource: get("resource"),
             subresource: get("subresource"),
             scope: get("scope"),
+            dry_run: get("dry_run"),
         };
         *out.entry(key).or_insert(0.0) += value;
     }
