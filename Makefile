@@ -52,5 +52,14 @@ e2e: tools deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test -p mooring-e2e --no-fail-fast
 
+## bench: release builds of both controllers and the harness, then every scenario but P6
+## (P6, the 1 GiB repository, with BENCH_ARGS=--large). See docs/benchmarks.md.
+BENCH_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
+BENCH_ARGS ?=
+bench: tools deps
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release \
+		-p mooring-source-controller -p mooring-kustomize-controller -p mooring-bench
+	$(BENCH_TARGET_DIR)/release/mooring-bench $(BENCH_ARGS)
+
 clean:
 	$(CARGO) clean

@@ -1,0 +1,245 @@
+//! P1 (cold start at scale) and P2 (memory and CPU during it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::PostParams;
+use kube::runtime::watcher::Config;
+use mooring_testkit::git::Auth;
+use serde::Serialize;
+
+use crate::env::Bench;
+use crate::error::Error;
+use crate::objects::{self, applied, has_artifact};
+use crate::procs::{Meter, Usage};
+use crate::stats::{Summary, summarize};
+use crate::watch::DynWatch;
+
+/// The namespace of P1's objects.
+pub const NAMESPACE: &str = "bench-scale";
+/// Requests in flight at once while creating the custom resources.
+const CREATE_CONCURRENCY: usize = 16;
+
+/// What P1 and P2 measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleResult {
+    /// GitRepositories and Kustomizations.
+    pub n: usize,
+    /// Seconds to create the N repositories on the git server (not timed as part of P1).
+    pub repo_setup_seconds: f64,
+    /// Seconds to create the 2N custom resources (part of the P1 time).
+    pub create_seconds: Option<f64>,
+    /// Seconds from the first create to the last artifact.
+    pub all_artifacts_seconds: Option<f64>,
+    /// Seconds from the first create to the last Kustomization Ready: the P1 figure.
+    pub all_ready_seconds: Option<f64>,
+    /// When each Kustomization became Ready, from the first create.
+    pub ready_at: Option<Summary>,
+    /// Kustomizations Ready when P1 ended (N unless it timed out).
+    pub ready: usize,
+    /// API requests during P1 (first create to last Ready); `per_interval` is per Kustomization.
+    pub requests: Vec<crate::steady::RequestRow>,
+    /// P2: usage of each process (controllers, kube-apiserver, etcd) during P1.
+    pub usage: BTreeMap<String, Usage>,
+}
+
+/// Runs P1: N repositories of 4 objects each, timed from creating the CRs to all Ready.
+pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
+    let args = &bench.args;
+    let n = args.n;
+    bench.namespace(NAMESPACE).await?;
+
+    eprintln!("[p1] creating {n} repositories ...");
+    let started = Instant::now();
+    let shas = create_repos(bench, n).await?;
+    let repo_setup_seconds = started.elapsed().as_secs_f64();
+    eprintln!("[p1] repositories ready in {repo_setup_seconds:.1}s");
+
+    let repos = bench.gitrepos(NAMESPACE);
+    let kss = bench.kustomizations(NAMESPACE);
+    let (mut repo_watch, _) =
+        DynWatch::open("GitRepositories", repos.clone(), Config::default()).await?;
+    let (mut ks_watch, _) =
+        DynWatch::open("Kustomizations", kss.clone(), Config::default()).await?;
+    let requests_before = crate::steady::request_counts(bench).await?;
+    let meter = Meter::start(bench.metered());
+
+    eprintln!("[p1] creating {n} GitRepositories and {n} Kustomizations ...");
+    let t0 = Instant::now();
+    let created = futures::stream::iter(0..n)
+        .map(|i| {
+            let (repos, kss) = (repos.clone(), kss.clone());
+            async move {
+                let name = app_name(i);
+                let url = bench.git_url(&name);
+                let repo = objects::git_repository(
+                    &bench.gitrepo,
+                    &name,
+                    &url,
+                    &args.source_interval,
+                    "60s",
+                )
+                .map_err(Error::Encode)?;
+                repos
+                    .create(&PostParams::default(), &repo)
+                    .await
+                    .map_err(Error::kube(format!("creating GitRepository {name}")))?;
+                let ks = objects::kustomization(
+                    &bench.kustomization,
+                    &name,
+                    &name,
+                    NAMESPACE,
+                    &args.interval,
+                )
+                .map_err(Error::Encode)?;
+                kss.create(&PostParams::default(), &ks)
+                    .await
+                    .map_err(Error::kube(format!("creating Kustomization {name}")))?;
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY);
+    let mut creating = Box::pin(created.try_for_each(|()| futures::future::ok(())));
+    let mut create_seconds = None;
+
+    let deadline = Duration::from_secs(args.p1_timeout_secs());
+    let mut artifact_at: HashMap<String, f64> = HashMap::new();
+    let mut ready_at: HashMap<String, f64> = HashMap::new();
+    let sha_of = |name: &str| {
+        name.strip_prefix("app-")
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| shas.get(i))
+    };
+    let mut last_report = Instant::now();
+    // Creating and watching run together, so a Kustomization Ready before the last create is
+    // timed when it happened.
+    let waited = tokio::time::timeout(deadline, async {
+        while ready_at.len() < n || create_seconds.is_none() {
+            tokio::select! {
+                done = &mut creating, if create_seconds.is_none() => {
+                    done?;
+                    let secs = t0.elapsed().as_secs_f64();
+                    eprintln!("[p1] created in {secs:.1}s; waiting for Ready ...");
+                    create_seconds = Some(secs);
+                }
+                obj = repo_watch.next() => {
+                    let obj = obj?;
+                    let name = obj.metadata.name.clone().unwrap_or_default();
+                    if sha_of(&name).is_some_and(|sha| has_artifact(&obj, sha)) {
+                        artifact_at.entry(name).or_insert(t0.elapsed().as_secs_f64());
+                    }
+                }
+                obj = ks_watch.next() => {
+                    let obj = obj?;
+                    let name = obj.metadata.name.clone().unwrap_or_default();
+                    if sha_of(&name).is_some_and(|sha| applied(&obj, sha)) {
+                        ready_at.entry(name).or_insert(t0.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            if last_report.elapsed() > Duration::from_secs(10) {
+                last_report = Instant::now();
+                bench.check_controllers()?;
+                eprintln!(
+                    "[p1] {:.0}s: {} artifacts, {} Ready of {n}",
+                    t0.elapsed().as_secs_f64(),
+                    artifact_at.len(),
+                    ready_at.len()
+                );
+            }
+        }
+        Ok::<_, Error>(())
+    })
+    .await;
+    let usage = meter.finish().await;
+    let requests_after = crate::steady::request_counts(bench).await?;
+    let requests = crate::steady::request_rows(&requests_before, &requests_after, n as f64);
+    let complete = match waited {
+        Ok(result) => {
+            result?;
+            true
+        }
+        Err(_) => {
+            eprintln!(
+                "[p1] timed out after {deadline:?}: {} of {n} Ready",
+                ready_at.len()
+            );
+            false
+        }
+    };
+    let max = |m: &HashMap<String, f64>| m.values().copied().fold(0.0, f64::max);
+    let times: Vec<f64> = ready_at.values().copied().collect();
+    let result = ScaleResult {
+        n,
+        repo_setup_seconds,
+        create_seconds,
+        all_artifacts_seconds: (artifact_at.len() == n).then(|| max(&artifact_at)),
+        all_ready_seconds: complete.then(|| max(&ready_at)),
+        ready_at: summarize(&times),
+        ready: ready_at.len(),
+        requests,
+        usage,
+    };
+    eprintln!(
+        "[p1] all Ready: {:?}s (artifacts: {:?}s)",
+        result.all_ready_seconds, result.all_artifacts_seconds
+    );
+    Ok(result)
+}
+
+/// The name of app `i`: repository, GitRepository and Kustomization alike.
+pub fn app_name(i: usize) -> String {
+    format!("app-{i}")
+}
+
+/// Creates the N repositories, each with a 4-object app, on two threads; returns their SHAs.
+async fn create_repos(bench: &Bench, n: usize) -> Result<Vec<String>, Error> {
+    let git = bench.git.clone();
+    tokio::task::spawn_blocking(move || {
+        let threads = 2;
+        let results: Vec<Result<Vec<(usize, String)>, Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let git = &git;
+                    s.spawn(move || {
+                        (t..n)
+                            .step_by(threads)
+                            .map(|i| {
+                                let name = app_name(i);
+                                let repo = git
+                                    .empty_repo(&name, Auth::None)
+                                    .map_err(Error::git(format!("creating repository {name}")))?;
+                                let files = objects::app_files(&name, 4, &[]);
+                                let refs: Vec<(&str, &str)> = files
+                                    .iter()
+                                    .map(|(p, c)| (p.as_str(), c.as_str()))
+                                    .collect();
+                                let sha = repo
+                                    .commit(&refs, "app")
+                                    .map_err(Error::git(format!("committing to {name}")))?;
+                                Ok((i, sha))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Setting("a repo thread panicked".into())))
+                })
+                .collect()
+        });
+        let mut shas = vec![String::new(); n];
+        for part in results {
+            for (i, sha) in part? {
+                shas[i] = sha;
+            }
+        }
+        Ok(shas)
+    })
+    .await
+    .map_err(|e| Error::Setting(format!("repository thread: {e}")))?
+}
