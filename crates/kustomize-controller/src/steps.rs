@@ -214,7 +214,7 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
         state.health_since = Some(Instant::now());
     }
     let outcome = if check_health && state.health_since.is_some() {
-        let summary = assess_health(ks, ctx, &client, &state.objects, &opts).await;
+        let summary = assess_health(ks, &client, &state.objects, &opts).await;
         if summary.all_current {
             state.health_since = None;
             Outcome::Ready {
@@ -406,7 +406,6 @@ async fn evict_unused_artifacts(ctx: &Context) {
 /// GET per object, only while a rollout is being watched.
 async fn assess_health(
     ks: &Kustomization,
-    ctx: &Context,
     client: &kube::Client,
     objects: &[DynamicObject],
     opts: &ApplyOptions,
@@ -455,7 +454,6 @@ async fn assess_health(
         };
         results.push((label, health));
     }
-    let _ = ctx;
     health::summarize(&results)
 }
 
