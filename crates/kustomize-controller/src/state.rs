@@ -21,6 +21,8 @@ pub struct Applied {
     pub render_digest: String,
     /// The rendered objects, ready to apply.
     pub objects: Vec<DynamicObject>,
+    /// Per rendered object, in order: its inventory id and the hash of its manifest.
+    pub desired: Vec<(String, u64)>,
     /// Per object id: the hash of the manifest last applied successfully.
     pub applied_hashes: HashMap<String, u64>,
     /// Per object id: what our own last write left (generation, resourceVersion).

@@ -75,11 +75,7 @@ pub async fn run(ks: &Kustomization, ctx: &Context, started: Instant) -> Result<
     let first_pass = state.markers.is_empty();
     let changes = ctx.drift.take_changes(&owner);
     let drift = drifted(&changes, &state.markers);
-    let desired: Vec<(String, u64)> = state
-        .objects
-        .iter()
-        .map(|o| (object_id(o), hash_json(o)))
-        .collect();
+    let desired = state.desired.clone();
     // A watch that re-listed may have missed deletions: trust nothing remembered then.
     let epoch = ctx.drift.epoch();
     let resynced = state.drift_epoch != epoch;
@@ -382,6 +378,11 @@ async fn render(
         inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
     state.render_key = render_key;
     state.revision = revision.to_string();
+    // Ids and manifest hashes are computed once per render, not on every pass.
+    state.desired = objects
+        .iter()
+        .map(|o| (object_id(o), hash_json(o)))
+        .collect();
     state.objects = objects;
     Ok(())
 }
