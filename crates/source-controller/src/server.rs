@@ -115,7 +115,12 @@ async fn handle(
 ) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let allow = [(header::ALLOW, "GET, HEAD")];
-        return (StatusCode::METHOD_NOT_ALLOWED, allow, "method not allowed\n").into_response();
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            allow,
+            "method not allowed\n",
+        )
+            .into_response();
     }
     let segments = match request_segments(uri.path()) {
         Ok(segments) => segments,
@@ -345,7 +350,13 @@ mod tests {
 
     #[test]
     fn directories_and_hidden_files_are_not_found() {
-        for path in ["/", "/gitrepository/", "//etc/passwd", "/a//b", "/ns/.tmp-x.tar.gz"] {
+        for path in [
+            "/",
+            "/gitrepository/",
+            "//etc/passwd",
+            "/a//b",
+            "/ns/.tmp-x.tar.gz",
+        ] {
             assert_eq!(request_segments(path), Err(Refused::NotFound), "{path}");
         }
     }
@@ -355,7 +366,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         let etag = "\"abc\"";
         assert!(!if_none_match(&headers, etag));
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\", W/\"abc\""));
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", W/\"abc\""),
+        );
         assert!(if_none_match(&headers, etag));
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(if_none_match(&headers, etag));

@@ -29,7 +29,9 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// A namespace, name or file stem could leave its directory.
-    #[error("invalid {what} {value:?}: only letters, digits, '.', '-' and '_' are allowed, not starting with '.'")]
+    #[error(
+        "invalid {what} {value:?}: only letters, digits, '.', '-' and '_' are allowed, not starting with '.'"
+    )]
     InvalidName { what: &'static str, value: String },
     /// A relative artifact path is absolute or has `..`.
     #[error("invalid artifact path {path:?}: it must be relative, without `..`")]

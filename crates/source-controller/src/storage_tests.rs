@@ -38,7 +38,10 @@ fn store_names_file_by_commit_and_digest() {
     );
     let on_disk = fs::read(storage.local_path(&stored.path).expect("path")).expect("read");
     assert_eq!(on_disk, b"hello");
-    assert_eq!(files_in(&storage, "app"), [format!("abc123-{}.tar.gz", &hex[..12])]);
+    assert_eq!(
+        files_in(&storage, "app"),
+        [format!("abc123-{}.tar.gz", &hex[..12])]
+    );
 }
 
 #[test]
@@ -68,7 +71,10 @@ fn verify_detects_missing_tampered_and_wrong_algorithm() {
     let (_dir, storage) = storage();
     let stored = store_bytes(&storage, "app", "abc", b"content");
     assert!(storage.verify(&stored.path, &stored.digest));
-    assert!(storage.verify(&stored.path, &stored.digest.to_uppercase().replace("SHA256", "sha256")));
+    assert!(storage.verify(
+        &stored.path,
+        &stored.digest.to_uppercase().replace("SHA256", "sha256")
+    ));
     assert!(!storage.verify(&stored.path, &stored.digest.replace("sha256", "sha512")));
     assert!(!storage.verify("gitrepository/ns/app/missing.tar.gz", &stored.digest));
     assert!(!storage.verify("../outside", &stored.digest));
@@ -82,12 +88,18 @@ fn gc_keeps_newest_and_current() {
     let base = SystemTime::now() - Duration::from_secs(1000);
     let mut stored = Vec::new();
     for i in 0..5u64 {
-        let s = store_bytes(&storage, "app", &format!("c{i}"), format!("v{i}").as_bytes());
+        let s = store_bytes(
+            &storage,
+            "app",
+            &format!("c{i}"),
+            format!("v{i}").as_bytes(),
+        );
         let file = File::options()
             .write(true)
             .open(storage.local_path(&s.path).expect("path"))
             .expect("open");
-        file.set_modified(base + Duration::from_secs(i * 10)).expect("mtime");
+        file.set_modified(base + Duration::from_secs(i * 10))
+            .expect("mtime");
         stored.push(s);
     }
     // The current artifact is the oldest one: it stays, and counts towards `keep`.
@@ -105,7 +117,12 @@ fn gc_keeps_newest_and_current() {
     assert_eq!(left.len(), 2);
     assert!(stored[0].path.ends_with(&left[0]) || stored[0].path.ends_with(&left[1]));
     // Nothing more to do.
-    assert!(storage.gc("ns", "app", 2, &stored[0].path).expect("gc").is_empty());
+    assert!(
+        storage
+            .gc("ns", "app", 2, &stored[0].path)
+            .expect("gc")
+            .is_empty()
+    );
     // Unknown objects have nothing to collect.
     assert!(storage.gc("ns", "other", 2, "").expect("gc").is_empty());
 }
@@ -138,20 +155,31 @@ fn remove_all_deletes_the_object_directory() {
     storage.remove_all("ns", "app").expect("remove");
     assert!(!storage.root().join("gitrepository/ns/app").exists());
     assert!(storage.root().join("gitrepository/ns/keep").exists());
-    storage.remove_all("ns", "app").expect("removing twice is fine");
+    storage
+        .remove_all("ns", "app")
+        .expect("removing twice is fine");
 }
 
 #[test]
 fn names_and_paths_that_escape_are_refused() {
     let (_dir, storage) = storage();
-    for (ns, name) in [("..", "x"), ("ns", ".."), ("a/b", "x"), ("ns", ""), ("ns", ".hidden")] {
+    for (ns, name) in [
+        ("..", "x"),
+        ("ns", ".."),
+        ("a/b", "x"),
+        ("ns", ""),
+        ("ns", ".hidden"),
+    ] {
         let err = storage.artifact_dir(ns, name).expect_err("refused");
         assert_eq!(err.label(), "InvalidName", "{ns:?}/{name:?}");
     }
     let err = storage
         .store("ns", "app", "../../x", |_| Ok::<(), io::Error>(()))
         .expect_err("refused");
-    assert!(matches!(err, StoreError::Storage(StorageError::InvalidName { .. })));
+    assert!(matches!(
+        err,
+        StoreError::Storage(StorageError::InvalidName { .. })
+    ));
     for path in ["/etc/passwd", "../x", "a/../../x", "", "a\\..\\x", "./a"] {
         assert!(storage.local_path(path).is_err(), "{path:?}");
     }

@@ -72,13 +72,31 @@ fn archive_is_byte_identical_across_runs_and_clones() {
         ]
     );
     for entry in &entries {
-        assert_eq!((entry.uid, entry.gid, entry.mtime), (0, 0, 0), "{}", entry.path);
-        assert!(entry.user.is_empty() && entry.group.is_empty(), "{}", entry.path);
-        let expected = if entry.kind == Kind::Dir { DIR_MODE } else { FILE_MODE };
+        assert_eq!(
+            (entry.uid, entry.gid, entry.mtime),
+            (0, 0, 0),
+            "{}",
+            entry.path
+        );
+        assert!(
+            entry.user.is_empty() && entry.group.is_empty(),
+            "{}",
+            entry.path
+        );
+        let expected = if entry.kind == Kind::Dir {
+            DIR_MODE
+        } else {
+            FILE_MODE
+        };
         assert_eq!(entry.mode, expected, "{}", entry.path);
         assert!(!entry.path.split('/').any(|c| c == ".git"));
     }
-    assert!(entries.iter().filter(|e| e.kind == Kind::Dir).all(|e| e.path.ends_with('/')));
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.kind == Kind::Dir)
+            .all(|e| e.path.ends_with('/'))
+    );
     assert_eq!(content(&entries, "deploy/app.yaml"), "kind: Deployment\n");
     assert_eq!(content(&entries, &long), "long: true\n");
 }
@@ -199,8 +217,11 @@ fn spec_ignore_replaces_the_defaults() {
 #[test]
 fn symlinks_inside_are_kept_and_outside_dropped() {
     let repo = new_repo("symlinks");
-    repo.commit(&[("v2/app.yaml", "v2\n"), ("sub/file.yaml", "f\n")], "files")
-        .expect("commit");
+    repo.commit(
+        &[("v2/app.yaml", "v2\n"), ("sub/file.yaml", "f\n")],
+        "files",
+    )
+    .expect("commit");
     for (path, target) in [
         ("current", "v2"),
         ("sub/up", "../v2/app.yaml"),
@@ -216,7 +237,10 @@ fn symlinks_inside_are_kept_and_outside_dropped() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clone = clone_bare(&repo, dir.path(), "c");
     let (bytes, summary) = archive(&clone, &commit, &options()).expect("archive");
-    assert_eq!(summary.dropped_symlinks, ["abs", "escape", "sub/deep", "sub/sneaky"]);
+    assert_eq!(
+        summary.dropped_symlinks,
+        ["abs", "escape", "sub/deep", "sub/sneaky"]
+    );
     let entries = read_entries(&bytes);
     let links: Vec<(String, Option<String>, u32)> = entries
         .iter()
@@ -228,7 +252,11 @@ fn symlinks_inside_are_kept_and_outside_dropped() {
         [
             ("current".to_string(), Some("v2".to_string()), SYMLINK_MODE),
             ("here".to_string(), Some(".".to_string()), SYMLINK_MODE),
-            ("sub/up".to_string(), Some("../v2/app.yaml".to_string()), SYMLINK_MODE),
+            (
+                "sub/up".to_string(),
+                Some("../v2/app.yaml".to_string()),
+                SYMLINK_MODE
+            ),
         ]
     );
     assert_eq!(summary.files, 3);

@@ -12,7 +12,11 @@ use mooring_source_controller::storage::Storage;
 use support::{Kind, archive, clone_bare, content, git, new_repo, paths_of, read_entries, run};
 
 /// Archives `repo`'s head into `dir/<label>.tar.gz`, as storage would hold it.
-fn stored_artifact(repo: &mooring_testkit::git::Repo, dir: &Path, label: &str) -> std::path::PathBuf {
+fn stored_artifact(
+    repo: &mooring_testkit::git::Repo,
+    dir: &Path,
+    label: &str,
+) -> std::path::PathBuf {
     let clone = clone_bare(repo, dir, label);
     let commit = repo.head("main").expect("head");
     let (bytes, _) = archive(&clone, &commit, &ArchiveOptions::default()).expect("archive");
@@ -89,11 +93,18 @@ fn includes_are_placed_under_to_path_and_win() {
 
     // A single included file can be placed under another name.
     let single = ArchiveOptions {
-        includes: vec![include(&lib_artifact, Some("other.yaml"), "config/other.yaml")],
+        includes: vec![include(
+            &lib_artifact,
+            Some("other.yaml"),
+            "config/other.yaml",
+        )],
         ..ArchiveOptions::default()
     };
     let (bytes, _) = archive(&clone, &commit, &single).expect("archive");
-    assert_eq!(content(&read_entries(&bytes), "config/other.yaml"), "other\n");
+    assert_eq!(
+        content(&read_entries(&bytes), "config/other.yaml"),
+        "other\n"
+    );
 }
 
 #[test]
@@ -157,7 +168,10 @@ fn max_size_aborts_with_too_large() {
     let err = archive(&clone, &commit, &limited).expect_err("too large");
     assert_eq!(err.label(), "TooLarge");
     let text = err.to_string();
-    assert!(text.contains("16384") && text.contains("too large"), "{text}");
+    assert!(
+        text.contains("16384") && text.contains("too large"),
+        "{text}"
+    );
 
     let roomy = ArchiveOptions {
         max_size: Some(1024 * 1024),
@@ -171,20 +185,31 @@ fn max_size_aborts_with_too_large() {
 fn executables_keep_their_bit_and_submodules_are_skipped() {
     let dir = tempfile::tempdir().expect("temp dir");
     let work = dir.path().join("work");
-    run(git(dir.path()).args(["init", "-q", "-b", "main"]).arg(&work));
+    run(git(dir.path())
+        .args(["init", "-q", "-b", "main"])
+        .arg(&work));
     std::fs::write(work.join("run.sh"), "#!/bin/sh\n").expect("write");
     std::fs::write(work.join("plain.yaml"), "x: 1\n").expect("write");
-    run(git(dir.path()).current_dir(&work).args(["add", "run.sh", "plain.yaml"]));
+    run(git(dir.path())
+        .current_dir(&work)
+        .args(["add", "run.sh", "plain.yaml"]));
     run(git(dir.path())
         .current_dir(&work)
         .args(["update-index", "--chmod=+x", "run.sh"]));
     // A gitlink pointing at a commit that is not in this repository, as a submodule does.
     let gitlink = format!("160000,{},vendor/sub", "1".repeat(40));
+    run(git(dir.path()).current_dir(&work).args([
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &gitlink,
+    ]));
     run(git(dir.path())
         .current_dir(&work)
-        .args(["update-index", "--add", "--cacheinfo", &gitlink]));
-    run(git(dir.path()).current_dir(&work).args(["commit", "-q", "-m", "modes"]));
-    let commit = run(git(dir.path()).current_dir(&work).args(["rev-parse", "HEAD"]));
+        .args(["commit", "-q", "-m", "modes"]));
+    let commit = run(git(dir.path())
+        .current_dir(&work)
+        .args(["rev-parse", "HEAD"]));
 
     let (bytes, summary) =
         archive(&work, commit.trim(), &ArchiveOptions::default()).expect("archive");
@@ -215,7 +240,11 @@ fn stored_artifact_matches_the_summary_and_verifies() {
         .expect("store");
     assert_eq!(stored.digest, summary.digest);
     assert_eq!(stored.size, summary.size);
-    assert!(stored.path.starts_with(&format!("gitrepository/default/app/{commit}-")));
+    assert!(
+        stored
+            .path
+            .starts_with(&format!("gitrepository/default/app/{commit}-"))
+    );
     assert!(storage.verify(&stored.path, &stored.digest));
 
     // A failed build leaves no file behind.

@@ -84,9 +84,7 @@ impl Entries {
             .map
             .iter()
             .filter_map(|(path, node)| match node {
-                Node::Symlink { target } if !self.stays_inside(path, target) => {
-                    Some(path.clone())
-                }
+                Node::Symlink { target } if !self.stays_inside(path, target) => Some(path.clone()),
                 _ => None,
             })
             .collect();
@@ -276,7 +274,10 @@ mod tests {
     fn placed_entry_turns_blocking_file_into_directory() {
         let mut entries = tree(&[("vendor", file()), ("z", file())]);
         entries.place(b"vendor/lib/x.yaml".to_vec(), file());
-        assert_eq!(paths(&entries), ["vendor", "vendor/lib", "vendor/lib/x.yaml", "z"]);
+        assert_eq!(
+            paths(&entries),
+            ["vendor", "vendor/lib", "vendor/lib/x.yaml", "z"]
+        );
         assert_eq!(entries.map.get(&b"vendor"[..]), Some(&Node::Dir));
     }
 

@@ -186,12 +186,18 @@ mod tests {
             ".gitignore",
             "sub/.gitattributes",
         ] {
-            assert!(r.is_ignored(path.as_bytes(), false), "{path} should be ignored");
+            assert!(
+                r.is_ignored(path.as_bytes(), false),
+                "{path} should be ignored"
+            );
         }
         assert!(r.is_ignored(b".github", true));
         assert!(r.is_ignored(b"x/.circleci", true));
         for path in ["deploy.yaml", "README.md", "sops.yaml", "image.pngx"] {
-            assert!(!r.is_ignored(path.as_bytes(), false), "{path} should be kept");
+            assert!(
+                !r.is_ignored(path.as_bytes(), false),
+                "{path} should be kept"
+            );
         }
         // `.github/` only matches directories.
         assert!(!r.is_ignored(b".github", false));
@@ -256,6 +262,9 @@ mod tests {
             panic!("an unclosed alternation should not compile");
         };
         let text = err.to_string();
-        assert!(text.contains("spec.ignore") && text.contains("line 2"), "{text}");
+        assert!(
+            text.contains("spec.ignore") && text.contains("line 2"),
+            "{text}"
+        );
     }
 }

@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn from_and_to_paths_map_entries() {
         let paths = IncludePaths::parse(&include(Some("./deploy/"), "vendor/a")).expect("legal");
-        assert_eq!(dest(&paths, "deploy/app.yaml").as_deref(), Some("vendor/a/app.yaml"));
+        assert_eq!(
+            dest(&paths, "deploy/app.yaml").as_deref(),
+            Some("vendor/a/app.yaml")
+        );
         assert_eq!(dest(&paths, "deploy").as_deref(), Some("vendor/a"));
         assert_eq!(dest(&paths, "deployment/x"), None);
         assert_eq!(dest(&paths, "other.yaml"), None);

@@ -192,9 +192,10 @@ pub fn build_archive(
         commit: commit.to_string(),
         source,
     };
-    let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|_| ArchiveError::InvalidCommit {
-        commit: commit.to_string(),
-    })?;
+    let id =
+        gix::ObjectId::from_hex(commit.as_bytes()).map_err(|_| ArchiveError::InvalidCommit {
+            commit: commit.to_string(),
+        })?;
     let tree = repo
         .find_commit(id)
         .map_err(resolve_error)?
@@ -247,7 +248,11 @@ mod tests {
     fn sparse_dirs_strip_dot_slash_and_refuse_escapes() {
         let dirs = sparse_dirs(&["./apps/".into(), "infra".into()]).expect("valid");
         assert_eq!(dirs, vec![b"apps".to_vec(), b"infra".to_vec()]);
-        assert!(sparse_dirs(&["./".into(), "x".into()]).expect("valid").is_empty());
+        assert!(
+            sparse_dirs(&["./".into(), "x".into()])
+                .expect("valid")
+                .is_empty()
+        );
         let err = sparse_dirs(&["../up".into()]).expect_err("escapes");
         assert_eq!(err.label(), "InvalidSparseDir");
     }
@@ -255,6 +260,9 @@ mod tests {
     #[test]
     fn too_large_names_the_limit() {
         let text = ArchiveError::TooLarge { limit: 1024 }.to_string();
-        assert!(text.contains("1024") && text.contains("too large"), "{text}");
+        assert!(
+            text.contains("1024") && text.contains("too large"),
+            "{text}"
+        );
     }
 }

@@ -105,7 +105,10 @@ mod tests {
 
     #[test]
     fn normalize_strips_dot_slash_and_empty_components() {
-        assert_eq!(normalize_relative(b"./apps//prod/").as_deref(), Ok(&b"apps/prod"[..]));
+        assert_eq!(
+            normalize_relative(b"./apps//prod/").as_deref(),
+            Ok(&b"apps/prod"[..])
+        );
         assert_eq!(normalize_relative(b".").as_deref(), Ok(&b""[..]));
         assert_eq!(normalize_relative(b"").as_deref(), Ok(&b""[..]));
         assert_eq!(normalize_relative(b"a/./b").as_deref(), Ok(&b"a/b"[..]));
@@ -114,9 +117,18 @@ mod tests {
     #[test]
     fn normalize_refuses_escapes() {
         assert_eq!(normalize_relative(b"/etc"), Err(PathProblem::Absolute));
-        assert_eq!(normalize_relative(b"../x"), Err(PathProblem::ParentComponent));
-        assert_eq!(normalize_relative(b"a/../../x"), Err(PathProblem::ParentComponent));
-        assert_eq!(normalize_relative(b"a\\..\\x"), Err(PathProblem::ForbiddenByte));
+        assert_eq!(
+            normalize_relative(b"../x"),
+            Err(PathProblem::ParentComponent)
+        );
+        assert_eq!(
+            normalize_relative(b"a/../../x"),
+            Err(PathProblem::ParentComponent)
+        );
+        assert_eq!(
+            normalize_relative(b"a\\..\\x"),
+            Err(PathProblem::ForbiddenByte)
+        );
         assert_eq!(normalize_relative(b"a\0b"), Err(PathProblem::ForbiddenByte));
     }
 

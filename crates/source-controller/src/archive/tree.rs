@@ -39,12 +39,12 @@ impl<'a> TreeWalk<'a> {
     /// Checks that every sparse directory exists as a directory of `tree`.
     pub fn check_sparse_dirs(&self, tree: &gix::Tree<'_>) -> Result<(), ArchiveError> {
         for dir in self.sparse {
-            let entry = tree
-                .lookup_entry_by_path(as_path(dir))
-                .map_err(|source| ArchiveError::ReadObject {
+            let entry = tree.lookup_entry_by_path(as_path(dir)).map_err(|source| {
+                ArchiveError::ReadObject {
                     id: tree.id.to_string(),
                     source,
-                })?;
+                }
+            })?;
             if !entry.is_some_and(|e| e.mode().is_tree()) {
                 return Err(ArchiveError::SparseDirMissing { dir: display(dir) });
             }
@@ -74,13 +74,17 @@ impl<'a> TreeWalk<'a> {
                 limit: MAX_DEPTH,
             });
         }
-        let tree = self.repo.find_tree(id).map_err(|source| read_error(id, source))?;
+        let tree = self
+            .repo
+            .find_tree(id)
+            .map_err(|source| read_error(id, source))?;
         let decoded = tree.decode().map_err(|source| read_error(id, source))?;
         let keep_files = self.keeps_files_of(dir);
 
-        let ignore_file = decoded.entries.iter().find(|e| {
-            e.filename == SOURCE_IGNORE_FILE && matches!(e.mode.kind(), EntryKind::Blob)
-        });
+        let ignore_file = decoded
+            .entries
+            .iter()
+            .find(|e| e.filename == SOURCE_IGNORE_FILE && matches!(e.mode.kind(), EntryKind::Blob));
         if let Some(file) = ignore_file {
             let content = self.read_blob(file.oid.to_owned())?;
             self.rules.enter(dir, &content)?;
@@ -133,7 +137,10 @@ impl<'a> TreeWalk<'a> {
     }
 
     fn read_blob(&self, id: gix::ObjectId) -> Result<Vec<u8>, ArchiveError> {
-        let mut blob = self.repo.find_blob(id).map_err(|source| read_error(id, source))?;
+        let mut blob = self
+            .repo
+            .find_blob(id)
+            .map_err(|source| read_error(id, source))?;
         Ok(blob.take_data())
     }
 }

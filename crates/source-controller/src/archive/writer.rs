@@ -112,7 +112,11 @@ fn append<W: Write>(
         }
         Node::File { executable, source } => {
             header.set_entry_type(EntryType::Regular);
-            header.set_mode(if *executable { EXECUTABLE_MODE } else { FILE_MODE });
+            header.set_mode(if *executable {
+                EXECUTABLE_MODE
+            } else {
+                FILE_MODE
+            });
             match source {
                 Source::Blob(id) => {
                     let blob = repo

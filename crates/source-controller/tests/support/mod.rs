@@ -29,7 +29,12 @@ pub fn git(home: &Path) -> Command {
         .env("HOME", home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_TERMINAL_PROMPT", "0")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@mooring.invalid"]);
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@mooring.invalid",
+        ]);
     cmd
 }
 
