@@ -432,7 +432,7 @@ async fn deletion_policy_decides_what_happens_to_applied_objects() {
         let gone = kube::runtime::wait::await_condition(
             api.clone(),
             name,
-            kube::runtime::wait::conditions::is_deleted(""),
+            |k: Option<&mooring_api::Kustomization>| k.is_none(),
         );
         tokio::time::timeout(Duration::from_secs(30), gone)
             .await

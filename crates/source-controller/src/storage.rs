@@ -379,7 +379,3 @@ fn encode_segment(segment: &str) -> String {
     }
     out
 }
-
-#[cfg(test)]
-#[path = "storage_tests.rs"]
-mod tests;

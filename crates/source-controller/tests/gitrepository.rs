@@ -440,7 +440,7 @@ async fn deleting_a_repository_removes_its_artifacts() {
     let deleted = kube::runtime::wait::await_condition(
         api,
         "gone",
-        kube::runtime::wait::conditions::is_deleted(""),
+        |r: Option<&mooring_api::GitRepository>| r.is_none(),
     );
     tokio::time::timeout(std::time::Duration::from_secs(60), deleted)
         .await

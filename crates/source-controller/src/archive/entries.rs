@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::paths::{ancestors, display, strictly_under};
+use super::paths::{ancestors, display};
 
 /// Where a file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,13 +64,15 @@ impl Entries {
             }
             return;
         }
+        // Everything below `path` sorts between `path/` and `path0` ('0' follows '/').
+        let mut lower = path.clone();
+        lower.push(b'/');
+        let mut upper = path.clone();
+        upper.push(b'/' + 1);
         let below: Vec<Vec<u8>> = self
             .map
-            .range(path.clone()..)
-            .skip(1)
-            .take_while(|(key, _)| key.starts_with(&path))
-            .filter(|(key, _)| strictly_under(key, &path))
-            .map(|(key, _)| key.clone())
+            .range(lower..upper)
+            .map(|(k, _)| k.clone())
             .collect();
         for key in below {
             self.map.remove(&key);
@@ -268,6 +270,13 @@ mod tests {
         entries.place(b"vendor/a".to_vec(), file());
         assert_eq!(paths(&entries), ["vendor", "vendor/a", "vendor/a-b"]);
         assert_eq!(entries.map.get(&b"vendor/a"[..]), Some(&file()));
+    }
+
+    #[test]
+    fn placed_file_replaces_subtree_without_an_entry_of_its_own() {
+        let mut entries = tree(&[("a/x", file()), ("a-b", file()), ("a0", file())]);
+        entries.place(b"a".to_vec(), file());
+        assert_eq!(paths(&entries), ["a", "a-b", "a0"]);
     }
 
     #[test]

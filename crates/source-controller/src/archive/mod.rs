@@ -35,7 +35,9 @@ pub struct ArchiveOptions {
     /// `spec.ignore`: gitignore-syntax rules. When set, they replace Flux's default exclusions
     /// (the VCS files stay excluded unless re-included); `.sourceignore` files apply either way.
     pub ignore: Option<String>,
-    /// `spec.sparseCheckout`: only these directories (a leading `./` is ignored) are archived.
+    /// `spec.sparseCheckout`: only these directories (a leading `./` is ignored) are archived,
+    /// with their parent directories as entries; `.sourceignore` files of those parents still
+    /// apply. Each must exist in the commit.
     pub sparse_checkout: Vec<String>,
     /// `spec.include`: other artifacts placed into this one, later ones over earlier ones.
     pub includes: Vec<IncludeSource>,

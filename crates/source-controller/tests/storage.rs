@@ -1,6 +1,13 @@
+//! Artifact storage on a temp directory: atomic digest-named files, verify, GC, removal and
+//! path checks.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
-use super::*;
+use mooring_source_controller::storage::{
+    Storage, StorageError, StoreError, StoredArtifact, sha256_hex,
+};
 
 fn storage() -> (tempfile::TempDir, Storage) {
     let dir = tempfile::tempdir().expect("temp dir");
