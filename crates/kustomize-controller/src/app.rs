@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{reflector, watcher};
+use kube::runtime::reflector;
 use mooring_runtime::app::{run_as_leader, stopped};
 use mooring_runtime::backoff::FailureTracker;
 use mooring_runtime::server::{self, Readiness};
@@ -99,13 +99,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         applied: AppliedStates::default(),
         kinds: KindCache::new(),
     });
-    let mut watch_config = watcher::Config::default().any_semantic();
-    if let Some(selector) = &args.common.watch_label_selector {
-        watch_config = watch_config.labels(selector);
-    }
-    if let Some(namespace) = &args.common.watch_namespace {
-        watch_config = watch_config.fields(&format!("metadata.namespace={namespace}"));
-    }
+    let watch_config = args.common.watch_config();
     let concurrency = args.common.concurrency;
     run_as_leader(
         client,

@@ -200,32 +200,8 @@ pub fn inventory_of(objects: &[DynamicObject]) -> Result<ResourceInventory, Inve
     })
 }
 
-/// The apply stage of an object: each stage is applied (and, for the first two, becomes ready)
-/// before the next one starts; pruning runs the stages in reverse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Stage {
-    /// Definitions other objects depend on: CustomResourceDefinitions (any kind of
-    /// `apiextensions.k8s.io`), Namespaces and ClusterRoles.
-    Cluster,
-    /// Kinds whose name ends in `Class` (StorageClass, IngressClass, GatewayClass, ...).
-    Class,
-    /// Everything else.
-    Default,
-}
-
-/// The apply stage of a group and kind.
-pub fn stage_of(group: &str, kind: &str) -> Stage {
-    let cluster = group == "apiextensions.k8s.io"
-        || (group.is_empty() && kind == "Namespace")
-        || (group == "rbac.authorization.k8s.io" && kind == "ClusterRole");
-    if cluster {
-        Stage::Cluster
-    } else if kind.ends_with("Class") {
-        Stage::Class
-    } else {
-        Stage::Default
-    }
-}
+// One staging rule for apply and prune: the apply engine's.
+pub use crate::apply::{Stage, stage_of};
 
 /// Kinds in apply order within a stage; kinds not listed go between `PodDisruptionBudget` and
 /// the webhook configurations (which are applied last so that they cannot block the rest).

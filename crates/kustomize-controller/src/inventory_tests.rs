@@ -92,23 +92,26 @@ fn malformed_ids_are_rejected() {
 fn stages_follow_flux() {
     assert_eq!(
         stage_of("apiextensions.k8s.io", "CustomResourceDefinition"),
-        Stage::Cluster
+        Stage::ClusterDefinitions
     );
-    assert_eq!(stage_of("", "Namespace"), Stage::Cluster);
+    assert_eq!(stage_of("", "Namespace"), Stage::ClusterDefinitions);
     assert_eq!(
         stage_of("rbac.authorization.k8s.io", "ClusterRole"),
-        Stage::Cluster
+        Stage::ClusterDefinitions
     );
     assert_eq!(
         stage_of("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-        Stage::Default
+        Stage::Rest
     );
-    assert_eq!(stage_of("storage.k8s.io", "StorageClass"), Stage::Class);
-    assert_eq!(stage_of("networking.k8s.io", "IngressClass"), Stage::Class);
-    assert_eq!(stage_of("cluster.x-k8s.io", "ClusterClass"), Stage::Class);
-    assert_eq!(stage_of("apps", "Deployment"), Stage::Default);
-    assert_eq!(stage_of("example.com", "Namespace"), Stage::Default);
-    assert!(Stage::Cluster < Stage::Class && Stage::Class < Stage::Default);
+    assert_eq!(stage_of("storage.k8s.io", "StorageClass"), Stage::Classes);
+    assert_eq!(
+        stage_of("networking.k8s.io", "IngressClass"),
+        Stage::Classes
+    );
+    assert_eq!(stage_of("cluster.x-k8s.io", "ClusterClass"), Stage::Classes);
+    assert_eq!(stage_of("apps", "Deployment"), Stage::Rest);
+    assert_eq!(stage_of("example.com", "Namespace"), Stage::Rest);
+    assert!(Stage::ClusterDefinitions < Stage::Classes && Stage::Classes < Stage::Rest);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use mooring_api::constants::{
     FINALIZER, KUSTOMIZE_FIELD_MANAGER, RECONCILE_REQUESTED_AT_ANNOTATION,
 };
 use mooring_runtime::backoff::jittered_interval;
-use mooring_runtime::status::{apply_status, same_status};
+use mooring_runtime::status::apply_status;
 
 use crate::context::Context;
 use crate::decide::{Outcome, next_status};
@@ -99,7 +99,7 @@ async fn write_status(ks: &Kustomization, ctx: &Context, outcome: &Outcome) -> R
     let now = Time(jiff::Timestamp::now());
     let generation = ks.meta().generation.unwrap_or(0);
     let desired = next_status(&current, generation, outcome, requested_at, &now);
-    if same_status(ks.status.as_ref(), &desired) {
+    if ks.status.as_ref() == Some(&desired) {
         return Ok(());
     }
     if let Outcome::Failed {

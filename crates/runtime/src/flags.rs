@@ -48,6 +48,19 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The watch configuration for the reconciled kind: the label selector (sharding) and the
+    /// namespace, when given.
+    pub fn watch_config(&self) -> kube::runtime::watcher::Config {
+        let mut config = kube::runtime::watcher::Config::default().any_semantic();
+        if let Some(selector) = &self.watch_label_selector {
+            config = config.labels(selector);
+        }
+        if let Some(namespace) = &self.watch_namespace {
+            config = config.fields(&format!("metadata.namespace={namespace}"));
+        }
+        config
+    }
+
     /// The namespace for the leader-election Lease.
     pub fn lease_namespace(&self) -> String {
         self.leader_election_namespace

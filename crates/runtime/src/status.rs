@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 
 /// Applies `status` to the object's status subresource with field manager `manager`.
 ///
-/// Talks to the API server. Callers compare with the current status first so that an unchanged
-/// object is not written (which would trigger its own watch forever).
+/// Talks to the API server. Callers compare with the current status first (the status types
+/// are `PartialEq`) so that an unchanged object is not written, which would trigger its own
+/// watch forever.
 pub async fn apply_status<K, S>(
     api: &Api<K>,
     name: &str,
@@ -30,12 +31,4 @@ where
         &Patch::Apply(&patch),
     )
     .await
-}
-
-/// Whether two statuses serialize to the same JSON (so a write can be skipped).
-pub fn same_status<S: Serialize>(current: Option<&S>, desired: &S) -> bool {
-    match current {
-        Some(current) => serde_json::to_value(current).ok() == serde_json::to_value(desired).ok(),
-        None => false,
-    }
 }

@@ -16,7 +16,7 @@ use mooring_api::conditions::reasons;
 use mooring_api::constants::{FINALIZER, RECONCILE_REQUESTED_AT_ANNOTATION, SOURCE_FIELD_MANAGER};
 use mooring_api::{Artifact, GitRepository};
 use mooring_runtime::backoff::jittered_interval;
-use mooring_runtime::status::{apply_status, same_status};
+use mooring_runtime::status::apply_status;
 
 use crate::context::Context;
 use crate::decide::{Outcome, next_status, rebuild_reason};
@@ -258,7 +258,7 @@ async fn write_status(repo: &GitRepository, ctx: &Context, outcome: &Outcome) ->
         requested_at,
         &now,
     );
-    if same_status(repo.status.as_ref(), &desired) {
+    if repo.status.as_ref() == Some(&desired) {
         return Ok(());
     }
     if let Outcome::Failed {
