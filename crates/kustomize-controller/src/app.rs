@@ -3,23 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector;
 use mooring_runtime::app::{run_as_leader, stopped};
-use mooring_runtime::backoff::FailureTracker;
 use mooring_runtime::server::{self, Readiness};
 use mooring_runtime::shutdown;
-use tokio::sync::mpsc;
 
-use crate::apply::KindCache;
-use crate::artifact::{ArtifactCache, Limits};
+use crate::artifact::Limits;
 use crate::cli::Args;
-use crate::client_cache::ClientCache;
 use crate::context::{Context, Settings};
-use crate::controller::{self, Writers};
-use crate::drift::DriftWatcher;
+use crate::controller;
 use crate::metrics::Metrics;
-use crate::state::AppliedStates;
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,43 +54,28 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         shutdown.clone(),
     ));
 
-    let (kustomizations, ks_writer) = reflector::store();
-    let (sources, src_writer) = reflector::store();
-    let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-    let (resync_tx, resync_rx) = mpsc::unbounded_channel();
     let limits = Limits {
         max_download_bytes: args.max_artifact_size,
         ..Limits::default()
     };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        clients: ClientCache::new(config),
-        artifacts: ArtifactCache::new(args.artifact_cache_path.clone(), limits).map_err(|e| {
+    let settings = Settings {
+        kustomize: args.kustomize_path.clone(),
+        allow_cross_namespace_refs: args.allow_cross_namespace_refs,
+        allow_remote_bases: args.allow_remote_bases,
+        strict_substitution: args.strict_substitution,
+        apply_concurrency: args.apply_concurrency,
+        requeue_dependency: Duration::from_secs(args.requeue_dependency_seconds),
+    };
+    let cache = args.artifact_cache_path.clone();
+    let parts =
+        Context::build(config, client.clone(), settings, cache, limits, metrics).map_err(|e| {
             StartError::Config(format!(
                 "artifact cache {}: {e}",
                 args.artifact_cache_path.display()
             ))
-        })?,
-        settings: Settings {
-            kustomize: args.kustomize_path.clone(),
-            allow_cross_namespace_refs: args.allow_cross_namespace_refs,
-            allow_remote_bases: args.allow_remote_bases,
-            strict_substitution: args.strict_substitution,
-            apply_concurrency: args.apply_concurrency,
-            requeue_dependency: Duration::from_secs(args.requeue_dependency_seconds),
-        },
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter::from("mooring-kustomize-controller"),
-        ),
-        metrics,
-        failures: FailureTracker::new(Duration::from_secs(1), Duration::from_secs(300)),
-        kustomizations,
-        sources,
-        drift: DriftWatcher::new(client.clone(), wake_tx, resync_tx),
-        applied: AppliedStates::default(),
-        kinds: KindCache::new(),
-    });
+        })?;
+    let ctx = Arc::new(parts.context);
+    let (writers, wakeups) = (parts.writers, parts.wakeups);
     let watch_config = args.common.watch_config();
     let concurrency = args.common.concurrency;
     run_as_leader(
@@ -108,15 +85,10 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         readiness,
         shutdown.clone(),
         move |stop| {
-            let writers = Writers {
-                kustomizations: ks_writer,
-                sources: src_writer,
-            };
             controller::run(
                 ctx,
                 writers,
-                wake_rx,
-                resync_rx,
+                wakeups,
                 watch_config,
                 concurrency,
                 stopped(stop),

@@ -1,19 +1,22 @@
-//! What every Kustomization reconcile shares.
+//! What every Kustomization reconcile shares, built in one place for the shipped binary and
+//! for in-process runs (tests, benchmarks), so both run the same wiring.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use mooring_api::{GitRepository, Kustomization};
 use mooring_runtime::backoff::FailureTracker;
+use tokio::sync::mpsc;
 
 use crate::apply::KindCache;
-use crate::artifact::ArtifactCache;
+use crate::artifact::{ArtifactCache, ArtifactError, Limits};
 use crate::client_cache::ClientCache;
-use crate::drift::DriftWatcher;
+use crate::controller::Writers;
+use crate::live::LiveView;
 use crate::metrics::Metrics;
-use crate::state::AppliedStates;
+use crate::state::Memories;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -35,7 +38,7 @@ pub struct Settings {
 
 /// Shared state of the reconciler.
 pub struct Context {
-    /// The controller's own client (watches, status, Secrets for substitution).
+    /// The controller's own client (watches, status, discovery).
     pub client: kube::Client,
     /// Clients per impersonated ServiceAccount.
     pub clients: ClientCache,
@@ -53,10 +56,67 @@ pub struct Context {
     pub kustomizations: Store<Kustomization>,
     /// Every GitRepository (the sources).
     pub sources: Store<GitRepository>,
-    /// Watches of managed objects.
-    pub drift: DriftWatcher,
-    /// What each Kustomization last rendered and applied.
-    pub applied: AppliedStates,
+    /// The live view of managed objects.
+    pub live: LiveView,
+    /// What each Kustomization last rendered and wrote.
+    pub memories: Memories,
     /// Discovery, shared by every apply.
     pub kinds: KindCache,
+}
+
+/// The first retry of a failing Kustomization, doubled per failure up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest backoff (a Kustomization's own `retryInterval` caps it when shorter).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The context and the channels that feed the controller loop.
+pub struct Parts {
+    /// The context.
+    pub context: Context,
+    /// The writers of the context's stores.
+    pub writers: Writers,
+    /// Wake-ups from the live view, one per Kustomization whose objects changed.
+    pub wakeups: mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
+}
+
+impl Context {
+    /// Builds the context: `config` is the one `client` was made from (impersonating clients
+    /// derive from it), `cache_dir` holds extracted artifacts.
+    pub fn build(
+        config: kube::Config,
+        client: kube::Client,
+        settings: Settings,
+        cache_dir: PathBuf,
+        limits: Limits,
+        metrics: Metrics,
+    ) -> Result<Parts, ArtifactError> {
+        let (kustomizations, ks_writer) = reflector::store();
+        let (sources, src_writer) = reflector::store();
+        let (wake_tx, wakeups) = mpsc::unbounded_channel();
+        let context = Context {
+            client: client.clone(),
+            clients: ClientCache::new(config),
+            artifacts: ArtifactCache::new(cache_dir, limits)?,
+            settings,
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter::from("mooring-kustomize-controller"),
+            ),
+            metrics,
+            failures: FailureTracker::new(MIN_BACKOFF, MAX_BACKOFF),
+            kustomizations,
+            sources,
+            live: LiveView::new(client, wake_tx),
+            memories: Memories::default(),
+            kinds: KindCache::new(),
+        };
+        Ok(Parts {
+            context,
+            writers: Writers {
+                kustomizations: ks_writer,
+                sources: src_writer,
+            },
+            wakeups,
+        })
+    }
 }

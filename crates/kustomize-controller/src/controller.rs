@@ -1,4 +1,4 @@
-//! Wiring: the Kustomization watch, source and dependency triggers, drift wake-ups, and the
+//! Wiring: the Kustomization watch, source and dependency triggers, live-view wake-ups, and the
 //! controller loop. Every trigger is a watch plus an index lookup; nothing polls.
 
 use std::hash::{Hash, Hasher};
@@ -108,8 +108,7 @@ pub struct Writers {
 pub async fn run(
     ctx: Arc<Context>,
     writers: Writers,
-    drift_wakeups: mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
-    resyncs: mpsc::UnboundedReceiver<()>,
+    wakeups: mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
     watch_config: watcher::Config,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -140,8 +139,7 @@ pub async fn run(
         .watches_stream(readiness, move |dep: Kustomization| {
             dependents_of(&by_dependency, &dep)
         })
-        .reconcile_on(UnboundedReceiverStream::new(drift_wakeups))
-        .reconcile_all_on(UnboundedReceiverStream::new(resyncs))
+        .reconcile_on(UnboundedReceiverStream::new(wakeups))
         .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
@@ -151,5 +149,5 @@ pub async fn run(
             }
         })
         .await;
-    ctx.drift.shutdown();
+    ctx.live.shutdown();
 }

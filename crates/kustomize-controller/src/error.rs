@@ -40,13 +40,24 @@ pub enum Error {
         message: String,
     },
     /// Applying or pruning failed; nothing of a failed stage was written.
-    #[error("{message}")]
+    #[error("{}{source}", missing_prefix(missing))]
     Apply {
         /// The revision being applied.
         revision: String,
         /// The Flux condition reason (`ReconciliationFailed`, `PruneFailed`).
         reason: &'static str,
+        /// "Kind/ns/name" of objects of the inventory that do not exist in the cluster.
+        missing: Vec<String>,
         /// The cause, naming the object and the API server's reason.
+        #[source]
+        source: crate::apply::ApplyError,
+    },
+    /// No client could be built for the Kustomization's identity.
+    #[error("{message}")]
+    Identity {
+        /// The revision to apply.
+        revision: String,
+        /// Why.
         message: String,
     },
     /// Objects failed their health checks, or did not become healthy in time.
@@ -67,6 +78,21 @@ pub enum Error {
     Finalizer(String),
 }
 
+/// "missing: A, B (and N more); " when objects of the inventory are missing, so that Ready's
+/// message names them.
+fn missing_prefix(missing: &[String]) -> String {
+    const NAMED: usize = 5;
+    match missing.len() {
+        0 => String::new(),
+        n if n <= NAMED => format!("missing: {}; ", missing.join(", ")),
+        n => format!(
+            "missing: {} and {} more; ",
+            missing[..NAMED].join(", "),
+            n - NAMED
+        ),
+    }
+}
+
 impl Error {
     /// A stable short label for metrics and logs.
     pub fn label(&self) -> &'static str {
@@ -76,6 +102,7 @@ impl Error {
             Error::Artifact { .. } => "artifact",
             Error::Build { .. } => "build",
             Error::Apply { .. } => "apply",
+            Error::Identity { .. } => "identity",
             Error::Unhealthy { .. } => "unhealthy",
             Error::PatchStatus(_) => "patch_status",
             Error::Finalizer(_) => "finalizer",
@@ -111,6 +138,12 @@ impl Error {
             } => Outcome::Failed {
                 revision: Some(revision.clone()),
                 reason: reason.to_string(),
+                message,
+                inventory: None,
+            },
+            Error::Identity { revision, .. } => Outcome::Failed {
+                revision: Some(revision.clone()),
+                reason: reasons::RECONCILIATION_FAILED.to_string(),
                 message,
                 inventory: None,
             },

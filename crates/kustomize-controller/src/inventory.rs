@@ -145,6 +145,31 @@ impl fmt::Display for ObjectId {
     }
 }
 
+/// The Kustomization that owns objects, as their ownership labels name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    /// The Kustomization's namespace.
+    pub namespace: String,
+    /// The Kustomization's name.
+    pub name: String,
+}
+
+impl Owner {
+    /// The owner `namespace/name`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// The group part of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
 pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(group, _)| group)

@@ -5,19 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{reflector, watcher};
-use mooring_runtime::backoff::FailureTracker;
-use tokio::sync::{mpsc, watch};
+use mooring_runtime::flags::watch_config;
+use tokio::sync::watch;
 
-use crate::apply::KindCache;
-use crate::artifact::{ArtifactCache, ArtifactError, Limits};
-use crate::client_cache::ClientCache;
+use crate::artifact::{ArtifactError, Limits};
 use crate::context::{Context, Settings};
-use crate::controller::{self, Writers};
-use crate::drift::DriftWatcher;
+use crate::controller;
 use crate::metrics::Metrics;
-use crate::state::AppliedStates;
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -64,57 +58,40 @@ impl LocalController {
 }
 
 /// Starts the controller with `client`, built from `config` (impersonation derives from it).
+/// The context and the controller loop are the binary's own; only what a test must choose
+/// differs (client, directories, namespace, concurrency, substitution, dependency requeue).
 pub fn start(
     config: kube::Config,
     client: kube::Client,
     options: LocalOptions,
 ) -> Result<LocalController, LocalError> {
-    let (kustomizations, ks_writer) = reflector::store();
-    let (sources, src_writer) = reflector::store();
-    let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-    let (resync_tx, resync_rx) = mpsc::unbounded_channel();
-    let context = Arc::new(Context {
-        client: client.clone(),
-        clients: ClientCache::new(config),
-        artifacts: ArtifactCache::new(options.artifact_cache, Limits::default())?,
-        settings: Settings {
-            kustomize: options.kustomize,
-            allow_cross_namespace_refs: true,
-            allow_remote_bases: false,
-            strict_substitution: options.strict_substitution,
-            apply_concurrency: 8,
-            requeue_dependency: options.requeue_dependency,
-        },
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter::from("mooring-kustomize-controller"),
-        ),
-        metrics: Metrics::new()?,
-        failures: FailureTracker::new(Duration::from_millis(500), Duration::from_secs(30)),
-        kustomizations,
-        sources,
-        drift: DriftWatcher::new(client, wake_tx, resync_tx),
-        applied: AppliedStates::default(),
-        kinds: KindCache::new(),
-    });
-    let config = match &options.namespace {
-        Some(ns) => watcher::Config::default().fields(&format!("metadata.namespace={ns}")),
-        None => watcher::Config::default(),
+    let settings = Settings {
+        kustomize: options.kustomize,
+        allow_cross_namespace_refs: true,
+        allow_remote_bases: false,
+        strict_substitution: options.strict_substitution,
+        apply_concurrency: 8,
+        requeue_dependency: options.requeue_dependency,
     };
+    let parts = Context::build(
+        config,
+        client,
+        settings,
+        options.artifact_cache,
+        Limits::default(),
+        Metrics::new()?,
+    )?;
+    let context = Arc::new(parts.context);
+    let watch_config = watch_config(None, options.namespace.as_deref());
     let (stop, mut stop_rx) = watch::channel(false);
     let shutdown = async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     };
-    let writers = Writers {
-        kustomizations: ks_writer,
-        sources: src_writer,
-    };
     let task = tokio::spawn(controller::run(
         context.clone(),
-        writers,
-        wake_rx,
-        resync_rx,
-        config,
+        parts.writers,
+        parts.wakeups,
+        watch_config,
         options.concurrency,
         shutdown,
     ));

@@ -1,4 +1,5 @@
-//! The Kustomization reconcile driver: a thin sequence of named steps.
+//! The Kustomization reconcile driver: runs the steps of [`crate::steps`] in order, updates
+//! the remembered state once at the end of the pass, and writes the status.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,17 +10,22 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
-use mooring_api::Kustomization;
+use mooring_api::conditions::reasons;
 use mooring_api::constants::{
     FINALIZER, KUSTOMIZE_FIELD_MANAGER, RECONCILE_REQUESTED_AT_ANNOTATION,
 };
+use mooring_api::{Kustomization, KustomizationStatus};
 use mooring_runtime::backoff::jittered_interval;
 use mooring_runtime::status::apply_status;
 
+use crate::apply::{ApplyOptions, ChangeSet};
 use crate::context::Context;
-use crate::decide::{Outcome, next_status};
+use crate::decide::{AppliedRender, Outcome, next_status};
 use crate::error::Error;
-use crate::steps;
+use crate::inventory::{self, Owner};
+use crate::state::Memory;
+use crate::steps::render::Render;
+use crate::steps::{apply, cleanup, gate, health, plan, prune, render};
 
 /// Reconciles one Kustomization: called by the controller on every trigger.
 pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -27,10 +33,12 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, ks, |event| async {
         match event {
-            Finalizer::Apply(ks) => apply(ks, ctx.clone()).await,
-            Finalizer::Cleanup(ks) => steps::cleanup(&ks, &ctx)
-                .await
-                .map(|()| Action::await_change()),
+            Finalizer::Apply(ks) => reconcile_live(ks, ctx.clone()).await,
+            Finalizer::Cleanup(ks) => {
+                let deleted = cleanup::cleanup(&ks, &ctx).await?;
+                publish_changes(&ctx, &ks, "Deleted", &deleted).await;
+                Ok(Action::await_change())
+            }
         }
     })
     .await
@@ -39,9 +47,13 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
 
 /// Decides when to retry after `reconcile` returned an error (status was not written).
 pub fn error_policy(ks: Arc<Kustomization>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any());
+    let key = key_of(&ks);
     tracing::warn!(object = %key, error = %error, "reconcile failed");
     Action::requeue(ctx.failures.record_failure(&key))
+}
+
+fn key_of(ks: &Kustomization) -> String {
+    format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
 /// A pass's result and when to look again.
@@ -52,24 +64,34 @@ pub struct Pass {
     pub requeue: Duration,
 }
 
-async fn apply(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
     if ks.spec.suspend {
         // Suspension ends with a spec change, which triggers a reconcile by itself.
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let retry = ks.spec.retry_interval().unwrap_or(Duration::from_secs(60));
-    let (outcome, action) = match steps::run(&ks, &ctx, started).await {
+    let key = key_of(&ks);
+    let owner = Owner::new(&ks.namespace().unwrap_or_default(), &ks.name_any());
+    let mut memory = ctx.memories.get(&owner);
+    let mut status = ks.status.clone().unwrap_or_default();
+    let result = run(&ks, &ctx, &mut memory, &mut status, started).await;
+    ctx.memories.put(owner, memory);
+    let (outcome, action) = match result {
         Ok(pass) => {
-            let action = Action::requeue(pass.requeue);
-            (pass.outcome, action)
+            ctx.failures.reset(&key);
+            (pass.outcome, Action::requeue(pass.requeue))
         }
         Err(error) => {
-            tracing::info!(namespace = %ks.namespace().unwrap_or_default(), name = %ks.name_any(), error = %error, "Kustomization not ready");
+            tracing::info!(object = %key, error = %error, "Kustomization not ready");
             let action = match &error {
                 Error::InvalidSpec { .. } => Action::await_change(),
                 Error::Waiting { .. } => Action::requeue(ctx.settings.requeue_dependency),
-                _ => Action::requeue(jittered_interval(retry)),
+                _ => {
+                    // Backoff from 1 s, capped by the Kustomization's own retryInterval.
+                    let retry = ks.spec.retry_interval().unwrap_or(Duration::from_secs(60));
+                    let backoff = ctx.failures.record_failure(&key);
+                    Action::requeue(backoff.min(jittered_interval(retry)))
+                }
             };
             (error.outcome(), action)
         }
@@ -86,20 +108,245 @@ async fn apply(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Erro
         .reconcile_duration
         .with_label_values(&[result])
         .observe(started.elapsed().as_secs_f64());
-    write_status(&ks, &ctx, &outcome).await?;
+    write_status(&ks, &ctx, &status, &outcome).await?;
     Ok(action)
 }
 
-async fn write_status(ks: &Kustomization, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
-    let current = ks.status.clone().unwrap_or_default();
+/// One pass: gate → render → plan → apply → prune → health. `memory` and `status` are updated
+/// as the pass goes (what was written stays known even when a later step fails).
+async fn run(
+    ks: &Kustomization,
+    ctx: &Context,
+    memory: &mut Memory,
+    status: &mut KustomizationStatus,
+    started: Instant,
+) -> Result<Pass, Error> {
+    let ns = ks.namespace().unwrap_or_default();
+    let owner = Owner::new(&ns, &ks.name_any());
+    let gate = gate::gate(
+        ks,
+        ctx.settings.allow_cross_namespace_refs,
+        &ctx.sources,
+        &ctx.kustomizations,
+    )?;
+    let revision = gate.source.revision.clone();
+    let client = ctx
+        .clients
+        .get(&ns, ks.spec.service_account_name.as_deref())
+        .map_err(|e| Error::Identity {
+            revision: revision.clone(),
+            message: e.to_string(),
+        })?;
+
+    let render = render::render(
+        ks,
+        ctx,
+        &gate.source,
+        &gate.default_namespace,
+        memory.render.clone(),
+    )
+    .await?;
+    memory.render = Some(render.clone());
+    watch_kinds(ctx, &render);
+
+    let stored = status.inventory.clone().unwrap_or_default();
+    let old = prune::read_inventory_live(&ctx.client, &ctx.kinds, &stored, &gate.default_namespace)
+        .await
+        .map_err(|e| Error::Build {
+            revision: revision.clone(),
+            message: format!("status.inventory: {e}"),
+        })?;
+    let plan = plan::plan(
+        &render,
+        &memory.written,
+        |id| ctx.live.lookup(id),
+        Instant::now(),
+    );
+    let opts = ApplyOptions {
+        field_manager: KUSTOMIZE_FIELD_MANAGER.to_string(),
+        default_namespace: gate.default_namespace.clone(),
+        force: ks.spec.force,
+        concurrency: ctx.settings.apply_concurrency,
+        wait_timeout: gate.timeout,
+        kinds: ctx.kinds.clone(),
+    };
+    if !plan.apply.is_empty() {
+        let widened = apply::widened_inventory(&old, &render).map_err(|e| Error::Build {
+            revision: revision.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(widened) = widened {
+            *status = apply::record_intent(&ctx.client, ks, status, widened).await?;
+        }
+    }
+    let applied = match apply::apply(&client, &render, &plan, &opts).await {
+        Ok(applied) => applied,
+        Err((error, partial)) => {
+            remember(memory, &partial);
+            publish_changes(ctx, ks, reasons::PROGRESSING, &partial.changes).await;
+            return Err(error);
+        }
+    };
+    remember(memory, &applied);
+    for (id, why) in plan.drifted() {
+        tracing::info!(object = %id.subject(), %why, "restoring drift");
+        ctx.metrics.drift_corrections.inc();
+    }
+    count_actions(ctx, &applied.changes);
+    // Kinds that a CRD of this render defines are known to discovery only now.
+    watch_kinds(ctx, &render);
+
+    let mut changes = applied.changes;
+    if ks.spec.prune {
+        let stale = prune::stale(&old, &render);
+        let pruned = prune::prune(&client, &stale, &owner, &revision, &opts).await;
+        let pruned = match pruned {
+            Ok(pruned) => pruned,
+            Err(error) => {
+                publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
+                return Err(error);
+            }
+        };
+        for entry in &pruned.entries {
+            memory.written.remove(&entry.key.id());
+            memory.health.remove(&entry.key.id());
+        }
+        count_actions(ctx, &pruned);
+        changes.extend(pruned);
+    }
+    publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
+
+    let inventory = inventory::inventory_of(&render.manifests()).map_err(|e| Error::Build {
+        revision: revision.clone(),
+        message: e.to_string(),
+    })?;
+    let applied_render = new_render(status, &render, started);
+    let targets = health::targets(ks, &render);
+    if targets.is_empty() {
+        memory.unhealthy_since = None;
+        return Ok(Pass {
+            outcome: Outcome::Ready {
+                revision,
+                inventory,
+                applied: applied_render,
+            },
+            requeue: jittered_interval(gate.interval),
+        });
+    }
+    let (summary, assessed) =
+        health::assess(&client, &targets, &render, &ctx.live, &memory.health, &opts).await;
+    memory.health = assessed;
+    if summary.all_current {
+        memory.unhealthy_since = None;
+        return Ok(Pass {
+            outcome: Outcome::Ready {
+                revision,
+                inventory,
+                applied: applied_render,
+            },
+            requeue: jittered_interval(gate.interval),
+        });
+    }
+    // The timeout counts from the last write, or from when health was first found missing.
+    let since = match memory.unhealthy_since {
+        Some(since) if !changes.has_writes() => since,
+        _ => Instant::now(),
+    };
+    memory.unhealthy_since = Some(since);
+    if !summary.failed.is_empty() || since.elapsed() >= gate.timeout {
+        let message = if summary.failed.is_empty() {
+            format!("timeout waiting for: {}", summary.message)
+        } else {
+            summary.message
+        };
+        return Err(Error::Unhealthy {
+            revision,
+            message,
+            inventory,
+        });
+    }
+    Ok(Pass {
+        outcome: Outcome::HealthPending {
+            revision,
+            inventory,
+            message: summary.message,
+            applied: applied_render,
+        },
+        // Watches on the managed objects wake the pass sooner; this bounds the wait.
+        requeue: gate
+            .timeout
+            .saturating_sub(since.elapsed())
+            .max(Duration::from_secs(1)),
+    })
+}
+
+/// The render for `status.history`, when it is not the one applied last.
+fn new_render(
+    status: &KustomizationStatus,
+    render: &Render,
+    started: Instant,
+) -> Option<AppliedRender> {
+    let last_revision = status.last_applied_revision.as_deref();
+    let last_digest = status.history.first().map(|h| h.digest.as_str());
+    (last_revision != Some(render.revision.as_str()) || last_digest != Some(render.digest.as_str()))
+        .then(|| AppliedRender {
+            digest: render.digest.clone(),
+            duration: format!("{:.3}s", started.elapsed().as_secs_f64()),
+        })
+}
+
+/// Starts the live view's watch of every kind of the render that discovery knows.
+fn watch_kinds(ctx: &Context, render: &Render) {
+    for desired in &render.objects {
+        let Some(types) = desired.object.types.as_ref() else {
+            continue;
+        };
+        if let Some(kind) = ctx.kinds.cached(&types.api_version, &types.kind) {
+            ctx.live.ensure_watch(&kind.resource);
+        }
+    }
+}
+
+/// Records in `memory` what an apply's writes left.
+fn remember(memory: &mut Memory, applied: &apply::Applied) {
+    memory.written.extend(applied.written.iter().cloned());
+    memory.health.extend(applied.assessed.iter().cloned());
+}
+
+fn count_actions(ctx: &Context, changes: &ChangeSet) {
+    for entry in &changes.entries {
+        ctx.metrics
+            .objects
+            .with_label_values(&[entry.action.as_str()])
+            .inc();
+    }
+}
+
+/// Publishes the writes of `changes` as one Event, when there are any.
+async fn publish_changes(ctx: &Context, ks: &Kustomization, reason: &str, changes: &ChangeSet) {
+    if !changes.has_writes() {
+        return;
+    }
+    let lines: Vec<String> = changes.writes().map(|e| e.to_string()).collect();
+    publish(ctx, ks, EventType::Normal, reason, lines.join("\n")).await;
+}
+
+async fn write_status(
+    ks: &Kustomization,
+    ctx: &Context,
+    current: &KustomizationStatus,
+    outcome: &Outcome,
+) -> Result<(), Error> {
     let requested_at = ks
         .annotations()
         .get(RECONCILE_REQUESTED_AT_ANNOTATION)
         .map(String::as_str);
     let now = Time(jiff::Timestamp::now());
     let generation = ks.meta().generation.unwrap_or(0);
-    let desired = next_status(&current, generation, outcome, requested_at, &now);
-    if ks.status.as_ref() == Some(&desired) {
+    let desired = next_status(current, generation, outcome, requested_at, &now);
+    // `current` is what the server holds: the object's status, or the inventory this pass
+    // recorded before creating objects.
+    if current == &desired {
         return Ok(());
     }
     if let Outcome::Failed {
@@ -117,12 +364,6 @@ async fn write_status(ks: &Kustomization, ctx: &Context, outcome: &Outcome) -> R
 }
 
 /// Publishes an Event about `ks`; failures to publish are logged, never fatal.
-pub(crate) async fn publish(
-    ctx: &Context,
-    ks: &Kustomization,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
+async fn publish(ctx: &Context, ks: &Kustomization, type_: EventType, reason: &str, note: String) {
     mooring_runtime::events::publish(&ctx.recorder, ks, type_, reason, note).await;
 }

@@ -1,45 +1,58 @@
-//! What the controller remembers between passes, per Kustomization, so that a pass over an
-//! unchanged artifact, render and cluster makes no API requests.
+//! What the controller remembers between passes, per Kustomization: the last render (so an
+//! unchanged source is not built again) and what its own writes left on each object (so a pass
+//! can tell another writer's change apart). It is never trusted as a picture of the cluster:
+//! every pass compares it with the live view.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kube::api::DynamicObject;
+use crate::health::Health;
+use crate::inventory::{ObjectId, Owner};
+use crate::live::LiveObject;
+use crate::steps::render::Render;
 
-use crate::drift::{Owner, Seen};
-
-/// The last render and apply of one Kustomization.
-#[derive(Debug, Clone, Default)]
-pub struct Applied {
-    /// Hash of what the render depends on (artifact digest, spec generation, variables).
-    pub render_key: u64,
-    /// The source revision of the render.
-    pub revision: String,
-    /// sha256 of the rendered objects.
-    pub render_digest: String,
-    /// The rendered objects, ready to apply.
-    pub objects: Vec<DynamicObject>,
-    /// Per rendered object, in order: its inventory id and the hash of its manifest.
-    pub desired: Vec<(String, u64)>,
-    /// Per object id: the hash of the manifest last applied successfully.
-    pub applied_hashes: HashMap<String, u64>,
-    /// Per object id: what our own last write left (generation, resourceVersion).
-    pub markers: HashMap<String, Seen>,
-    /// When waiting for health started, for `spec.timeout`.
-    pub health_since: Option<Instant>,
-    /// The drift watcher's epoch when this state was last checked against the cluster.
-    pub drift_epoch: u64,
+/// What our last successful write of one object left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The hash of the manifest written.
+    pub hash: u64,
+    /// The object's metadata right after the write.
+    pub live: LiveObject,
+    /// When the write was answered.
+    pub at: Instant,
 }
 
-/// The remembered state of every Kustomization.
-#[derive(Debug, Default)]
-pub struct AppliedStates(Mutex<HashMap<Owner, Applied>>);
+/// The health of one object at one resourceVersion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessed {
+    /// The resourceVersion it was computed at.
+    pub resource_version: String,
+    /// The result.
+    pub health: Health,
+}
 
-impl AppliedStates {
-    /// A copy of the state of `owner` (empty when unknown).
-    pub fn get(&self, owner: &Owner) -> Applied {
+/// The memory of one Kustomization.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    /// The last successful render.
+    pub render: Option<Arc<Render>>,
+    /// Per object: what our last write left.
+    pub written: HashMap<ObjectId, Written>,
+    /// Per object: its last assessed health.
+    pub health: HashMap<ObjectId, Assessed>,
+    /// Since when the objects have not all been healthy (for `spec.timeout`).
+    pub unhealthy_since: Option<Instant>,
+}
+
+/// The memory of every Kustomization.
+#[derive(Debug, Default)]
+pub struct Memories(Mutex<HashMap<Owner, Memory>>);
+
+impl Memories {
+    /// A copy of the memory of `owner` (empty when unknown).
+    pub fn get(&self, owner: &Owner) -> Memory {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -48,12 +61,12 @@ impl AppliedStates {
             .unwrap_or_default()
     }
 
-    /// Replaces the state of `owner`.
-    pub fn put(&self, owner: Owner, applied: Applied) {
+    /// Replaces the memory of `owner`.
+    pub fn put(&self, owner: Owner, memory: Memory) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(owner, applied);
+            .insert(owner, memory);
     }
 
     /// Forgets `owner` (deleted).

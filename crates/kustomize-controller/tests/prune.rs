@@ -12,6 +12,7 @@ use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL, PR
 use mooring_kustomize_controller::apply::{
     Action, ApplyOptions, ObjectKey, apply_all, delete_all, prune,
 };
+use mooring_kustomize_controller::inventory::Owner;
 use serde_json::json;
 
 const ALWAYS: &(dyn Fn(&DynamicObject) -> bool + Sync) = &|_| false;
@@ -79,7 +80,8 @@ async fn prune_deletes_only_owned_unprotected_objects_last_stage_first() {
         config_map_key("unlabelled", ns),
         config_map_key("already-gone", ns),
     ];
-    let changes = prune(&env.client, ids, owner, &opts).await.expect("prune");
+    let owner = Owner::new(owner.1, owner.0);
+    let changes = prune(&env.client, ids, &owner, &opts).await.expect("prune");
     assert_eq!(
         changes.to_string(),
         [
@@ -140,7 +142,7 @@ async fn delete_all_waits_until_objects_are_gone() {
     let err = delete_all(
         &env.client,
         vec![config_map_key("stuck", ns)],
-        owner,
+        &Owner::new(owner.1, owner.0),
         &opts,
         true,
     )
@@ -158,7 +160,7 @@ async fn delete_all_waits_until_objects_are_gone() {
     let owner_ns = ns.to_string();
     let mut task = tokio::spawn(async move {
         let ids = vec![config_map_key("held", &owner_ns)];
-        delete_all(&client, ids, ("app", &owner_ns), &opts, true).await
+        delete_all(&client, ids, &Owner::new(&owner_ns, "app"), &opts, true).await
     });
     let terminating = await_condition(cms.clone(), "held", |cm: Option<&ConfigMap>| {
         cm.is_some_and(|c| c.metadata.deletion_timestamp.is_some())

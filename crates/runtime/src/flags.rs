@@ -51,14 +51,10 @@ impl CommonArgs {
     /// The watch configuration for the reconciled kind: the label selector (sharding) and the
     /// namespace, when given.
     pub fn watch_config(&self) -> kube::runtime::watcher::Config {
-        let mut config = kube::runtime::watcher::Config::default().any_semantic();
-        if let Some(selector) = &self.watch_label_selector {
-            config = config.labels(selector);
-        }
-        if let Some(namespace) = &self.watch_namespace {
-            config = config.fields(&format!("metadata.namespace={namespace}"));
-        }
-        config
+        watch_config(
+            self.watch_label_selector.as_deref(),
+            self.watch_namespace.as_deref(),
+        )
     }
 
     /// The namespace for the leader-election Lease.
@@ -73,4 +69,21 @@ impl CommonArgs {
             })
             .unwrap_or_else(|| "default".to_string())
     }
+}
+
+/// The watch of a controller's own objects: any resourceVersion from the cache (cheap
+/// re-lists), optionally narrowed to a label selector (sharding) and one namespace. In-process
+/// controllers (tests, benchmarks) call this too, so they watch as the binary does.
+pub fn watch_config(
+    label_selector: Option<&str>,
+    namespace: Option<&str>,
+) -> kube::runtime::watcher::Config {
+    let mut config = kube::runtime::watcher::Config::default().any_semantic();
+    if let Some(selector) = label_selector {
+        config = config.labels(selector);
+    }
+    if let Some(namespace) = namespace {
+        config = config.fields(&format!("metadata.namespace={namespace}"));
+    }
+    config
 }

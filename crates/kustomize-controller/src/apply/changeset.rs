@@ -4,9 +4,12 @@ use std::fmt;
 
 use kube::api::DynamicObject;
 
-/// Identity of one object: group, version, kind, namespace (None for cluster-scoped) and name.
-///
-/// The inventory module has its own id type; this one is what the apply step reports.
+use crate::health::Health;
+use crate::inventory::{InventoryEntry, ObjectId};
+use crate::live::LiveObject;
+
+/// What the apply engine addresses: an object's identity ([`ObjectId`]) plus the version to
+/// send requests with. Maps of the reconciler are keyed by [`ObjectKey::id`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
     /// API group, empty for the core group.
@@ -38,6 +41,28 @@ impl ObjectKey {
             namespace: obj.metadata.namespace.clone().filter(|n| !n.is_empty()),
             name,
         })
+    }
+
+    /// The key of an inventory entry (whose `v` is an apiVersion such as `apps/v1`).
+    pub fn of_entry(entry: &InventoryEntry) -> Self {
+        let (_, version) = split_api_version(&entry.version);
+        Self {
+            group: entry.id.group.clone(),
+            version: version.to_string(),
+            kind: entry.id.kind.clone(),
+            namespace: (!entry.id.namespace.is_empty()).then(|| entry.id.namespace.clone()),
+            name: entry.id.name.clone(),
+        }
+    }
+
+    /// The object's identity, without the version.
+    pub fn id(&self) -> ObjectId {
+        ObjectId {
+            namespace: self.namespace.clone().unwrap_or_default(),
+            name: self.name.clone(),
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+        }
     }
 
     /// `group/version`, or `version` for the core group.
@@ -125,13 +150,13 @@ pub struct ChangeSetEntry {
     pub observed: Option<Observed>,
 }
 
-/// The generation and resourceVersion an object had right after our write.
+/// The object as the API server returned it after our write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// `metadata.generation`, when the kind has one.
-    pub generation: Option<i64>,
-    /// `metadata.resourceVersion`.
-    pub resource_version: String,
+    /// Its metadata, as the live view would show it.
+    pub live: LiveObject,
+    /// Its health at that moment.
+    pub health: Health,
 }
 
 impl fmt::Display for ChangeSetEntry {
@@ -227,5 +252,23 @@ mod tests {
         assert_eq!(split_api_version("v1"), ("", "v1"));
         assert_eq!(split_api_version("apps/v1"), ("apps", "v1"));
         assert_eq!(key(None).api_version(), "apps/v1");
+    }
+
+    #[test]
+    fn inventory_entries_give_keys_with_the_bare_version() {
+        let entry = InventoryEntry {
+            id: ObjectId::parse("default_reader_rbac.authorization.k8s.io_Role").expect("id"),
+            version: "rbac.authorization.k8s.io/v1".into(),
+        };
+        let key = ObjectKey::of_entry(&entry);
+        assert_eq!(key.version, "v1");
+        assert_eq!(key.api_version(), "rbac.authorization.k8s.io/v1");
+        assert_eq!(key.id(), entry.id);
+        let cluster = InventoryEntry {
+            id: ObjectId::parse("_apps__Namespace").expect("id"),
+            version: "v1".into(),
+        };
+        assert_eq!(ObjectKey::of_entry(&cluster).namespace, None);
+        assert_eq!(ObjectKey::of_entry(&cluster).api_version(), "v1");
     }
 }

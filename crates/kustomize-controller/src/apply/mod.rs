@@ -55,10 +55,10 @@ use mooring_api::constants::KUSTOMIZE_FIELD_MANAGER;
 pub use changeset::{Action, ChangeSet, ChangeSetEntry, ObjectKey, Observed, split_api_version};
 pub use discovery::{KindCache, ResolvedKind};
 pub use error::ApplyError;
-pub use plan::{SsaMode, ssa_mode};
+pub use plan::{SsaMode, place, ssa_mode};
 pub use prune::{Keep, delete_all, may_delete, prune};
 pub use run::apply_all;
-pub use stages::{Stage, stage_of};
+pub use stages::{CrdKinds, Stage, stage_of};
 
 /// How [`apply_all`], [`prune`] and [`delete_all`] behave.
 #[derive(Debug, Clone)]
@@ -111,7 +111,8 @@ mod tests {
     fn futures_are_send(client: &kube::Client, opts: &ApplyOptions) {
         fn send<T: Send>(_: T) {}
         send(apply_all(client, Vec::new(), opts, &|_| false));
-        send(prune(client, Vec::new(), ("a", "b"), opts));
-        send(delete_all(client, Vec::new(), ("a", "b"), opts, true));
+        let owner = crate::inventory::Owner::new("b", "a");
+        send(prune(client, Vec::new(), &owner, opts));
+        send(delete_all(client, Vec::new(), &owner, opts, true));
     }
 }

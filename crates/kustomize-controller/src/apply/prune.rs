@@ -14,6 +14,7 @@ use super::plan::{SsaMode, knob, ssa_mode};
 use super::refusal::{Refusal, refusal, refused};
 use super::stages::stage_of;
 use super::{ApplyOptions, bounded};
+use crate::inventory::Owner;
 
 /// Why a managed object is kept rather than deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,16 +27,16 @@ pub enum Keep {
     Ignored,
 }
 
-/// Whether the live object may be deleted on behalf of `owner` = (name, namespace).
-pub fn may_delete(meta: &ObjectMeta, owner: (&str, &str)) -> Result<(), Keep> {
+/// Whether the live object may be deleted on behalf of `owner`.
+pub fn may_delete(meta: &ObjectMeta, owner: &Owner) -> Result<(), Keep> {
     let label = |key: &str| {
         meta.labels
             .as_ref()
             .and_then(|l| l.get(key))
             .map(String::as_str)
     };
-    if label(KUSTOMIZE_NAME_LABEL) != Some(owner.0)
-        || label(KUSTOMIZE_NAMESPACE_LABEL) != Some(owner.1)
+    if label(KUSTOMIZE_NAME_LABEL) != Some(owner.name.as_str())
+        || label(KUSTOMIZE_NAMESPACE_LABEL) != Some(owner.namespace.as_str())
     {
         return Err(Keep::NotOwned);
     }
@@ -54,7 +55,7 @@ pub fn may_delete(meta: &ObjectMeta, owner: (&str, &str)) -> Result<(), Keep> {
 pub async fn prune(
     client: &Client,
     ids: Vec<ObjectKey>,
-    owner: (&str, &str),
+    owner: &Owner,
     opts: &ApplyOptions,
 ) -> Result<ChangeSet, ApplyError> {
     delete_all(client, ids, owner, opts, false).await
@@ -67,7 +68,7 @@ pub async fn prune(
 pub async fn delete_all(
     client: &Client,
     mut ids: Vec<ObjectKey>,
-    owner: (&str, &str),
+    owner: &Owner,
     opts: &ApplyOptions,
     wait_for_termination: bool,
 ) -> Result<ChangeSet, ApplyError> {
@@ -145,7 +146,7 @@ const CONFLICT_RETRIES: usize = 3;
 async fn delete_one(
     client: &Client,
     key: &ObjectKey,
-    owner: (&str, &str),
+    owner: &Owner,
     opts: &ApplyOptions,
 ) -> Result<Outcome, ApplyError> {
     let subject = key.to_string();
@@ -241,33 +242,36 @@ mod tests {
 
     #[test]
     fn only_owned_unprotected_objects_are_deleted() {
-        assert_eq!(may_delete(&meta(&OWNED, &[]), ("apps", "flux")), Ok(()));
         assert_eq!(
-            may_delete(&meta(&OWNED, &[]), ("apps", "other")),
+            may_delete(&meta(&OWNED, &[]), &Owner::new("flux", "apps")),
+            Ok(())
+        );
+        assert_eq!(
+            may_delete(&meta(&OWNED, &[]), &Owner::new("other", "apps")),
             Err(Keep::NotOwned)
         );
         assert_eq!(
-            may_delete(&meta(&OWNED[..1], &[]), ("apps", "flux")),
+            may_delete(&meta(&OWNED[..1], &[]), &Owner::new("flux", "apps")),
             Err(Keep::NotOwned)
         );
         assert_eq!(
             may_delete(
                 &meta(&OWNED, &[(PRUNE_ANNOTATION, "Disabled")]),
-                ("apps", "flux")
+                &Owner::new("flux", "apps")
             ),
             Err(Keep::PruneDisabled)
         );
         assert_eq!(
             may_delete(
                 &meta(&OWNED, &[(SSA_ANNOTATION, "Ignore")]),
-                ("apps", "flux")
+                &Owner::new("flux", "apps")
             ),
             Err(Keep::Ignored)
         );
         assert_eq!(
             may_delete(
                 &meta(&OWNED, &[(RECONCILE_ANNOTATION, "disabled")]),
-                ("apps", "flux")
+                &Owner::new("flux", "apps")
             ),
             Err(Keep::Ignored)
         );

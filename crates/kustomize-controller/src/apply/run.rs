@@ -15,6 +15,8 @@ use super::refusal::{refusal, refused};
 use super::stages::{CrdKinds, Stage, stage_of};
 use super::takeover;
 use super::{ApplyOptions, bounded};
+use crate::health;
+use crate::live::LiveObject;
 
 /// What the validation decided for one object.
 #[derive(Debug, Clone)]
@@ -268,8 +270,9 @@ async fn validate_one(
     }
 }
 
-/// Writes one object; returns what happened and, when the server answered with the object, the
-/// generation and resourceVersion our write left (so later watch events can tell drift apart).
+/// Writes one object; returns what happened and, when the server answered with the object, what
+/// our write left (so later passes can tell another writer's change apart, and health is known
+/// without a read).
 async fn write(
     client: &Client,
     opts: &ApplyOptions,
@@ -296,8 +299,8 @@ async fn write(
                 result.metadata.resource_version.as_deref(),
             );
             let observed = Observed {
-                generation: result.metadata.generation,
-                resource_version: result.metadata.resource_version.clone().unwrap_or_default(),
+                live: LiveObject::of(&result.metadata),
+                health: health::compute(&serde_json::to_value(&result).unwrap_or_default()),
             };
             Ok((action, Some(observed)))
         }

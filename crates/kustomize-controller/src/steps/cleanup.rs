@@ -1,0 +1,52 @@
+//! Deletion of a Kustomization: what it applied is deleted or left, as `deletionPolicy` says.
+
+use kube::ResourceExt;
+use mooring_api::kustomization::ResourceInventory;
+use mooring_api::{DeletionPolicy, Kustomization};
+
+use crate::apply::{self, ApplyOptions, ChangeSet, ObjectKey};
+use crate::context::Context;
+use crate::error::Error;
+use crate::inventory::Owner;
+use crate::steps::prune::read_inventory_live;
+
+/// Deletes the inventory's objects unless the policy keeps them, with the Kustomization's own
+/// identity. Returns what was deleted. Talks to the API server.
+pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Error> {
+    let ns = ks.namespace().unwrap_or_default();
+    let owner = Owner::new(&ns, &ks.name_any());
+    ctx.memories.forget(&owner);
+    let policy = ks.spec.deletion_policy();
+    let delete = match policy {
+        DeletionPolicy::Delete | DeletionPolicy::WaitForTermination => true,
+        DeletionPolicy::MirrorPrune => ks.spec.prune,
+        DeletionPolicy::Orphan => false,
+    };
+    let stored: ResourceInventory = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.clone())
+        .unwrap_or_default();
+    if !delete || stored.entries.is_empty() || ks.spec.suspend {
+        return Ok(ChangeSet::default());
+    }
+    let client = ctx
+        .clients
+        .get(&ns, ks.spec.service_account_name.as_deref())
+        .map_err(|e| Error::Finalizer(e.to_string()))?;
+    let default_namespace = ks
+        .spec
+        .target_namespace
+        .clone()
+        .unwrap_or_else(|| ns.clone());
+    let entries = read_inventory_live(&client, &ctx.kinds, &stored, &default_namespace)
+        .await
+        .map_err(|e| Error::Finalizer(e.to_string()))?;
+    let keys = entries.iter().map(ObjectKey::of_entry).collect();
+    let mut opts = ApplyOptions::new(ns.clone());
+    opts.kinds = ctx.kinds.clone();
+    let wait = matches!(policy, DeletionPolicy::WaitForTermination);
+    apply::delete_all(&client, keys, &owner, &opts, wait)
+        .await
+        .map_err(|e| Error::Finalizer(e.to_string()))
+}

@@ -1,0 +1,145 @@
+//! The gate: a pass goes on only with a valid spec, a source artifact and ready dependencies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use mooring_api::conditions::reasons;
+use mooring_api::{GitRepository, Kustomization};
+
+use crate::decide::dependencies_ready;
+use crate::error::Error;
+
+/// The source artifact to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceArtifact {
+    /// Its revision, e.g. `main@sha1:…`.
+    pub revision: String,
+    /// Where to download it.
+    pub url: String,
+    /// Its digest, checked before a byte is used.
+    pub digest: String,
+}
+
+/// What the gate lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// `spec.interval`.
+    pub interval: Duration,
+    /// `spec.timeout` (defaults to the interval).
+    pub timeout: Duration,
+    /// `spec.retryInterval` (defaults to the interval).
+    pub retry: Duration,
+    /// The namespace of namespaced objects that name none: `spec.targetNamespace`, else the
+    /// Kustomization's own.
+    pub default_namespace: String,
+    /// The artifact to render.
+    pub source: SourceArtifact,
+}
+
+/// Checks the spec, the dependencies and the source, from the watch caches; no request.
+pub fn gate(
+    ks: &Kustomization,
+    allow_cross_namespace_refs: bool,
+    sources: &Store<GitRepository>,
+    kustomizations: &Store<Kustomization>,
+) -> Result<Gate, Error> {
+    let ns = ks.namespace().unwrap_or_default();
+    let spec = &ks.spec;
+    let invalid = |message: String| Error::InvalidSpec {
+        reason: reasons::RECONCILIATION_FAILED,
+        message,
+    };
+    let interval = spec
+        .interval()
+        .map_err(|e| invalid(format!("spec.interval: {e}")))?;
+    let timeout = spec
+        .timeout()
+        .map_err(|e| invalid(format!("spec.timeout: {e}")))?;
+    let retry = spec
+        .retry_interval()
+        .map_err(|e| invalid(format!("spec.retryInterval: {e}")))?;
+    let source_ns = spec
+        .source_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.clone());
+    if source_ns != ns && !allow_cross_namespace_refs {
+        return Err(Error::InvalidSpec {
+            reason: reasons::ACCESS_DENIED,
+            message: format!(
+                "spec.sourceRef.namespace: cross-namespace references are disabled on this controller ({source_ns}/{})",
+                spec.source_ref.name
+            ),
+        });
+    }
+    check_dependencies(ks, kustomizations, &ns)?;
+    let source = source_artifact(sources, &source_ns, &spec.source_ref.name)?;
+    Ok(Gate {
+        interval,
+        timeout,
+        retry,
+        default_namespace: spec.target_namespace.clone().unwrap_or(ns),
+        source,
+    })
+}
+
+/// Fails with `DependencyNotReady` unless every `dependsOn` Kustomization is Ready.
+fn check_dependencies(
+    ks: &Kustomization,
+    kustomizations: &Store<Kustomization>,
+    ns: &str,
+) -> Result<(), Error> {
+    if ks.spec.depends_on.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(String, Option<Arc<Kustomization>>)> = ks
+        .spec
+        .depends_on
+        .iter()
+        .map(|d| {
+            let dep_ns = d.namespace.clone().unwrap_or_else(|| ns.to_string());
+            let dep = kustomizations.get(&ObjectRef::new(&d.name).within(&dep_ns));
+            (format!("{dep_ns}/{}", d.name), dep)
+        })
+        .collect();
+    let refs: Vec<(String, Option<&Kustomization>)> = found
+        .iter()
+        .map(|(k, d)| (k.clone(), d.as_deref()))
+        .collect();
+    dependencies_ready(&refs).map_err(|message| Error::Waiting {
+        reason: reasons::DEPENDENCY_NOT_READY,
+        message,
+    })
+}
+
+/// The source's current artifact, from the watch cache.
+fn source_artifact(
+    sources: &Store<GitRepository>,
+    ns: &str,
+    name: &str,
+) -> Result<SourceArtifact, Error> {
+    let waiting = |message: String| Error::Waiting {
+        reason: reasons::ARTIFACT_FAILED,
+        message,
+    };
+    let source = sources
+        .get(&ObjectRef::new(name).within(ns))
+        .ok_or_else(|| waiting(format!("GitRepository '{ns}/{name}' not found")))?;
+    let artifact = source
+        .status
+        .as_ref()
+        .and_then(|s| s.artifact.clone())
+        .ok_or_else(|| waiting(format!("GitRepository '{ns}/{name}' has no artifact yet")))?;
+    let digest = artifact.digest.clone().ok_or_else(|| {
+        waiting(format!(
+            "GitRepository '{ns}/{name}' artifact has no digest"
+        ))
+    })?;
+    Ok(SourceArtifact {
+        revision: artifact.revision,
+        url: artifact.url,
+        digest,
+    })
+}

@@ -1,0 +1,243 @@
+//! The render: the artifact built with kustomize, substituted, parsed, stamped with the
+//! ownership labels, and every namespaced object placed in its one namespace.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use mooring_api::Kustomization;
+
+use crate::apply::{CrdKinds, KindCache, ObjectKey, place};
+use crate::context::Context;
+use crate::error::Error;
+use crate::inventory::{self, ObjectId};
+use crate::state::hash_json;
+use crate::steps::gate::SourceArtifact;
+use crate::{build, manifests, substitute};
+
+/// One rendered object, ready to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    /// Its identity; the namespace is resolved (see [`place_all`]).
+    pub id: ObjectId,
+    /// The hash of its manifest.
+    pub hash: u64,
+    /// The manifest.
+    pub object: DynamicObject,
+}
+
+/// A render of one revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Render {
+    /// Hash of what the render depends on (artifact digest, spec generation, variables).
+    pub key: u64,
+    /// The source revision.
+    pub revision: String,
+    /// sha256 of the rendered objects.
+    pub digest: String,
+    /// The objects, in render order.
+    pub objects: Vec<Desired>,
+}
+
+impl Render {
+    /// The manifests, for the apply engine.
+    pub fn manifests(&self) -> Vec<DynamicObject> {
+        self.objects.iter().map(|d| d.object.clone()).collect()
+    }
+}
+
+/// Builds the render of `source`, or returns `previous` when nothing it depends on changed.
+/// Talks to the artifact server, to the API server for `substituteFrom` and for discovery of
+/// kinds not seen before.
+pub async fn render(
+    ks: &Kustomization,
+    ctx: &Context,
+    source: &SourceArtifact,
+    default_namespace: &str,
+    previous: Option<Arc<Render>>,
+) -> Result<Arc<Render>, Error> {
+    let ns = ks.namespace().unwrap_or_default();
+    let spec = &ks.spec;
+    let revision = &source.revision;
+    let build_err = |message: String| Error::Build {
+        revision: revision.clone(),
+        message,
+    };
+    let vars: BTreeMap<String, String> = match &spec.post_build {
+        Some(post_build) => substitute::gather_vars(&ctx.client, &ns, post_build)
+            .await
+            .map_err(|e| build_err(e.to_string()))?,
+        None => BTreeMap::new(),
+    };
+    let key = hash_json(&(&source.digest, ks.metadata.generation, &vars));
+    if let Some(previous) = previous.filter(|p| p.key == key) {
+        return Ok(previous);
+    }
+    let extracted = ctx
+        .artifacts
+        .get(&source.url, &source.digest)
+        .await
+        .map_err(|e| Error::Artifact {
+            revision: revision.clone(),
+            message: e.to_string(),
+        })?;
+    let mut input = build::BuildInput::new(&extracted.dir, &ctx.settings.kustomize).with_spec(spec);
+    input.allow_remote_bases = ctx.settings.allow_remote_bases;
+    input.timeout = spec.timeout().unwrap_or(input.timeout);
+    input.work_root = Some(ctx.artifacts.scratch_dir());
+    let mut yaml = build::build(input)
+        .await
+        .map_err(|e| build_err(e.to_string()))?;
+    if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
+        yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
+            .map_err(|e| build_err(e.to_string()))?;
+    }
+    let mut objects = manifests::parse(&yaml).map_err(|e| build_err(e.to_string()))?;
+    if objects.is_empty() {
+        return Err(build_err(format!(
+            "the render of '{}' is empty: refusing to apply, and nothing is pruned",
+            spec.path.as_deref().unwrap_or("./")
+        )));
+    }
+    if let Some(common) = &spec.common_metadata {
+        manifests::set_common_metadata(&mut objects, common);
+    }
+    manifests::stamp_owner(&mut objects, &ks.name_any(), &ns);
+    let scopes = scopes_of(&ctx.client, &ctx.kinds, &objects).await;
+    place_all(&mut objects, default_namespace, &scopes);
+    evict_unused_artifacts(ctx).await;
+    let digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
+    let objects = objects
+        .into_iter()
+        .map(|object| {
+            let id = ObjectId::of(&object).map_err(|e| build_err(e.to_string()))?;
+            Ok(Desired {
+                id,
+                hash: hash_json(&object),
+                object,
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(Arc::new(Render {
+        key,
+        revision: revision.clone(),
+        digest,
+        objects,
+    }))
+}
+
+/// Per (apiVersion, kind): whether its objects are namespaced, for the kinds that discovery or
+/// a CRD in the set defines; a kind neither knows is left out (the apply names it). Talks to
+/// the API server for group-versions not cached yet.
+pub async fn scopes_of(
+    client: &kube::Client,
+    kinds: &KindCache,
+    objects: &[DynamicObject],
+) -> BTreeMap<(String, String), bool> {
+    let crds = CrdKinds::from_objects(objects);
+    let wanted: HashSet<(String, String)> = objects
+        .iter()
+        .filter_map(|o| o.types.as_ref())
+        .map(|t| (t.api_version.clone(), t.kind.clone()))
+        .collect();
+    let mut scopes = BTreeMap::new();
+    for (api_version, kind) in wanted {
+        let served = kinds
+            .resolve(client, &api_version, &kind)
+            .await
+            .ok()
+            .flatten();
+        let namespaced = match served {
+            Some(resolved) => Some(resolved.namespaced()),
+            None => {
+                let (group, version) = crate::apply::split_api_version(&api_version);
+                crds.resolve(group, version, &kind)
+                    .map(|(resolved, _)| resolved.namespaced())
+            }
+        };
+        if let Some(namespaced) = namespaced {
+            scopes.insert((api_version, kind), namespaced);
+        }
+    }
+    scopes
+}
+
+/// Fixes the namespace of every object whose scope is known: a namespaced object keeps its own
+/// namespace or gets `default_namespace` (kustomize has already written `targetNamespace` into
+/// every namespaced object); a cluster-scoped one has none. Apply, inventory, drift, health and
+/// prune all use this one value.
+pub fn place_all(
+    objects: &mut [DynamicObject],
+    default_namespace: &str,
+    scopes: &BTreeMap<(String, String), bool>,
+) {
+    for obj in objects {
+        let Some(key) = ObjectKey::of(obj) else {
+            continue;
+        };
+        if let Some(&namespaced) = scopes.get(&(key.api_version(), key.kind)) {
+            place(obj, namespaced, default_namespace);
+        }
+    }
+}
+
+/// Removes extracted artifacts that no source points at any more; called after a new render,
+/// so the cache holds about one tree per source.
+async fn evict_unused_artifacts(ctx: &Context) {
+    let keep: HashSet<String> = ctx
+        .sources
+        .state()
+        .iter()
+        .filter_map(|s| s.status.as_ref()?.artifact.as_ref()?.digest.clone())
+        .collect();
+    match ctx.artifacts.retain(&keep).await {
+        Ok(0) => {}
+        Ok(evicted) => tracing::debug!(evicted, "evicted unused artifacts"),
+        Err(e) => tracing::warn!(error = %e, "evicting unused artifacts failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(value: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(value).expect("object")
+    }
+
+    #[test]
+    fn namespaces_are_fixed_once_by_scope() {
+        let mut objects = vec![
+            obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})),
+            obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "b", "namespace": "own"}})),
+            obj(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                       "metadata": {"name": "c", "namespace": "stamped"}}),
+            ),
+            obj(
+                json!({"apiVersion": "example.com/v1", "kind": "Unknown", "metadata": {"name": "d"}}),
+            ),
+        ];
+        let scopes = BTreeMap::from([
+            (("v1".to_string(), "ConfigMap".to_string()), true),
+            (
+                (
+                    "rbac.authorization.k8s.io/v1".to_string(),
+                    "ClusterRole".to_string(),
+                ),
+                false,
+            ),
+        ]);
+        place_all(&mut objects, "apps", &scopes);
+        let namespaces: Vec<Option<&str>> = objects
+            .iter()
+            .map(|o| o.metadata.namespace.as_deref())
+            .collect();
+        assert_eq!(namespaces, vec![Some("apps"), Some("own"), None, None]);
+        let id = ObjectId::of(&objects[0]).expect("id");
+        assert_eq!(id.to_string(), "apps_a__ConfigMap");
+    }
+}
