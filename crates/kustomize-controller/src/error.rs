@@ -50,7 +50,7 @@ pub enum Error {
         missing: Vec<String>,
         /// The cause, naming the object and the API server's reason.
         #[source]
-        source: crate::apply::ApplyError,
+        source: Box<crate::apply::ApplyError>,
     },
     /// No client could be built for the Kustomization's identity.
     #[error("{message}")]

@@ -77,7 +77,7 @@ pub async fn apply(
 ) -> Result<Applied, (Error, Applied)> {
     let hashes: HashMap<&ObjectId, u64> = render.objects.iter().map(|d| (&d.id, d.hash)).collect();
     let unchanged =
-        |o: &kube::api::DynamicObject| ObjectId::of(o).map_or(false, |id| !plan.applies(&id));
+        |o: &kube::api::DynamicObject| ObjectId::of(o).is_ok_and(|id| !plan.applies(&id));
     let remember = |changes: ChangeSet| {
         let mut applied = Applied::default();
         for entry in &changes.entries {
@@ -116,7 +116,7 @@ pub async fn apply(
                 revision: render.revision.clone(),
                 reason: reasons::RECONCILIATION_FAILED,
                 missing: plan.missing(),
-                source,
+                source: Box::new(source),
             };
             Err((error, partial))
         }

@@ -93,7 +93,7 @@ pub async fn prune(
             revision: revision.to_string(),
             reason: reasons::PRUNE_FAILED,
             missing: Vec::new(),
-            source,
+            source: Box::new(source),
         })
 }
 
