@@ -73,8 +73,10 @@ pub struct KustomizationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 
-    /// How often the manifests are built and applied again, which also corrects drift, for
-    /// example `10m`. A new source revision or a change of this object is handled at once.
+    /// How often the Kustomization is reconciled when nothing else asks for it, for example
+    /// `10m`: substitution values are read again and the cluster is compared with the manifests.
+    /// A new source revision, a change of this object, and a change of any object it applied are
+    /// handled at once.
     #[schemars(pattern(DURATION_PATTERN))]
     pub interval: String,
 
