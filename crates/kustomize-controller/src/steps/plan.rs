@@ -101,11 +101,12 @@ pub fn plan(
                 }
         });
         let why = match (view, ours) {
+            // Created when missing, otherwise left alone.
+            (Lookup::Present(_), _) if mode == SsaMode::IfNotPresent => None,
+            (Lookup::Unknown, Some(_)) if mode == SsaMode::IfNotPresent => None,
             (_, Some(ours)) if ours.hash != desired.hash => Some(Why::Changed),
             _ if in_flight => None,
             (Lookup::Absent { .. }, _) => Some(Why::Missing),
-            // Created when missing, otherwise left alone.
-            (_, _) if mode == SsaMode::IfNotPresent => ours.is_none().then_some(Why::Changed),
             (_, None) => Some(Why::Changed),
             (Lookup::Unknown, Some(_)) => Some(Why::Unverified),
             (Lookup::Present(now), Some(ours)) => {
