@@ -111,6 +111,9 @@ pub async fn assess(
                     numeric(&now.resource_version).is_some_and(|seen| seen < at)
                 }
                 (Lookup::Absent { seen_up_to }, Some(at)) => *seen_up_to < at,
+                // The watch is starting: when it has listed, it wakes the pass again if the
+                // object is not as assessed.
+                (Lookup::Unknown, _) => rendered,
                 _ => false,
             })
             .cloned();
