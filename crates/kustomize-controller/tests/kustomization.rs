@@ -595,3 +595,77 @@ async fn substitution_and_health_failures_name_their_cause() {
     );
     controllers.stop().await;
 }
+
+#[tokio::test]
+async fn an_inventory_of_an_earlier_version_is_read_with_namespaces_and_rewritten() {
+    let env = test_env("ks-old-inventory").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let repo = server
+        .create_repo(&unique("old-inventory"), Auth::None)
+        .expect("repo");
+    let first = repo
+        .commit(
+            &[
+                ("deploy/a.yaml", &config_map_yaml("a", "1")),
+                ("deploy/b.yaml", &config_map_yaml("b", "1")),
+            ],
+            "two maps without a namespace",
+        )
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    // No targetNamespace: the objects land in the Kustomization's namespace.
+    kustomization(
+        &env,
+        "app",
+        serde_json::json!({"path": "./deploy", "targetNamespace": null}),
+    )
+    .await;
+    let ks = wait_ks(&env, "app", "applied", 60, |k| applied(k, &first)).await;
+    let ns = &env.namespace;
+    let ids = |k: &mooring_api::Kustomization| -> Vec<String> {
+        k.status
+            .as_ref()
+            .and_then(|s| s.inventory.as_ref())
+            .map(|i| i.entries.iter().map(|e| e.id.clone()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        ids(&ks),
+        vec![format!("{ns}_a__ConfigMap"), format!("{ns}_b__ConfigMap")],
+        "inventory ids of namespaced objects carry their namespace"
+    );
+
+    // What an earlier version wrote: the objects' ids without their namespace.
+    let mut status = ks.status.clone().expect("status");
+    status.inventory = Some(mooring_api::kustomization::ResourceInventory {
+        entries: ["_a__ConfigMap", "_b__ConfigMap"]
+            .iter()
+            .map(|id| mooring_api::kustomization::ResourceRef {
+                id: id.to_string(),
+                v: "v1".into(),
+            })
+            .collect(),
+    });
+    let api: Api<mooring_api::Kustomization> = Api::namespaced(env.client.clone(), ns);
+    mooring_runtime::status::apply_status(&api, "app", "mooring-kustomize-controller", &status)
+        .await
+        .expect("write the old inventory");
+
+    let second = repo.remove(&["deploy/b.yaml"], "drop b").expect("commit");
+    poke_source(&env, "repo", "second").await;
+    let ks = wait_ks(&env, "app", "applied at the second commit", 60, |k| {
+        applied(k, &second)
+    })
+    .await;
+    wait_config_map(
+        &env,
+        "b",
+        "pruned through the old inventory entry",
+        30,
+        |cm| cm.is_none(),
+    )
+    .await;
+    assert_eq!(ids(&ks), vec![format!("{ns}_a__ConfigMap")], "rewritten");
+    controllers.stop().await;
+}
