@@ -222,7 +222,15 @@ async fn run(
     })?;
     let applied_render = new_render(status, &render, started);
     let targets = health::targets(ks, &render);
-    if targets.is_empty() {
+    let summary = if targets.is_empty() {
+        None
+    } else {
+        let (summary, assessed) =
+            health::assess(&client, &targets, &render, &ctx.live, &memory.health, &opts).await;
+        memory.health = assessed;
+        Some(summary).filter(|s| !s.all_current)
+    };
+    let Some(summary) = summary else {
         memory.unhealthy_since = None;
         return Ok(Pass {
             outcome: Outcome::Ready {
@@ -232,21 +240,7 @@ async fn run(
             },
             requeue: jittered_interval(gate.interval),
         });
-    }
-    let (summary, assessed) =
-        health::assess(&client, &targets, &render, &ctx.live, &memory.health, &opts).await;
-    memory.health = assessed;
-    if summary.all_current {
-        memory.unhealthy_since = None;
-        return Ok(Pass {
-            outcome: Outcome::Ready {
-                revision,
-                inventory,
-                applied: applied_render,
-            },
-            requeue: jittered_interval(gate.interval),
-        });
-    }
+    };
     // The timeout counts from the last write, or from when health was first found missing.
     let since = match memory.unhealthy_since {
         Some(since) if !changes.has_writes() => since,
