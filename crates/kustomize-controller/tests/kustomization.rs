@@ -181,19 +181,6 @@ async fn the_steady_state_reads_and_writes_nothing() {
     controllers.stop().await;
 }
 
-/// Polls an in-process counter (not the cluster) until `check` holds, within `secs`.
-async fn wait_until(check: impl Fn() -> bool, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached in {secs}s"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn bad_input_fails_clearly_and_keeps_the_last_applied_state() {
     let env = test_env("ks-bad").await.expect("env");
