@@ -125,6 +125,11 @@ pub struct Controllers {
     kustomize_identity: String,
     artifact_base: String,
     dir: TempDir,
+    // What a restart of the kustomize-controller needs.
+    options: Options,
+    kustomize_bin: PathBuf,
+    kustomize_metrics: u16,
+    kustomize_flags: Vec<String>,
 }
 
 /// What one controller process gets besides its own flags.
@@ -174,6 +179,10 @@ impl Controllers {
                 ],
             },
         )?;
+        let kustomize_flags = vec![
+            format!("--kustomize-path={}", kustomize.display()),
+            format!("--artifact-cache-path={}", path("artifact-cache")),
+        ];
         let kustomize = spawn(
             &kustomize_bin,
             options,
@@ -183,10 +192,7 @@ impl Controllers {
                 kubeconfig: &options.kustomize_kubeconfig,
                 identity: &kustomize_identity,
                 metrics_port: kustomize_metrics,
-                flags: vec![
-                    format!("--kustomize-path={}", kustomize.display()),
-                    format!("--artifact-cache-path={}", path("artifact-cache")),
-                ],
+                flags: kustomize_flags.clone(),
             },
         )?;
         let mut controllers = Self {
@@ -196,6 +202,10 @@ impl Controllers {
             kustomize_identity,
             artifact_base,
             dir,
+            options: options.clone(),
+            kustomize_bin,
+            kustomize_metrics,
+            kustomize_flags,
         };
         wait_healthy(&mut controllers.source, source_metrics)?;
         wait_healthy(&mut controllers.kustomize, kustomize_metrics)?;
@@ -239,6 +249,31 @@ impl Controllers {
     /// Whether either controller has exited.
     pub fn any_exited(&mut self) -> bool {
         self.source.has_exited() || self.kustomize.has_exited()
+    }
+
+    /// Kills the kustomize-controller with SIGKILL, as a crash or an OOM kill would: nothing
+    /// in flight is finished.
+    pub fn kill_kustomize(&mut self) {
+        self.kustomize.kill();
+    }
+
+    /// Starts the kustomize-controller again with the same flags, identity and artifact cache,
+    /// and waits until it answers `/healthz`.
+    pub fn restart_kustomize(&mut self) -> Result<(), Error> {
+        self.kustomize.stop();
+        self.kustomize = spawn(
+            &self.kustomize_bin,
+            &self.options,
+            self.dir.path(),
+            Launch {
+                name: KUSTOMIZE_CONTROLLER,
+                kubeconfig: &self.options.kustomize_kubeconfig,
+                identity: &self.kustomize_identity,
+                metrics_port: self.kustomize_metrics,
+                flags: self.kustomize_flags.clone(),
+            },
+        )?;
+        wait_healthy(&mut self.kustomize, self.kustomize_metrics)
     }
 
     /// Stops both (SIGTERM: they finish in-flight work and release their Leases).

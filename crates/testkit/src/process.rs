@@ -48,6 +48,9 @@ impl Supervised {
         work_dir: &Path,
     ) -> std::io::Result<Self> {
         let pid_file = work_dir.join(format!("{name}.pid"));
+        // A program started again under the same name must not be judged by its
+        // predecessor's pid.
+        let _ = std::fs::remove_file(&pid_file);
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(SUPERVISOR)
@@ -97,6 +100,17 @@ impl Supervised {
     /// The last `lines` lines of the program's log, for error messages.
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log, lines)
+    }
+
+    /// Kills the program at once with SIGKILL, as a crash would, then lets the supervisor reap
+    /// it.
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        self.stop();
     }
 
     /// Stops the program and waits for the supervisor to finish.
