@@ -552,3 +552,84 @@ async fn health_checks_name_objects_inside_and_outside_the_render() {
 fn serde_yaml_of<T: DeserializeOwned>(yaml: &str) -> T {
     serde_saphyr::from_str(yaml).expect("yaml")
 }
+
+#[tokio::test]
+async fn a_failed_stage_leaves_no_orphans() {
+    let env = env("conv-partial").await;
+    let repo = repo("conv-partial");
+    let base = vec![("deploy/base.yaml".to_string(), config_map_yaml("base", "1"))];
+    let first = push(&repo, &base, "one map");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "app",
+        json!({"path": "./deploy", "targetNamespace": null}),
+    )
+    .await;
+    wait_ks(&env, "app", "applied", 60, |k| applied(k, &first)).await;
+
+    // The first stage (a CRD and a Namespace) is written, then the custom resource is refused.
+    let group = format!("{}.example.com", unique("partial"));
+    let extra = unique("partial-ns");
+    let mut files = base.clone();
+    files.push((
+        "deploy/crd.yaml".to_string(),
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names:\n    kind: Widget\n    plural: widgets\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              size:\n                type: integer\n"
+        ),
+    ));
+    files.push((
+        "deploy/namespace.yaml".to_string(),
+        format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {extra}\n"),
+    ));
+    files.push((
+        "deploy/widget.yaml".to_string(),
+        format!(
+            "apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: {extra}\nspec:\n  size: big\n"
+        ),
+    ));
+    let second = push(&repo, &files, "a CRD, a namespace and an invalid widget");
+    poke_source(&env, "repo", "second").await;
+    wait_ks(&env, "app", "the widget is refused", 90, |k| {
+        ready_is(k, "False")
+            && k.status
+                .as_ref()
+                .and_then(|s| s.last_attempted_revision.as_deref())
+                .is_some_and(|r| r.ends_with(&second))
+    })
+    .await;
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    assert!(
+        namespaces.get_opt(&extra).await.expect("get").is_some(),
+        "the first stage was written before the failure"
+    );
+
+    // Git goes back: what the failed revision created is pruned.
+    let third = repo
+        .remove(
+            &[
+                "deploy/crd.yaml",
+                "deploy/namespace.yaml",
+                "deploy/widget.yaml",
+            ],
+            "back to one map",
+        )
+        .expect("commit");
+    poke_source(&env, "repo", "third").await;
+    wait_ks(&env, "app", "applied at the third commit", 90, |k| {
+        applied(k, &third)
+    })
+    .await;
+    wait_for(&namespaces, &extra, "pruned", 60, |n| {
+        n.is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(env.client.clone());
+    wait_for(&crds, &format!("widgets.{group}"), "pruned", 60, |c| {
+        c.is_none_or(|c| c.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    controllers.stop().await;
+}
