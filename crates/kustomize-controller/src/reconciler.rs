@@ -15,8 +15,7 @@ use mooring_api::constants::{
     FINALIZER, KUSTOMIZE_FIELD_MANAGER, RECONCILE_REQUESTED_AT_ANNOTATION,
 };
 use mooring_api::{Kustomization, KustomizationStatus};
-use mooring_runtime::backoff::jittered_interval;
-use mooring_runtime::status::apply_status;
+use mooring_runtime::reconcile::{self, Class, Tail, finish, object_key};
 
 use crate::apply::{ApplyOptions, ChangeSet};
 use crate::context::Context;
@@ -47,20 +46,18 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
 
 /// Decides when to retry after `reconcile` returned an error (status was not written).
 pub fn error_policy(ks: Arc<Kustomization>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = key_of(&ks);
+    let key = object_key(&*ks);
     tracing::warn!(object = %key, error = %error, "reconcile failed");
     Action::requeue(ctx.failures.record_failure(&key))
-}
-
-fn key_of(ks: &Kustomization) -> String {
-    format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
 /// A pass's result and when to look again.
 pub struct Pass {
     /// How the pass ended.
     pub outcome: Outcome,
-    /// When to reconcile again at the latest (watches may wake it sooner).
+    /// `spec.interval`, for the next pass after a success.
+    pub interval: Duration,
+    /// While health is pending: when to look again at the latest (watches may wake it sooner).
     pub requeue: Duration,
 }
 
@@ -70,46 +67,64 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let key = key_of(&ks);
     let owner = Owner::new(&ks.namespace().unwrap_or_default(), &ks.name_any());
     let mut memory = ctx.memories.get(&owner);
     let mut status = ks.status.clone().unwrap_or_default();
     let result = run(&ks, &ctx, &mut memory, &mut status, started).await;
     ctx.memories.put(owner, memory);
-    let (outcome, action) = match result {
+    let (outcome, class) = match result {
         Ok(pass) => {
-            ctx.failures.reset(&key);
-            (pass.outcome, Action::requeue(pass.requeue))
+            let class = match &pass.outcome {
+                Outcome::HealthPending { .. } => Class::Progressing {
+                    after: pass.requeue,
+                },
+                _ => Class::Success {
+                    interval: pass.interval,
+                },
+            };
+            (pass.outcome, class)
         }
         Err(error) => {
-            tracing::info!(object = %key, error = %error, "Kustomization not ready");
-            let action = match &error {
-                Error::InvalidSpec { .. } => Action::await_change(),
-                Error::Waiting { .. } => Action::requeue(ctx.settings.requeue_dependency),
-                _ => {
-                    // Backoff from 1 s, capped by the Kustomization's own retryInterval.
-                    let retry = ks.spec.retry_interval().unwrap_or(Duration::from_secs(60));
-                    let backoff = ctx.failures.record_failure(&key);
-                    Action::requeue(backoff.min(jittered_interval(retry)))
-                }
+            tracing::info!(object = %object_key(&*ks), error = %error, "Kustomization not ready");
+            let outcome = error.outcome();
+            let class = match (&error, &outcome) {
+                (Error::InvalidSpec { .. }, _) => Class::Stalled,
+                (Error::Waiting { .. }, _) => Class::Waiting {
+                    after: ctx.settings.requeue_dependency,
+                },
+                // Backoff from 1 s, capped by the Kustomization's own retryInterval.
+                (
+                    _,
+                    Outcome::Failed {
+                        reason, message, ..
+                    },
+                ) => Class::Failure {
+                    reason: reason.clone(),
+                    message: message.clone(),
+                    at_most: Some(ks.spec.retry_interval().unwrap_or(Duration::from_secs(60))),
+                },
+                _ => Class::Stalled,
             };
-            (error.outcome(), action)
+            (outcome, class)
         }
     };
-    let result = match &outcome {
-        Outcome::Ready { .. } => "success",
-        Outcome::HealthPending { .. } => "progressing",
-        Outcome::Waiting { .. } => "waiting",
-        Outcome::Failed { .. } => "failure",
-        Outcome::Stalled { .. } => "stalled",
+    let desired = desired_status(&ks, &status, &outcome);
+    let tail = Tail {
+        client: &ctx.client,
+        field_manager: KUSTOMIZE_FIELD_MANAGER,
+        metrics: &ctx.metrics.reconcile,
+        failures: &ctx.failures,
+        recorder: &ctx.recorder,
     };
-    ctx.metrics.reconciles.with_label_values(&[result]).inc();
-    ctx.metrics
-        .reconcile_duration
-        .with_label_values(&[result])
-        .observe(started.elapsed().as_secs_f64());
-    write_status(&ks, &ctx, &status, &outcome).await?;
-    Ok(action)
+    let pass = reconcile::Pass {
+        class,
+        status: desired,
+    };
+    // `status` is what the server holds: the object's, or the inventory this pass recorded
+    // before creating objects.
+    finish(tail, &*ks, Some(&status), pass, started)
+        .await
+        .map_err(|reconcile::Error::PatchStatus(e)| Error::PatchStatus(e))
 }
 
 /// One pass: gate → render → plan → apply → prune → health. `memory` and `status` are updated
@@ -238,7 +253,8 @@ async fn run(
                 inventory,
                 applied: applied_render,
             },
-            requeue: jittered_interval(gate.interval),
+            interval: gate.interval,
+            requeue: gate.interval,
         });
     };
     // The timeout counts from the last write, or from when health was first found missing.
@@ -266,6 +282,7 @@ async fn run(
             message: summary.message,
             applied: applied_render,
         },
+        interval: gate.interval,
         // Watches on the managed objects wake the pass sooner; this bounds the wait.
         requeue: gate
             .timeout
@@ -325,36 +342,19 @@ async fn publish_changes(ctx: &Context, ks: &Kustomization, reason: &str, change
     publish(ctx, ks, EventType::Normal, reason, lines.join("\n")).await;
 }
 
-async fn write_status(
+/// The status after a pass that ended with `outcome`, from `current`.
+fn desired_status(
     ks: &Kustomization,
-    ctx: &Context,
     current: &KustomizationStatus,
     outcome: &Outcome,
-) -> Result<(), Error> {
+) -> KustomizationStatus {
     let requested_at = ks
         .annotations()
         .get(RECONCILE_REQUESTED_AT_ANNOTATION)
         .map(String::as_str);
     let now = Time(jiff::Timestamp::now());
     let generation = ks.meta().generation.unwrap_or(0);
-    let desired = next_status(current, generation, outcome, requested_at, &now);
-    // `current` is what the server holds: the object's status, or the inventory this pass
-    // recorded before creating objects.
-    if current == &desired {
-        return Ok(());
-    }
-    if let Outcome::Failed {
-        reason, message, ..
-    } = outcome
-    {
-        publish(ctx, ks, EventType::Warning, reason, message.clone()).await;
-    }
-    let api: Api<Kustomization> =
-        Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
-    apply_status(&api, &ks.name_any(), KUSTOMIZE_FIELD_MANAGER, &desired)
-        .await
-        .map_err(Error::PatchStatus)?;
-    Ok(())
+    next_status(current, generation, outcome, requested_at, &now)
 }
 
 /// Publishes an Event about `ks`; failures to publish are logged, never fatal.

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod events;
 pub mod flags;
 pub mod leader;
+pub mod reconcile;
 pub mod server;
 pub mod shutdown;
 pub mod status;

@@ -14,9 +14,8 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::reasons;
 use mooring_api::constants::{FINALIZER, RECONCILE_REQUESTED_AT_ANNOTATION, SOURCE_FIELD_MANAGER};
-use mooring_api::{Artifact, GitRepository};
-use mooring_runtime::backoff::jittered_interval;
-use mooring_runtime::status::apply_status;
+use mooring_api::{Artifact, GitRepository, GitRepositoryStatus};
+use mooring_runtime::reconcile::{self, Class, Pass, Tail, finish, object_key};
 
 use crate::context::Context;
 use crate::decide::{Outcome, next_status, rebuild_reason};
@@ -40,21 +39,13 @@ pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Ac
 
 /// Decides when to retry after `reconcile` returned an error (status was not written).
 pub fn error_policy(repo: Arc<GitRepository>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = object_key(&repo);
+    let key = object_key(&*repo);
     tracing::warn!(object = %key, error = %error, "reconcile failed");
     Action::requeue(ctx.failures.record_failure(&key))
 }
 
-fn object_key(repo: &GitRepository) -> String {
-    format!(
-        "{}/{}",
-        repo.namespace().unwrap_or_default(),
-        repo.name_any()
-    )
-}
-
 async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = object_key(&repo);
+    let key = object_key(&*repo);
     if repo.spec.suspend {
         tracing::debug!(object = %key, "suspended");
         // Suspension ends with a spec change, which triggers a reconcile by itself.
@@ -68,28 +59,37 @@ async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Er
             error.outcome()
         }
     };
-    let result = match &outcome {
-        Outcome::Ready { .. } => "success",
-        Outcome::Failed { .. } => "failure",
-        Outcome::Stalled { .. } => "stalled",
-    };
-    ctx.metrics.reconciles.with_label_values(&[result]).inc();
-    ctx.metrics
-        .reconcile_duration
-        .with_label_values(&[result])
-        .observe(started.elapsed().as_secs_f64());
-    write_status(&repo, &ctx, &outcome).await?;
-    Ok(match outcome {
-        Outcome::Ready { .. } => {
-            ctx.failures.reset(&key);
-            Action::requeue(jittered_interval(
-                repo.spec.interval().unwrap_or(Duration::from_secs(60)),
-            ))
-        }
-        Outcome::Failed { .. } => Action::requeue(ctx.failures.record_failure(&key)),
+    let class = match &outcome {
+        Outcome::Ready { .. } => Class::Success {
+            interval: repo.spec.interval().unwrap_or(Duration::from_secs(60)),
+        },
+        Outcome::Failed {
+            reason, message, ..
+        } => Class::Failure {
+            reason: reason.clone(),
+            message: message.clone(),
+            at_most: None,
+        },
         // An invalid spec waits for the user to change it.
-        Outcome::Stalled { .. } => Action::await_change(),
-    })
+        Outcome::Stalled { .. } => Class::Stalled,
+    };
+    let status = desired_status(&repo, &outcome);
+    let tail = Tail {
+        client: &ctx.client,
+        field_manager: SOURCE_FIELD_MANAGER,
+        metrics: &ctx.metrics.reconcile,
+        failures: &ctx.failures,
+        recorder: &ctx.recorder,
+    };
+    finish(
+        tail,
+        &*repo,
+        repo.status.as_ref(),
+        Pass { class, status },
+        started,
+    )
+    .await
+    .map_err(|reconcile::Error::PatchStatus(e)| Error::PatchStatus(e))
 }
 
 /// Validates, resolves, and rebuilds the artifact when needed. Talks to the API and git.
@@ -242,7 +242,8 @@ fn kube_reason(error: &kube::Error) -> String {
     }
 }
 
-async fn write_status(repo: &GitRepository, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
+/// The status after a pass that ended with `outcome`.
+fn desired_status(repo: &GitRepository, outcome: &Outcome) -> GitRepositoryStatus {
     let current = repo.status.clone().unwrap_or_default();
     let requested_at = repo
         .annotations()
@@ -250,29 +251,14 @@ async fn write_status(repo: &GitRepository, ctx: &Context, outcome: &Outcome) ->
         .map(String::as_str);
     let now = Time(jiff::Timestamp::now());
     let generation = repo.meta().generation.unwrap_or(0);
-    let desired = next_status(
+    next_status(
         &current,
         &repo.spec,
         generation,
         outcome,
         requested_at,
         &now,
-    );
-    if repo.status.as_ref() == Some(&desired) {
-        return Ok(());
-    }
-    if let Outcome::Failed {
-        reason, message, ..
-    } = outcome
-    {
-        publish(ctx, repo, EventType::Warning, reason, message.clone()).await;
-    }
-    let api: Api<GitRepository> =
-        Api::namespaced(ctx.client.clone(), &repo.namespace().unwrap_or_default());
-    apply_status(&api, &repo.name_any(), SOURCE_FIELD_MANAGER, &desired)
-        .await
-        .map_err(Error::PatchStatus)?;
-    Ok(())
+    )
 }
 
 /// Removes the object's artifacts when it is deleted.
@@ -289,7 +275,7 @@ async fn cleanup(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, 
         .artifact_size
         .remove_label_values(&[&ns, &name])
         .ok();
-    ctx.failures.reset(&object_key(&repo));
+    ctx.failures.reset(&object_key(&*repo));
     Ok(Action::await_change())
 }
 

@@ -43,11 +43,7 @@ impl Controllers {
 
     /// How many reconciles have finished (any result).
     pub fn reconciles(&self) -> u64 {
-        let m = &self.kustomize.context.metrics.reconciles;
-        ["success", "progressing", "waiting", "failure", "stalled"]
-            .iter()
-            .map(|r| m.with_label_values(&[r]).get())
-            .sum()
+        self.kustomize.context.metrics.reconcile.total()
     }
 }
 
