@@ -16,7 +16,6 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
 use kube::{Resource, ResourceExt};
 use mooring_api::Kustomization;
 use mooring_testkit::TestEnv;
@@ -27,12 +26,7 @@ use serde_json::json;
 const SLOW: Duration = Duration::from_secs(3600);
 
 async fn env(prefix: &str) -> TestEnv {
-    let env = common::env(prefix).await;
-    TestEnv {
-        plane: env.plane,
-        client: env.client,
-        namespace: env.namespace,
-    }
+    common::env(prefix).await
 }
 
 fn repo(prefix: &str) -> Repo {
@@ -51,7 +45,7 @@ fn push(repo: &Repo, files: &[(String, String)], message: &str) -> String {
 }
 
 /// Waits (watching, up to `secs`) until the object satisfies `check` (None: absent).
-async fn wait_for<K>(
+async fn wait_secs<K>(
     api: &Api<K>,
     name: &str,
     what: &str,
@@ -60,15 +54,7 @@ async fn wait_for<K>(
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let waited = tokio::time::timeout(
-        Duration::from_secs(secs),
-        await_condition(api.clone(), name, |o: Option<&K>| check(o)),
-    )
-    .await;
-    if !matches!(waited, Ok(Ok(_))) {
-        let current = api.get_opt(name).await.ok().flatten();
-        panic!("timed out waiting for {name}: {what}; now: {current:#?}");
-    }
+    wait_for(api, name, what, Duration::from_secs(secs), check).await;
 }
 
 fn label_of<K: Resource>(obj: Option<&K>, key: &str) -> Option<String> {
@@ -179,17 +165,17 @@ async fn a_deleted_namespace_comes_back_whole() {
     wait_ks(&env, "app", "ready again", 90, |k| ready_is(k, "True")).await;
     for i in 0..3 {
         let name = format!("cm{i}");
-        wait_for(&cms, &name, "recreated", 30, |o| o.is_some()).await;
+        wait_secs(&cms, &name, "recreated", 30, |o| o.is_some()).await;
     }
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), t);
-    wait_for(&deployments, "web", "recreated", 30, |o| o.is_some()).await;
+    wait_secs(&deployments, "web", "recreated", 30, |o| o.is_some()).await;
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(env.client.clone(), t);
-    wait_for(&services, "web", "recreated", 30, |o| o.is_some()).await;
+    wait_secs(&services, "web", "recreated", 30, |o| o.is_some()).await;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client.clone(), t);
-    wait_for(&secrets, "token", "recreated", 30, |o| o.is_some()).await;
+    wait_secs(&secrets, "token", "recreated", 30, |o| o.is_some()).await;
     let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
         Api::namespaced(env.client.clone(), t);
-    wait_for(&accounts, "runner", "recreated", 30, |o| o.is_some()).await;
+    wait_secs(&accounts, "runner", "recreated", 30, |o| o.is_some()).await;
     controllers.stop().await;
 }
 
@@ -206,7 +192,7 @@ where
     api.patch(name, &PatchParams::default(), &Patch::Merge(&edit))
         .await
         .expect("edit metadata");
-    wait_for(api, name, "label and annotation restored", 30, |o| {
+    wait_secs(api, name, "label and annotation restored", 30, |o| {
         label_of(o, "app.kubernetes.io/environment").as_deref() == Some("dev")
             && annotation_of(o, "example.com/note").as_deref() == Some("from-git")
     })
@@ -246,7 +232,7 @@ async fn metadata_edits_are_reverted_on_every_kind() {
     )
     .await
     .expect("remove ownership label");
-    wait_for(&cms, "settings", "ownership label restored", 30, |o| {
+    wait_secs(&cms, "settings", "ownership label restored", 30, |o| {
         label_of(o, "kustomize.mooring.dev/name").as_deref() == Some("app")
     })
     .await;
@@ -260,7 +246,7 @@ async fn metadata_edits_are_reverted_on_every_kind() {
         )
         .await
         .expect("scale");
-    wait_for(&deployments, "web", "replicas restored", 30, |o| {
+    wait_secs(&deployments, "web", "replicas restored", 30, |o| {
         o.and_then(|d| d.spec.replicas) == Some(1)
     })
     .await;
@@ -352,18 +338,18 @@ async fn namespaceless_objects_are_pruned_and_deleted() {
         applied(k, &second)
     })
     .await;
-    wait_for(&cms, "b", "pruned", 30, |o| o.is_none()).await;
+    wait_secs(&cms, "b", "pruned", 30, |o| o.is_none()).await;
     assert!(cms.get_opt("a").await.expect("get a").is_some());
 
     let api: Api<Kustomization> = Api::namespaced(env.client.clone(), ns);
     api.delete("app", &DeleteParams::default())
         .await
         .expect("delete the Kustomization");
-    wait_for(&cms, "a", "deleted with its Kustomization", 30, |o| {
+    wait_secs(&cms, "a", "deleted with its Kustomization", 30, |o| {
         o.is_none()
     })
     .await;
-    wait_for(&api, "app", "finalized", 30, |o| o.is_none()).await;
+    wait_secs(&api, "app", "finalized", 30, |o| o.is_none()).await;
     controllers.stop().await;
 }
 
@@ -421,7 +407,7 @@ async fn health_flips_with_the_workload() {
     )
     .await;
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.namespace);
-    wait_for(&deployments, "web", "applied", 60, |o| o.is_some()).await;
+    wait_secs(&deployments, "web", "applied", 60, |o| o.is_some()).await;
     wait_ks(&env, "app", "waiting for health", 60, |k| {
         ready_is(k, "Unknown")
     })
@@ -457,7 +443,7 @@ async fn health_flips_with_the_workload() {
     let second = push(&repo, &files, "add a job");
     poke_source(&env, "repo", "second").await;
     let jobs: Api<Job> = Api::namespaced(env.client.clone(), &env.namespace);
-    wait_for(&jobs, "task", "applied", 60, |o| o.is_some()).await;
+    wait_secs(&jobs, "task", "applied", 60, |o| o.is_some()).await;
     let now = jiff::Timestamp::now().to_string();
     let failed = json!({"status": {
         "startTime": now, "failed": 1, "active": 0,
@@ -621,13 +607,13 @@ async fn a_failed_stage_leaves_no_orphans() {
         applied(k, &third)
     })
     .await;
-    wait_for(&namespaces, &extra, "pruned", 60, |n| {
+    wait_secs(&namespaces, &extra, "pruned", 60, |n| {
         n.is_none_or(|n| n.metadata.deletion_timestamp.is_some())
     })
     .await;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(env.client.clone());
-    wait_for(&crds, &format!("widgets.{group}"), "pruned", 60, |c| {
+    wait_secs(&crds, &format!("widgets.{group}"), "pruned", 60, |c| {
         c.is_none_or(|c| c.metadata.deletion_timestamp.is_some())
     })
     .await;

@@ -12,18 +12,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams};
 use kube::runtime::wait::await_condition;
 use mooring_api::GitRepository;
-use mooring_testkit::TestEnv;
 use mooring_testkit::controllers::{Controllers, Options};
 use mooring_testkit::git::{Auth, GitServer};
 
 #[tokio::test]
 async fn a_crash_between_stages_leaves_no_orphans() {
     let env = common::env("crash").await;
-    let env = TestEnv {
-        plane: env.plane,
-        client: env.client,
-        namespace: env.namespace,
-    };
     let ns = env.namespace.clone();
     let repo = GitServer::shared()
         .expect("git server")

@@ -1,7 +1,7 @@
 //! The control plane shared by all tests of one test binary, and a fresh namespace per test.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ObjectMeta, PostParams};
@@ -46,6 +46,33 @@ impl std::fmt::Debug for TestEnv {
 /// Starts (or reuses) the shared control plane and creates a fresh namespace named after `prefix`.
 pub async fn test_env(prefix: &str) -> Result<TestEnv, Error> {
     let plane = shared_control_plane().await?;
+    namespace_on(plane, prefix).await
+}
+
+/// The control planes of this test binary started with other than the default options, one per
+/// distinct options value.
+static PLANES: Mutex<Vec<(String, &'static ControlPlane)>> = Mutex::new(Vec::new());
+
+/// [`test_env`] on a control plane started with `options` (for example with
+/// kube-controller-manager), shared by every test of this binary that asks for the same options.
+pub async fn test_env_with(prefix: &str, options: &Options) -> Result<TestEnv, Error> {
+    let key = format!("{options:?}");
+    let options = options.clone();
+    let plane = tokio::task::spawn_blocking(move || {
+        let mut planes = PLANES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, plane)) = planes.iter().find(|(k, _)| *k == key) {
+            return Ok(*plane);
+        }
+        let plane: &'static ControlPlane = Box::leak(Box::new(ControlPlane::start(&options)?));
+        planes.push((key, plane));
+        Ok::<_, Error>(plane)
+    })
+    .await
+    .map_err(|e| Error::Shared(e.to_string()))??;
+    namespace_on(plane, prefix).await
+}
+
+async fn namespace_on(plane: &'static ControlPlane, prefix: &str) -> Result<TestEnv, Error> {
     let client = plane.client().await?;
     let n = NAMESPACE_COUNTER.fetch_add(1, Ordering::Relaxed);
     let namespace = namespace_name(prefix, std::process::id(), n);

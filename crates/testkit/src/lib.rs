@@ -9,5 +9,6 @@ pub mod examples;
 pub mod git;
 pub mod process;
 pub mod tools;
+pub mod wait;
 
-pub use env::{TestEnv, shared_control_plane, test_env};
+pub use env::{TestEnv, shared_control_plane, test_env, test_env_with};

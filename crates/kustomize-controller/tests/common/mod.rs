@@ -6,60 +6,29 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DynamicObject, ObjectMeta, PostParams};
+use kube::api::DynamicObject;
 use kube::client::ClientBuilder;
 use kube::{Client, Config};
 use mooring_kustomize_controller::apply::ObjectKey;
+use mooring_testkit::TestEnv;
 use mooring_testkit::control_plane::{ControlPlane, Options};
 
-static PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
-static NAMESPACES: AtomicU32 = AtomicU32::new(0);
-
 /// One test's slice of the control plane.
-pub struct Env {
-    pub plane: &'static ControlPlane,
-    pub client: Client,
-    pub namespace: String,
-}
+pub type Env = TestEnv;
 
-/// The control plane of this test binary (started on first use) and a fresh namespace.
+/// The control plane of this test binary with kube-controller-manager (started on first use)
+/// and a fresh namespace.
 pub async fn env(prefix: &str) -> Env {
-    let plane = tokio::task::spawn_blocking(|| {
-        PLANE.get_or_init(|| {
-            let options = Options {
-                controller_manager: true,
-                ..Options::default()
-            };
-            ControlPlane::start(&options).map_err(|e| e.to_string())
-        })
-    })
-    .await
-    .expect("start-up task")
-    .as_ref()
-    .expect("control plane");
-    let client = plane.client().await.expect("client");
-    let n = NAMESPACES.fetch_add(1, Ordering::Relaxed);
-    let namespace = format!("{prefix}-{}-{n}", std::process::id());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(namespace.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
+    let options = Options {
+        controller_manager: true,
+        ..Options::default()
     };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
+    mooring_testkit::test_env_with(prefix, &options)
         .await
-        .expect("create namespace");
-    Env {
-        plane,
-        client,
-        namespace,
-    }
+        .expect("control plane and namespace")
 }
 
 /// The admin configuration of the control plane.

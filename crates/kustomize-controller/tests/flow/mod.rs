@@ -14,6 +14,7 @@ use mooring_source_controller::local::{
     LocalController as SourceController, LocalOptions as SourceOptions,
 };
 use mooring_testkit::TestEnv;
+pub use mooring_testkit::wait::wait_for;
 
 /// Requests sent by the kustomize-controller: (method, path).
 pub type Requests = Arc<Mutex<Vec<(String, String)>>>;
@@ -164,29 +165,16 @@ pub async fn wait_ks(
     check: impl Fn(&Kustomization) -> bool,
 ) -> Kustomization {
     let api: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
-    let cond = |obj: Option<&Kustomization>| obj.is_some_and(&check);
-    match tokio::time::timeout(
-        Duration::from_secs(secs),
-        kube::runtime::wait::await_condition(api.clone(), name, cond),
-    )
+    wait_for(&api, name, what, Duration::from_secs(secs), |o| {
+        o.is_some_and(&check)
+    })
     .await
-    {
-        Ok(Ok(Some(obj))) => obj,
-        other => {
-            let current = api.get_opt(name).await.ok().flatten();
-            panic!(
-                "timed out waiting for Kustomization {name}: {what}; status: {:#?}; {other:?}",
-                current.map(|k| k.status)
-            )
-        }
-    }
+    .expect("the Kustomization exists")
 }
 
 /// The Ready condition of a Kustomization: (status, reason, message).
 pub fn ready(ks: &Kustomization) -> Option<(String, String, String)> {
-    let status = ks.status.as_ref()?;
-    mooring_api::conditions::find_condition(&status.conditions, "Ready")
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    mooring_testkit::wait::ready(&ks.status.as_ref()?.conditions)
 }
 
 /// Ready=True at the given commit.
@@ -209,19 +197,7 @@ pub async fn wait_config_map(
 ) {
     let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(env.client.clone(), &env.namespace);
-    let waited = tokio::time::timeout(
-        Duration::from_secs(secs),
-        kube::runtime::wait::await_condition(
-            api.clone(),
-            name,
-            |o: Option<&k8s_openapi::api::core::v1::ConfigMap>| check(o),
-        ),
-    )
-    .await;
-    if !matches!(waited, Ok(Ok(_))) {
-        let current = api.get_opt(name).await.ok().flatten();
-        panic!("timed out waiting for ConfigMap {name}: {what}; now: {current:?}");
-    }
+    wait_for(&api, name, what, Duration::from_secs(secs), check).await;
 }
 
 pub fn data_of(cm: Option<&k8s_openapi::api::core::v1::ConfigMap>, key: &str) -> Option<String> {

@@ -93,29 +93,16 @@ pub async fn wait_for(
     check: impl Fn(&GitRepository) -> bool,
 ) -> GitRepository {
     let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
-    let cond = |obj: Option<&GitRepository>| obj.is_some_and(&check);
-    match tokio::time::timeout(
-        Duration::from_secs(60),
-        kube::runtime::wait::await_condition(api.clone(), name, cond),
-    )
+    mooring_testkit::wait::wait_for(&api, name, what, Duration::from_secs(60), |o| {
+        o.is_some_and(&check)
+    })
     .await
-    {
-        Ok(Ok(Some(obj))) => obj,
-        other => {
-            let current = api.get_opt(name).await.ok().flatten();
-            panic!(
-                "timed out waiting for {name}: {what}; last: {:?}; {other:?}",
-                current.map(|r| r.status)
-            )
-        }
-    }
+    .expect("the GitRepository exists")
 }
 
 /// The Ready condition's (status, reason, message).
 pub fn ready(repo: &GitRepository) -> Option<(String, String, String)> {
-    let status = repo.status.as_ref()?;
-    mooring_api::conditions::find_condition(&status.conditions, "Ready")
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    mooring_testkit::wait::ready(&repo.status.as_ref()?.conditions)
 }
 
 pub fn is_ready_at(repo: &GitRepository, commit: &str) -> bool {
