@@ -57,6 +57,21 @@ async fn wait_secs<K>(
     wait_for(api, name, what, Duration::from_secs(secs), check).await;
 }
 
+/// Starts both controllers and the Kustomization `app` of `repo` with `spec`, and waits until it
+/// has applied `commit`.
+async fn start_app(
+    env: &TestEnv,
+    repo: &Repo,
+    spec: serde_json::Value,
+    commit: &str,
+) -> Controllers {
+    let controllers = start(env, SLOW).await;
+    git_repository(env, "repo", repo.http_url()).await;
+    kustomization(env, "app", spec).await;
+    wait_ks(env, "app", "applied", 60, |k| applied(k, commit)).await;
+    controllers
+}
+
 fn label_of<K: Resource>(obj: Option<&K>, key: &str) -> Option<String> {
     obj.and_then(|o| o.meta().labels.as_ref()?.get(key).cloned())
 }
@@ -116,15 +131,13 @@ async fn a_deleted_namespace_comes_back_whole() {
         deployment_yaml("web", Some(t)),
     ));
     let commit = push(&repo, &files, "a namespace and what is in it");
-    let controllers = start(&env, SLOW).await;
-    git_repository(&env, "repo", repo.http_url()).await;
-    kustomization(
+    let controllers = start_app(
         &env,
-        "app",
+        &repo,
         json!({"path": "./deploy", "targetNamespace": null}),
+        &commit,
     )
     .await;
-    wait_ks(&env, "app", "applied", 60, |k| applied(k, &commit)).await;
 
     // An object the Kustomization does not manage holds the namespace in Terminating.
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), t);
@@ -212,10 +225,7 @@ async fn metadata_edits_are_reverted_on_every_kind() {
         ),
     ];
     let commit = push(&repo, &files, "three kinds");
-    let controllers = start(&env, SLOW).await;
-    git_repository(&env, "repo", repo.http_url()).await;
-    kustomization(&env, "app", json!({"path": "./deploy"})).await;
-    wait_ks(&env, "app", "applied", 60, |k| applied(k, &commit)).await;
+    let controllers = start_app(&env, &repo, json!({"path": "./deploy"}), &commit).await;
 
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.namespace);
     let sets: Api<StatefulSet> = Api::namespaced(env.client.clone(), &env.namespace);
@@ -266,10 +276,7 @@ async fn status_changes_cost_no_request() {
     let repo = repo("conv-status");
     let files = vec![("deploy/web.yaml".to_string(), deployment_yaml("web", None))];
     let commit = push(&repo, &files, "a deployment");
-    let controllers = start(&env, SLOW).await;
-    git_repository(&env, "repo", repo.http_url()).await;
-    kustomization(&env, "app", json!({"path": "./deploy"})).await;
-    wait_ks(&env, "app", "applied", 60, |k| applied(k, &commit)).await;
+    let controllers = start_app(&env, &repo, json!({"path": "./deploy"}), &commit).await;
     let before = controllers.request_count();
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.namespace);
     // Each change wakes the Kustomization (its watch saw the object move), and the pass sends
@@ -545,15 +552,13 @@ async fn a_failed_stage_leaves_no_orphans() {
     let repo = repo("conv-partial");
     let base = vec![("deploy/base.yaml".to_string(), config_map_yaml("base", "1"))];
     let first = push(&repo, &base, "one map");
-    let controllers = start(&env, SLOW).await;
-    git_repository(&env, "repo", repo.http_url()).await;
-    kustomization(
+    let controllers = start_app(
         &env,
-        "app",
+        &repo,
         json!({"path": "./deploy", "targetNamespace": null}),
+        &first,
     )
     .await;
-    wait_ks(&env, "app", "applied", 60, |k| applied(k, &first)).await;
 
     // The first stage (a CRD and a Namespace) is written, then the custom resource is refused.
     let group = format!("{}.example.com", unique("partial"));
