@@ -55,10 +55,9 @@ pub fn error_policy(ks: Arc<Kustomization>, error: &Error, ctx: Arc<Context>) ->
 pub struct Pass {
     /// How the pass ended.
     pub outcome: Outcome,
-    /// `spec.interval`, for the next pass after a success.
-    pub interval: Duration,
-    /// While health is pending: when to look again at the latest (watches may wake it sooner).
-    pub requeue: Duration,
+    /// When to look again: after `spec.interval`, or while health is pending, when the
+    /// timeout would run out (watches may wake it sooner).
+    pub class: Class,
 }
 
 async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -73,17 +72,7 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
     let result = run(&ks, &ctx, &mut memory, &mut status, started).await;
     ctx.memories.put(owner, memory);
     let (outcome, class) = match result {
-        Ok(pass) => {
-            let class = match &pass.outcome {
-                Outcome::HealthPending { .. } => Class::Progressing {
-                    after: pass.requeue,
-                },
-                _ => Class::Success {
-                    interval: pass.interval,
-                },
-            };
-            (pass.outcome, class)
-        }
+        Ok(pass) => (pass.outcome, pass.class),
         Err(error) => {
             tracing::info!(object = %object_key(&*ks), error = %error, "Kustomization not ready");
             let outcome = error.outcome();
@@ -253,8 +242,9 @@ async fn run(
                 inventory,
                 applied: applied_render,
             },
-            interval: gate.interval,
-            requeue: gate.interval,
+            class: Class::Success {
+                interval: gate.interval,
+            },
         });
     };
     // The timeout counts from the last write, or from when health was first found missing.
@@ -282,12 +272,13 @@ async fn run(
             message: summary.message,
             applied: applied_render,
         },
-        interval: gate.interval,
         // Watches on the managed objects wake the pass sooner; this bounds the wait.
-        requeue: gate
-            .timeout
-            .saturating_sub(since.elapsed())
-            .max(Duration::from_secs(1)),
+        class: Class::Progressing {
+            after: gate
+                .timeout
+                .saturating_sub(since.elapsed())
+                .max(Duration::from_secs(1)),
+        },
     })
 }
 
