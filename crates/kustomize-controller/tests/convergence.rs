@@ -478,6 +478,40 @@ async fn health_flips_with_the_workload() {
         message.contains("Job/") && message.contains("/task"),
         "{message}"
     );
+
+    // The failed Job is replaced by one that completes: healthy again once it has.
+    let files = vec![
+        ("deploy/web.yaml".to_string(), deployment_yaml("web", None)),
+        ("deploy/task.yaml".to_string(), job_yaml("task-2")),
+    ];
+    let third = push(&repo, &files, "a job that completes");
+    poke_source(&env, "repo", "third").await;
+    wait_secs(&jobs, "task-2", "applied", 60, |o| o.is_some()).await;
+    wait_ks(&env, "app", "waiting for the new job", 60, |k| {
+        ready_is(k, "Unknown")
+            && k.status
+                .as_ref()
+                .and_then(|s| s.last_attempted_revision.as_deref())
+                .is_some_and(|r| r.ends_with(&third))
+    })
+    .await;
+    let now = jiff::Timestamp::now().to_string();
+    let complete = json!({"status": {
+        "startTime": now, "completionTime": now, "succeeded": 1, "active": 0,
+        "conditions": [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+             "message": "Reached expected number of succeeded pods", "lastTransitionTime": now},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached",
+             "message": "Reached expected number of succeeded pods", "lastTransitionTime": now},
+        ],
+    }});
+    jobs.patch_status("task-2", &PatchParams::default(), &Patch::Merge(&complete))
+        .await
+        .expect("write job status");
+    wait_ks(&env, "app", "healthy with the completed job", 60, |k| {
+        applied(k, &third) && healthy_is(k, "True")
+    })
+    .await;
     controllers.stop().await;
 }
 
