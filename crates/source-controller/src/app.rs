@@ -1,19 +1,13 @@
 //! Start-up of the source-controller process: client, storage, servers, leader election.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector;
 use mooring_runtime::app::{run_as_leader, stopped};
-use mooring_runtime::backoff::FailureTracker;
 use mooring_runtime::server::{self, Readiness};
 use mooring_runtime::shutdown;
 
 use crate::cli::Args;
 use crate::context::{Context, Settings};
-use crate::metrics::Metrics;
-use crate::storage::Storage;
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,14 +39,19 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let metrics = Metrics::new()?;
+    let (ctx, writer) = Context::new(
+        client.clone(),
+        args.storage_path.clone(),
+        Settings::from_args(&args),
+    )?;
+    let ctx = Arc::new(ctx);
     let readiness = Readiness::default();
     let (trigger, shutdown) = shutdown::channel();
     let signals = trigger.on_signals();
 
     let ops = tokio::spawn(server::serve(
         args.common.metrics_addr,
-        metrics.registry.clone(),
+        ctx.metrics.registry.clone(),
         readiness.clone(),
         shutdown.clone(),
     ));
@@ -62,21 +61,6 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         shutdown.clone().wait(),
     ));
 
-    let (repositories, writer) = reflector::store();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        storage: Storage::new(args.storage_path.clone()),
-        settings: Settings {
-            git_cache: args.git_cache_path.clone(),
-            advertised_base: args.storage_adv_addr.clone(),
-            retention: args.artifact_retention.max(1),
-            max_artifact_size: (args.max_artifact_size > 0).then_some(args.max_artifact_size),
-        },
-        recorder: Recorder::new(client.clone(), Reporter::from("mooring-source-controller")),
-        metrics,
-        failures: FailureTracker::new(Duration::from_secs(2), Duration::from_secs(300)),
-        repositories,
-    });
     let watch_config = args.common.watch_config();
     let concurrency = args.common.concurrency;
     run_as_leader(

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use mooring_runtime::flags::CommonArgs;
 
+/// How many artifacts are kept per GitRepository unless `--artifact-retention` says otherwise.
+pub const DEFAULT_ARTIFACT_RETENTION: usize = 2;
+/// The largest artifact stored unless `--max-artifact-size` says otherwise, in compressed bytes.
+pub const DEFAULT_MAX_ARTIFACT_SIZE: u64 = 512 * 1024 * 1024;
+
 /// The GitRepository controller: fetches git repositories and serves their revisions as
 /// artifacts.
 #[derive(Debug, Clone, clap::Parser)]
@@ -37,10 +42,10 @@ pub struct Args {
     pub artifact_addr: SocketAddr,
 
     /// How many artifacts to keep per GitRepository, the current one included.
-    #[arg(long, env = "MOORING_ARTIFACT_RETENTION", default_value_t = 2)]
+    #[arg(long, env = "MOORING_ARTIFACT_RETENTION", default_value_t = DEFAULT_ARTIFACT_RETENTION)]
     pub artifact_retention: usize,
 
     /// The largest artifact to store, in compressed bytes (0: no limit).
-    #[arg(long, env = "MOORING_MAX_ARTIFACT_SIZE", default_value_t = 512 * 1024 * 1024)]
+    #[arg(long, env = "MOORING_MAX_ARTIFACT_SIZE", default_value_t = DEFAULT_MAX_ARTIFACT_SIZE)]
     pub max_artifact_size: u64,
 }

@@ -1,17 +1,26 @@
 //! What every GitRepository reconcile shares.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store, store::Writer};
 use mooring_api::GitRepository;
 use mooring_runtime::backoff::FailureTracker;
 
+use crate::cli::{Args, DEFAULT_ARTIFACT_RETENTION, DEFAULT_MAX_ARTIFACT_SIZE};
 use crate::metrics::Metrics;
 use crate::storage::Storage;
 
+/// The first retry after a failure; each further failure doubles it.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// The longest a failing GitRepository waits between retries.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// The reporting component of the controller's Events.
+const REPORTER: &str = "mooring-source-controller";
+
 /// Settings from the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Where git caches (one bare repository per URL) live; never served.
     pub git_cache: PathBuf,
@@ -21,6 +30,28 @@ pub struct Settings {
     pub retention: usize,
     /// The largest artifact accepted, in compressed bytes.
     pub max_artifact_size: Option<u64>,
+}
+
+impl Settings {
+    /// The settings of a run that sets no flag but these two (in-process runs).
+    pub fn with_defaults(git_cache: PathBuf, advertised_base: String) -> Self {
+        Self {
+            git_cache,
+            advertised_base,
+            retention: DEFAULT_ARTIFACT_RETENTION,
+            max_artifact_size: Some(DEFAULT_MAX_ARTIFACT_SIZE),
+        }
+    }
+
+    /// The settings the command line asks for.
+    pub fn from_args(args: &Args) -> Self {
+        Self {
+            git_cache: args.git_cache_path.clone(),
+            advertised_base: args.storage_adv_addr.clone(),
+            retention: args.artifact_retention.max(1),
+            max_artifact_size: (args.max_artifact_size > 0).then_some(args.max_artifact_size),
+        }
+    }
 }
 
 /// Shared state of the reconciler.
@@ -39,4 +70,50 @@ pub struct Context {
     pub failures: FailureTracker,
     /// Every GitRepository, as seen by the controller's watch.
     pub repositories: Store<GitRepository>,
+}
+
+impl Context {
+    /// The context of one controller run, the shipped binary's and an in-process one's alike:
+    /// only the client, the storage directory and the settings come from the caller. The
+    /// writer feeds [`Context::repositories`] and goes to [`crate::controller::run`].
+    pub fn new(
+        client: kube::Client,
+        storage: PathBuf,
+        settings: Settings,
+    ) -> Result<(Self, Writer<GitRepository>), prometheus::Error> {
+        let (repositories, writer) = reflector::store();
+        let context = Self {
+            recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
+            client,
+            storage: Storage::new(storage),
+            settings,
+            metrics: Metrics::new()?,
+            failures: FailureTracker::new(BACKOFF_BASE, BACKOFF_MAX),
+            repositories,
+        };
+        Ok((context, writer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn in_process_defaults_are_the_binarys() {
+        let args = Args::try_parse_from([
+            "mooring-source-controller",
+            "--git-cache-path",
+            "/cache",
+            "--storage-adv-addr",
+            "http://127.0.0.1:9090",
+        ])
+        .expect("args");
+        assert_eq!(
+            Settings::from_args(&args),
+            Settings::with_defaults("/cache".into(), "http://127.0.0.1:9090".into())
+        );
+    }
 }

@@ -1,18 +1,14 @@
 //! The controller and artifact server in the calling process, for tests, benchmarks and
-//! `make run`-style tooling. Production uses [`crate::run`].
+//! `make run`-style tooling. Production uses [`crate::run`]; both build their context with
+//! [`Context::new`], so an in-process run differs only in what its caller chooses below.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{reflector, watcher};
-use mooring_runtime::backoff::FailureTracker;
+use mooring_runtime::flags::watch_config;
 use tokio::sync::watch;
 
 use crate::context::{Context, Settings};
-use crate::metrics::Metrics;
-use crate::storage::Storage;
 
 /// Where and how to run.
 #[derive(Debug)]
@@ -62,35 +58,22 @@ pub fn start(
         Ok(addr) => format!("http://{addr}"),
         Err(_) => "http://127.0.0.1".to_string(),
     };
+    let (context, writer) = Context::new(
+        client,
+        options.storage.clone(),
+        Settings::with_defaults(options.git_cache, base_url.clone()),
+    )?;
+    let context = Arc::new(context);
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(crate::server::serve_on(
         options.listener,
-        options.storage.clone(),
+        options.storage,
         stopped(stop_rx.clone()),
     ));
-    let (repositories, writer) = reflector::store();
-    let context = Arc::new(Context {
-        client: client.clone(),
-        storage: Storage::new(options.storage),
-        settings: Settings {
-            git_cache: options.git_cache,
-            advertised_base: base_url.clone(),
-            retention: 2,
-            max_artifact_size: Some(512 * 1024 * 1024),
-        },
-        recorder: Recorder::new(client, Reporter::from("mooring-source-controller")),
-        metrics: Metrics::new()?,
-        failures: FailureTracker::new(Duration::from_millis(500), Duration::from_secs(30)),
-        repositories,
-    });
-    let config = match &options.namespace {
-        Some(ns) => watcher::Config::default().fields(&format!("metadata.namespace={ns}")),
-        None => watcher::Config::default(),
-    };
     let controller = tokio::spawn(crate::controller::run(
         context.clone(),
         writer,
-        config,
+        watch_config(None, options.namespace.as_deref()),
         options.concurrency,
         stopped(stop_rx),
     ));
