@@ -12,6 +12,7 @@ use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, Resource, ResourceExt};
+use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -176,14 +177,38 @@ impl ReconcileMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// How many passes ended with result `label`.
+    /// How many passes ended with result `label`. Reads without creating the series, so
+    /// asking does not add a zero sample to /metrics.
     pub fn count(&self, label: &str) -> u64 {
-        self.reconciles.with_label_values(&[label]).get()
+        self.counts()
+            .into_iter()
+            .filter(|(l, _)| l == label)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// How many passes ended, whatever the result.
     pub fn total(&self) -> u64 {
-        RESULT_LABELS.iter().map(|l| self.count(l)).sum()
+        self.counts().into_iter().map(|(_, n)| n).sum()
+    }
+
+    /// (result, count) of every series the counter has.
+    fn counts(&self) -> Vec<(String, u64)> {
+        self.reconciles
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| {
+                let label = metric
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "result")
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                // Counts are whole numbers kept in an f64.
+                (label, metric.get_counter().value() as u64)
+            })
+            .collect()
     }
 }
 
@@ -415,7 +440,13 @@ mod tests {
         metrics.observe("failure", Duration::from_millis(20));
         metrics.observe("failure", Duration::from_millis(20));
         assert_eq!(metrics.count("failure"), 2);
+        assert_eq!(metrics.count("stalled"), 0);
         assert_eq!(metrics.total(), 3);
+        assert_eq!(
+            metrics.reconciles.collect()[0].get_metric().len(),
+            2,
+            "reading a count creates no series"
+        );
         let names: Vec<String> = registry
             .gather()
             .iter()
