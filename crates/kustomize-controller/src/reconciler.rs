@@ -21,7 +21,7 @@ use crate::apply::{ApplyOptions, ChangeSet};
 use crate::context::Context;
 use crate::decide::{AppliedRender, Outcome, next_status};
 use crate::error::Error;
-use crate::inventory::{self, Owner};
+use crate::inventory::Owner;
 use crate::state::Memory;
 use crate::steps::render::Render;
 use crate::steps::{apply, cleanup, gate, health, plan, prune, render};
@@ -220,10 +220,7 @@ async fn run(
     }
     publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
 
-    let inventory = inventory::inventory_of(&render.manifests()).map_err(|e| Error::Build {
-        revision: revision.clone(),
-        message: e.to_string(),
-    })?;
+    let inventory = render.inventory.clone();
     let applied_render = new_render(status, &render, started);
     let targets = health::targets(ks, &render);
     let summary = if targets.is_empty() {

@@ -260,12 +260,7 @@ async fn metadata_edits_are_reverted_on_every_kind() {
         o.and_then(|d| d.spec.replicas) == Some(1)
     })
     .await;
-    let corrections = controllers
-        .kustomize
-        .context
-        .metrics
-        .drift_corrections
-        .get();
+    let corrections = controllers.drift_corrections();
     assert!(corrections >= 5, "drift corrections counted: {corrections}");
     controllers.stop().await;
 }
@@ -465,11 +460,7 @@ async fn health_flips_with_the_workload() {
         .await
         .expect("write job status");
     let ks = wait_ks(&env, "app", "the failed job is reported", 60, |k| {
-        ready_is(k, "False")
-            && k.status
-                .as_ref()
-                .and_then(|s| s.last_attempted_revision.as_deref())
-                .is_some_and(|r| r.ends_with(&second))
+        ready_is(k, "False") && attempted(k, &second)
     })
     .await;
     let (_, reason, message) = ready(&ks).expect("ready");
@@ -488,11 +479,7 @@ async fn health_flips_with_the_workload() {
     poke_source(&env, "repo", "third").await;
     wait_secs(&jobs, "task-2", "applied", 60, |o| o.is_some()).await;
     wait_ks(&env, "app", "waiting for the new job", 60, |k| {
-        ready_is(k, "Unknown")
-            && k.status
-                .as_ref()
-                .and_then(|s| s.last_attempted_revision.as_deref())
-                .is_some_and(|r| r.ends_with(&third))
+        ready_is(k, "Unknown") && attempted(k, &third)
     })
     .await;
     let now = jiff::Timestamp::now().to_string();
@@ -617,11 +604,7 @@ async fn a_failed_stage_leaves_no_orphans() {
     let second = push(&repo, &files, "a CRD, a namespace and an invalid widget");
     poke_source(&env, "repo", "second").await;
     wait_ks(&env, "app", "the widget is refused", 90, |k| {
-        ready_is(k, "False")
-            && k.status
-                .as_ref()
-                .and_then(|s| s.last_attempted_revision.as_deref())
-                .is_some_and(|r| r.ends_with(&second))
+        ready_is(k, "False") && attempted(k, &second)
     })
     .await;
     let namespaces: Api<Namespace> = Api::all(env.client.clone());

@@ -120,12 +120,7 @@ async fn applies_follows_commits_prunes_and_restores_drift() {
         data_of(cm, "value").as_deref() == Some("2")
     })
     .await;
-    let corrections = controllers
-        .kustomize
-        .context
-        .metrics
-        .drift_corrections
-        .get();
+    let corrections = controllers.drift_corrections();
     assert!(corrections >= 1, "drift corrections counted: {corrections}");
     controllers.stop().await;
 }
@@ -209,10 +204,7 @@ async fn bad_input_fails_clearly_and_keeps_the_last_applied_state() {
     poke_source(&env, "repo", "broken").await;
     let ks = wait_ks(&env, "app", "BuildFailed", 60, |k| {
         ready(k).is_some_and(|(s, r, _)| s == "False" && r == "BuildFailed")
-            && k.status
-                .as_ref()
-                .and_then(|s| s.last_attempted_revision.as_deref())
-                .is_some_and(|r| r.ends_with(&broken))
+            && attempted(k, &broken)
     })
     .await;
     let (_, _, message) = ready(&ks).expect("ready");
@@ -241,11 +233,7 @@ async fn bad_input_fails_clearly_and_keeps_the_last_applied_state() {
         .expect("commit");
     poke_source(&env, "repo", "rejected").await;
     let ks = wait_ks(&env, "app", "apply refused", 60, |k| {
-        ready(k).is_some_and(|(s, _, _)| s == "False")
-            && k.status
-                .as_ref()
-                .and_then(|s| s.last_attempted_revision.as_deref())
-                .is_some_and(|r| r.ends_with(&rejected))
+        ready(k).is_some_and(|(s, _, _)| s == "False") && attempted(k, &rejected)
     })
     .await;
     let (_, _, message) = ready(&ks).expect("ready");
@@ -266,11 +254,7 @@ async fn bad_input_fails_clearly_and_keeps_the_last_applied_state() {
         .expect("commit");
     poke_source(&env, "repo", "empty").await;
     let ks = wait_ks(&env, "app", "empty render refused", 60, |k| {
-        ready(k).is_some_and(|(s, _, _)| s == "False")
-            && k.status
-                .as_ref()
-                .and_then(|s| s.last_attempted_revision.as_deref())
-                .is_some_and(|r| r.ends_with(&empty))
+        ready(k).is_some_and(|(s, _, _)| s == "False") && attempted(k, &empty)
     })
     .await;
     assert!(

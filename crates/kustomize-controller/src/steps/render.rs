@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use mooring_api::Kustomization;
+use mooring_api::kustomization::ResourceInventory;
 
 use crate::apply::{CrdKinds, KindCache, ObjectKey, place};
 use crate::context::Context;
@@ -38,6 +39,8 @@ pub struct Render {
     pub digest: String,
     /// The objects, in render order.
     pub objects: Vec<Desired>,
+    /// The inventory of the objects, as `status.inventory` records it.
+    pub inventory: ResourceInventory,
 }
 
 impl Render {
@@ -108,6 +111,7 @@ pub async fn render(
     place_all(&mut objects, default_namespace, &scopes);
     evict_unused_artifacts(ctx).await;
     let digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
+    let inventory = inventory::inventory_of(&objects).map_err(|e| build_err(e.to_string()))?;
     let objects = objects
         .into_iter()
         .map(|object| {
@@ -124,6 +128,7 @@ pub async fn render(
         revision: revision.clone(),
         digest,
         objects,
+        inventory,
     }))
 }
 

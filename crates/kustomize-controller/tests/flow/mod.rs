@@ -42,6 +42,11 @@ impl Controllers {
         self.requests.lock().expect("lock").len()
     }
 
+    /// Objects the kustomize-controller applied again after someone else changed or deleted them.
+    pub fn drift_corrections(&self) -> u64 {
+        self.kustomize.context.metrics.drift_corrections.get()
+    }
+
     /// How many reconciles have finished (any result).
     pub fn reconciles(&self) -> u64 {
         self.kustomize.context.metrics.reconcile.total()
@@ -175,6 +180,14 @@ pub async fn wait_ks(
 /// The Ready condition of a Kustomization: (status, reason, message).
 pub fn ready(ks: &Kustomization) -> Option<(String, String, String)> {
     mooring_testkit::wait::ready(&ks.status.as_ref()?.conditions)
+}
+
+/// The last attempted revision is the given commit (whatever came of it).
+pub fn attempted(ks: &Kustomization, commit: &str) -> bool {
+    ks.status
+        .as_ref()
+        .and_then(|s| s.last_attempted_revision.as_deref())
+        .is_some_and(|r| r.ends_with(commit))
 }
 
 /// Ready=True at the given commit.
