@@ -218,6 +218,7 @@ current-context: {service_account}
             kustomize_kubeconfig: self.service_account_kubeconfig(KUSTOMIZE_SERVICE_ACCOUNT)?,
             leader_election_namespace: Some(NAMESPACE.to_string()),
             log_level: "info".to_string(),
+            kustomize_flags: Vec::new(),
         };
         let started = Controllers::start(&options)?;
         Ok(self.controllers.insert(started))

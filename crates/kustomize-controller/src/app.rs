@@ -61,6 +61,8 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let settings = Settings {
         kustomize: args.kustomize_path.clone(),
         allow_cross_namespace_refs: args.allow_cross_namespace_refs,
+        default_service_account: Some(args.default_service_account.clone())
+            .filter(|sa| !sa.is_empty()),
         allow_remote_bases: args.allow_remote_bases,
         strict_substitution: args.strict_substitution,
         apply_concurrency: args.apply_concurrency,

@@ -21,9 +21,17 @@ pub struct Args {
     #[arg(long, env = "MOORING_ARTIFACT_CACHE_PATH", default_value = "/cache")]
     pub artifact_cache_path: PathBuf,
 
-    /// Allow a Kustomization to use a GitRepository in another namespace.
-    #[arg(long, env = "MOORING_ALLOW_CROSS_NAMESPACE_REFS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Allow a Kustomization to name objects of another namespace: a GitRepository in
+    /// `spec.sourceRef` or a Kustomization in `spec.dependsOn`. Off by default: a tenant sees
+    /// only its own namespace.
+    #[arg(long, env = "MOORING_ALLOW_CROSS_NAMESPACE_REFS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_cross_namespace_refs: bool,
+
+    /// ServiceAccount, in each Kustomization's own namespace, impersonated for a Kustomization
+    /// that sets no `spec.serviceAccountName`. Empty: such Kustomizations use the controller's
+    /// own identity.
+    #[arg(long, env = "MOORING_DEFAULT_SERVICE_ACCOUNT", default_value = "")]
+    pub default_service_account: String,
 
     /// Allow kustomize to fetch remote bases over the network.
     #[arg(long, env = "MOORING_ALLOW_REMOTE_BASES", default_value_t = false, action = clap::ArgAction::Set)]

@@ -23,8 +23,11 @@ use crate::state::Memories;
 pub struct Settings {
     /// The kustomize binary.
     pub kustomize: PathBuf,
-    /// Whether a Kustomization may use a source in another namespace.
+    /// Whether a Kustomization may name a source or a dependency in another namespace.
     pub allow_cross_namespace_refs: bool,
+    /// The ServiceAccount impersonated for a Kustomization without `spec.serviceAccountName`;
+    /// None: the controller's own identity.
+    pub default_service_account: Option<String>,
     /// Whether kustomize may fetch remote bases.
     pub allow_remote_bases: bool,
     /// Whether a `${var}` without a value or default fails the build (Flux's
@@ -77,6 +80,18 @@ pub struct Parts {
     pub writers: Writers,
     /// Wake-ups from the live view, one per Kustomization whose objects changed.
     pub wakeups: mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
+}
+
+impl Settings {
+    /// The ServiceAccount a Kustomization acts as: its `spec.serviceAccountName`, else the
+    /// controller's default one; None means the controller's own identity.
+    pub fn service_account<'a>(&'a self, ks: &'a Kustomization) -> Option<&'a str> {
+        ks.spec
+            .service_account_name
+            .as_deref()
+            .filter(|sa| !sa.is_empty())
+            .or(self.default_service_account.as_deref())
+    }
 }
 
 impl Context {

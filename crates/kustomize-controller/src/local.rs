@@ -28,6 +28,10 @@ pub struct LocalOptions {
     pub requeue_dependency: Duration,
     /// Fail on substitution variables without value or default.
     pub strict_substitution: bool,
+    /// Let Kustomizations name sources and dependencies in other namespaces.
+    pub allow_cross_namespace_refs: bool,
+    /// ServiceAccount impersonated for Kustomizations that name none.
+    pub default_service_account: Option<String>,
 }
 
 /// Why an in-process controller could not start.
@@ -67,7 +71,8 @@ pub fn start(
 ) -> Result<LocalController, LocalError> {
     let settings = Settings {
         kustomize: options.kustomize,
-        allow_cross_namespace_refs: true,
+        allow_cross_namespace_refs: options.allow_cross_namespace_refs,
+        default_service_account: options.default_service_account,
         allow_remote_bases: false,
         strict_substitution: options.strict_substitution,
         apply_concurrency: 8,

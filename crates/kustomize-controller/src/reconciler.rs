@@ -136,7 +136,7 @@ async fn run(
     let revision = gate.source.revision.clone();
     let client = ctx
         .clients
-        .get(&ns, ks.spec.service_account_name.as_deref())
+        .get(&ns, ctx.settings.service_account(ks))
         .map_err(|e| Error::Identity {
             revision: revision.clone(),
             message: e.to_string(),

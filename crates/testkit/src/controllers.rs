@@ -101,6 +101,8 @@ pub struct Options {
     pub leader_election_namespace: Option<String>,
     /// Log level or filter passed to both (`--log-level`).
     pub log_level: String,
+    /// More flags for the kustomize-controller, e.g. those a chart's Deployment passes.
+    pub kustomize_flags: Vec<String>,
 }
 
 impl Options {
@@ -111,6 +113,7 @@ impl Options {
             kustomize_kubeconfig: kubeconfig.to_path_buf(),
             leader_election_namespace: None,
             log_level: "info".to_string(),
+            kustomize_flags: Vec::new(),
         }
     }
 }
@@ -179,10 +182,11 @@ impl Controllers {
                 ],
             },
         )?;
-        let kustomize_flags = vec![
+        let mut kustomize_flags = vec![
             format!("--kustomize-path={}", kustomize.display()),
             format!("--artifact-cache-path={}", path("artifact-cache")),
         ];
+        kustomize_flags.extend(options.kustomize_flags.iter().cloned());
         let kustomize = spawn(
             &kustomize_bin,
             options,

@@ -32,7 +32,7 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
     }
     let client = ctx
         .clients
-        .get(&ns, ks.spec.service_account_name.as_deref())
+        .get(&ns, ctx.settings.service_account(ks))
         .map_err(|e| Error::Finalizer(e.to_string()))?;
     let default_namespace = ks
         .spec

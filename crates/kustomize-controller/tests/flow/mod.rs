@@ -100,6 +100,8 @@ pub async fn start(env: &TestEnv, requeue_dependency: Duration) -> Controllers {
             concurrency: 4,
             requeue_dependency,
             strict_substitution: true,
+            allow_cross_namespace_refs: false,
+            default_service_account: None,
         },
     )
     .expect("kustomize-controller");
