@@ -84,3 +84,7 @@ pub const SHORT_DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$";
 
 /// Regular expression of a GitRepository URL.
 pub const GIT_URL_PATTERN: &str = r"^(http|https|ssh)://.*$";
+
+/// The shortest `interval` (and Kustomization `retryInterval`) accepted: shorter ones would
+/// reconcile in a loop. The schema refuses them; the controllers refuse objects stored before.
+pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

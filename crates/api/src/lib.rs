@@ -12,6 +12,7 @@ pub mod crd;
 pub mod digest;
 pub mod docs;
 pub mod duration;
+pub mod fields;
 pub mod gitrepository;
 pub mod kustomization;
 pub mod revision;

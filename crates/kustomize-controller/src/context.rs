@@ -2,6 +2,7 @@
 //! for in-process runs (tests, benchmarks), so both run the same wiring.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
@@ -10,13 +11,11 @@ use mooring_api::{GitRepository, Kustomization};
 use mooring_runtime::backoff::FailureTracker;
 use tokio::sync::mpsc;
 
-use crate::apply::KindCache;
 use crate::artifact::{ArtifactCache, ArtifactError, Limits};
-use crate::client_cache::ClientCache;
 use crate::controller::Writers;
-use crate::live::LiveView;
 use crate::metrics::Metrics;
 use crate::state::Memories;
+use crate::target::{Cluster, Remotes};
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -43,8 +42,10 @@ pub struct Settings {
 pub struct Context {
     /// The controller's own client (watches, status, discovery).
     pub client: kube::Client,
-    /// Clients per impersonated ServiceAccount.
-    pub clients: ClientCache,
+    /// This cluster: clients per identity, discovery and the live view of managed objects.
+    pub local: Arc<Cluster>,
+    /// The remote clusters that `spec.kubeConfig` names.
+    pub remotes: Remotes,
     /// Downloaded and extracted artifacts, shared by digest.
     pub artifacts: ArtifactCache,
     /// Command-line settings.
@@ -59,12 +60,8 @@ pub struct Context {
     pub kustomizations: Store<Kustomization>,
     /// Every GitRepository (the sources).
     pub sources: Store<GitRepository>,
-    /// The live view of managed objects.
-    pub live: LiveView,
     /// What each Kustomization last rendered and wrote.
     pub memories: Memories,
-    /// Discovery, shared by every apply.
-    pub kinds: KindCache,
 }
 
 /// The first retry of a failing Kustomization, doubled per failure up to [`MAX_BACKOFF`].
@@ -110,7 +107,8 @@ impl Context {
         let (wake_tx, wakeups) = mpsc::unbounded_channel();
         let context = Context {
             client: client.clone(),
-            clients: ClientCache::new(config),
+            local: Arc::new(Cluster::new(config, client.clone(), wake_tx.clone(), 0)),
+            remotes: Remotes::new(wake_tx),
             artifacts: ArtifactCache::new(cache_dir, limits)?,
             settings,
             recorder: Recorder::new(
@@ -121,9 +119,7 @@ impl Context {
             failures: FailureTracker::new(MIN_BACKOFF, MAX_BACKOFF),
             kustomizations,
             sources,
-            live: LiveView::new(client, wake_tx),
             memories: Memories::default(),
-            kinds: KindCache::new(),
         };
         Ok(Parts {
             context,

@@ -149,5 +149,6 @@ pub async fn run(
             }
         })
         .await;
-    ctx.live.shutdown();
+    ctx.local.live.shutdown();
+    ctx.remotes.shutdown();
 }

@@ -21,5 +21,6 @@ pub mod reconciler;
 pub mod state;
 pub mod steps;
 pub mod substitute;
+pub mod target;
 
 pub use app::run;

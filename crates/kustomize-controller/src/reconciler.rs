@@ -25,6 +25,7 @@ use crate::inventory::Owner;
 use crate::state::Memory;
 use crate::steps::render::Render;
 use crate::steps::{apply, cleanup, gate, health, plan, prune, render};
+use crate::target::{self, Cluster};
 
 /// Reconciles one Kustomization: called by the controller on every trigger.
 pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -134,27 +135,30 @@ async fn run(
         &ctx.kustomizations,
     )?;
     let revision = gate.source.revision.clone();
-    let client = ctx
-        .clients
-        .get(&ns, ctx.settings.service_account(ks))
+    let clients = target::clients(ks, ctx)
+        .await
         .map_err(|e| Error::Identity {
             revision: revision.clone(),
             message: e.to_string(),
         })?;
+    let cluster = clients.target.cluster.clone();
+    let client = clients.target.client.clone();
+    memory.on_cluster(cluster.fingerprint);
 
     let render = render::render(
         ks,
         ctx,
+        &clients,
         &gate.source,
         &gate.default_namespace,
         memory.render.clone(),
     )
     .await?;
     memory.render = Some(render.clone());
-    watch_kinds(ctx, &render);
+    watch_kinds(&cluster, &render);
 
     let stored = status.inventory.clone().unwrap_or_default();
-    let old = prune::read_inventory_live(&ctx.client, &ctx.kinds, &stored, &gate.default_namespace)
+    let old = prune::read_inventory_live(&client, &cluster.kinds, &stored, &gate.default_namespace)
         .await
         .map_err(|e| Error::Build {
             revision: revision.clone(),
@@ -163,7 +167,7 @@ async fn run(
     let plan = plan::plan(
         &render,
         &memory.written,
-        |id| ctx.live.lookup(id),
+        |id| cluster.live.lookup(id),
         Instant::now(),
     );
     let opts = ApplyOptions {
@@ -172,7 +176,7 @@ async fn run(
         force: ks.spec.force,
         concurrency: ctx.settings.apply_concurrency,
         wait_timeout: gate.timeout,
-        kinds: ctx.kinds.clone(),
+        kinds: cluster.kinds.clone(),
     };
     if !plan.apply.is_empty() {
         let widened = apply::widened_inventory(&old, &render).map_err(|e| Error::Build {
@@ -198,7 +202,7 @@ async fn run(
     }
     count_actions(ctx, &applied.changes);
     // Kinds that a CRD of this render defines are known to discovery only now.
-    watch_kinds(ctx, &render);
+    watch_kinds(&cluster, &render);
 
     let mut changes = applied.changes;
     if ks.spec.prune {
@@ -226,8 +230,15 @@ async fn run(
     let summary = if targets.is_empty() {
         None
     } else {
-        let (summary, assessed) =
-            health::assess(&client, &targets, &render, &ctx.live, &memory.health, &opts).await;
+        let (summary, assessed) = health::assess(
+            &client,
+            &targets,
+            &render,
+            &cluster.live,
+            &memory.health,
+            &opts,
+        )
+        .await;
         memory.health = assessed;
         Some(summary).filter(|s| !s.all_current)
     };
@@ -295,13 +306,13 @@ fn new_render(
 }
 
 /// Starts the live view's watch of every kind of the render that discovery knows.
-fn watch_kinds(ctx: &Context, render: &Render) {
+fn watch_kinds(cluster: &Cluster, render: &Render) {
     for desired in &render.objects {
         let Some(types) = desired.object.types.as_ref() else {
             continue;
         };
-        if let Some(kind) = ctx.kinds.cached(&types.api_version, &types.kind) {
-            ctx.live.ensure_watch(&kind.resource);
+        if let Some(kind) = cluster.kinds.cached(&types.api_version, &types.kind) {
+            cluster.live.ensure_watch(&kind.resource);
         }
     }
 }

@@ -44,6 +44,19 @@ pub struct Memory {
     pub health: HashMap<ObjectId, Assessed>,
     /// Since when the objects have not all been healthy (for `spec.timeout`).
     pub unhealthy_since: Option<Instant>,
+    /// The fingerprint of the cluster that `written` and `health` describe.
+    pub cluster: u64,
+}
+
+impl Memory {
+    /// Forgets what was seen of another cluster than `cluster`.
+    pub fn on_cluster(&mut self, cluster: u64) {
+        if self.cluster != cluster {
+            self.written.clear();
+            self.health.clear();
+            self.cluster = cluster;
+        }
+    }
 }
 
 /// The memory of every Kustomization.

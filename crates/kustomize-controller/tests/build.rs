@@ -177,6 +177,39 @@ async fn overlay_with_patches_and_components() {
 }
 
 #[tokio::test]
+async fn missing_components_fail_unless_ignored() {
+    let tree = overlay_tree();
+    let mut input = tree.input("./overlays/prod");
+    input.components = vec![
+        "../../components/extra".into(),
+        "../../components/gone".into(),
+    ];
+    let err = build(input.clone()).await.expect_err("a missing component");
+    assert!(err.to_string().contains("components/gone"), "{err}");
+
+    input.ignore_missing_components = true;
+    let yaml = build(input)
+        .await
+        .expect("build without the missing component");
+    let objects = manifests::parse(&yaml).expect("parse");
+    find(&objects, "ConfigMap", "extra");
+    find(&objects, "ConfigMap", "monitor");
+}
+
+#[tokio::test]
+async fn build_metadata_adds_origin_annotations() {
+    let tree = overlay_tree();
+    let mut input = tree.input("./overlays/prod");
+    input.build_metadata = vec!["originAnnotations".into()];
+    let yaml = build(input).await.expect("build");
+    let objects = manifests::parse(&yaml).expect("parse");
+    let service = find(&objects, "Service", "web");
+    let origin =
+        &service.metadata.annotations.as_ref().expect("annotations")["config.kubernetes.io/origin"];
+    assert!(origin.contains("service.yaml"), "{origin}");
+}
+
+#[tokio::test]
 async fn generated_kustomization_when_none() {
     let tree = Tree::new(&[
         ("apps/deployment.yaml", DEPLOYMENT),

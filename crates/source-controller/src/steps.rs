@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use mooring_api::conditions::reasons;
+use mooring_api::constants::MIN_INTERVAL;
 use mooring_api::{Artifact, GitCheckout, GitRepository, GitRepositorySpec};
 
 use crate::archive::{ArchiveOptions, IncludeSource, build_archive};
@@ -45,27 +46,28 @@ pub fn validate(spec: &GitRepositorySpec) -> Result<Duration, Error> {
                 .to_string(),
         });
     }
-    if spec.verify.is_some() {
+    let json = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(refused) =
+        mooring_api::fields::refused(&json, mooring_api::fields::GITREPOSITORY_REFUSED)
+    {
         return Err(Error::InvalidSpec {
-            field: "spec.verify",
-            reason: reasons::INVALID_VERIFICATION_MODE,
-            message:
-                "commit and tag signature verification is not supported yet; remove spec.verify"
-                    .to_string(),
+            field: refused.path,
+            reason: refused.reason,
+            message: refused.message(),
         });
     }
-    if spec.recurse_submodules {
-        return Err(Error::InvalidSpec {
-            field: "spec.recurseSubmodules",
-            reason: reasons::GIT_OPERATION_FAILED,
-            message: "submodules are not supported yet".to_string(),
-        });
-    }
-    spec.interval().map_err(|e| Error::InvalidSpec {
+    let interval = spec.interval().map_err(|e| Error::InvalidSpec {
         field: "spec.interval",
         reason: reasons::URL_INVALID,
         message: e.to_string(),
     })?;
+    if interval < MIN_INTERVAL {
+        return Err(Error::InvalidSpec {
+            field: "spec.interval",
+            reason: reasons::URL_INVALID,
+            message: format!("spec.interval must be at least {MIN_INTERVAL:?}"),
+        });
+    }
     spec.timeout().map_err(|e| Error::InvalidSpec {
         field: "spec.timeout",
         reason: reasons::URL_INVALID,

@@ -90,7 +90,10 @@ pub struct GitRepositorySpec {
 
     /// How often the repository is checked for a new revision, for example `1m` or `1h30m`.
     /// A change of this object's spec is handled at once, whatever the interval.
-    #[schemars(pattern(DURATION_PATTERN))]
+    #[schemars(pattern(DURATION_PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('1s')",
+        "message": "must be at least 1s",
+    }]))]
     pub interval: String,
 
     /// Time limit of the git operations of one reconciliation (units ms, s and m). Defaults to

@@ -77,12 +77,18 @@ pub struct KustomizationSpec {
     /// `10m`: substitution values are read again and the cluster is compared with the manifests.
     /// A new source revision, a change of this object, and a change of any object it applied are
     /// handled at once.
-    #[schemars(pattern(DURATION_PATTERN))]
+    #[schemars(pattern(DURATION_PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('1s')",
+        "message": "must be at least 1s",
+    }]))]
     pub interval: String,
 
     /// How long to wait before retrying after a failed reconciliation. Defaults to `interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(DURATION_PATTERN))]
+    #[schemars(pattern(DURATION_PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('1s')",
+        "message": "must be at least 1s",
+    }]))]
     pub retry_interval: Option<String>,
 
     /// Time limit of the operations of one reconciliation, such as health checks and waiting for

@@ -39,6 +39,9 @@ pub struct Overrides {
     pub images: Vec<Image>,
     /// `spec.components`, appended to `components`.
     pub components: Vec<String>,
+    /// `spec.buildMetadata` (`originAnnotations`, `transformerAnnotations`), added to
+    /// `buildMetadata`.
+    pub build_metadata: Vec<String>,
 }
 
 impl Overrides {
@@ -230,6 +233,14 @@ pub fn apply_overrides(
     }
     if !overrides.components.is_empty() {
         list(doc, "components", file)?.extend(overrides.components.iter().map(|c| json!(c)));
+    }
+    if !overrides.build_metadata.is_empty() {
+        let listed = list(doc, "buildMetadata", file)?;
+        for option in &overrides.build_metadata {
+            if !listed.iter().any(|v| v.as_str() == Some(option.as_str())) {
+                listed.push(json!(option));
+            }
+        }
     }
     if !overrides.images.is_empty() {
         let images = list(doc, "images", file)?;

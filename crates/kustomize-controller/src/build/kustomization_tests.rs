@@ -134,8 +134,10 @@ fn overrides_are_merged_like_flux() {
             },
         ],
         components: vec!["../c2".into()],
+        build_metadata: vec!["originAnnotations".into()],
     };
     apply_overrides(&mut doc, &overrides, "kustomization.yaml").expect("merge");
+    assert_eq!(doc["buildMetadata"], json!(["originAnnotations"]));
     assert_eq!(doc["namespace"], json!("prod"));
     assert_eq!(doc["namePrefix"], json!("p-"));
     assert_eq!(doc["nameSuffix"], json!("-s"));

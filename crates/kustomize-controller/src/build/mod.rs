@@ -46,6 +46,11 @@ pub struct BuildInput {
     pub images: Vec<Image>,
     /// `spec.components`.
     pub components: Vec<String>,
+    /// `spec.ignoreMissingComponents`: leave out the entries of `components` that do not
+    /// exist.
+    pub ignore_missing_components: bool,
+    /// `spec.buildMetadata`, as kustomize names the options.
+    pub build_metadata: Vec<String>,
     /// Let kustomize fetch remote bases and files (off by default).
     pub allow_remote_bases: bool,
     /// Kill kustomize after this long.
@@ -68,6 +73,8 @@ impl BuildInput {
             patches: Vec::new(),
             images: Vec::new(),
             components: Vec::new(),
+            ignore_missing_components: false,
+            build_metadata: Vec::new(),
             allow_remote_bases: false,
             timeout: DEFAULT_TIMEOUT,
             work_root: None,
@@ -83,6 +90,13 @@ impl BuildInput {
         self.patches = spec.patches.clone();
         self.images = spec.images.clone();
         self.components = spec.components.clone();
+        self.ignore_missing_components = spec.ignore_missing_components;
+        self.build_metadata = spec
+            .build_metadata
+            .iter()
+            .filter_map(|m| serde_json::to_value(m).ok())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
         self
     }
 
@@ -94,6 +108,7 @@ impl BuildInput {
             patches: self.patches.clone(),
             images: self.images.clone(),
             components: self.components.clone(),
+            build_metadata: self.build_metadata.clone(),
         }
     }
 }
@@ -281,7 +296,13 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
             path: input.path.clone(),
         });
     }
-    write_kustomization(&build_dir, &tree, &input.overrides())?;
+    let mut overrides = input.overrides();
+    if input.ignore_missing_components {
+        overrides
+            .components
+            .retain(|component| build_dir.join(component).exists());
+    }
+    write_kustomization(&build_dir, &tree, &overrides)?;
     sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
     Ok(Prepared {
         dir,

@@ -9,6 +9,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::inventory::Owner;
 use crate::steps::prune::read_inventory_live;
+use crate::target;
 
 /// Deletes the inventory's objects unless the policy keeps them, with the Kustomization's own
 /// identity. Returns what was deleted. Talks to the API server.
@@ -30,21 +31,22 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
     if !delete || stored.entries.is_empty() || ks.spec.suspend {
         return Ok(ChangeSet::default());
     }
-    let client = ctx
-        .clients
-        .get(&ns, ctx.settings.service_account(ks))
+    let clients = target::clients(ks, ctx)
+        .await
         .map_err(|e| Error::Finalizer(e.to_string()))?;
+    let cluster = clients.target.cluster;
+    let client = clients.target.client;
     let default_namespace = ks
         .spec
         .target_namespace
         .clone()
         .unwrap_or_else(|| ns.clone());
-    let entries = read_inventory_live(&client, &ctx.kinds, &stored, &default_namespace)
+    let entries = read_inventory_live(&client, &cluster.kinds, &stored, &default_namespace)
         .await
         .map_err(|e| Error::Finalizer(e.to_string()))?;
     let keys = entries.iter().map(ObjectKey::of_entry).collect();
     let mut opts = ApplyOptions::new(ns.clone());
-    opts.kinds = ctx.kinds.clone();
+    opts.kinds = cluster.kinds.clone();
     let wait = matches!(policy, DeletionPolicy::WaitForTermination);
     apply::delete_all(&client, keys, &owner, &opts, wait)
         .await

@@ -6,10 +6,15 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use mooring_api::conditions::reasons;
+use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, MIN_INTERVAL};
+use mooring_api::fields;
 use mooring_api::{GitRepository, Kustomization};
 
 use crate::decide::dependencies_ready;
 use crate::error::Error;
+
+/// The longest label value Kubernetes accepts.
+const MAX_LABEL_VALUE: usize = 63;
 
 /// The source artifact to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +56,21 @@ pub fn gate(
         reason: reasons::RECONCILIATION_FAILED,
         message,
     };
+    let json = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(refused) = fields::refused(&json, fields::KUSTOMIZATION_REFUSED) {
+        return Err(Error::InvalidSpec {
+            reason: refused.reason,
+            message: refused.message(),
+        });
+    }
+    let name = ks.name_any();
+    if name.len() > MAX_LABEL_VALUE {
+        return Err(invalid(format!(
+            "metadata.name: {name:?} is {} characters long; the ownership label \
+             {KUSTOMIZE_NAME_LABEL} holds at most {MAX_LABEL_VALUE}: use a shorter name",
+            name.len()
+        )));
+    }
     let interval = spec
         .interval()
         .map_err(|e| invalid(format!("spec.interval: {e}")))?;
@@ -60,19 +80,39 @@ pub fn gate(
     let retry = spec
         .retry_interval()
         .map_err(|e| invalid(format!("spec.retryInterval: {e}")))?;
+    for (field, value) in [("spec.interval", interval), ("spec.retryInterval", retry)] {
+        if value < MIN_INTERVAL {
+            return Err(invalid(format!(
+                "{field} must be at least {MIN_INTERVAL:?}"
+            )));
+        }
+    }
     let source_ns = spec
         .source_ref
         .namespace
         .clone()
         .unwrap_or_else(|| ns.clone());
     if source_ns != ns && !allow_cross_namespace_refs {
-        return Err(Error::InvalidSpec {
-            reason: reasons::ACCESS_DENIED,
-            message: format!(
-                "spec.sourceRef.namespace: cross-namespace references are disabled on this controller ({source_ns}/{})",
-                spec.source_ref.name
-            ),
-        });
+        return Err(cross_namespace(
+            "spec.sourceRef",
+            &format!("GitRepository {source_ns}/{}", spec.source_ref.name),
+        ));
+    }
+    if !allow_cross_namespace_refs {
+        let other = spec
+            .depends_on
+            .iter()
+            .find(|d| d.namespace.as_deref().is_some_and(|dep_ns| dep_ns != ns));
+        if let Some(dep) = other {
+            return Err(cross_namespace(
+                "spec.dependsOn",
+                &format!(
+                    "Kustomization {}/{}",
+                    dep.namespace.as_deref().unwrap_or_default(),
+                    dep.name
+                ),
+            ));
+        }
     }
     check_dependencies(ks, kustomizations, &ns)?;
     let source = source_artifact(sources, &source_ns, &spec.source_ref.name)?;
@@ -83,6 +123,17 @@ pub fn gate(
         default_namespace: spec.target_namespace.clone().unwrap_or(ns),
         source,
     })
+}
+
+/// The refusal of a reference to another namespace.
+fn cross_namespace(field: &str, target: &str) -> Error {
+    Error::InvalidSpec {
+        reason: reasons::ACCESS_DENIED,
+        message: format!(
+            "{field}: cross-namespace references are disabled on this controller ({target}); \
+             use one in the Kustomization's namespace"
+        ),
+    }
 }
 
 /// Fails with `DependencyNotReady` unless every `dependsOn` Kustomization is Ready.

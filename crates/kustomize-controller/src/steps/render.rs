@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::inventory::{self, ObjectId};
 use crate::state::hash_json;
 use crate::steps::gate::SourceArtifact;
+use crate::target::Clients;
 use crate::{build, manifests, substitute};
 
 /// One rendered object, ready to apply.
@@ -56,6 +57,7 @@ impl Render {
 pub async fn render(
     ks: &Kustomization,
     ctx: &Context,
+    clients: &Clients,
     source: &SourceArtifact,
     default_namespace: &str,
     previous: Option<Arc<Render>>,
@@ -68,12 +70,18 @@ pub async fn render(
         message,
     };
     let vars: BTreeMap<String, String> = match &spec.post_build {
-        Some(post_build) => substitute::gather_vars(&ctx.client, &ns, post_build)
+        Some(post_build) => substitute::gather_vars(&clients.local, &ns, post_build)
             .await
             .map_err(|e| build_err(e.to_string()))?,
         None => BTreeMap::new(),
     };
-    let key = hash_json(&(&source.digest, ks.metadata.generation, &vars));
+    let cluster = &clients.target.cluster;
+    let key = hash_json(&(
+        &source.digest,
+        ks.metadata.generation,
+        &vars,
+        cluster.fingerprint,
+    ));
     if let Some(previous) = previous.filter(|p| p.key == key) {
         return Ok(previous);
     }
@@ -107,7 +115,7 @@ pub async fn render(
         manifests::set_common_metadata(&mut objects, common);
     }
     manifests::stamp_owner(&mut objects, &ks.name_any(), &ns);
-    let scopes = scopes_of(&ctx.client, &ctx.kinds, &objects).await;
+    let scopes = scopes_of(&clients.target.client, &cluster.kinds, &objects).await;
     place_all(&mut objects, default_namespace, &scopes);
     evict_unused_artifacts(ctx).await;
     let digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
