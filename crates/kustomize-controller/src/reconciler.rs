@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -34,15 +35,51 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
     finalizer(&api, FINALIZER, ks, |event| async {
         match event {
             Finalizer::Apply(ks) => reconcile_live(ks, ctx.clone()).await,
-            Finalizer::Cleanup(ks) => {
-                let deleted = cleanup::cleanup(&ks, &ctx).await?;
-                publish_changes(&ctx, &ks, "Deleted", &deleted).await;
-                Ok(Action::await_change())
-            }
+            Finalizer::Cleanup(ks) => match cleanup::cleanup(&ks, &ctx).await {
+                Ok(deleted) => {
+                    publish_changes(&ctx, &ks, "Deleted", &deleted).await;
+                    Ok(Action::await_change())
+                }
+                Err(error) => {
+                    // A namespace being deleted takes its RoleBindings (and the kubeconfig
+                    // Secret) with it: the deletion would be refused forever. Its own objects
+                    // go with the namespace; what is left elsewhere is named.
+                    let leaving = namespace_terminating(&ctx, &ns).await;
+                    let note = if leaving {
+                        format!(
+                            "the namespace is being deleted; objects of the inventory outside it are left in place: {error}"
+                        )
+                    } else {
+                        format!("deleting the applied objects failed, retrying: {error}")
+                    };
+                    publish(&ctx, &ks, EventType::Warning, reasons::PRUNE_FAILED, note).await;
+                    if leaving {
+                        Ok(Action::await_change())
+                    } else {
+                        Err(error)
+                    }
+                }
+            },
         }
     })
     .await
     .map_err(|e| Error::Finalizer(e.to_string()))
+}
+
+/// Whether the namespace `ns` is being deleted (listed, so that list rights are enough).
+async fn namespace_terminating(ctx: &Context, ns: &str) -> bool {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let params = ListParams::default().fields(&format!("metadata.name={ns}"));
+    match api.list(&params).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .any(|n| n.metadata.deletion_timestamp.is_some()),
+        Err(e) => {
+            tracing::debug!(namespace = %ns, error = %e, "reading the namespace");
+            false
+        }
+    }
 }
 
 /// Decides when to retry after `reconcile` returned an error (status was not written).

@@ -88,6 +88,21 @@ pub enum TargetError {
         /// What is wrong.
         problem: String,
     },
+    /// The remote cluster does not answer.
+    #[error(
+        "spec.kubeConfig.secretRef: the cluster at {server} (Secret '{namespace}/{name}') cannot be reached: {source}"
+    )]
+    Unreachable {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// The kubeconfig's server.
+        server: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
     /// A client could not be built.
     #[error("{0}")]
     Client(String),
@@ -172,6 +187,17 @@ impl Remotes {
             .map_err(|e| invalid(format!("invalid kubeconfig: {e}")))?;
         let client = Client::try_from(config.clone())
             .map_err(|e| TargetError::Client(format!("a client for the remote cluster: {e}")))?;
+        // One request per new kubeconfig, so that a wrong address is reported as such; a
+        // cluster that does not answer is not kept, and is tried again at the next pass.
+        client
+            .apiserver_version()
+            .await
+            .map_err(|source| TargetError::Unreachable {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                server: config.cluster_url.to_string(),
+                source,
+            })?;
         let cluster = Arc::new(Cluster::new(config, client, self.wake.clone(), fingerprint));
         tracing::info!(secret = %format!("{namespace}/{name}"), "remote cluster client built");
         let old = self

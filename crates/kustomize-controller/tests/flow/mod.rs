@@ -55,6 +55,16 @@ impl Controllers {
 
 /// Starts both controllers for `env`'s namespace.
 pub async fn start(env: &TestEnv, requeue_dependency: Duration) -> Controllers {
+    start_as(env, requeue_dependency, None).await
+}
+
+/// Starts both controllers; Kustomizations naming no ServiceAccount are impersonated as
+/// `default_service_account` when given.
+pub async fn start_as(
+    env: &TestEnv,
+    requeue_dependency: Duration,
+    default_service_account: Option<&str>,
+) -> Controllers {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
@@ -101,7 +111,7 @@ pub async fn start(env: &TestEnv, requeue_dependency: Duration) -> Controllers {
             requeue_dependency,
             strict_substitution: true,
             allow_cross_namespace_refs: false,
-            default_service_account: None,
+            default_service_account: default_service_account.map(str::to_owned),
         },
     )
     .expect("kustomize-controller");

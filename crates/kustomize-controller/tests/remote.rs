@@ -1,0 +1,155 @@
+//! Remote clusters: a Kustomization of the first control plane whose `spec.kubeConfig.secretRef`
+//! names a kubeconfig of a second one applies, corrects drift and prunes there, never here; an
+//! unreachable remote gives a clear condition and keeps what is applied.
+
+mod common;
+mod flow;
+
+use std::time::Duration;
+
+use flow::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use mooring_testkit::control_plane::{ControlPlane, Options};
+use mooring_testkit::git::{Auth, GitServer};
+use serde_json::json;
+
+const SLOW: Duration = Duration::from_secs(3600);
+
+async fn put_kubeconfig(env: &mooring_testkit::TestEnv, kubeconfig: &str) {
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "remote"},
+                        "stringData": {"value": kubeconfig}});
+    secrets
+        .patch(
+            "remote",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("kubeconfig Secret");
+}
+
+#[tokio::test]
+async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster() {
+    let env = common::env("remote").await;
+    let remote = tokio::task::spawn_blocking(|| ControlPlane::start(&Options::default()))
+        .await
+        .expect("join")
+        .expect("second control plane");
+    let remote_client = remote.client().await.expect("remote client");
+    let namespaces: Api<Namespace> = Api::all(remote_client.clone());
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": env.namespace}})).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("the namespace on the remote");
+    let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).expect("kubeconfig");
+    put_kubeconfig(&env, &kubeconfig).await;
+
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("remote"), Auth::None)
+        .expect("repo");
+    let first = repo
+        .commit(
+            &[
+                ("a.yaml", &config_map_yaml("a", "1")),
+                ("b.yaml", &config_map_yaml("b", "1")),
+            ],
+            "a and b",
+        )
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "app",
+        json!({"kubeConfig": {"secretRef": {"name": "remote"}}}),
+    )
+    .await;
+    wait_ks(&env, "app", "applied", 90, |k| applied(k, &first)).await;
+
+    let there: Api<ConfigMap> = Api::namespaced(remote_client.clone(), &env.namespace);
+    let here: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    for name in ["a", "b"] {
+        assert!(
+            there.get_opt(name).await.expect("get").is_some(),
+            "{name} on the remote"
+        );
+        assert!(
+            here.get_opt(name).await.expect("get").is_none(),
+            "{name} not here"
+        );
+    }
+
+    // Drift on the remote: deleted, then restored by the remote's live view.
+    there
+        .delete("a", &DeleteParams::default())
+        .await
+        .expect("delete on the remote");
+    wait_for(
+        &there,
+        "a",
+        "restored on the remote",
+        Duration::from_secs(60),
+        |cm| cm.is_some(),
+    )
+    .await;
+
+    // Prune on the remote.
+    let second = repo.remove(&["b.yaml"], "b removed").expect("commit");
+    poke_source(&env, "repo", "1").await;
+    wait_ks(&env, "app", "second applied", 60, |k| applied(k, &second)).await;
+    wait_for(
+        &there,
+        "b",
+        "pruned on the remote",
+        Duration::from_secs(60),
+        |cm| cm.is_none(),
+    )
+    .await;
+
+    // An unreachable remote: a clear condition, and what is applied stays.
+    let unreachable = kubeconfig.replace(remote.server(), "https://127.0.0.1:1");
+    put_kubeconfig(&env, &unreachable).await;
+    let third = repo
+        .commit(&[("c.yaml", &config_map_yaml("c", "1"))], "c")
+        .expect("commit");
+    poke_source(&env, "repo", "2").await;
+    let ks = wait_ks(&env, "app", "unreachable reported", 90, |k| {
+        attempted(k, &third)
+            && ready(k).is_some_and(|(s, _, m)| s == "False" && m.contains("127.0.0.1:1"))
+    })
+    .await;
+    let status = ks.status.expect("status");
+    assert!(
+        status
+            .last_applied_revision
+            .as_deref()
+            .is_some_and(|r| r.ends_with(&second)),
+        "the last applied revision stays"
+    );
+    assert!(
+        there.get_opt("a").await.expect("get").is_some(),
+        "a stays on the remote"
+    );
+
+    // The Secret fixed: the client is rebuilt and the new revision lands.
+    put_kubeconfig(&env, &kubeconfig).await;
+    let ks_api: Api<mooring_api::Kustomization> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    let poke = json!({"metadata": {"annotations": {"reconcile.mooring.dev/requestedAt": "3"}}});
+    ks_api
+        .patch("app", &PatchParams::default(), &Patch::Merge(&poke))
+        .await
+        .expect("annotate");
+    wait_ks(&env, "app", "applied after the fix", 90, |k| {
+        applied(k, &third)
+    })
+    .await;
+    assert!(there.get_opt("c").await.expect("get").is_some());
+    assert!(here.get_opt("c").await.expect("get").is_none());
+    controllers.stop().await;
+}
