@@ -38,6 +38,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
             Finalizer::Cleanup(ks) => match cleanup::cleanup(&ks, &ctx).await {
                 Ok(deleted) => {
                     publish_changes(&ctx, &ks, "Deleted", &deleted).await;
+                    ctx.remotes.release(&ks, &ctx.kustomizations.state());
                     Ok(Action::await_change())
                 }
                 Err(error) => {

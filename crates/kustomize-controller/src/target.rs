@@ -210,6 +210,26 @@ impl Remotes {
         Ok(cluster)
     }
 
+    /// Forgets the remote cluster of `ks` unless another Kustomization of `all` uses the same
+    /// Secret; its watches stop once no pass holds it.
+    pub fn release(&self, ks: &Kustomization, all: &[Arc<Kustomization>]) {
+        let Some(secret) = kubeconfig_secret(ks) else {
+            return;
+        };
+        let ns = ks.namespace().unwrap_or_default();
+        let shared = all.iter().any(|other| {
+            other.uid() != ks.uid()
+                && other.namespace().as_deref() == Some(ns.as_str())
+                && kubeconfig_secret(other) == Some(secret)
+        });
+        if !shared {
+            self.clusters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(slot_ns, slot_name, _), _| !(slot_ns == &ns && slot_name == secret));
+        }
+    }
+
     fn get(&self, slot: &(String, String, String)) -> Option<Arc<Cluster>> {
         self.clusters
             .lock()
@@ -272,6 +292,16 @@ pub fn remote_service_account(ks: &Kustomization) -> Option<&str> {
         .service_account_name
         .as_deref()
         .filter(|sa| !sa.is_empty())
+}
+
+/// The name of the kubeconfig Secret of `ks`, if it targets a remote cluster.
+fn kubeconfig_secret(ks: &Kustomization) -> Option<&str> {
+    ks.spec
+        .kube_config
+        .as_ref()?
+        .secret_ref
+        .as_ref()
+        .map(|s| s.name.as_str())
 }
 
 /// The two clients of a pass: `local` acts on this cluster with the Kustomization's identity
