@@ -105,19 +105,7 @@ async fn a_tenant_cannot_write_outside_its_rights_and_nothing_of_the_stage_is_ap
     grant(&env, &["configmaps"], &["*"]);
     let repo = repo("tenant-escape");
     let b = &other.name;
-    // Tenant B's Secret, and what tenant A's repository tries: to bind itself cluster-admin, and
-    // to plant a Kustomization in B that would read B's Secret.
-    env.plane
-        .run_kubectl(&[
-            "create",
-            "secret",
-            "generic",
-            "b-secret",
-            "-n",
-            b,
-            "--from-literal=token=b-only",
-        ])
-        .expect("tenant B's Secret");
+    // What tenant A's repository tries: to bind itself cluster-admin, and to write into B.
     let escalation = format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {b}-escalate\n\
          roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}\n\
@@ -139,7 +127,14 @@ async fn a_tenant_cannot_write_outside_its_rights_and_nothing_of_the_stage_is_ap
         .expect("commit");
     let controllers = start_tenant(&env, &repo, json!({"targetNamespace": null})).await;
     let ks = wait_ks(&env, "app", "refused", 60, |k| {
-        attempted(k, &commit) && failing_with(k, &[&format!("{b}-escalate")])
+        attempted(k, &commit)
+            && failing_with(
+                k,
+                &[
+                    &format!("ClusterRoleBinding/{b}-escalate"),
+                    &format!("ConfigMap/{b}/planted"),
+                ],
+            )
     })
     .await;
     let text = message(&ks);
@@ -163,17 +158,6 @@ async fn a_tenant_cannot_write_outside_its_rights_and_nothing_of_the_stage_is_ap
         "nothing of the refused render is applied"
     );
 
-    // Without the ClusterRoleBinding, the ConfigMap in B is what is refused, named.
-    let commit = repo
-        .remove(&["escalate.yaml"], "only the ConfigMap in B")
-        .expect("commit");
-    poke_source(&env, "repo", "1").await;
-    wait_ks(&env, "app", "refused in B", 60, |k| {
-        attempted(k, &commit) && failing_with(k, &[&format!("ConfigMap/{b}/planted")])
-    })
-    .await;
-    assert!(!exists(&in_b, "planted").await, "nothing written in B");
-    assert!(!exists(&config_maps(&env), "own").await);
     controllers.stop().await;
     other.delete().await;
 }
@@ -312,8 +296,7 @@ async fn prune_drift_and_deletion_are_done_as_the_tenant() {
     kss.delete("app", &DeleteParams::default())
         .await
         .expect("delete");
-    let before = controllers.reconciles();
-    wait_until(|| controllers.reconciles() >= before + 2, 60).await;
+    wait_event(&env, "PruneFailed", "deleting the applied objects failed").await;
     assert!(
         kss.get_opt("app").await.expect("get").is_some(),
         "the finalizer waits for the objects to be deleted"
@@ -326,6 +309,27 @@ async fn prune_drift_and_deletion_are_done_as_the_tenant() {
     .await;
     wait_ks_gone(&kss).await;
     controllers.stop().await;
+}
+
+/// Waits (watching, up to 60 s) for an Event with `reason` whose note contains `text`.
+async fn wait_event(env: &TestEnv, reason: &str, text: &str) {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.namespace);
+    let mut events = watcher(api, watcher::Config::default())
+        .applied_objects()
+        .try_filter(|e| {
+            let hit = e.reason.as_deref() == Some(reason)
+                && e.note.as_deref().is_some_and(|n| n.contains(text));
+            std::future::ready(hit)
+        })
+        .boxed();
+    tokio::time::timeout(Duration::from_secs(60), events.next())
+        .await
+        .unwrap_or_else(|_| panic!("no {reason} Event with {text:?} in 60s"))
+        .expect("watch ended")
+        .expect("watch error");
 }
 
 async fn wait_ks_gone(api: &Api<Kustomization>) {
