@@ -106,8 +106,9 @@ pub struct GitRepositorySpec {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<GitRepositoryRef>,
 
-    /// Verification of the OpenPGP or SSH signature of the checked-out commit or tag. When
-    /// omitted, signatures are not checked.
+    /// Verification of the OpenPGP or SSH signature of the checked-out commit or tag. Not
+    /// implemented yet: a GitRepository that sets it is refused (Stalled) rather than served
+    /// unverified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<GitRepositoryVerification>,
 
@@ -126,7 +127,7 @@ pub struct GitRepositorySpec {
     #[serde(default, skip_serializing_if = "is_false")]
     pub suspend: bool,
 
-    /// Also check out the submodules, with the same credentials as this repository.
+    /// Also check out the submodules. Not implemented yet: `true` is refused (Stalled).
     #[serde(default, skip_serializing_if = "is_false")]
     pub recurse_submodules: bool,
 

@@ -120,7 +120,7 @@ pub struct KustomizationSpec {
     pub health_checks: Vec<NamespacedObjectKindReference>,
 
     /// CEL expressions that tell when objects of a custom kind are ready, in progress or failed.
-    /// Used by `wait` and `healthChecks`.
+    /// Not implemented: a Kustomization that sets it is refused (Stalled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health_check_exprs: Vec<CustomHealthCheck>,
 
@@ -174,16 +174,22 @@ pub struct KustomizationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_build: Option<PostBuild>,
 
-    /// Decryption of SOPS-encrypted manifests.
+    /// Decryption of SOPS-encrypted manifests. Not implemented yet: a Kustomization that sets
+    /// it is refused (Stalled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decryption: Option<Decryption>,
 
-    /// ServiceAccount, in the same namespace, to impersonate when applying, pruning and checking
-    /// health. When omitted, the controller's own identity is used.
+    /// ServiceAccount, in the same namespace, to impersonate for every request made for this
+    /// Kustomization: applying, pruning, checking health, reading `substituteFrom` and
+    /// `kubeConfig` Secrets, and deleting on removal. When omitted, the controller's
+    /// `--default-service-account` is impersonated, or, without one, the controller's own
+    /// identity is used. With `kubeConfig`, it is impersonated on the remote cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
 
-    /// Kubeconfig of a remote cluster to apply to instead of this one.
+    /// Kubeconfig of a remote cluster to apply to instead of this one: objects are applied,
+    /// pruned, watched for drift and checked for health there. Only `secretRef` is
+    /// implemented; `configMapRef` is refused (Stalled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_config: Option<KubeConfigReference>,
 
@@ -197,8 +203,8 @@ pub struct KustomizationSpec {
     #[serde(default, skip_serializing_if = "is_false")]
     pub suspend: bool,
 
-    /// Fields to leave alone when correcting drift, so that changes made in the cluster by
-    /// others (for example an autoscaler's replica count) are kept.
+    /// Fields to leave alone when correcting drift. Not implemented: a Kustomization that sets
+    /// it is refused (Stalled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<IgnoreRule>,
 }

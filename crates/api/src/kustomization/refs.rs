@@ -63,9 +63,7 @@ pub struct DependencyReference {
     pub namespace: Option<String>,
 
     /// CEL expression that decides whether the dependency is ready, in place of the built-in
-    /// check (Ready is True for the current generation and, when both use the same source, the
-    /// dependency has applied the same revision). The variables are `self` (this
-    /// Kustomization) and `dep` (the dependency).
+    /// check. Not implemented: a Kustomization that sets it is refused (Stalled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_expr: Option<String>,
 }
