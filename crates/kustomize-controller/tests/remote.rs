@@ -1,6 +1,6 @@
 //! Remote clusters: a Kustomization of the first control plane whose `spec.kubeConfig.secretRef`
-//! names a kubeconfig of a second one applies, corrects drift and prunes there, never here; an
-//! unreachable remote gives a clear condition and keeps what is applied.
+//! names a kubeconfig of a second one applies, checks health, corrects drift and prunes there,
+//! never here; an unreachable remote gives a clear condition and keeps what is applied.
 
 mod common;
 mod flow;
@@ -45,6 +45,13 @@ async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster
         .create(&PostParams::default(), &ns)
         .await
         .expect("the namespace on the remote");
+    // Only the remote has it: a health check of it passes only if health is read there.
+    let marker: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "marker"}})).expect("ConfigMap");
+    Api::<ConfigMap>::namespaced(remote_client.clone(), &env.namespace)
+        .create(&PostParams::default(), &marker)
+        .await
+        .expect("marker on the remote");
     let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).expect("kubeconfig");
     put_kubeconfig(&env, &kubeconfig).await;
 
@@ -66,7 +73,8 @@ async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster
     kustomization(
         &env,
         "app",
-        json!({"kubeConfig": {"secretRef": {"name": "remote"}}}),
+        json!({"kubeConfig": {"secretRef": {"name": "remote"}},
+               "healthChecks": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "marker"}]}),
     )
     .await;
     wait_ks(&env, "app", "applied", 90, |k| applied(k, &first)).await;
