@@ -516,3 +516,71 @@ async fn unsupported_settings_stall_and_a_suspended_repository_is_left_alone() {
     .await;
     running.stop().await;
 }
+
+/// Everything the API server holds about the namespace's GitRepositories and Events, as text.
+async fn visible_text(env: &mooring_testkit::TestEnv) -> String {
+    use k8s_openapi::api::events::v1::Event;
+    let repos: Api<mooring_api::GitRepository> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    let events: Api<Event> = Api::namespaced(env.client.clone(), &env.namespace);
+    let repos = repos.list(&Default::default()).await.expect("list");
+    let events = events.list(&Default::default()).await.expect("list");
+    let statuses: Vec<_> = repos.items.iter().map(|r| &r.status).collect();
+    let notes: Vec<_> = events.items.iter().map(|e| &e.note).collect();
+    format!(
+        "{}\n{}",
+        serde_json::to_string(&statuses).expect("json"),
+        serde_json::to_string(&notes).expect("json")
+    )
+}
+
+#[tokio::test]
+async fn a_token_written_as_the_url_user_never_shows() {
+    let env = test_env("src-url-token").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let running = start(&env, None).await;
+    let repo = server
+        .create_repo(&unique("token"), Auth::basic("git", "s3cret"))
+        .expect("repo");
+    let token = "ghp_Marker7Q2w9TokenValue";
+    let with_token = |url: &str| url.replacen("://", &format!("://{token}@"), 1);
+
+    // Over plain http: refused before anything is sent.
+    apply_repo(
+        &env,
+        repo_manifest("plain", &with_token(repo.http_url()), json!({})),
+    )
+    .await;
+    // Over https: the server refuses the token, and says so.
+    create_secret(&env, "ca", json!({"ca.crt": server.ca_pem()})).await;
+    apply_repo(
+        &env,
+        repo_manifest(
+            "tls",
+            &with_token(repo.https_url()),
+            json!({"secretRef": {"name": "ca"}}),
+        ),
+    )
+    .await;
+    let refused = |r: &mooring_api::GitRepository, text: &str| {
+        ready(r).is_some_and(|(s, _, m)| s == "False" && m.contains(text))
+    };
+    wait_for(&env, "plain", "refused over plain http", |r| {
+        refused(r, "plain http")
+    })
+    .await;
+    let tls = wait_for(&env, "tls", "refused by the server", |r| {
+        ready(r).is_some_and(|(s, _, _)| s == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&tls).expect("Ready");
+    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert!(message.contains("https://***@127.0.0.1"), "{message}");
+    let seen = visible_text(&env).await;
+    assert!(!seen.contains(token), "the token shows:\n{seen}");
+    assert!(
+        !seen.contains("Marker7Q2w9"),
+        "part of the token shows:\n{seen}"
+    );
+    running.stop().await;
+}

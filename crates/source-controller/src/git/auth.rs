@@ -213,7 +213,7 @@ impl GitAuth {
         if let Some(pass) = self.ssh.as_ref().and_then(|s| s.passphrase.as_ref()) {
             out.push(pass.expose().as_str());
         }
-        out.retain(|s| s.len() >= 3);
+        out.retain(|s| !s.is_empty());
         out
     }
 }

@@ -55,11 +55,19 @@ fn join(messages: impl Iterator<Item = String>) -> String {
     out.join(": ")
 }
 
-/// `text` with every secret replaced by `***`.
+/// Credentials shorter than this cannot be replaced in a message without mangling it (a
+/// one-letter password is in most words), so a message that may hold one is withheld.
+const SHORTEST_SCRUBBED: usize = 4;
+
+/// `text` with every secret replaced by `***`; withheld whole when a secret is too short to be
+/// told apart from the rest of the text.
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
+    let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    if secrets.iter().any(|s| s.len() < SHORTEST_SCRUBBED) {
+        return "(details withheld: a credential is too short to be removed from them)".to_owned();
+    }
     secrets
         .iter()
-        .filter(|s| !s.is_empty())
         .fold(text.to_owned(), |acc, s| acc.replace(s, "***"))
 }
 
@@ -212,6 +220,13 @@ mod tests {
             "token *** and ***"
         );
         assert_eq!(scrub("nothing", &[""]), "nothing");
+    }
+
+    #[test]
+    fn a_message_that_may_hold_a_short_secret_is_withheld() {
+        let scrubbed = scrub("remote said: bad password ab for user x", &["ab"]);
+        assert!(!scrubbed.contains("ab "), "{scrubbed}");
+        assert!(scrubbed.contains("withheld"), "{scrubbed}");
     }
 
     #[test]

@@ -235,7 +235,7 @@ impl<'a> Session<'a> {
     pub(crate) fn classify(&self, err: &gix::Error, commit: Option<&str>) -> GitError {
         let auth = &self.remote.auth;
         let mut secrets = auth.secret_strings();
-        secrets.extend(self.url.password());
+        secrets.extend(self.url.secrets());
         if let Some(p) = self.remote.proxy.as_ref().and_then(|p| p.password.as_ref()) {
             secrets.push(p.expose());
         }

@@ -83,14 +83,24 @@ impl RepoUrl {
         &self.for_gix
     }
 
-    /// Whether the URL itself carries a password (`https://user:pass@host/...`).
+    /// Whether the URL itself carries a credential: a password (`https://user:pass@host/...`),
+    /// or, over HTTP(S), a user alone, which is how tokens are often written
+    /// (`https://TOKEN@host/...`).
     pub(crate) fn has_password(&self) -> bool {
-        self.for_gix.password().is_some()
+        !self.secrets().is_empty()
     }
 
-    /// The password in the URL, to scrub it from messages.
-    pub(crate) fn password(&self) -> Option<&str> {
-        self.for_gix.password()
+    /// The credentials in the URL, to scrub them from messages: its password and, over
+    /// HTTP(S), its user.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        let user = match self.scheme {
+            Scheme::Http | Scheme::Https => self.for_gix.user(),
+            Scheme::Ssh => None,
+        };
+        user.into_iter()
+            .chain(self.for_gix.password())
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 
     /// The URL for messages: the password, if any, replaced.
@@ -110,8 +120,9 @@ pub fn cache_key(url: &str) -> String {
     hex::encode(Sha256::digest(url.as_bytes()))
 }
 
-/// `url` with the password of its userinfo (if any) replaced by `***`; works on malformed input
-/// too, since it is used to report why a URL is invalid.
+/// `url` with its credentials replaced by `***`: over HTTP(S) the whole userinfo (a user alone
+/// is often a token), over SSH the password (the user, such as `git`, is kept). Works on
+/// malformed input too, since it is used to report why a URL is invalid.
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
@@ -124,9 +135,13 @@ pub fn redact(url: &str) -> String {
         return url.to_owned();
     };
     let userinfo = &authority[..at];
-    let user = match userinfo.find(':') {
-        Some(colon) => format!("{}:***", &userinfo[..colon]),
-        None => userinfo.to_owned(),
+    let user = if !url.starts_with("ssh://") {
+        "***".to_owned()
+    } else {
+        match userinfo.find(':') {
+            Some(colon) => format!("{}:***", &userinfo[..colon]),
+            None => userinfo.to_owned(),
+        }
     };
     format!(
         "{}{user}{}",
@@ -150,17 +165,20 @@ mod tests {
     }
 
     #[test]
-    fn redaction_hides_only_the_password() {
+    fn redaction_hides_every_credential() {
         assert_eq!(redact("https://h/r.git"), "https://h/r.git");
         assert_eq!(
             redact("https://user:s3cret@h:8443/r.git"),
-            "https://user:***@h:8443/r.git"
+            "https://***@h:8443/r.git"
         );
-        assert_eq!(redact("ssh://git@h/r.git"), "ssh://git@h/r.git");
         assert_eq!(
-            redact("https://u:p@ss@h/r?x=a@b"),
-            "https://u:***@h/r?x=a@b"
+            redact("https://ghp_T0KEN@github.com/o/r.git"),
+            "https://***@github.com/o/r.git"
         );
+        assert_eq!(redact("http://T0KEN@h/r.git"), "http://***@h/r.git");
+        assert_eq!(redact("ssh://git@h/r.git"), "ssh://git@h/r.git");
+        assert_eq!(redact("ssh://git:pw@h/r.git"), "ssh://git:***@h/r.git");
+        assert_eq!(redact("https://u:p@ss@h/r?x=a@b"), "https://***@h/r?x=a@b");
         assert_eq!(redact("not a url"), "not a url");
     }
 
