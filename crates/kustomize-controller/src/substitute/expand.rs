@@ -20,6 +20,11 @@ pub enum ExpandError {
     /// A variable without default is not set, in strict mode.
     #[error("variable {0:?} is not set (strict mode) and has no default")]
     NotSet(String),
+    /// The offset or length of a substring is not an integer once expanded.
+    #[error(
+        "bad substitution: the offset and length of a substring must expand to integers (the value is not shown)"
+    )]
+    NotAnInteger,
     /// The text after `${` is not a valid expression.
     #[error("bad substitution at {position:?}: {problem}")]
     Syntax {
@@ -369,10 +374,8 @@ impl Env<'_, '_> {
         if text.is_empty() {
             return Ok(0);
         }
-        text.parse().map_err(|_| ExpandError::Syntax {
-            position: text.chars().take(40).collect(),
-            problem: "the offset and length of a substring are integers",
-        })
+        // The text is a value (perhaps from a Secret), so it is not shown.
+        text.parse().map_err(|_| ExpandError::NotAnInteger)
     }
 }
 
