@@ -9,6 +9,7 @@ use mooring_testkit::controllers::{self, Controllers};
 use mooring_testkit::tools::{tool, workspace_root};
 use tempfile::TempDir;
 
+use crate::chart;
 use crate::cli::{Error, run, run_capturing};
 
 /// The Helm release name.
@@ -19,6 +20,8 @@ pub const NAMESPACE: &str = "mooring-system";
 pub const SOURCE_SERVICE_ACCOUNT: &str = "mooring-source-controller";
 /// The chart's kustomize-controller ServiceAccount.
 pub const KUSTOMIZE_SERVICE_ACCOUNT: &str = "mooring-kustomize-controller";
+/// The chart's kustomize-controller Deployment.
+pub const KUSTOMIZE_DEPLOYMENT: &str = "mooring-kustomize-controller";
 /// The `--timeout` of every `kubectl wait`: generous, since only a failing test waits it out.
 pub const WAIT_TIMEOUT: &str = "--timeout=90s";
 
@@ -210,18 +213,74 @@ current-context: {service_account}
         self.write_file(&format!("{service_account}-{n}.kubeconfig"), &kubeconfig)
     }
 
+    /// The kustomize-controller flags that the installed release's Deployment passes (less
+    /// what testkit sets itself): the release's values rendered with the Deployments.
+    pub fn chart_kustomize_flags(&self) -> Result<Vec<String>, Error> {
+        let values = self.helm(&[
+            "get",
+            "values",
+            RELEASE,
+            "--namespace",
+            NAMESPACE,
+            "--all",
+            "--output",
+            "yaml",
+        ])?;
+        let values = self.write_file("release-values.yaml", &values)?;
+        let values = values.display().to_string();
+        let chart = chart_dir();
+        let rendered = self.helm(&[
+            "template",
+            RELEASE,
+            chart.as_str(),
+            "--namespace",
+            NAMESPACE,
+            "--values",
+            values.as_str(),
+            "--set",
+            "deployControllers=true",
+        ])?;
+        let objects = chart::parse(&rendered)?;
+        chart::kustomize_flags(&objects, KUSTOMIZE_DEPLOYMENT)
+    }
+
     /// Starts both controller binaries as the chart's ServiceAccounts, with leader election on
-    /// Leases in [`NAMESPACE`].
+    /// Leases in [`NAMESPACE`] and the kustomize-controller flags of the installed release
+    /// ([`Cluster::chart_kustomize_flags`]). Controllers already running are stopped first.
     pub fn start_controllers(&mut self) -> Result<&Controllers, Error> {
+        self.stop_controllers();
         let options = controllers::Options {
             source_kubeconfig: self.service_account_kubeconfig(SOURCE_SERVICE_ACCOUNT)?,
             kustomize_kubeconfig: self.service_account_kubeconfig(KUSTOMIZE_SERVICE_ACCOUNT)?,
             leader_election_namespace: Some(NAMESPACE.to_string()),
             log_level: "info".to_string(),
-            kustomize_flags: Vec::new(),
+            kustomize_flags: self.chart_kustomize_flags()?,
         };
         let started = Controllers::start(&options)?;
         Ok(self.controllers.insert(started))
+    }
+
+    /// Gives `service_account` of `namespace` the built-in ClusterRole `admin` in that namespace
+    /// only (a RoleBinding), as a tenant would for its Kustomizations in tenant-safe mode.
+    pub fn grant_namespace_admin(
+        &self,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<(), Error> {
+        // `admin` is an aggregated role: empty until kube-controller-manager has filled it.
+        self.wait(&["--for=jsonpath={.rules}", "clusterrole/admin"])?;
+        let subject = format!("--serviceaccount={namespace}:{service_account}");
+        let name = format!("{service_account}-namespace-admin");
+        self.kubectl(&[
+            "create",
+            "rolebinding",
+            &name,
+            "--clusterrole=admin",
+            &subject,
+            "--namespace",
+            namespace,
+        ])?;
+        Ok(())
     }
 
     /// The running controllers, if any.

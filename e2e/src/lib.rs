@@ -5,6 +5,7 @@
 //! Nothing here talks to the API server through a client library: what a test checks is what a
 //! user sees.
 
+pub mod chart;
 pub mod cli;
 pub mod cluster;
 pub mod objects;

@@ -10,10 +10,14 @@ use serde_json::Value;
 /// Where the example Kustomization applies the sample.
 const APP: &str = "default";
 
-/// A cluster with the chart installed and both controllers running as its ServiceAccounts.
+/// A cluster with the chart installed (tenant-safe), both controllers running as its
+/// ServiceAccounts, and the sample's namespace giving its `default` ServiceAccount `admin`
+/// there: cluster set-up, like the chart, not something the backup holds.
 fn cluster_with_mooring() -> Cluster {
     let mut cluster = Cluster::start().expect("control plane");
     cluster.must(cluster.install_chart(&[]), "helm install");
+    let granted = cluster.grant_namespace_admin(APP, "default");
+    cluster.must(granted, "the tenant's RoleBinding");
     let started = cluster.start_controllers().map(|_| ());
     cluster.must(started, "start the controllers");
     cluster

@@ -1,15 +1,57 @@
-//! Mooring as a user meets it: `helm install`, the controllers running as the chart's own
-//! ServiceAccounts, then `kubectl` only: apply, wait, follow commits, prune, restore drift,
-//! `helm upgrade` to narrower apply rights, delete with each deletionPolicy, `helm uninstall`.
+//! Mooring as a user meets it: `helm install` with the defaults (tenant-safe), the controllers
+//! running as the chart's own ServiceAccounts with the flags its Deployments pass, a tenant
+//! giving its namespace's ServiceAccount rights, then `kubectl` only: apply, wait, follow
+//! commits, prune, restore drift, refuse what the tenant may not do, `helm upgrade` to
+//! cluster-admin mode with narrower apply rights, delete with each deletionPolicy, `helm
+//! uninstall`.
 
 use mooring_e2e::cluster::{KUSTOMIZE_SERVICE_ACCOUNT, SOURCE_SERVICE_ACCOUNT, chart_dir};
 use mooring_e2e::{Cluster, NAMESPACE, Timer, main_revision, sample_repo};
 use mooring_testkit::examples::example_manifests;
-use mooring_testkit::git::{GitServer, Repo};
+use mooring_testkit::git::{Auth, GitServer, Repo};
 use mooring_testkit::tools::workspace_root;
 
-/// Where the example Kustomization applies the sample (its `targetNamespace`).
+/// Where the example Kustomization applies the sample (its `targetNamespace`), and the tenant
+/// whose Kustomizations these are.
 const APP: &str = "default";
+
+/// The tenant's ServiceAccount that tenant-safe mode impersonates for Kustomizations naming
+/// none (the chart's `tenancy.defaultServiceAccount`).
+const TENANT_SERVICE_ACCOUNT: &str = "default";
+
+/// Objects that a tenant with `admin` in [`APP`] may not create: one in another namespace, one
+/// cluster-scoped (that would make the tenant cluster-admin).
+const ESCAPES: [(&str, &str, &str); 2] = [
+    (
+        "other-namespace",
+        "configmap/escape",
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: escape
+  namespace: kube-system
+data:
+  note: written by a tenant of another namespace
+",
+    ),
+    (
+        "cluster-scoped",
+        "clusterrolebinding/escape",
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: escape
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: cluster-admin
+subjects:
+  - kind: ServiceAccount
+    name: default
+    namespace: default
+",
+    ),
+];
 
 /// A Kustomization of `./extra` that leaves its objects behind when deleted.
 const ORPHAN_KUSTOMIZATION: &str = "apiVersion: kustomize.mooring.dev/v1
@@ -89,18 +131,26 @@ fn helm_install_then_kubectl_drives_the_controllers() {
     install_chart(&cluster);
     timer.step("helm install; the full chart validated by the API server, restricted Pod Security");
     service_accounts_have_least_privilege(&cluster);
-    timer.step("the source-controller's rights checked with kubectl auth can-i");
+    timer.step("both controllers' rights (tenant-safe) checked with kubectl auth can-i");
     let leases = start_controllers(&mut cluster);
-    timer.step("controllers lead through the chart's Lease RBAC");
+    timer.step("controllers lead through the chart's Lease RBAC, with the chart's flags");
+    cluster.must(
+        cluster.grant_namespace_admin(APP, TENANT_SERVICE_ACCOUNT),
+        "the tenant binds admin to its ServiceAccount",
+    );
     let server = GitServer::start().expect("git server");
     let repo = apply_examples(&cluster, &server);
-    timer.step("examples applied; kubectl get shows Ready and the revision");
+    timer.step("examples applied as the tenant's ServiceAccount; kubectl get shows Ready");
+    tenants_stay_in_their_namespace(&cluster, &server);
+    timer.step("a tenant's objects in another namespace and cluster-wide refused");
     commits_are_applied_and_removed_files_pruned(&cluster, &repo);
     timer.step("a pushed commit applied, a removed file pruned");
     drift_is_restored(&cluster);
     timer.step("a field changed with kubectl patch restored");
-    upgrade_to_narrow_apply_rights(&cluster, &repo);
-    timer.step("helm upgrade to narrow apply rights: enough for the sample, a Secret refused");
+    upgrade_to_narrow_apply_rights(&mut cluster, &repo);
+    timer.step(
+        "helm upgrade to cluster-admin mode, narrow rules: the sample applies, a Secret refused",
+    );
     deletion_policies_are_honoured(&cluster);
     timer.step("Kustomizations deleted: MirrorPrune pruned, Orphan kept");
     stop_and_uninstall(&mut cluster, &leases);
@@ -149,7 +199,8 @@ fn install_chart(cluster: &Cluster) {
     );
 }
 
-/// The source side, as its own token sees it: what it needs and nothing more.
+/// Both controllers, as their own tokens see them in tenant-safe mode: what they need and
+/// nothing more.
 fn service_accounts_have_least_privilege(cluster: &Cluster) {
     let source = cluster.must(
         cluster.service_account_kubeconfig(SOURCE_SERVICE_ACCOUNT),
@@ -185,11 +236,64 @@ fn service_accounts_have_least_privilege(cluster: &Cluster) {
         !can(&["patch", "customresourcedefinitions"]),
         "no CRD writes"
     );
+
+    // The kustomize-controller applies every Kustomization as a ServiceAccount of its
+    // namespace: its own token reads, watches, writes status and impersonates, and that is all.
+    let kustomize = cluster.must(
+        cluster.service_account_kubeconfig(KUSTOMIZE_SERVICE_ACCOUNT),
+        "token for the kustomize-controller",
+    );
+    let can = |args: &[&str]| cluster.can_i(&kustomize, args);
+    let kustomizations = "kustomizations.kustomize.mooring.dev";
+    assert!(can(&["watch", kustomizations, "-A"]));
+    assert!(can(&[
+        "patch",
+        kustomizations,
+        "--subresource=status",
+        "-n",
+        APP
+    ]));
+    assert!(can(&["watch", repos, "-A"]));
+    assert!(can(&["impersonate", "serviceaccounts", "-n", APP]));
+    assert!(can(&["create", "events.events.k8s.io", "-n", APP]));
+    assert!(can(&["patch", "leases", "-n", NAMESPACE]));
+    for kind in ["configmaps", "deployments.apps", "clusterrolebindings"] {
+        assert!(can(&["list", kind, "-A"]), "the live view lists {kind}");
+        assert!(can(&["watch", kind, "-A"]), "the live view watches {kind}");
+    }
+    for verb in ["create", "patch", "delete"] {
+        assert!(!can(&[verb, "configmaps", "-n", APP]), "{verb} configmaps");
+    }
+    assert!(!can(&["get", "secrets", "-n", APP]), "no get on Secrets");
+    assert!(
+        !can(&["get", "configmaps", "-n", APP]),
+        "no get on ConfigMaps"
+    );
+    assert!(
+        !can(&["create", "clusterrolebindings"]),
+        "no cluster writes"
+    );
+    assert!(!can(&["impersonate", "users"]), "only ServiceAccounts");
+    assert!(
+        !can(&["impersonate", "groups"]),
+        "no groups (system:masters)"
+    );
+    assert!(
+        !can(&["patch", "customresourcedefinitions"]),
+        "no CRD writes"
+    );
 }
 
 /// Starts both binaries with TokenRequest tokens of the chart's ServiceAccounts and leader
 /// election on, and waits until each holds its Lease. Returns (Lease, holder) pairs.
 fn start_controllers(cluster: &mut Cluster) -> [(&'static str, String); 2] {
+    let flags = cluster.must(cluster.chart_kustomize_flags(), "the chart's flags");
+    for flag in [
+        "--default-service-account=default",
+        "--allow-cross-namespace-refs=false",
+    ] {
+        assert!(flags.iter().any(|f| f == flag), "{flag} not in {flags:?}");
+    }
     // The Leases are named after the controllers, as are the chart's ServiceAccounts.
     let started = cluster.start_controllers().map(|c| {
         [
@@ -266,6 +370,111 @@ fn apply_examples(cluster: &Cluster, server: &GitServer) -> Repo {
     repo
 }
 
+/// The message of a Kustomization's Ready condition.
+fn ready_message(cluster: &Cluster, kustomization: &str) -> String {
+    let path = r#"{.status.conditions[?(@.type=="Ready")].message}"#;
+    let message = cluster.jsonpath(&format!("kustomization/{kustomization}"), APP, path);
+    cluster.must(message, "the Ready message")
+}
+
+/// A Kustomization of the tenant whose repository holds an object outside the tenant's
+/// namespace is refused, saying which object, and the object is not created. Each escape is a
+/// directory of its own repository, applied by a Kustomization named after it.
+fn tenants_stay_in_their_namespace(cluster: &Cluster, server: &GitServer) {
+    let repo = server
+        .create_repo("escape", Auth::None)
+        .expect("repository");
+    let mut files = Vec::new();
+    for (dir, _, manifest) in ESCAPES {
+        files.push((format!("{dir}/object.yaml"), manifest.to_string()));
+        let listing = sample_kustomization(&["object.yaml"]);
+        files.push((format!("{dir}/kustomization.yaml"), listing));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let sha = repo
+        .commit(&files, "objects outside the tenant's namespace")
+        .expect("commit");
+    let source = format!(
+        "apiVersion: source.mooring.dev/v1
+kind: GitRepository
+metadata:
+  name: escape
+spec:
+  url: {}
+  interval: 5m
+  ref:
+    branch: main
+",
+        repo.http_url()
+    );
+    cluster.must(cluster.apply("escape-source.yaml", &source, APP), "apply");
+    for (dir, object, _) in ESCAPES {
+        let kustomization = format!(
+            "apiVersion: kustomize.mooring.dev/v1
+kind: Kustomization
+metadata:
+  name: {dir}
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: escape
+  path: ./{dir}
+  prune: false
+  interval: 5m
+"
+        );
+        let file = format!("{dir}.yaml");
+        cluster.must(cluster.apply(&file, &kustomization, APP), "apply");
+        let resource = format!("kustomization/{dir}");
+        let attempted = format!(
+            "--for=jsonpath={{.status.lastAttemptedRevision}}={}",
+            main_revision(&sha)
+        );
+        cluster.must(
+            cluster.wait(&[&attempted, "-n", APP, &resource]),
+            "attempted",
+        );
+        let refused = ["--for=condition=Ready=false", "-n", APP, resource.as_str()];
+        cluster.must(cluster.wait(&refused), "refused");
+        let message = ready_message(cluster, dir);
+        let identity = format!("system:serviceaccount:{APP}:{TENANT_SERVICE_ACCOUNT}");
+        assert!(
+            message.contains("escape") && message.contains(&identity),
+            "{dir}: {message}"
+        );
+        if dir == "other-namespace" {
+            assert!(message.contains("kube-system"), "{message}");
+        }
+        let get = [
+            "get",
+            object,
+            "-n",
+            "kube-system",
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ];
+        let found = cluster.must(cluster.kubectl(&get), "look for the object");
+        assert_eq!(found.trim(), "", "{object} was created");
+    }
+    // Gone again, so that later steps see only the sample. Without prune: the inventory
+    // records the refused objects (the intent written before applying), and deleting them as
+    // the tenant is refused too, so a pruning Kustomization would keep its finalizer.
+    let mut delete = vec!["delete", "-n", APP, "gitrepository/escape", "--timeout=60s"];
+    let names: Vec<String> = ESCAPES
+        .iter()
+        .map(|(dir, _, _)| format!("kustomization/{dir}"))
+        .collect();
+    delete.extend(names.iter().map(String::as_str));
+    cluster.must(
+        cluster.kubectl(&delete),
+        "delete the refused Kustomizations",
+    );
+}
+
 fn commits_are_applied_and_removed_files_pruned(cluster: &Cluster, repo: &Repo) {
     let file = ("deploy/configmap.yaml", greeting_config_map("bonjour"));
     let sha = repo
@@ -307,16 +516,30 @@ fn drift_is_restored(cluster: &Cluster) {
     cluster.must(wait, "drift restored");
 }
 
-/// `helm upgrade` from cluster-admin to listed rules: still enough for the sample, and a Secret
-/// it may not write is refused, saying so in Ready.
-fn upgrade_to_narrow_apply_rights(cluster: &Cluster, repo: &Repo) {
+/// `helm upgrade` to cluster-admin mode with listed rules instead of cluster-admin: the
+/// Kustomizations, which name no ServiceAccount, now apply with the controller's own identity
+/// (restarted with the flags the upgraded chart passes); the rules are enough for the sample,
+/// and a Secret they do not allow is refused, saying so in Ready.
+fn upgrade_to_narrow_apply_rights(cluster: &mut Cluster, repo: &Repo) {
     let upgrade = [
         "--set",
-        "kustomizeController.rbac.clusterAdmin=false",
+        "kustomizeController.tenancy.mode=cluster-admin",
         "--set-json",
         NARROW_RULES,
     ];
     cluster.must(cluster.upgrade_chart(&upgrade), "helm upgrade");
+    let flags = cluster.must(cluster.chart_kustomize_flags(), "the chart's flags");
+    assert!(
+        !flags
+            .iter()
+            .any(|f| f.starts_with("--default-service-account")),
+        "{flags:?}"
+    );
+    let started = cluster.start_controllers().map(|_| ());
+    cluster.must(
+        started,
+        "restart the controllers with the upgraded chart's flags",
+    );
     let kustomize = cluster.must(
         cluster.service_account_kubeconfig(KUSTOMIZE_SERVICE_ACCOUNT),
         "token for the kustomize-controller",
@@ -325,6 +548,10 @@ fn upgrade_to_narrow_apply_rights(cluster: &Cluster, repo: &Repo) {
     assert!(
         !cluster.can_i(&kustomize, &["create", "secrets", "-n", APP]),
         "narrowed"
+    );
+    assert!(
+        !cluster.can_i(&kustomize, &["create", "clusterrolebindings"]),
+        "no cluster-admin"
     );
 
     let file = ("deploy/configmap.yaml", greeting_config_map("hallo"));
@@ -352,11 +579,12 @@ fn upgrade_to_narrow_apply_rights(cluster: &Cluster, repo: &Repo) {
         "kustomization/sample",
     ];
     cluster.must(cluster.wait(&not_ready), "not Ready");
-    let ready_message = r#"{.status.conditions[?(@.type=="Ready")].message}"#;
-    let message = cluster.jsonpath("kustomization/sample", APP, ready_message);
-    let message = cluster.must(message, "the Ready message");
+    let message = ready_message(cluster, "sample");
+    let identity = format!("system:serviceaccount:{NAMESPACE}:{KUSTOMIZE_SERVICE_ACCOUNT}");
     assert!(
-        message.to_lowercase().contains("forbidden") && message.contains("sample-secret"),
+        message.to_lowercase().contains("forbidden")
+            && message.contains("sample-secret")
+            && message.contains(&identity),
         "{message}"
     );
 

@@ -52,21 +52,14 @@ pub fn service_account_user(namespace: &str, service_account: &str) -> String {
     format!("system:serviceaccount:{namespace}:{service_account}")
 }
 
-/// The groups every ServiceAccount token carries, so impersonation sees the same RBAC as the
-/// ServiceAccount's own token would (bindings to `system:serviceaccounts[:<ns>]`).
-pub fn service_account_groups(namespace: &str) -> Vec<String> {
-    vec![
-        "system:serviceaccounts".to_string(),
-        format!("system:serviceaccounts:{namespace}"),
-        "system:authenticated".to_string(),
-    ]
-}
-
-/// `base` changed to impersonate the ServiceAccount.
+/// `base` changed to impersonate the ServiceAccount. No groups are sent: for a ServiceAccount
+/// user the API server adds the groups its own token would carry (`system:serviceaccounts`,
+/// `system:serviceaccounts:<ns>`, `system:authenticated`), and naming groups would need
+/// `impersonate` on `groups`, a right that also lets its holder claim `system:masters`.
 pub fn impersonating(base: &Config, namespace: &str, service_account: &str) -> Config {
     let mut config = base.clone();
     config.auth_info.impersonate = Some(service_account_user(namespace, service_account));
-    config.auth_info.impersonate_groups = Some(service_account_groups(namespace));
+    config.auth_info.impersonate_groups = None;
     config
 }
 
@@ -137,15 +130,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn impersonation_names_the_service_account_and_its_groups() {
+    fn impersonation_names_the_service_account_only() {
         let base = Config::new("https://127.0.0.1:6443".parse().expect("url"));
         let config = impersonating(&base, "team-a", "deployer");
         assert_eq!(
             config.auth_info.impersonate.as_deref(),
             Some("system:serviceaccount:team-a:deployer")
         );
-        let groups = config.auth_info.impersonate_groups.expect("groups");
-        assert!(groups.contains(&"system:serviceaccounts:team-a".to_string()));
+        assert!(config.auth_info.impersonate_groups.is_none());
         assert!(base.auth_info.impersonate.is_none());
     }
 

@@ -372,7 +372,9 @@ impl ControlPlane {
             format!("--authorization-kubeconfig={}", self.kubeconfig.display()),
             format!("--root-ca-file={}", ca_file.display()),
             format!("--service-account-private-key-file={}", sa_key.display()),
-            "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token"
+            // clusterrole-aggregation fills the built-in `admin`, `edit` and `view` roles,
+            // which tenants bind their ServiceAccounts to.
+            "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation"
                 .to_string(),
             "--leader-elect=false".to_string(),
             "--bind-address=127.0.0.1".to_string(),
