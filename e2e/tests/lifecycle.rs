@@ -422,7 +422,7 @@ spec:
     kind: GitRepository
     name: escape
   path: ./{dir}
-  prune: false
+  prune: true
   interval: 5m
 "
         );
@@ -460,9 +460,9 @@ spec:
         let found = cluster.must(cluster.kubectl(&get), "look for the object");
         assert_eq!(found.trim(), "", "{object} was created");
     }
-    // Gone again, so that later steps see only the sample. Without prune: the inventory
-    // records the refused objects (the intent written before applying), and deleting them as
-    // the tenant is refused too, so a pruning Kustomization would keep its finalizer.
+    // Gone again, so that later steps see only the sample. With prune: the inventory lists the
+    // refused objects (the intent written before applying) and the tenant may not even read
+    // them, yet the deletion completes, since the live view shows they never came to exist.
     let mut delete = vec!["delete", "-n", APP, "gitrepository/escape", "--timeout=60s"];
     let names: Vec<String> = ESCAPES
         .iter()

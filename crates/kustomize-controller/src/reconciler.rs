@@ -229,6 +229,9 @@ async fn run(
         Ok(applied) => applied,
         Err((error, partial)) => {
             remember(memory, &partial);
+            // Discovery knows the render's kinds now: watch them, so that the view can tell
+            // which objects of the widened inventory never came to exist.
+            watch_kinds(&cluster, &render);
             publish_changes(ctx, ks, reasons::PROGRESSING, &partial.changes).await;
             return Err(error);
         }

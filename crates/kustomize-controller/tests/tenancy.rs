@@ -157,6 +157,13 @@ async fn a_tenant_cannot_write_outside_its_rights_and_nothing_of_the_stage_is_ap
         !exists(&config_maps(&env), "own").await,
         "nothing of the refused render is applied"
     );
+    // Its inventory lists what it meant to create; deleting it still completes, although the
+    // tenant may not even read those objects.
+    let kss: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    kss.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_ks_gone(&kss).await;
 
     controllers.stop().await;
     other.delete().await;

@@ -8,6 +8,7 @@ use crate::apply::{self, ApplyOptions, ChangeSet, ObjectKey};
 use crate::context::Context;
 use crate::error::Error;
 use crate::inventory::Owner;
+use crate::live::Lookup;
 use crate::steps::prune::read_inventory_live;
 use crate::target;
 
@@ -16,7 +17,7 @@ use crate::target;
 pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Error> {
     let ns = ks.namespace().unwrap_or_default();
     let owner = Owner::new(&ns, &ks.name_any());
-    ctx.memories.forget(&owner);
+    let memory = ctx.memories.get(&owner);
     let policy = ks.spec.deletion_policy();
     let delete = match policy {
         DeletionPolicy::Delete | DeletionPolicy::WaitForTermination => true,
@@ -29,6 +30,7 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
         .and_then(|s| s.inventory.clone())
         .unwrap_or_default();
     if !delete || stored.entries.is_empty() || ks.spec.suspend {
+        ctx.memories.forget(&owner);
         return Ok(ChangeSet::default());
     }
     let clients = target::clients(ks, ctx)
@@ -44,11 +46,24 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
     let entries = read_inventory_live(&client, &cluster.kinds, &stored, &default_namespace)
         .await
         .map_err(|e| Error::Finalizer(e.to_string()))?;
-    let keys = entries.iter().map(ObjectKey::of_entry).collect();
+    // An object that the live view has listed as absent, and that no write of ours may have
+    // created since, needs no request: the inventory may list objects whose creation was
+    // refused (it is widened before creating), which the Kustomization's identity may not even
+    // read.
+    let keys = entries
+        .iter()
+        .filter(|entry| {
+            let absent = matches!(cluster.live.lookup(&entry.id), Lookup::Absent { .. });
+            !absent || memory.written.contains_key(&entry.id)
+        })
+        .map(ObjectKey::of_entry)
+        .collect();
     let mut opts = ApplyOptions::new(ns.clone());
     opts.kinds = cluster.kinds.clone();
     let wait = matches!(policy, DeletionPolicy::WaitForTermination);
-    apply::delete_all(&client, keys, &owner, &opts, wait)
+    let deleted = apply::delete_all(&client, keys, &owner, &opts, wait)
         .await
-        .map_err(|e| Error::Finalizer(e.to_string()))
+        .map_err(|e| Error::Finalizer(e.to_string()))?;
+    ctx.memories.forget(&owner);
+    Ok(deleted)
 }

@@ -149,8 +149,7 @@ fn syntax_errors() {
 #[test]
 fn a_value_used_as_an_offset_is_never_shown() {
     for input in ["${v:a}", "${v:${secret}}", "${v:1:${secret}}"] {
-        let err = run(input, &[("v", "abc"), ("secret", "hunter2-value")], true)
-            .expect_err(input);
+        let err = run(input, &[("v", "abc"), ("secret", "hunter2-value")], true).expect_err(input);
         assert_eq!(err, ExpandError::NotAnInteger, "{input}");
         assert!(!err.to_string().contains("hunter2"), "{input}: {err}");
     }
