@@ -146,13 +146,7 @@ async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster
 
     // The Secret fixed: the client is rebuilt and the new revision lands.
     put_kubeconfig(&env, &kubeconfig).await;
-    let ks_api: Api<mooring_api::Kustomization> =
-        Api::namespaced(env.client.clone(), &env.namespace);
-    let poke = json!({"metadata": {"annotations": {"reconcile.mooring.dev/requestedAt": "3"}}});
-    ks_api
-        .patch("app", &PatchParams::default(), &Patch::Merge(&poke))
-        .await
-        .expect("annotate");
+    poke_kustomization(&env, "app", "3").await;
     wait_ks(&env, "app", "applied after the fix", 90, |k| {
         applied(k, &third)
     })

@@ -204,20 +204,11 @@ async fn substitute_from_is_read_as_the_tenant() {
     assert!(!exists(&config_maps(&env), "greeting").await);
 
     grant(&env, &["configmaps", "secrets"], &["*"]);
-    poke_ks(&env, "1").await;
+    poke_kustomization(&env, "app", "1").await;
     wait_ks(&env, "app", "applied", 60, |k| applied(k, &commit)).await;
     let cm = config_maps(&env).get("greeting").await.expect("applied");
     assert_eq!(data_of(Some(&cm), "value").as_deref(), Some("hello"));
     controllers.stop().await;
-}
-
-/// Asks for a reconcile of the Kustomization `app` now.
-async fn poke_ks(env: &TestEnv, token: &str) {
-    let api: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
-    let patch = json!({"metadata": {"annotations": {"reconcile.mooring.dev/requestedAt": token}}});
-    api.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("annotate");
 }
 
 #[tokio::test]
@@ -381,7 +372,7 @@ async fn health_reads_are_done_as_the_tenant() {
     })
     .await;
     grant(&env, &["configmaps", "secrets"], &["*"]);
-    poke_ks(&env, "1").await;
+    poke_kustomization(&env, "app", "1").await;
     wait_ks(&env, "app", "healthy once get is granted", 60, |k| {
         applied(k, &commit)
     })

@@ -173,6 +173,15 @@ pub async fn poke_source(env: &TestEnv, name: &str, token: &str) {
         .expect("annotate");
 }
 
+/// Asks for a reconcile of a Kustomization now.
+pub async fn poke_kustomization(env: &TestEnv, name: &str, token: &str) {
+    let api: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    let patch = serde_json::json!({"metadata": {"annotations": {"reconcile.mooring.dev/requestedAt": token}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate");
+}
+
 /// Waits (watching, up to `secs`) until `check` holds for the Kustomization.
 pub async fn wait_ks(
     env: &TestEnv,
