@@ -5,8 +5,10 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 MOORING_TOOLS_DIR ?= $(HOME)/.cache/mooring/tools
 export MOORING_TOOLS_DIR
+# Where cargo builds (CARGO_TARGET_DIR when set).
+BENCH_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 
-.PHONY: all tools deps crds docs check-crds build run test unit lint fmt clippy e2e bench clean
+.PHONY: all tools deps crds docs check-crds build run test unit lint fmt clippy e2e bench faults clean
 
 all: build
 
@@ -34,10 +36,23 @@ run: tools deps
 	$(CARGO) build --bins
 	$(CARGO) run --quiet -p mooring-testkit --bin mooring-dev
 
-## test: formatting, lints, CRD freshness, unit, integration and e2e tests
+## test: formatting, lints, CRD freshness, unit, integration and e2e tests, with the short form
+## of the fault suite (its table is printed at the end)
+FAULTS_REPORT := $(abspath $(BENCH_TARGET_DIR))/faults-report.jsonl
 test: tools deps lint
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --all-targets --no-fail-fast
+	rm -f $(FAULTS_REPORT)
+	MOORING_FAULTS_REPORT=$(FAULTS_REPORT) $(CARGO) test --workspace --all-targets --no-fail-fast
+	$(CARGO) run --quiet -p mooring-testkit --bin mooring-faults-table -- $(FAULTS_REPORT)
+
+## faults: the long form of the fault-and-bad-input suite (test targets named faults_*), then its
+## table. See docs/reliability.md.
+faults: tools deps
+	$(CARGO) build --workspace --bins
+	rm -f $(FAULTS_REPORT)
+	MOORING_FAULTS_LONG=1 MOORING_FAULTS_REPORT=$(FAULTS_REPORT) \
+		$(CARGO) test --workspace --test 'faults_*' --no-fail-fast
+	$(CARGO) run --quiet -p mooring-testkit --bin mooring-faults-table -- $(FAULTS_REPORT)
 
 lint: fmt clippy
 
@@ -54,7 +69,6 @@ e2e: tools deps
 
 ## bench: release builds of both controllers and the harness, then every scenario but P6
 ## (P6, the 1 GiB repository, with BENCH_ARGS=--large). See docs/benchmarks.md.
-BENCH_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 BENCH_ARGS ?=
 bench: tools deps
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release \

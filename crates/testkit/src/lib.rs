@@ -6,6 +6,7 @@ pub mod control_plane;
 pub mod controllers;
 pub mod env;
 pub mod examples;
+pub mod faults;
 pub mod git;
 pub mod process;
 pub mod tools;
