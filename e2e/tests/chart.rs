@@ -487,3 +487,47 @@ fn tenant_safe_is_the_default_and_cluster_admin_is_opt_in() {
         "{flags:?}"
     );
 }
+
+/// Every volume that is not a PersistentVolumeClaim: each must be an emptyDir with a size
+/// limit, so that a big repository or a runaway build cannot fill the node's disk.
+#[test]
+fn every_empty_dir_has_a_size_limit_and_the_values_set_it() {
+    let defaults = render(&[]);
+    for component in ["source-controller", "kustomize-controller"] {
+        let volumes = deployment(&defaults, component)["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!volumes.is_empty(), "{component} has volumes");
+        for volume in &volumes {
+            let limit = volume["emptyDir"]["sizeLimit"].as_str();
+            assert!(
+                limit.is_some_and(|l| !l.is_empty()),
+                "{component} volume {} has no emptyDir sizeLimit: {volume}",
+                volume["name"]
+            );
+        }
+    }
+    let set = render(&[
+        "--set",
+        "sourceController.sizeLimits.cache=7Gi",
+        "--set",
+        "sourceController.maxGitTimeout=90s",
+    ]);
+    let source = deployment(&set, "source-controller");
+    let cache = source["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "cache"))
+        .expect("the cache volume");
+    assert_eq!(cache["emptyDir"]["sizeLimit"], "7Gi");
+    let args = source["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        args.iter().any(|a| a == "--max-git-timeout=90s"),
+        "{args:?}"
+    );
+    let (ok, out) = lint(&["--set", "sourceController.sizeLimits.tmp=lots"]);
+    assert!(!ok && out.contains("schema"), "{out}");
+}

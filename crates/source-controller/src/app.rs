@@ -55,9 +55,14 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         readiness.clone(),
         shutdown.clone(),
     ));
+    let limits = crate::server::ServerLimits {
+        max_connections: args.artifact_max_connections.max(1),
+        ..Default::default()
+    };
     let artifacts = tokio::spawn(crate::server::serve(
         args.artifact_addr,
         args.storage_path.clone(),
+        limits,
         shutdown.clone().wait(),
     ));
 

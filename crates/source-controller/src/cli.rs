@@ -7,6 +7,10 @@ use mooring_runtime::flags::CommonArgs;
 
 /// How many artifacts are kept per GitRepository unless `--artifact-retention` says otherwise.
 pub const DEFAULT_ARTIFACT_RETENTION: usize = 2;
+/// The longest a git operation may take unless `--max-git-timeout` says otherwise.
+pub const DEFAULT_MAX_GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// The largest git object read into memory unless `--max-git-object-size` says otherwise.
+pub const DEFAULT_MAX_GIT_OBJECT_SIZE: u64 = 32 * 1024 * 1024;
 /// The largest artifact stored unless `--max-artifact-size` says otherwise, in compressed bytes.
 pub const DEFAULT_MAX_ARTIFACT_SIZE: u64 = 512 * 1024 * 1024;
 
@@ -41,11 +45,37 @@ pub struct Args {
     #[arg(long, env = "MOORING_ARTIFACT_ADDR", default_value = "0.0.0.0:9090")]
     pub artifact_addr: SocketAddr,
 
+    /// Connections the artifact server serves at once; more are closed unanswered.
+    #[arg(long, env = "MOORING_ARTIFACT_MAX_CONNECTIONS", default_value_t = 256)]
+    pub artifact_max_connections: usize,
+
     /// How many artifacts to keep per GitRepository, the current one included.
     #[arg(long, env = "MOORING_ARTIFACT_RETENTION", default_value_t = DEFAULT_ARTIFACT_RETENTION)]
     pub artifact_retention: usize,
 
+    /// The longest one git operation (listing refs, or fetching) may take, whatever a
+    /// GitRepository's `spec.timeout` asks: a longer `spec.timeout` is cut to this, so that a
+    /// few objects pointed at a server that never answers cannot hold every worker. Go
+    /// duration syntax (`90s`, `5m`).
+    #[arg(long, env = "MOORING_MAX_GIT_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub max_git_timeout: std::time::Duration,
+
+    /// The largest single file (git object) read into memory, in bytes (0: no limit). A
+    /// repository with a larger file fails with a message naming it, instead of growing the
+    /// controller by the file's size (with several fetches at once, past its memory limit).
+    #[arg(long, env = "MOORING_MAX_GIT_OBJECT_SIZE", default_value_t = DEFAULT_MAX_GIT_OBJECT_SIZE)]
+    pub max_git_object_size: u64,
+
     /// The largest artifact to store, in compressed bytes (0: no limit).
     #[arg(long, env = "MOORING_MAX_ARTIFACT_SIZE", default_value_t = DEFAULT_MAX_ARTIFACT_SIZE)]
     pub max_artifact_size: u64,
+}
+
+/// A Go-style duration flag (`90s`, `5m`, `1h30m`), at least one second.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = mooring_api::duration::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < std::time::Duration::from_secs(1) {
+        return Err(format!("{text} is shorter than 1s"));
+    }
+    Ok(duration)
 }

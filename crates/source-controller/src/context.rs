@@ -8,7 +8,10 @@ use kube::runtime::reflector::{self, Store, store::Writer};
 use mooring_api::GitRepository;
 use mooring_runtime::backoff::FailureTracker;
 
-use crate::cli::{Args, DEFAULT_ARTIFACT_RETENTION, DEFAULT_MAX_ARTIFACT_SIZE};
+use crate::cli::{
+    Args, DEFAULT_ARTIFACT_RETENTION, DEFAULT_MAX_ARTIFACT_SIZE, DEFAULT_MAX_GIT_OBJECT_SIZE,
+    DEFAULT_MAX_GIT_TIMEOUT,
+};
 use crate::metrics::Metrics;
 use crate::storage::Storage;
 
@@ -30,6 +33,10 @@ pub struct Settings {
     pub retention: usize,
     /// The largest artifact accepted, in compressed bytes.
     pub max_artifact_size: Option<u64>,
+    /// The longest one git operation may take, whatever `spec.timeout` says.
+    pub max_git_timeout: Duration,
+    /// The largest git object read into memory.
+    pub max_git_object_size: Option<u64>,
 }
 
 impl Settings {
@@ -40,6 +47,8 @@ impl Settings {
             advertised_base,
             retention: DEFAULT_ARTIFACT_RETENTION,
             max_artifact_size: Some(DEFAULT_MAX_ARTIFACT_SIZE),
+            max_git_timeout: DEFAULT_MAX_GIT_TIMEOUT,
+            max_git_object_size: Some(DEFAULT_MAX_GIT_OBJECT_SIZE),
         }
     }
 
@@ -50,6 +59,8 @@ impl Settings {
             advertised_base: args.storage_adv_addr.clone(),
             retention: args.artifact_retention.max(1),
             max_artifact_size: (args.max_artifact_size > 0).then_some(args.max_artifact_size),
+            max_git_timeout: args.max_git_timeout,
+            max_git_object_size: (args.max_git_object_size > 0).then_some(args.max_git_object_size),
         }
     }
 }

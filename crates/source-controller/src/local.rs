@@ -23,6 +23,19 @@ pub struct LocalOptions {
     pub namespace: Option<String>,
     /// Reconciles at once.
     pub concurrency: u16,
+    /// Settings that differ from the binary's defaults.
+    pub overrides: Overrides,
+}
+
+/// Flags of the binary that an in-process run may set; `None` keeps the binary's default.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--max-git-timeout`.
+    pub max_git_timeout: Option<std::time::Duration>,
+    /// `--max-artifact-size` (bytes; 0 for no limit).
+    pub max_artifact_size: Option<u64>,
+    /// `--max-git-object-size` (bytes; 0 for no limit).
+    pub max_git_object_size: Option<u64>,
 }
 
 /// A running in-process source-controller.
@@ -58,16 +71,23 @@ pub fn start(
         Ok(addr) => format!("http://{addr}"),
         Err(_) => "http://127.0.0.1".to_string(),
     };
-    let (context, writer) = Context::new(
-        client,
-        options.storage.clone(),
-        Settings::with_defaults(options.git_cache, base_url.clone()),
-    )?;
+    let mut settings = Settings::with_defaults(options.git_cache, base_url.clone());
+    if let Some(max) = options.overrides.max_git_timeout {
+        settings.max_git_timeout = max;
+    }
+    if let Some(max) = options.overrides.max_git_object_size {
+        settings.max_git_object_size = (max > 0).then_some(max);
+    }
+    if let Some(max) = options.overrides.max_artifact_size {
+        settings.max_artifact_size = (max > 0).then_some(max);
+    }
+    let (context, writer) = Context::new(client, options.storage.clone(), settings)?;
     let context = Arc::new(context);
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(crate::server::serve_on(
         options.listener,
         options.storage,
+        crate::server::ServerLimits::default(),
         stopped(stop_rx.clone()),
     ));
     let controller = tokio::spawn(crate::controller::run(

@@ -97,7 +97,8 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     let ns = repo.namespace().unwrap_or_default();
     let name = repo.name_any();
     let spec = &repo.spec;
-    let timeout = steps::validate(spec)?;
+    let limit = steps::TimeLimit::new(steps::validate(spec)?, ctx.settings.max_git_timeout);
+    let timeout = limit.duration;
     let secret = read_secret(
         ctx,
         &ns,
@@ -119,26 +120,40 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         proxy.as_ref(),
         timeout,
         cancel.clone(),
+        ctx.settings.max_git_object_size,
     )?;
     let included = steps::included_artifacts(repo, &ctx.repositories, &ctx.storage)?;
 
+    let status = repo.status.clone().unwrap_or_default();
+    let in_storage = match &status.artifact {
+        Some(artifact) => steps::artifact_present(&ctx.storage, artifact).await,
+        None => false,
+    };
+
     let started = Instant::now();
-    let resolved = steps::run_blocking(timeout, cancel.clone(), {
+    let resolved = steps::run_blocking(limit, cancel.clone(), {
         let remote = remote.clone();
         let checkout = spec.checkout();
         move || steps::resolve(&remote, &checkout)
     })
-    .await?;
+    .await;
     ctx.metrics
         .git_duration
         .with_label_values(&["resolve"])
         .observe(started.elapsed().as_secs_f64());
-
-    let status = repo.status.clone().unwrap_or_default();
-    let in_storage = status
-        .artifact
-        .as_ref()
-        .is_some_and(|a| steps::artifact_present(&ctx.storage, a));
+    let resolved = match resolved {
+        Ok(resolved) => resolved,
+        Err(error @ Error::Git { .. }) => {
+            // The remote is down, but what was served must not stay lost: the cache still
+            // holds the commit. The failure is reported all the same.
+            if let Some(artifact) = status.artifact.as_ref().filter(|_| !in_storage) {
+                steps::restore_from_cache(ctx, &ns, &name, spec, artifact, &included, timeout)
+                    .await;
+            }
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     let included_artifacts: Vec<Artifact> = included.iter().map(|i| i.artifact.clone()).collect();
     let Some(reason) = rebuild_reason(
         spec,
@@ -161,7 +176,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     tracing::info!(namespace = %ns, name = %name, %reason, "building artifact");
 
     let started = Instant::now();
-    let fetched = steps::run_blocking(timeout, cancel.clone(), {
+    let fetched = steps::run_blocking(limit, cancel.clone(), {
         let cache = ctx.settings.git_cache.clone();
         let resolved = resolved.clone();
         move || steps::fetch(&remote, &resolved, &cache)
@@ -177,6 +192,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         .artifact_size
         .with_label_values(&[&ns, &name])
         .set(built.artifact.size.unwrap_or(0));
+    steps::evict_git_caches(ctx).await;
     if !built.dropped_symlinks.is_empty() {
         publish(
             ctx,
@@ -275,6 +291,7 @@ async fn cleanup(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, 
         .artifact_size
         .remove_label_values(&[&ns, &name])
         .ok();
+    steps::evict_git_caches(&ctx).await;
     ctx.failures.reset(&object_key(&*repo));
     Ok(Action::await_change())
 }

@@ -19,16 +19,20 @@ use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::io::ReaderStream;
 
-use crate::storage::sha256_hex;
+use crate::storage::{FileStamp, sha256_hex};
 
 /// The digest cache is emptied when it grows past this many files (GC'd files linger there).
 const DIGEST_CACHE_LIMIT: usize = 4096;
@@ -41,30 +45,8 @@ struct Served {
     digests: Arc<Mutex<HashMap<PathBuf, Cached>>>,
 }
 
-/// What identifies one version of a file.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileVersion {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl FileVersion {
-    fn of(meta: &fs::Metadata) -> Self {
-        Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        }
-    }
-}
-
 struct Cached {
-    version: FileVersion,
+    version: FileStamp,
     hex: String,
 }
 
@@ -77,25 +59,96 @@ pub fn router(storage_root: impl Into<PathBuf>) -> Router {
     Router::new().fallback(handle).with_state(served)
 }
 
+/// What one client may hold of the artifact server. A client that opens connections and
+/// never sends a request, or sends it a byte at a time, or never reads the answer, would
+/// otherwise hold a socket and a task each, for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once; further ones are closed at once without an answer.
+    pub max_connections: usize,
+    /// Time for a request's headers to arrive, counted from the connection's start or from
+    /// the end of the previous response on a kept-alive connection.
+    pub header_timeout: Duration,
+    /// The longest a connection lives, its downloads included.
+    pub connection_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
 /// Serves `root` on `addr` until `shutdown` completes.
 pub async fn serve(
     addr: SocketAddr,
     root: PathBuf,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    serve_on(listener, root, shutdown).await
+    serve_on(listener, root, limits, shutdown).await
 }
 
-/// Serves `root` on an already bound listener until `shutdown` completes.
+/// Serves `root` on an already bound listener until `shutdown` completes, within `limits`.
+/// On shutdown no new connection is accepted, and those open get the rest of
+/// `limits.header_timeout` to finish.
 pub async fn serve_on(
     listener: TcpListener,
     root: PathBuf,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(root))
-        .with_graceful_shutdown(shutdown)
+    let service = TowerToHyperService::new(router(root));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: the listener itself is fine.
+                Err(error) => {
+                    tracing::warn!(%error, "artifact server: accept");
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!(%peer, "artifact server: connection limit reached, closing");
+            drop(stream);
+            continue;
+        };
+        let service = service.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(limits.connection_timeout, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "artifact server: connection"),
+                Err(_) => tracing::debug!(%peer, "artifact server: connection lived too long"),
+            }
+        });
+        // Finished connections are reaped as we go, so the set stays as small as the
+        // number of open ones.
+        while connections.try_join_next().is_some() {}
+    }
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.header_timeout, drain)
         .await
+        .is_err()
+    {
+        tracing::debug!("artifact server: closing connections still open at shutdown");
+    }
+    Ok(())
 }
 
 /// A request path that is not served.
@@ -162,7 +215,7 @@ async fn handle(
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_LENGTH, HeaderValue::from(version.size)),
+            (header::CONTENT_LENGTH, HeaderValue::from(version.len)),
             (header::ETAG, etag_value),
         ],
         body,
@@ -249,7 +302,7 @@ fn open_with_digest(
     root: &Path,
     segments: &[String],
     digests: &Mutex<HashMap<PathBuf, Cached>>,
-) -> Result<(File, FileVersion, String), OpenError> {
+) -> Result<(File, FileStamp, String), OpenError> {
     let (path, mut file, version) = open_checked(root, segments)?;
     let lock = || digests.lock().unwrap_or_else(PoisonError::into_inner);
     let cached = lock()
@@ -280,10 +333,7 @@ fn open_with_digest(
 
 /// Opens `root/segments...` when every component is a real directory and the last a regular
 /// file, none of them a symlink; the opened file must be the one that was checked.
-fn open_checked(
-    root: &Path,
-    segments: &[String],
-) -> Result<(PathBuf, File, FileVersion), OpenError> {
+fn open_checked(root: &Path, segments: &[String]) -> Result<(PathBuf, File, FileStamp), OpenError> {
     let mut path = root.to_path_buf();
     let mut checked = None;
     for (index, segment) in segments.iter().enumerate() {
@@ -306,7 +356,7 @@ fn open_checked(
     if meta.dev() != checked.dev() || meta.ino() != checked.ino() {
         return Err(OpenError::NotFound);
     }
-    Ok((path, file, FileVersion::of(&meta)))
+    Ok((path, file, FileStamp::of(&meta)))
 }
 
 #[cfg(test)]

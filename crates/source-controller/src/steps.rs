@@ -82,6 +82,7 @@ pub fn remote(
     proxy: Option<&(String, BTreeMap<String, Vec<u8>>)>,
     timeout: Duration,
     cancel: Arc<AtomicBool>,
+    object_size_limit: Option<u64>,
 ) -> Result<Remote, Error> {
     let auth = match secret {
         Some((name, data)) => {
@@ -109,6 +110,7 @@ pub fn remote(
         proxy,
         timeout,
         cancel,
+        object_size_limit,
     })
 }
 
@@ -164,13 +166,40 @@ pub fn included_artifacts(
     Ok(out)
 }
 
-/// Runs blocking git work off the async threads, bounded by `timeout`; on timeout the work is
+/// How long one git operation may take, and which setting said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimit {
+    /// The limit.
+    pub duration: Duration,
+    /// `spec.timeout`, or `--max-git-timeout` when that cut a longer `spec.timeout`.
+    pub source: &'static str,
+}
+
+impl TimeLimit {
+    /// `spec.timeout`, cut to the controller's `--max-git-timeout`.
+    pub fn new(spec_timeout: Duration, max: Duration) -> Self {
+        if spec_timeout > max {
+            Self {
+                duration: max,
+                source: "--max-git-timeout, which cuts a longer spec.timeout",
+            }
+        } else {
+            Self {
+                duration: spec_timeout,
+                source: "spec.timeout",
+            }
+        }
+    }
+}
+
+/// Runs blocking git work off the async threads, bounded by `limit`; on timeout the work is
 /// told to stop through `cancel`.
 pub async fn run_blocking<T: Send + 'static>(
-    timeout: Duration,
+    limit: TimeLimit,
     cancel: Arc<AtomicBool>,
     work: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
+    let timeout = limit.duration;
     let task = tokio::task::spawn_blocking(work);
     match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
@@ -182,7 +211,7 @@ pub async fn run_blocking<T: Send + 'static>(
             cancel.store(true, Ordering::Relaxed);
             Err(Error::Git {
                 reason: reasons::GIT_OPERATION_FAILED,
-                message: format!("timeout after {timeout:?} (spec.timeout)"),
+                message: format!("timeout after {timeout:?} ({})", limit.source),
             })
         }
     }
@@ -220,6 +249,84 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache: &Path) -> Result<Fetch
     })
 }
 
+/// Rebuilds `artifact` (the one in status, missing or damaged in storage) from the git cache
+/// alone, for when the remote cannot be reached: the archive is deterministic, so the same
+/// commit with the same settings gives the same bytes and the same path. Returns whether the
+/// artifact is served again; a rebuild whose digest differs (settings changed since) is
+/// thrown away, as it is not the artifact the status advertises. Reads the cache; blocking
+/// work runs off the async threads.
+pub async fn restore_from_cache(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    spec: &GitRepositorySpec,
+    artifact: &Artifact,
+    included: &[Included],
+    timeout: Duration,
+) -> bool {
+    let fetched = tokio::task::spawn_blocking({
+        let url = spec.url.clone();
+        let revision = artifact.revision.clone();
+        let cache = ctx.settings.git_cache.clone();
+        move || git::cached(&url, &revision, &cache, timeout)
+    })
+    .await;
+    let fetched = match fetched {
+        Ok(Ok(fetched)) => fetched,
+        Ok(Err(e)) => {
+            tracing::info!(namespace = %ns, name = %name, error = %e, "the lost artifact cannot be rebuilt from the git cache");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    match build_and_store(ctx, ns, name, spec, &fetched, included).await {
+        Ok(built) if built.artifact.digest == artifact.digest => {
+            tracing::info!(namespace = %ns, name = %name, revision = %artifact.revision, "artifact rebuilt from the git cache while the remote is unreachable");
+            true
+        }
+        Ok(built) => {
+            let storage = ctx.storage.clone();
+            let path = built.artifact.path.clone();
+            if path != artifact.path {
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(file) = storage.local_path(&path) {
+                        let _ = std::fs::remove_file(file);
+                    }
+                })
+                .await;
+            }
+            false
+        }
+        Err(e) => {
+            tracing::info!(namespace = %ns, name = %name, error = %e, "rebuilding the lost artifact from the git cache failed");
+            false
+        }
+    }
+}
+
+/// Removes the git caches of URLs that no GitRepository (deleted ones aside) uses any more:
+/// called when one is deleted, and when one gets a new artifact (its URL may have changed).
+/// Reads the watch cache and the cache directory.
+pub async fn evict_git_caches(ctx: &Context) {
+    let live: Vec<String> = ctx
+        .repositories
+        .state()
+        .iter()
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .map(|r| r.spec.url.clone())
+        .collect();
+    let root = ctx.settings.git_cache.clone();
+    let removed = tokio::task::spawn_blocking(move || git::evict_unused(&root, &live))
+        .await
+        .unwrap_or_default();
+    if !removed.is_empty() {
+        tracing::info!(
+            count = removed.len(),
+            "evicted git caches no GitRepository uses"
+        );
+    }
+}
+
 /// The artifact built and stored by [`build_and_store`].
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -245,6 +352,7 @@ pub async fn build_and_store(
         includes: included.iter().map(|i| i.source.clone()).collect(),
         max_size: ctx.settings.max_artifact_size,
         max_include_size: ctx.settings.max_artifact_size,
+        max_file_size: ctx.settings.max_git_object_size,
     };
     let (ns_owned, name_owned) = (ns.to_string(), name.to_string());
     let repo_path = fetched.repo_path.clone();
@@ -301,19 +409,16 @@ pub async fn build_and_store(
     })
 }
 
-/// Whether the artifact's file is in storage with its recorded size. Cheap (one stat); the
-/// digest is checked by consumers before they use a byte.
-pub fn artifact_present(storage: &Storage, artifact: &Artifact) -> bool {
-    let Ok(path) = storage.local_path(&artifact.path) else {
+/// Whether the artifact's file is in storage with its recorded digest: hashed in full when the
+/// file is new to this process or changed on disk, one `stat` otherwise (see
+/// [`Storage::holds`]). A corrupted file, even of the same size, is therefore rebuilt.
+pub async fn artifact_present(storage: &Storage, artifact: &Artifact) -> bool {
+    let Some(digest) = artifact.digest.clone() else {
         return false;
     };
-    match std::fs::metadata(path) {
-        Ok(meta) => {
-            meta.is_file()
-                && artifact
-                    .size
-                    .is_none_or(|size| u64::try_from(size).ok() == Some(meta.len()))
-        }
-        Err(_) => false,
-    }
+    let storage = storage.clone();
+    let path = artifact.path.clone();
+    tokio::task::spawn_blocking(move || storage.holds(&path, &digest))
+        .await
+        .unwrap_or(false)
 }

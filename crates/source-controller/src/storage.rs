@@ -7,9 +7,11 @@
 //! Files are written to a hidden temp file in the target directory, synced, then renamed into
 //! place, so a reader only ever sees complete artifacts.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
@@ -110,16 +112,91 @@ impl Write for ArtifactWriter {
     }
 }
 
+/// What identifies one version of a file on disk without reading it: a write in place, a
+/// replacement or a truncation changes at least one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    dev: u64,
+    ino: u64,
+    /// The file's size in bytes.
+    pub(crate) len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of the file `meta` describes.
+    pub(crate) fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
 /// The artifact storage directory.
 #[derive(Debug, Clone)]
 pub struct Storage {
     root: PathBuf,
+    /// Files whose digest was read in full, with the stamp they had then: an unchanged file
+    /// is not hashed again on every pass.
+    verified: Arc<Mutex<HashMap<PathBuf, (FileStamp, String)>>>,
 }
 
 impl Storage {
     /// Storage rooted at `root` (created on first store).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            verified: Arc::default(),
+        }
+    }
+
+    /// Whether the artifact at `path` is a regular file with `digest` (`sha256:<hex>`). The
+    /// file is hashed in full the first time and whenever its size, times or inode changed
+    /// since it was last found good; otherwise the answer costs one `stat`. Blocking.
+    pub fn holds(&self, path: &str, digest: &str) -> bool {
+        let Ok(file_path) = self.local_path(path) else {
+            return false;
+        };
+        let Ok(meta) = fs::symlink_metadata(&file_path) else {
+            return false;
+        };
+        if !meta.file_type().is_file() {
+            return false;
+        }
+        let stamp = FileStamp::of(&meta);
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified
+            .get(&file_path)
+            .is_some_and(|(known, good)| *known == stamp && good == digest)
+        {
+            return true;
+        }
+        verified.remove(&file_path);
+        drop(verified);
+        if !self.verify(path, digest) {
+            return false;
+        }
+        // The file may have changed while it was read: only a stamp taken before and still
+        // true after the read is remembered.
+        let unchanged = fs::symlink_metadata(&file_path).is_ok_and(|m| FileStamp::of(&m) == stamp);
+        if unchanged {
+            let mut verified = self
+                .verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            verified.insert(file_path, (stamp, digest.to_string()));
+        }
+        true
     }
 
     /// The storage root.

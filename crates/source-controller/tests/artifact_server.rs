@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use mooring_source_controller::server::serve_on;
+use mooring_source_controller::server::{ServerLimits, serve_on};
 use mooring_source_controller::storage::{Storage, StoredArtifact};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,13 +19,17 @@ struct Server {
 
 impl Server {
     async fn start(root: &Path) -> Server {
+        Self::start_with(root, ServerLimits::default()).await
+    }
+
+    async fn start_with(root: &Path, limits: ServerLimits) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(serve_on(listener, root.to_path_buf(), shutdown));
+        let task = tokio::spawn(serve_on(listener, root.to_path_buf(), limits, shutdown));
         Server {
             addr,
             stop: Some(stop),
@@ -241,5 +245,61 @@ async fn only_get_and_head_are_allowed() {
         assert_eq!(reply.header("allow"), Some("GET, HEAD"));
     }
     assert!(storage.verify(&stored.path, &stored.digest));
+    server.stop().await;
+}
+
+/// Reads until the server closes the connection; `None` if it is still open after `within`.
+async fn closed_within(stream: &mut TcpStream, within: std::time::Duration) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut raw))
+        .await
+        .ok()
+        .map(|read| {
+            read.ok();
+            raw
+        })
+}
+
+#[tokio::test]
+async fn silent_and_slow_clients_are_cut_off_and_cannot_crowd_out_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::new(dir.path().join("data"));
+    let stored = store(&storage, "abc", b"artifact bytes");
+    let limits = ServerLimits {
+        max_connections: 2,
+        header_timeout: std::time::Duration::from_millis(500),
+        connection_timeout: std::time::Duration::from_secs(30),
+    };
+    let server = Server::start_with(storage.root(), limits).await;
+
+    // Two clients connect and say nothing: they take both slots.
+    let mut silent_a = TcpStream::connect(server.addr).await.expect("connect");
+    let mut silent_b = TcpStream::connect(server.addr).await.expect("connect");
+    silent_a
+        .write_all(b"GET /")
+        .await
+        .expect("a partial request line");
+    // A third is turned away at once rather than queued behind them.
+    let mut third = TcpStream::connect(server.addr).await.expect("connect");
+    let turned_away = closed_within(&mut third, std::time::Duration::from_secs(5))
+        .await
+        .expect("the connection over the limit is closed");
+    assert!(turned_away.is_empty(), "no answer over the limit");
+
+    // The silent ones are closed once the header timeout passes (without an answer, or
+    // with a 408), which frees the slots for real requests.
+    for silent in [&mut silent_a, &mut silent_b] {
+        let answer = closed_within(silent, std::time::Duration::from_secs(10))
+            .await
+            .expect("a client that sends no complete request is disconnected");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text}"
+        );
+    }
+    let reply = request(server.addr, "GET", &format!("/{}", stored.path), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, b"artifact bytes");
     server.stop().await;
 }

@@ -103,6 +103,8 @@ pub struct Options {
     pub log_level: String,
     /// More flags for the kustomize-controller, e.g. those a chart's Deployment passes.
     pub kustomize_flags: Vec<String>,
+    /// More flags for the source-controller.
+    pub source_flags: Vec<String>,
 }
 
 impl Options {
@@ -114,6 +116,7 @@ impl Options {
             leader_election_namespace: None,
             log_level: "info".to_string(),
             kustomize_flags: Vec::new(),
+            source_flags: Vec::new(),
         }
     }
 }
@@ -165,6 +168,13 @@ impl Controllers {
         let kustomize_identity = format!("{KUSTOMIZE_CONTROLLER}-{kustomize_metrics}");
         let path = |sub: &str| dir.path().join(sub).display().to_string();
 
+        let mut source_flags = vec![
+            format!("--storage-path={}", path("storage")),
+            format!("--git-cache-path={}", path("git-cache")),
+            format!("--storage-adv-addr={artifact_base}"),
+            format!("--artifact-addr=127.0.0.1:{artifact_port}"),
+        ];
+        source_flags.extend(options.source_flags.iter().cloned());
         let source = spawn(
             &source_bin,
             options,
@@ -174,12 +184,7 @@ impl Controllers {
                 kubeconfig: &options.source_kubeconfig,
                 identity: &source_identity,
                 metrics_port: source_metrics,
-                flags: vec![
-                    format!("--storage-path={}", path("storage")),
-                    format!("--git-cache-path={}", path("git-cache")),
-                    format!("--storage-adv-addr={artifact_base}"),
-                    format!("--artifact-addr=127.0.0.1:{artifact_port}"),
-                ],
+                flags: source_flags,
             },
         )?;
         let mut kustomize_flags = vec![
@@ -281,6 +286,11 @@ impl Controllers {
     }
 
     /// Stops both (SIGTERM: they finish in-flight work and release their Leases).
+    /// The source-controller's process id, while it runs.
+    pub fn source_pid(&self) -> Option<u32> {
+        self.source.pid()
+    }
+
     pub fn stop(&mut self) {
         self.kustomize.stop();
         self.source.stop();

@@ -45,6 +45,9 @@ pub struct ArchiveOptions {
     pub max_size: Option<u64>,
     /// Largest total of file bytes extracted from all included artifacts.
     pub max_include_size: Option<u64>,
+    /// Largest single file (git blob) read into memory; a larger one fails the archive,
+    /// naming the file.
+    pub max_file_size: Option<u64>,
 }
 
 /// One included artifact.
@@ -130,6 +133,11 @@ pub enum ArchiveError {
     /// The included artifacts hold more file bytes than allowed.
     #[error("included artifacts exceed the limit of {limit} extracted bytes")]
     IncludeTooLarge { limit: u64 },
+    /// A file is larger than `max_file_size`.
+    #[error(
+        "file {path:?} is {size} bytes, more than the {limit} bytes this controller reads into memory (--max-git-object-size)"
+    )]
+    FileTooLarge { path: String, size: u64, limit: u64 },
     /// The artifact grew past `max_size`.
     #[error("the artifact is too large: it exceeds the size limit of {limit} bytes")]
     TooLarge { limit: u64 },
@@ -158,6 +166,7 @@ impl ArchiveError {
             Self::IncludeEntry { .. } => "IncludeEntry",
             Self::IncludeFromPathMissing { .. } => "IncludeFromPathMissing",
             Self::IncludeTooLarge { .. } => "IncludeTooLarge",
+            Self::FileTooLarge { .. } => "FileTooLarge",
             Self::TooLarge { .. } => "TooLarge",
             Self::Write(_) => "Write",
         }
@@ -184,11 +193,14 @@ pub fn build_archive(
     let rules = IgnoreRules::new(options.ignore.as_deref())?;
 
     // Isolated: no user or system git config, no environment; only the repository's objects.
-    let repo = gix::open_opts(repo_path, gix::open::Options::isolated()).map_err(|source| {
-        ArchiveError::OpenRepository {
-            path: repo_path.to_path_buf(),
-            source,
-        }
+    let overrides = options
+        .max_file_size
+        .map(crate::git::alloc_limit_override)
+        .into_iter();
+    let open = gix::open::Options::isolated().config_overrides(overrides);
+    let repo = gix::open_opts(repo_path, open).map_err(|source| ArchiveError::OpenRepository {
+        path: repo_path.to_path_buf(),
+        source,
     })?;
     let resolve_error = |source| ArchiveError::ResolveCommit {
         commit: commit.to_string(),
@@ -216,7 +228,13 @@ pub fn build_archive(
     }
     let dropped_symlinks = entries.drop_escaping_symlinks();
 
-    let written = writer::write_archive(&repo, &entries, out, options.max_size)?;
+    let written = writer::write_archive(
+        &repo,
+        &entries,
+        out,
+        options.max_size,
+        options.max_file_size,
+    )?;
     Ok(ArchiveSummary {
         digest: written.digest,
         size: written.size,

@@ -50,6 +50,7 @@ pub fn write_archive<W: Write>(
     entries: &Entries,
     out: W,
     limit: Option<u64>,
+    max_file_size: Option<u64>,
 ) -> Result<Written, ArchiveError> {
     let exceeded = Rc::new(Cell::new(false));
     let counted = Counted {
@@ -71,7 +72,7 @@ pub fn write_archive<W: Write>(
 
     let mut files = 0;
     for (path, node) in entries.iter() {
-        append(&mut tar, repo, path, node).map_err(|e| match e {
+        append(&mut tar, repo, path, node, max_file_size).map_err(|e| match e {
             ArchiveError::Write(source) => write_error(source),
             other => other,
         })?;
@@ -94,6 +95,7 @@ fn append<W: Write>(
     repo: &gix::Repository,
     path: &[u8],
     node: &Node,
+    max_file_size: Option<u64>,
 ) -> Result<(), ArchiveError> {
     let mut header = Header::new_gnu();
     header.set_uid(0);
@@ -119,6 +121,23 @@ fn append<W: Write>(
             });
             match source {
                 Source::Blob(id) => {
+                    // Asked before the blob is read: the header costs no allocation of its size.
+                    if let Some(limit) = max_file_size {
+                        let size = repo
+                            .find_header(*id)
+                            .map_err(|source| ArchiveError::ReadObject {
+                                id: id.to_string(),
+                                source,
+                            })?
+                            .size();
+                        if size > limit {
+                            return Err(ArchiveError::FileTooLarge {
+                                path: super::paths::display(path),
+                                size,
+                                limit,
+                            });
+                        }
+                    }
                     let blob = repo
                         .find_blob(*id)
                         .map_err(|source| ArchiveError::ReadObject {

@@ -152,6 +152,43 @@ fn open_checked(path: &Path, options: &gix::open::Options) -> Result<gix::Reposi
     Ok(repo)
 }
 
+/// Removes every cache under `root` whose URL is not in `live_urls`, with its lock file, and
+/// returns the removed repositories. A cache whose lock is held (a fetch or an archive is
+/// reading it) is left for a later pass. Blocking.
+pub fn evict_unused(root: &Path, live_urls: &[String]) -> Vec<PathBuf> {
+    let live: std::collections::HashSet<String> =
+        live_urls.iter().map(|u| super::url::cache_key(u)).collect();
+    let Ok(listing) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in listing.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_key = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_key || live.contains(&name) {
+            continue;
+        }
+        let paths = CachePaths::new(root, &name);
+        let never = AtomicBool::new(false);
+        let Ok(held) = CacheLock::acquire(&paths.lock, true, Instant::now(), &never) else {
+            continue;
+        };
+        match remove(&paths.repo) {
+            Ok(()) => {
+                // The lock file goes last, while still held: a fetch that opens it afterwards
+                // creates a new one and a new cache.
+                let _ = std::fs::remove_file(&paths.lock);
+                removed.push(paths.repo);
+            }
+            Err(error) => tracing::warn!(%error, "evicting an unused git cache"),
+        }
+        drop(held);
+    }
+    removed
+}
+
 fn remove(path: &Path) -> Result<(), GitError> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
@@ -218,6 +255,39 @@ mod tests {
             Err(LockWait::TimedOut)
         ));
         drop((a, b));
+    }
+
+    #[test]
+    fn only_caches_of_unused_urls_are_evicted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = gix::open::Options::isolated();
+        let kept_url = "https://example.com/kept.git".to_owned();
+        let gone_url = "https://example.com/gone.git";
+        let busy_url = "https://example.com/busy.git";
+        for url in [kept_url.as_str(), gone_url, busy_url] {
+            let paths = CachePaths::new(dir.path(), &super::super::url::cache_key(url));
+            open_or_create(&paths.repo, &options).expect("create");
+            std::fs::write(&paths.lock, "").expect("lock file");
+        }
+        std::fs::write(dir.path().join("not-a-cache"), "x").expect("other file");
+        let busy = CachePaths::new(dir.path(), &super::super::url::cache_key(busy_url));
+        let cancel = AtomicBool::new(false);
+        let reading = CacheLock::acquire(&busy.lock, false, far(), &cancel)
+            .ok()
+            .expect("a reader holds the busy cache");
+
+        let removed = evict_unused(dir.path(), std::slice::from_ref(&kept_url));
+        let gone = CachePaths::new(dir.path(), &super::super::url::cache_key(gone_url));
+        assert_eq!(removed, vec![gone.repo.clone()]);
+        assert!(!gone.repo.exists() && !gone.lock.exists());
+        assert!(busy.repo.exists(), "a cache in use is left alone");
+        let kept = CachePaths::new(dir.path(), &super::super::url::cache_key(&kept_url));
+        assert!(kept.repo.exists());
+        assert!(dir.path().join("not-a-cache").exists());
+
+        drop(reading);
+        let removed = evict_unused(dir.path(), &[kept_url]);
+        assert_eq!(removed, vec![busy.repo]);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub(crate) struct Context<'a> {
     pub(crate) ssh_log: Option<String>,
     /// The commit being fetched by SHA, if any.
     pub(crate) commit: Option<&'a str>,
+    /// The largest git object read into memory, if limited.
+    pub(crate) object_size_limit: Option<u64>,
 }
 
 /// All messages of an error chain joined by ": ", skipping repeats.
@@ -101,6 +103,15 @@ pub(crate) fn classify(err: &gix::Error, ctx: &Context<'_>) -> GitError {
     }
     let detail = scrub(&chain(err), &ctx.secrets);
     let lower = detail.to_lowercase();
+    if let Some(limit) = ctx.object_size_limit
+        && lower.contains("too large to fit in memory")
+    {
+        return GitError::ObjectTooLarge {
+            operation: ctx.operation,
+            url,
+            limit,
+        };
+    }
     if let Some(commit) = ctx.commit
         && (lower.contains("not our ref") || lower.contains("upload-pack: not"))
     {

@@ -88,6 +88,16 @@ pub enum GitError {
         url: String,
         detail: String,
     },
+    /// The repository holds a file (a git object) larger than the controller reads into
+    /// memory.
+    #[error(
+        "{operation} of {url} failed: the repository holds a git object larger than {limit} bytes, the most this controller reads into memory (--max-git-object-size)"
+    )]
+    ObjectTooLarge {
+        operation: &'static str,
+        url: String,
+        limit: u64,
+    },
     /// The local cache repository could not be created, opened, locked or read.
     #[error("git cache {path}: {detail}")]
     Cache { path: PathBuf, detail: String },
@@ -134,6 +144,7 @@ impl GitError {
             GitError::InvalidCommit { .. } => "invalid_commit",
             GitError::CommitNotFound { .. } => "commit_not_found",
             GitError::Remote { .. } => "remote",
+            GitError::ObjectTooLarge { .. } => "object_too_large",
             GitError::Cache { .. } => "cache",
             GitError::ReadCommit { .. } => "read_commit",
             GitError::SshSetup(_) => "ssh_setup",

@@ -78,6 +78,51 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
     })
 }
 
+/// The commit of `revision` (`main@sha1:<hex>`, `sha1:<hex>`) from the cache of `url` alone,
+/// without talking to the server: used to rebuild a lost artifact while the remote is down.
+/// Blocking. Fails when the cache does not exist or lacks the commit.
+pub fn cached(
+    url: &str,
+    revision: &str,
+    cache_root: &Path,
+    timeout: std::time::Duration,
+) -> Result<Fetched, GitError> {
+    let parsed = super::url::RepoUrl::parse(url)?;
+    let hex = revision
+        .rsplit_once("sha1:")
+        .map(|(_, hex)| hex)
+        .unwrap_or(revision);
+    let commit = validate_commit(hex)?;
+    let paths = CachePaths::new(cache_root, &parsed.cache_key());
+    let missing = |detail: String| GitError::Cache {
+        path: paths.repo.clone(),
+        detail,
+    };
+    if !paths.repo.is_dir() {
+        return Err(missing("no cache of this URL".to_owned()));
+    }
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let deadline = std::time::Instant::now() + timeout;
+    let shared =
+        CacheLock::acquire(&paths.lock, false, deadline, &never).map_err(|wait| match wait {
+            LockWait::Failed(e) => e,
+            LockWait::TimedOut | LockWait::Cancelled => {
+                missing("timed out waiting for the cache lock".to_owned())
+            }
+        })?;
+    let repo = gix::open_opts(&paths.repo, gix::open::Options::isolated())
+        .map_err(|e| missing(super::classify::chain(&e)))?;
+    let info = commit_info(&repo, &commit)?;
+    let name = revision.rsplit_once('@').map(|(name, _)| name.to_owned());
+    Ok(Fetched {
+        repo_path: paths.repo,
+        revision: super::refs::revision(name.as_deref(), &commit)?,
+        commit,
+        info,
+        lock: shared,
+    })
+}
+
 /// The refspec to fetch and the local ref it writes.
 fn refspec_for(resolved: &Resolved, commit: &str) -> (String, String) {
     let local = match &resolved.ref_name {

@@ -42,11 +42,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 pub use auth::{AuthError, GitAuth, HttpCredentials, Sensitive};
-pub use cache::CacheLock;
+pub use cache::{CacheLock, evict_unused};
 pub use error::GitError;
-pub use fetch::fetch;
+pub use fetch::{cached, fetch};
 pub use proxy::ProxyConfig;
 pub use resolve::resolve;
+pub use transport::alloc_limit_override;
 pub use url::{Scheme, cache_key, redact};
 
 /// Flux's default timeout of the git operations of one reconcile.
@@ -65,6 +66,9 @@ pub struct Remote {
     pub timeout: Duration,
     /// Set it to stop an operation early (for example on shutdown).
     pub cancel: Arc<AtomicBool>,
+    /// The largest git object (a file, a tree) read into memory; a fetch that brings a
+    /// larger one fails instead of growing the process by its size. `None`: no limit.
+    pub object_size_limit: Option<u64>,
 }
 
 impl Remote {
@@ -76,6 +80,7 @@ impl Remote {
             proxy: None,
             timeout: DEFAULT_TIMEOUT,
             cancel: Arc::new(AtomicBool::new(false)),
+            object_size_limit: None,
         }
     }
 }

@@ -77,6 +77,9 @@ impl<'a> Session<'a> {
     /// configuration, with the SSH command when needed.
     pub(crate) fn open_options(&self) -> gix::open::Options {
         let mut overrides = Vec::new();
+        if let Some(limit) = self.remote.object_size_limit {
+            overrides.push(alloc_limit_override(limit));
+        }
         if let Some(ssh) = &self.ssh {
             overrides.push(format!("core.sshCommand={}", ssh.command()));
             // Without it gix probes a non-`ssh` command with `-G` and may pick a variant that
@@ -256,9 +259,16 @@ impl<'a> Session<'a> {
             cancelled: self.remote.cancel.load(Ordering::Relaxed),
             ssh_log: self.ssh.as_ref().map(SshFiles::log),
             commit,
+            object_size_limit: self.remote.object_size_limit,
         };
         classify(err, &ctx)
     }
+}
+
+/// The gix setting that makes reading or receiving an object larger than `limit` bytes fail
+/// before the memory is taken.
+pub fn alloc_limit_override(limit: u64) -> String {
+    format!("gitoxide.objects.allocLimit={}", limit.max(1))
 }
 
 struct WatchState {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use mooring_api::GitRepository;
-use mooring_source_controller::local::{LocalController, LocalOptions};
+use mooring_source_controller::local::{LocalController, LocalOptions, Overrides};
 use mooring_testkit::TestEnv;
 
 /// A running source-controller watching one namespace.
@@ -29,6 +29,16 @@ impl Running {
 
 /// Starts the controller for `env`'s namespace, storing under `storage` (a fresh dir if None).
 pub async fn start(env: &TestEnv, storage: Option<PathBuf>) -> Running {
+    start_with(env, storage, 4, Overrides::default()).await
+}
+
+/// [`start`] with `concurrency` workers and flags set as `overrides` says.
+pub async fn start_with(
+    env: &TestEnv,
+    storage: Option<PathBuf>,
+    concurrency: u16,
+    overrides: Overrides,
+) -> Running {
     let dirs: Vec<tempfile::TempDir> = (0..2)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
@@ -42,7 +52,8 @@ pub async fn start(env: &TestEnv, storage: Option<PathBuf>) -> Running {
         git_cache: cache.clone(),
         listener,
         namespace: Some(env.namespace.clone()),
-        concurrency: 4,
+        concurrency,
+        overrides,
     };
     let inner =
         mooring_source_controller::local::start(env.client.clone(), options).expect("start");

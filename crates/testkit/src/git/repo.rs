@@ -137,6 +137,27 @@ impl Repo {
     }
 
     /// Removes `paths` (files or directories) from `main`, commits and pushes.
+    /// Commits `path` on main as a file of `len` zero bytes, written sparse so that a large
+    /// file costs no memory here and little disk (git packs zeros to almost nothing).
+    pub fn commit_zeros(&self, path: &str, len: u64, message: &str) -> Result<String, Error> {
+        self.change("main", message, |work| {
+            let target = work_path(work, path)?;
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| Error::WriteFile {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            let write = |source| Error::WriteFile {
+                path: target.clone(),
+                source,
+            };
+            let file = std::fs::File::create(&target).map_err(write)?;
+            file.set_len(len).map_err(write)?;
+            Ok(vec![path.to_string()])
+        })
+    }
+
     pub fn remove(&self, paths: &[&str], message: &str) -> Result<String, Error> {
         self.change("main", message, |work| {
             for path in paths {

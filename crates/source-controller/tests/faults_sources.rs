@@ -1,0 +1,339 @@
+//! Faults the source-controller must survive without losing what it serves or starving other
+//! objects: a corrupted artifact of the same size, a wiped storage while git is down, servers
+//! that never answer, caches of deleted objects, and a file too large to read into memory.
+//! Real API server, real git server, the controller in-process.
+
+mod support;
+
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use mooring_api::GitRepository;
+use mooring_source_controller::local::Overrides;
+use mooring_testkit::faults::{self, Row};
+use mooring_testkit::git::{Auth, GitServer};
+use mooring_testkit::{TestEnv, test_env};
+use serde_json::json;
+use support::*;
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Asks for a reconcile now, as `kubectl annotate` would.
+async fn poke(env: &TestEnv, name: &str, token: &str) {
+    let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
+    let patch = json!({"metadata": {"annotations": {
+        mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION: token
+    }}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate");
+}
+
+fn handled(repo: &GitRepository, token: &str) -> bool {
+    repo.status
+        .as_ref()
+        .and_then(|s| s.last_handled_reconcile_at.as_deref())
+        == Some(token)
+}
+
+fn artifact_of(repo: &GitRepository) -> mooring_api::Artifact {
+    repo.status
+        .as_ref()
+        .and_then(|s| s.artifact.clone())
+        .expect("an artifact in status")
+}
+
+/// Downloads the advertised artifact and tells whether its bytes have the advertised digest.
+async fn served_intact(artifact: &mooring_api::Artifact) -> bool {
+    let (code, body) = download(&artifact.url).await;
+    code == 200 && artifact.digest.as_deref() == Some(&format!("sha256:{}", sha256_hex(&body)))
+}
+
+#[tokio::test]
+async fn a_corrupted_artifact_of_the_same_size_is_rebuilt() {
+    let env = test_env("src-corrupt").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("corrupt"), Auth::None)
+        .expect("repo");
+    let commit = repo
+        .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "first")
+        .expect("commit");
+    let running = start(&env, None).await;
+    apply_repo(&env, repo_manifest("app", repo.http_url(), json!({}))).await;
+    let ready = wait_for(&env, "app", "Ready", |r| is_ready_at(r, &commit)).await;
+    let artifact = artifact_of(&ready);
+    assert!(served_intact(&artifact).await);
+
+    // Same length, different bytes: a size check cannot see it.
+    let file = running.storage.join(&artifact.path);
+    let mut bytes = std::fs::read(&file).expect("read artifact");
+    for b in bytes.iter_mut().skip(16).take(64) {
+        *b = !*b;
+    }
+    std::fs::write(&file, &bytes).expect("corrupt artifact in place");
+    assert!(!served_intact(&artifact).await, "the corruption is served");
+
+    poke(&env, "app", "after-corruption").await;
+    let after = wait_for(&env, "app", "the pass after the corruption", |r| {
+        handled(r, "after-corruption")
+    })
+    .await;
+    let rebuilt = artifact_of(&after);
+    assert_eq!(rebuilt.digest, artifact.digest, "same commit, same bytes");
+    assert!(
+        served_intact(&rebuilt).await,
+        "the corrupted artifact was rebuilt"
+    );
+    faults::record(&Row {
+        runs: 1,
+        passed: 1,
+        ..Row::new("artifact corrupted in storage (same size): rebuilt")
+    });
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_wiped_storage_is_rebuilt_from_the_git_cache_while_git_is_down() {
+    let env = test_env("src-offline").await.expect("env");
+    // A server of its own, so that it can go down without disturbing other tests.
+    let server = GitServer::start().expect("git server");
+    let repo = server
+        .create_repo(&unique("offline"), Auth::None)
+        .expect("repo");
+    let commit = repo
+        .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "first")
+        .expect("commit");
+    let running = start(&env, None).await;
+    apply_repo(&env, repo_manifest("app", repo.http_url(), json!({}))).await;
+    let before = wait_for(&env, "app", "Ready", |r| is_ready_at(r, &commit)).await;
+    let artifact = artifact_of(&before);
+
+    drop(server);
+    std::fs::remove_dir_all(running.storage.join("gitrepository")).expect("wipe storage");
+    assert!(!served_intact(&artifact).await);
+
+    poke(&env, "app", "git-down").await;
+    let after = wait_for(&env, "app", "the pass with git down", |r| {
+        handled(r, "git-down")
+    })
+    .await;
+    let (status, _, message) = ready(&after).expect("Ready condition");
+    assert_eq!(status, "False", "git is down: {message}");
+    assert!(
+        message.contains(&repo.http_url().replace("http://", "")) || message.contains("127.0.0.1"),
+        "the message names the remote: {message}"
+    );
+    assert_eq!(artifact_of(&after).digest, artifact.digest);
+    assert!(
+        served_intact(&artifact).await,
+        "the last artifact is served again, rebuilt from the cache"
+    );
+    faults::record(&Row {
+        runs: 1,
+        passed: 1,
+        ..Row::new("storage wiped while git is down: rebuilt from cache")
+    });
+    running.stop().await;
+}
+
+/// A TCP server that accepts connections and never answers, until dropped.
+struct Silent {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Silent {
+    async fn start() -> Silent {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Silent {
+            url: format!("http://{addr}/repo.git"),
+            task,
+        }
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn long_timeouts_against_a_silent_server_cannot_starve_other_repositories() {
+    let env = test_env("src-starve").await.expect("env");
+    let silent = Silent::start().await;
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("starve"), Auth::None)
+        .expect("repo");
+    let commit = repo
+        .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "first")
+        .expect("commit");
+    // Two workers, and more silent objects than workers, each allowed ten hours.
+    let overrides = Overrides {
+        max_git_timeout: Some(Duration::from_secs(2)),
+        ..Overrides::default()
+    };
+    let running = start_with(&env, None, 2, overrides).await;
+    for i in 0..4 {
+        let manifest = repo_manifest(
+            &format!("silent-{i}"),
+            &silent.url,
+            json!({"timeout": "10h"}),
+        );
+        apply_repo(&env, manifest).await;
+    }
+    apply_repo(&env, repo_manifest("good", repo.http_url(), json!({}))).await;
+
+    let good = wait_for(&env, "good", "Ready despite the silent server", |r| {
+        is_ready_at(r, &commit)
+    })
+    .await;
+    assert!(served_intact(&artifact_of(&good)).await);
+    let silent_repo = wait_for(&env, "silent-0", "timed out", |r| {
+        ready(r).is_some_and(|(s, _, _)| s == "False")
+    })
+    .await;
+    let (_, _, message) = ready(&silent_repo).expect("Ready");
+    assert!(
+        message.contains("--max-git-timeout") && message.contains("2s"),
+        "the message says which limit cut the wait: {message}"
+    );
+    faults::record(&Row {
+        runs: 1,
+        passed: 1,
+        ..Row::new("4 GitRepositories timeout 10h on a silent server, 2 workers: others served")
+    });
+    running.stop().await;
+}
+
+/// The cache directories (not lock files) under `cache`.
+fn caches(cache: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(cache)
+        .map(|l| {
+            l.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+async fn delete_and_wait(env: &TestEnv, name: &str) {
+    let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
+    api.delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    mooring_testkit::wait::wait_for(&api, name, "deleted", Duration::from_secs(60), |o| {
+        o.is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn git_caches_go_when_no_gitrepository_uses_their_url() {
+    let env = test_env("src-evict").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let shared = server
+        .create_repo(&unique("shared"), Auth::None)
+        .expect("repo");
+    let alone = server
+        .create_repo(&unique("alone"), Auth::None)
+        .expect("repo");
+    let a = shared.commit(&[("a.yaml", "a: 1\n")], "a").expect("commit");
+    let b = alone.commit(&[("b.yaml", "b: 1\n")], "b").expect("commit");
+    let running = start(&env, None).await;
+    for (name, url) in [
+        ("one", shared.http_url()),
+        ("two", shared.http_url()),
+        ("three", alone.http_url()),
+    ] {
+        apply_repo(&env, repo_manifest(name, url, json!({}))).await;
+    }
+    for (name, commit) in [("one", &a), ("two", &a), ("three", &b)] {
+        wait_for(&env, name, "Ready", |r| is_ready_at(r, commit)).await;
+    }
+    assert_eq!(caches(&running.cache).len(), 2, "one cache per URL");
+
+    delete_and_wait(&env, "one").await;
+    assert_eq!(
+        caches(&running.cache).len(),
+        2,
+        "the shared URL is still used by 'two'"
+    );
+    delete_and_wait(&env, "two").await;
+    assert_eq!(
+        caches(&running.cache),
+        vec![mooring_source_controller::git::cache_key(alone.http_url())],
+        "the shared URL's cache went with its last GitRepository"
+    );
+    delete_and_wait(&env, "three").await;
+    assert!(caches(&running.cache).is_empty());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_over_the_object_limit_fails_naming_the_limit_and_others_go_on() {
+    let env = test_env("src-bigfile").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let big = server
+        .create_repo(&unique("big"), Auth::None)
+        .expect("repo");
+    // Zeros pack to almost nothing: a small download that would take its full size in memory.
+    let size = faults::scaled(48 << 20, 1 << 30) as u64;
+    big.commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "manifests")
+        .expect("commit");
+    big.commit_zeros("blob.bin", size, "a big file")
+        .expect("commit the big file");
+    let small = server
+        .create_repo(&unique("small"), Auth::None)
+        .expect("repo");
+    let commit = small
+        .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "small")
+        .expect("commit");
+    let overrides = Overrides {
+        max_git_object_size: Some(8 << 20),
+        ..Overrides::default()
+    };
+    let running = start_with(&env, None, 4, overrides).await;
+    apply_repo(&env, repo_manifest("big", big.http_url(), json!({}))).await;
+    apply_repo(&env, repo_manifest("small", small.http_url(), json!({}))).await;
+
+    let failed = wait_for(&env, "big", "refused", |r| {
+        ready(r).is_some_and(|(s, _, _)| s == "False")
+    })
+    .await;
+    let (_, _, message) = ready(&failed).expect("Ready");
+    assert!(
+        message.contains("--max-git-object-size") && message.contains(&(8u64 << 20).to_string()),
+        "{message}"
+    );
+    wait_for(&env, "small", "Ready", |r| is_ready_at(r, &commit)).await;
+    faults::record(&Row {
+        runs: 1,
+        passed: 1,
+        ..Row::new(format!(
+            "a {} MiB file over the object limit: refused, others served",
+            size >> 20
+        ))
+    });
+    running.stop().await;
+}
