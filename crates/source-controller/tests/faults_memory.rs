@@ -72,10 +72,7 @@ async fn anonymous_memory_stays_bounded_with_a_huge_file_and_many_fetches() {
     let env = test_env("src-memory").await.expect("env");
     let server = GitServer::shared().expect("git server");
     let mut options = Options::local(env.plane.kubeconfig());
-    options.source_flags = vec![
-        format!("--watch-namespace={}", env.namespace),
-        "--log-format=text".to_string(),
-    ];
+    options.source_flags = vec![format!("--watch-namespace={}", env.namespace)];
     let controllers = tokio::task::spawn_blocking(move || Controllers::start(&options))
         .await
         .expect("join")

@@ -185,7 +185,7 @@ async fn long_timeouts_against_a_silent_server_cannot_starve_other_repositories(
     let commit = repo
         .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "first")
         .expect("commit");
-    // Two workers, and more silent objects than workers, each allowed ten hours.
+    // Two workers, and more silent objects than workers, each allowed ten hours (600m: the schema takes no `h`).
     let overrides = Overrides {
         max_git_timeout: Some(Duration::from_secs(2)),
         ..Overrides::default()
@@ -195,7 +195,7 @@ async fn long_timeouts_against_a_silent_server_cannot_starve_other_repositories(
         let manifest = repo_manifest(
             &format!("silent-{i}"),
             &silent.url,
-            json!({"timeout": "10h"}),
+            json!({"timeout": "600m"}),
         );
         apply_repo(&env, manifest).await;
     }
