@@ -91,11 +91,9 @@ async fn a_corrupted_artifact_of_the_same_size_is_rebuilt() {
         served_intact(&rebuilt).await,
         "the corrupted artifact was rebuilt"
     );
-    faults::record(&Row {
-        runs: 1,
-        passed: 1,
-        ..Row::new("artifact corrupted in storage (same size): rebuilt")
-    });
+    faults::record(&Row::passed_once(
+        "artifact corrupted in storage (same size): rebuilt",
+    ));
     running.stop().await;
 }
 
@@ -135,11 +133,9 @@ async fn a_wiped_storage_is_rebuilt_from_the_git_cache_while_git_is_down() {
         served_intact(&artifact).await,
         "the last artifact is served again, rebuilt from the cache"
     );
-    faults::record(&Row {
-        runs: 1,
-        passed: 1,
-        ..Row::new("storage wiped while git is down: rebuilt from cache")
-    });
+    faults::record(&Row::passed_once(
+        "storage wiped while git is down: rebuilt from cache",
+    ));
     running.stop().await;
 }
 
@@ -215,11 +211,9 @@ async fn long_timeouts_against_a_silent_server_cannot_starve_other_repositories(
         message.contains("--max-git-timeout") && message.contains("2s"),
         "the message says which limit cut the wait: {message}"
     );
-    faults::record(&Row {
-        runs: 1,
-        passed: 1,
-        ..Row::new("4 GitRepositories timeout 10h on a silent server, 2 workers: others served")
-    });
+    faults::record(&Row::passed_once(
+        "4 GitRepositories timeout 10h on a silent server, 2 workers: others served",
+    ));
     running.stop().await;
 }
 
@@ -287,6 +281,9 @@ async fn git_caches_go_when_no_gitrepository_uses_their_url() {
     );
     delete_and_wait(&env, "three").await;
     assert!(caches(&running.cache).is_empty());
+    faults::record(&Row::passed_once(
+        "git caches evicted with the last GitRepository of their URL",
+    ));
     running.stop().await;
 }
 
@@ -327,13 +324,9 @@ async fn a_file_over_the_object_limit_fails_naming_the_limit_and_others_go_on() 
         "{message}"
     );
     wait_for(&env, "small", "Ready", |r| is_ready_at(r, &commit)).await;
-    faults::record(&Row {
-        runs: 1,
-        passed: 1,
-        ..Row::new(format!(
-            "a {} MiB file over the object limit: refused, others served",
-            size >> 20
-        ))
-    });
+    faults::record(&Row::passed_once(format!(
+        "a {} MiB file over the object limit: refused, others served",
+        size >> 20
+    )));
     running.stop().await;
 }
