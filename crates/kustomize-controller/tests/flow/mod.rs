@@ -79,6 +79,7 @@ pub async fn start_as(
             listener,
             namespace: Some(env.namespace.clone()),
             concurrency: 4,
+            overrides: Default::default(),
         },
     )
     .expect("source-controller");
