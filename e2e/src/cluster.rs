@@ -255,6 +255,7 @@ current-context: {service_account}
             leader_election_namespace: Some(NAMESPACE.to_string()),
             log_level: "info".to_string(),
             kustomize_flags: self.chart_kustomize_flags()?,
+            source_flags: Vec::new(),
         };
         let started = Controllers::start(&options)?;
         Ok(self.controllers.insert(started))
