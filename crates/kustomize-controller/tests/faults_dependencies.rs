@@ -23,9 +23,7 @@ use mooring_runtime::backoff::{JITTER_FRACTION, backoff_delay};
 use mooring_source_controller::context::{BACKOFF_BASE, BACKOFF_MAX};
 use mooring_testkit::TestEnv;
 use mooring_testkit::control_plane::{ControlPlane, Options as PlaneOptions};
-use mooring_testkit::controllers::{
-    Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER,
-};
+use mooring_testkit::controllers::{Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER};
 use mooring_testkit::faults::{self, Row};
 use mooring_testkit::git::{Auth, GitServer, Repo};
 
@@ -153,7 +151,10 @@ fn last_applied(ks: &Kustomization) -> String {
 
 /// Compares the ConfigMaps the Kustomization owns with `want` (name -> value): (orphans, lost,
 /// wrong values), each as a list of names.
-async fn compare(env: &TestEnv, want: &[(String, String)]) -> (Vec<String>, Vec<String>, Vec<String>) {
+async fn compare(
+    env: &TestEnv,
+    want: &[(String, String)],
+) -> (Vec<String>, Vec<String>, Vec<String>) {
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let owned = ListParams::default().labels(&format!("{KUSTOMIZE_NAME_LABEL}={APP}"));
     let live = api.list(&owned).await.expect("list ConfigMaps").items;
@@ -267,7 +268,11 @@ async fn kube_apiserver_restarted_mid_apply() {
     let mut first_bulk = watcher(cms.clone(), owned)
         .applied_objects()
         .try_filter(|c| {
-            let bulk = c.metadata.name.as_deref().is_some_and(|n| n.starts_with("bulk-"));
+            let bulk = c
+                .metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("bulk-"));
             futures::future::ready(bulk)
         })
         .boxed();
@@ -304,7 +309,8 @@ async fn kube_apiserver_restarted_mid_apply() {
         problems.push("the whole second revision was written before the restart".to_string());
     }
     let took = recovered(&env, &second, back).await;
-    let failed_during = failures(&controllers, KUSTOMIZE_CONTROLLER).saturating_sub(failures_before);
+    let failed_during =
+        failures(&controllers, KUSTOMIZE_CONTROLLER).saturating_sub(failures_before);
     eprintln!(
         "kube-apiserver back -> Ready at the new revision: {took:?} (retry bound {:?} + slack {SLACK:?}); failed passes: {failed_during}",
         kustomization_retry_bound()
@@ -313,7 +319,8 @@ async fn kube_apiserver_restarted_mid_apply() {
         problems.push(format!("recovery took {took:?}"));
     }
     // The outage is only in the controller's log: nothing can be written to a down API server.
-    let log = std::fs::read_to_string(controllers.log_file(KUSTOMIZE_CONTROLLER)).unwrap_or_default();
+    let log =
+        std::fs::read_to_string(controllers.log_file(KUSTOMIZE_CONTROLLER)).unwrap_or_default();
     let api_address = plane.server().trim_start_matches("https://");
     if !log
         .lines()
@@ -395,7 +402,7 @@ async fn git_server_down() {
     let lasting = outage.saturating_sub(went_down.elapsed());
     problems.extend(holds_for(&env, lasting, &first, &first_maps).await);
     let ks = get_ks(&env).await;
-    if !ready(&ks).is_some_and(|(s, _, _)| s == "True") {
+    if ready(&ks).is_none_or(|(s, _, _)| s != "True") {
         problems.push(format!(
             "the Kustomization is not Ready on its last good revision: {:?}",
             ks.status

@@ -18,9 +18,7 @@ use kube::api::{Api, ListParams};
 use mooring_api::{GitRepository, Kustomization};
 use mooring_testkit::TestEnv;
 use mooring_testkit::certs::TestCa;
-use mooring_testkit::controllers::{
-    Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER,
-};
+use mooring_testkit::controllers::{Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER};
 use mooring_testkit::faults::{self, Row};
 use mooring_testkit::git::{Auth, GitServer};
 use mooring_testkit::wait::{ready, wait_for};
@@ -68,7 +66,9 @@ impl Marker {
             forms.push(percent_encoded(needle));
         }
         // A padded encoding also shows without its padding, embedded in a longer one.
-        forms.iter_mut().for_each(|f| *f = f.trim_end_matches('=').to_string());
+        forms
+            .iter_mut()
+            .for_each(|f| *f = f.trim_end_matches('=').to_string());
         forms.sort();
         forms.dedup();
         forms
@@ -90,7 +90,11 @@ fn percent_encoded(text: &str) -> String {
 
 /// A marker value no other test or run uses: `<prefix><16 hex>`.
 fn marker(prefix: &str) -> String {
-    let seed = format!("{prefix}-{}-{:?}", std::process::id(), std::time::SystemTime::now());
+    let seed = format!(
+        "{prefix}-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
     let digest = hex::encode(Sha256::digest(seed.as_bytes()));
     format!("{prefix}{}", &digest[..16])
 }
@@ -129,7 +133,10 @@ enum Expect {
     Failed(&'static str),
 }
 
-fn reached(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], expect: &Expect) -> bool {
+fn reached(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    expect: &Expect,
+) -> bool {
     match (ready(conditions), expect) {
         (Some((s, _, _)), Expect::Ready) => s == "True",
         (Some((s, r, _)), Expect::Failed(reason)) => s == "False" && r == *reason,
@@ -292,7 +299,12 @@ async fn secrets_never_leave() {
         ],
     )
     .await;
-    secret(&env, "bearer", &[("bearerToken", bearer.as_str()), ("ca.crt", ca)]).await;
+    secret(
+        &env,
+        "bearer",
+        &[("bearerToken", bearer.as_str()), ("ca.crt", ca)],
+    )
+    .await;
     secret(
         &env,
         "bearer-wrong",
@@ -361,14 +373,24 @@ async fn secrets_never_leave() {
     let token_refused = with_token(basic_repo.https_url());
     let token_http = with_token(basic_repo.http_url());
     let sources: Vec<(&str, &str, Option<&str>, Expect)> = vec![
-        ("basic", basic_repo.https_url(), Some("basic"), Expect::Ready),
+        (
+            "basic",
+            basic_repo.https_url(),
+            Some("basic"),
+            Expect::Ready,
+        ),
         (
             "basic-wrong",
             basic_repo.https_url(),
             Some("basic-wrong"),
             Expect::Failed("AuthenticationFailed"),
         ),
-        ("bearer", bearer_repo.https_url(), Some("bearer"), Expect::Ready),
+        (
+            "bearer",
+            bearer_repo.https_url(),
+            Some("bearer"),
+            Expect::Ready,
+        ),
         (
             "bearer-wrong",
             bearer_repo.https_url(),
@@ -441,10 +463,14 @@ async fn secrets_never_leave() {
     for (name, _, _, expect) in &sources {
         let got = tokio::time::timeout(
             Duration::from_secs(90),
-            kube::runtime::wait::await_condition(repos.clone(), name, |r: Option<&GitRepository>| {
-                r.and_then(|r| r.status.as_ref())
-                    .is_some_and(|s| reached(&s.conditions, expect))
-            }),
+            kube::runtime::wait::await_condition(
+                repos.clone(),
+                name,
+                |r: Option<&GitRepository>| {
+                    r.and_then(|r| r.status.as_ref())
+                        .is_some_and(|s| reached(&s.conditions, expect))
+                },
+            ),
         )
         .await;
         if got.is_err() {
@@ -498,7 +524,11 @@ async fn secrets_never_leave() {
         Marker::new("wrong bearer token", &wrong_bearer),
         // The first line of an OpenSSH key is the same for every key.
         Marker::key("SSH private key", server.user_key_pem(), 1),
-        Marker::key("encrypted SSH private key", server.encrypted_user_key_pem(), 1),
+        Marker::key(
+            "encrypted SSH private key",
+            server.encrypted_user_key_pem(),
+            1,
+        ),
         Marker::new("SSH key passphrase", server.user_key_passphrase()),
         Marker::new("wrong SSH key passphrase", &wrong_passphrase),
         Marker::key("TLS client key", &client.key_pem, 0),
@@ -534,14 +564,14 @@ async fn secrets_never_leave() {
     }
     // The substituted value may be in its own object only.
     let other_maps = maps.list(&ListParams::default()).await.expect("list").items;
-    for map in other_maps.iter().filter(|m| m.metadata.name.as_deref() != Some("substituted")) {
+    for map in other_maps
+        .iter()
+        .filter(|m| m.metadata.name.as_deref() != Some("substituted"))
+    {
         let text = serde_json::to_string(map).expect("json");
         for m in &markers {
             if m.forms().iter().any(|f| text.contains(f.as_str())) {
-                leaks.push(format!(
-                    "{} in ConfigMap {:?}",
-                    m.name, map.metadata.name
-                ));
+                leaks.push(format!("{} in ConfigMap {:?}", m.name, map.metadata.name));
             }
         }
     }

@@ -418,13 +418,11 @@ fn healthz_ok(addr: SocketAddr) -> bool {
 /// The body of `GET path` on `addr` (HTTP/1.1, `Connection: close`), when the answer is 200.
 fn http_get(addr: SocketAddr, path: &str) -> Result<String, Error> {
     let failed = |what: &str| {
-        move |source: std::io::Error| Error::Io {
-            what: format!("{what} http://{addr}{path}"),
-            source,
-        }
+        let what = format!("{what} http://{addr}{path}");
+        move |source: std::io::Error| Error::Io { what, source }
     };
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(failed("connecting to"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(failed("connecting to"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(failed("reading"))?;
