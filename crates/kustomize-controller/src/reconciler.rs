@@ -64,7 +64,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(e.to_string()))
+    .map_err(|e| Error::Finalizer(mooring_runtime::errors::chain(&e)))
 }
 
 /// Whether the namespace `ns` is being deleted (listed, so that list rights are enough).
@@ -89,7 +89,8 @@ async fn namespace_terminating(ctx: &Context, ns: &str) -> bool {
 /// write failed (the API server restarting) is retried as soon as one that failed a step.
 pub fn error_policy(ks: Arc<Kustomization>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = object_key(&*ks);
-    tracing::warn!(object = %key, error = %error, "reconcile failed");
+    let error = mooring_runtime::errors::chain(error);
+    tracing::warn!(object = %key, %error, "reconcile failed");
     Action::requeue(
         ctx.failures
             .record_failure_at_most(&key, Some(retry_bound(&ks))),
