@@ -92,6 +92,24 @@ fn failures(controllers: &Controllers, name: &str) -> u64 {
     )
 }
 
+/// Polls the named controller's /metrics (every 200 ms, up to `secs`) until it has counted
+/// `at_least` failed passes.
+async fn wait_failures(controllers: &Controllers, name: &str, at_least: u64, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let seen = failures(controllers, name);
+        if seen >= at_least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} counted {seen} failed passes in {secs}s, not {at_least}"
+        );
+        // A counter offers no notification; poll it with a deadline.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A GitRepository `repo` for `url` that polls git only every hour.
 async fn git_repository(env: &TestEnv, url: &str) {
     let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
@@ -290,6 +308,21 @@ async fn kube_apiserver_restarted_mid_apply() {
     eprintln!(
         "objects of the app when kube-apiserver was stopped: {written_at_stop} of {}",
         second_maps.len()
+    );
+    // Down until the Kustomization has failed this often: with an unbounded backoff its next
+    // retry would by then be far beyond its retryInterval.
+    let down_for = faults::scaled(6, 12) as u64;
+    let stopped = Instant::now();
+    wait_failures(
+        &controllers,
+        KUSTOMIZE_CONTROLLER,
+        failures_before + down_for,
+        180,
+    )
+    .await;
+    eprintln!(
+        "kube-apiserver down for {:?} ({down_for} failed passes)",
+        stopped.elapsed()
     );
     blocking(move || plane.start_apiserver())
         .await
