@@ -1,10 +1,15 @@
 //! Secrets never leave (issue 11, item 5): distinct marker values are planted in every kind of
-//! credential (basic auth, bearer token, SSH key and its passphrase, TLS client key, a token as
-//! a URL's user, a `postBuild.substituteFrom` Secret), each goes through a fetch or a build
-//! that succeeds and one that fails, with both controller binaries logging at debug level; then
-//! every status, every Event of the namespace, both full logs and both /metrics pages are
-//! searched for every marker, raw, base64- and percent-encoded. The substituted marker may show
-//! only in the object it was substituted into.
+//! credential (basic auth, bearer token, SSH key and its passphrase, TLS client key, a token in
+//! the URL's userinfo, `postBuild.substituteFrom` Secret values), each goes through a fetch or a
+//! build that succeeds and one that fails (wrong password or token, wrong passphrase, unknown
+//! host key, unreachable host, refused or plain-http URL token, substitution errors built from
+//! the value), with both controller binaries logging at debug level; then every status, every
+//! Event of the namespace, both full logs and both /metrics pages are searched for every
+//! marker, raw, base64- and percent-encoded. The substituted marker may show only in the object
+//! it was substituted into.
+//!
+//! The test git server does not ask for client certificates, so the TLS client key is loaded
+//! (it must parse) and held through successful and failing HTTPS fetches, but never sent.
 
 mod flow;
 
@@ -255,7 +260,7 @@ async fn secrets_never_leave() {
     let ssh_repo = server
         .create_repo(&unique("secrets-ssh"), Auth::None)
         .expect("repo");
-    let app_commit = app_repo
+    app_repo
         .commit(
             &[
                 (
@@ -530,7 +535,6 @@ async fn secrets_never_leave() {
         Some(substituted.as_str()),
         "the Secret's value is substituted"
     );
-    let _ = app_commit;
 
     let markers = vec![
         Marker::new("basic username", &user),
