@@ -359,10 +359,12 @@ async fn kube_apiserver_restarted_mid_apply() {
     let log =
         std::fs::read_to_string(controllers.log_file(KUSTOMIZE_CONTROLLER)).unwrap_or_default();
     let key = format!("{}/{APP}", env.namespace);
-    let named = log.lines().any(|l| {
+    let named = log.lines().find(|l| {
         l.contains("reconcile failed") && l.contains(&key) && l.contains("Connection refused")
     });
-    if !named {
+    if let Some(line) = named {
+        eprintln!("the kustomize-controller's log while kube-apiserver was down: {line}");
+    } else {
         let failures: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("reconcile failed"))
