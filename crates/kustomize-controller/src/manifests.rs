@@ -86,11 +86,15 @@ pub fn is_blank(document: &str) -> bool {
 }
 
 /// Parses one YAML document into JSON.
+///
+/// The error gives the line, column and problem, never the document's text: the document may
+/// hold a Secret (one in git, or a value substituted from one), and the message reaches the
+/// status, Events and logs.
 pub fn parse_document(index: usize, document: &str) -> Result<Value, ManifestError> {
     serde_saphyr::from_str::<Value>(document).map_err(|e| ManifestError::ParseYaml {
         index,
         what: sniff_identity(document),
-        message: e.to_string(),
+        message: e.without_snippet().to_string(),
     })
 }
 

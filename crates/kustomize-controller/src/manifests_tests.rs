@@ -80,6 +80,12 @@ fn errors_name_index_and_object() {
         "{err}"
     );
 
+    // The message locates the problem without quoting the document, which may hold a secret.
+    let secret = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaky\ndata:\n  value: [s3cretValue\nkind: X\n";
+    let err = parse(secret).expect_err("bad yaml").to_string();
+    assert!(err.contains("line "), "{err}");
+    assert!(!err.contains("s3cretValue"), "{err}");
+
     let scalar = "just a string\n";
     let err = parse(scalar).expect_err("scalar");
     assert_eq!(err.to_string(), "document 0: not a mapping");

@@ -64,7 +64,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(e.to_string()))
+    .map_err(|e| Error::Finalizer(mooring_runtime::errors::chain(&e)))
 }
 
 /// Whether the namespace `ns` is being deleted (listed, so that list rights are enough).
@@ -84,10 +84,23 @@ async fn namespace_terminating(ctx: &Context, ns: &str) -> bool {
 }
 
 /// Decides when to retry after `reconcile` returned an error (status was not written).
+///
+/// The delay is bounded by the object's `spec.retryInterval` here too: a pass whose status
+/// write failed (the API server restarting) is retried as soon as one that failed a step.
 pub fn error_policy(ks: Arc<Kustomization>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = object_key(&*ks);
-    tracing::warn!(object = %key, error = %error, "reconcile failed");
-    Action::requeue(ctx.failures.record_failure(&key))
+    let error = mooring_runtime::errors::chain(error);
+    tracing::warn!(object = %key, %error, "reconcile failed");
+    Action::requeue(
+        ctx.failures
+            .record_failure_at_most(&key, Some(retry_bound(&ks))),
+    )
+}
+
+/// The longest a failing Kustomization waits between retries: its `spec.retryInterval`
+/// (which defaults to `spec.interval`), or a minute when that cannot be read.
+fn retry_bound(ks: &Kustomization) -> Duration {
+    ks.spec.retry_interval().unwrap_or(Duration::from_secs(60))
 }
 
 /// A pass's result and when to look again.
@@ -129,7 +142,7 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
                 ) => Class::Failure {
                     reason: reason.clone(),
                     message: message.clone(),
-                    at_most: Some(ks.spec.retry_interval().unwrap_or(Duration::from_secs(60))),
+                    at_most: Some(retry_bound(&ks)),
                 },
                 _ => Class::Stalled,
             };

@@ -57,6 +57,16 @@ impl FailureTracker {
         )
     }
 
+    /// [`FailureTracker::record_failure`], the delay no longer than `at_most` (with jitter) when
+    /// given: an object's own retry bound (e.g. `spec.retryInterval`) holds whatever failed.
+    pub fn record_failure_at_most(&self, key: &str, at_most: Option<Duration>) -> Duration {
+        let delay = self.record_failure(key);
+        match at_most {
+            Some(limit) => delay.min(jittered_interval(limit)),
+            None => delay,
+        }
+    }
+
     /// Forgets the failures of `key` after a success.
     pub fn reset(&self, key: &str) {
         self.failures

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod errors;
 pub mod events;
 pub mod flags;
 pub mod leader;

@@ -107,13 +107,7 @@ pub fn requeue_after(class: &Class, failures: &FailureTracker, key: &str) -> Opt
             Some(jittered_interval(*interval))
         }
         Class::Progressing { after } | Class::Waiting { after } => Some(*after),
-        Class::Failure { at_most, .. } => {
-            let delay = failures.record_failure(key);
-            Some(match at_most {
-                Some(limit) => delay.min(jittered_interval(*limit)),
-                None => delay,
-            })
-        }
+        Class::Failure { at_most, .. } => Some(failures.record_failure_at_most(key, *at_most)),
         Class::Stalled => None,
     }
 }

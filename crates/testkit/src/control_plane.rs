@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -106,8 +107,12 @@ impl Default for Options {
 pub struct ControlPlane {
     // Field order matters: processes stop before the directory they use is removed.
     controller_manager: Option<Supervised>,
-    apiserver: Supervised,
-    etcd: Supervised,
+    // Behind a lock so that a plane shared as `&'static` can restart it.
+    apiserver: Mutex<Supervised>,
+    etcd: Mutex<Supervised>,
+    // What a restart of kube-apiserver needs: the same binary and flags (port, certificates).
+    apiserver_bin: PathBuf,
+    apiserver_args: Vec<String>,
     server: String,
     kubeconfig: PathBuf,
     dir: TempDir,
@@ -210,8 +215,10 @@ impl ControlPlane {
         )?;
         let mut plane = Self {
             controller_manager: None,
-            apiserver,
-            etcd,
+            apiserver: Mutex::new(apiserver),
+            etcd: Mutex::new(etcd),
+            apiserver_bin,
+            apiserver_args,
             server,
             kubeconfig,
             dir,
@@ -243,14 +250,14 @@ impl ControlPlane {
 
     /// The pids of the running components.
     pub fn pids(&self) -> Vec<u32> {
+        let apiserver = self.apiserver().pid();
         [
-            Some(&self.etcd),
-            Some(&self.apiserver),
-            self.controller_manager.as_ref(),
+            lock(&self.etcd).pid(),
+            apiserver,
+            self.controller_manager.as_ref().and_then(Supervised::pid),
         ]
         .into_iter()
         .flatten()
-        .filter_map(Supervised::pid)
         .collect()
     }
 
@@ -333,19 +340,64 @@ impl ControlPlane {
         })
     }
 
-    fn wait_ready(&mut self) -> Result<(), Error> {
+    fn apiserver(&self) -> MutexGuard<'_, Supervised> {
+        lock(&self.apiserver)
+    }
+
+    /// Stops kube-apiserver (SIGTERM, then SIGKILL after 5 s); etcd and the data stay. Clients
+    /// see connections refused until [`ControlPlane::start_apiserver`].
+    pub fn stop_apiserver(&self) {
+        self.apiserver().stop();
+    }
+
+    /// Starts kube-apiserver again with the same flags (port, certificates, etcd) after
+    /// [`ControlPlane::stop_apiserver`], and waits until it answers `/readyz`. The kubeconfig
+    /// and every client built from it work again as they are. Blocking.
+    pub fn start_apiserver(&self) -> Result<(), Error> {
+        {
+            let mut apiserver = self.apiserver();
+            if !apiserver.has_exited() {
+                return Ok(());
+            }
+            *apiserver = Supervised::spawn(
+                "kube-apiserver",
+                &self.apiserver_bin,
+                &self.apiserver_args,
+                &[],
+                &self.dir.path().join("kube-apiserver.log"),
+                self.dir.path(),
+            )
+            .map_err(io("starting kube-apiserver again"))?;
+        }
+        self.wait_ready()
+    }
+
+    /// Restarts kube-apiserver: [`ControlPlane::stop_apiserver`] then
+    /// [`ControlPlane::start_apiserver`]. Blocking.
+    pub fn restart_apiserver(&self) -> Result<(), Error> {
+        self.stop_apiserver();
+        self.start_apiserver()
+    }
+
+    fn wait_ready(&self) -> Result<(), Error> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if self.etcd.has_exited() {
-                return Err(startup_error(&self.etcd, "etcd exited".into()));
-            }
-            if self.apiserver.has_exited() {
-                let mut err = startup_error(&self.apiserver, "kube-apiserver exited".into());
-                if let Error::StartUp { log_tail, .. } = &mut err {
-                    log_tail.push_str("\n--- etcd ---\n");
-                    log_tail.push_str(&self.etcd.log_tail(LOG_TAIL_LINES / 2));
+            {
+                let mut etcd = lock(&self.etcd);
+                if etcd.has_exited() {
+                    return Err(startup_error(&etcd, "etcd exited".into()));
                 }
-                return Err(err);
+            }
+            {
+                let mut apiserver = self.apiserver();
+                if apiserver.has_exited() {
+                    let mut err = startup_error(&apiserver, "kube-apiserver exited".into());
+                    if let Error::StartUp { log_tail, .. } = &mut err {
+                        log_tail.push_str("\n--- etcd ---\n");
+                        log_tail.push_str(&lock(&self.etcd).log_tail(LOG_TAIL_LINES / 2));
+                    }
+                    return Err(err);
+                }
             }
             let last_error =
                 match self.run_kubectl(&["get", "--raw=/readyz", "--request-timeout=2s"]) {
@@ -354,7 +406,7 @@ impl ControlPlane {
                 };
             if Instant::now() > deadline {
                 return Err(startup_error(
-                    &self.apiserver,
+                    &self.apiserver(),
                     format!("not ready after {READY_TIMEOUT:?}: {last_error}"),
                 ));
             }
@@ -408,6 +460,11 @@ impl ControlPlane {
         ])?;
         Ok(())
     }
+}
+
+/// Locks `mutex`, ignoring poisoning (a panicking test must not wedge the shared plane).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn startup_error(component: &Supervised, reason: String) -> Error {

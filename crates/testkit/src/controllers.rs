@@ -119,6 +119,15 @@ impl Options {
             source_flags: Vec::new(),
         }
     }
+
+    /// Both controllers watching only `namespace`, so that tests sharing a control plane can
+    /// each run their own pair.
+    pub fn watching(mut self, namespace: &str) -> Self {
+        let flag = format!("--watch-namespace={namespace}");
+        self.kustomize_flags.push(flag.clone());
+        self.source_flags.push(flag);
+        self
+    }
 }
 
 /// Both controllers, running; they stop (SIGTERM, then SIGKILL after 5s) when this is dropped.
@@ -131,11 +140,14 @@ pub struct Controllers {
     kustomize_identity: String,
     artifact_base: String,
     dir: TempDir,
-    // What a restart of the kustomize-controller needs.
+    // What a restart of either controller needs.
     options: Options,
     kustomize_bin: PathBuf,
     kustomize_metrics: u16,
     kustomize_flags: Vec<String>,
+    source_bin: PathBuf,
+    source_metrics: u16,
+    source_flags: Vec<String>,
 }
 
 /// What one controller process gets besides its own flags.
@@ -184,7 +196,7 @@ impl Controllers {
                 kubeconfig: &options.source_kubeconfig,
                 identity: &source_identity,
                 metrics_port: source_metrics,
-                flags: source_flags,
+                flags: source_flags.clone(),
             },
         )?;
         let mut kustomize_flags = vec![
@@ -215,6 +227,9 @@ impl Controllers {
             kustomize_bin,
             kustomize_metrics,
             kustomize_flags,
+            source_bin,
+            source_metrics,
+            source_flags,
         };
         wait_healthy(&mut controllers.source, source_metrics)?;
         wait_healthy(&mut controllers.kustomize, kustomize_metrics)?;
@@ -283,6 +298,50 @@ impl Controllers {
             },
         )?;
         wait_healthy(&mut self.kustomize, self.kustomize_metrics)
+    }
+
+    /// Kills the source-controller with SIGKILL: its artifact server goes with it, so
+    /// artifact URLs refuse connections until [`Controllers::restart_source`].
+    pub fn kill_source(&mut self) {
+        self.source.kill();
+    }
+
+    /// Starts the source-controller again with the same flags, identity, storage and artifact
+    /// port, and waits until it answers `/healthz`.
+    pub fn restart_source(&mut self) -> Result<(), Error> {
+        self.source.stop();
+        self.source = spawn(
+            &self.source_bin,
+            &self.options,
+            self.dir.path(),
+            Launch {
+                name: SOURCE_CONTROLLER,
+                kubeconfig: &self.options.source_kubeconfig,
+                identity: &self.source_identity,
+                metrics_port: self.source_metrics,
+                flags: self.source_flags.clone(),
+            },
+        )?;
+        wait_healthy(&mut self.source, self.source_metrics)
+    }
+
+    /// The pid of a running controller (`SOURCE_CONTROLLER` or `KUSTOMIZE_CONTROLLER`): a test
+    /// compares it to tell that a controller was never restarted.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        match name {
+            SOURCE_CONTROLLER => self.source.pid(),
+            KUSTOMIZE_CONTROLLER => self.kustomize.pid(),
+            _ => None,
+        }
+    }
+
+    /// What a controller's `/metrics` shows now (Prometheus text).
+    pub fn metrics(&self, name: &str) -> Result<String, Error> {
+        let port = match name {
+            SOURCE_CONTROLLER => self.source_metrics,
+            _ => self.kustomize_metrics,
+        };
+        http_get(SocketAddr::from(([127, 0, 0, 1], port)), "/metrics")
     }
 
     /// Stops both (SIGTERM: they finish in-flight work and release their Leases).
@@ -359,6 +418,64 @@ fn healthz_ok(addr: SocketAddr) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
+}
+
+/// The body of `GET path` on `addr` (HTTP/1.1, `Connection: close`), when the answer is 200.
+fn http_get(addr: SocketAddr, path: &str) -> Result<String, Error> {
+    let failed = |what: &str| {
+        let what = format!("{what} http://{addr}{path}");
+        move |source: std::io::Error| Error::Io { what, source }
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(failed("connecting to"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(failed("reading"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(failed("requesting"))?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(failed("reading"))?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let body = answer.get(split + 4..).unwrap_or_default();
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(failed("an error status from")(std::io::Error::other(
+            head.lines().next().unwrap_or_default().to_string(),
+        )));
+    }
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The payload of a chunked HTTP/1.1 body.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+        let data = &rest[line_end + 2..];
+        match size {
+            Some(size) if size > 0 && data.len() >= size => {
+                out.extend_from_slice(&data[..size]);
+                rest = data[size..].strip_prefix(b"\r\n").unwrap_or(&data[size..]);
+            }
+            _ => break,
+        }
+    }
+    out
 }
 
 fn start_up(process: &Supervised, reason: String) -> Error {

@@ -72,6 +72,12 @@ pub async fn test_env_with(prefix: &str, options: &Options) -> Result<TestEnv, E
     namespace_on(plane, prefix).await
 }
 
+/// A fresh namespace named after `prefix` on `plane`: for a test that starts a control plane of
+/// its own (e.g. to restart its kube-apiserver without disturbing the other tests).
+pub async fn test_env_on(plane: &'static ControlPlane, prefix: &str) -> Result<TestEnv, Error> {
+    namespace_on(plane, prefix).await
+}
+
 async fn namespace_on(plane: &'static ControlPlane, prefix: &str) -> Result<TestEnv, Error> {
     let client = plane.client().await?;
     let n = NAMESPACE_COUNTER.fetch_add(1, Ordering::Relaxed);

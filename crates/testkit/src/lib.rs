@@ -12,4 +12,4 @@ pub mod process;
 pub mod tools;
 pub mod wait;
 
-pub use env::{TestEnv, shared_control_plane, test_env, test_env_with};
+pub use env::{TestEnv, shared_control_plane, test_env, test_env_on, test_env_with};

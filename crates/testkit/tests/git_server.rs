@@ -589,3 +589,32 @@ fn gzip_request_bodies_are_classified() {
     );
     assert_eq!(server().fetch_count("gzip-body"), 1);
 }
+
+#[test]
+fn a_stopped_server_refuses_and_serves_again_on_the_same_ports() {
+    // A server of its own: stopping the shared one would fail the other tests.
+    let mut server = GitServer::start().expect("start a git server");
+    let repo = server.create_repo("down-and-up", Auth::None).expect("repo");
+    let (http, https) = (server.http_port(), server.https_port());
+    let before = succeeds(git(&["ls-remote", repo.http_url()]));
+
+    server.stop_serving();
+    assert!(!server.is_serving());
+    for port in [http, https] {
+        let refused = std::net::TcpStream::connect(("127.0.0.1", port));
+        assert!(refused.is_err(), "port {port} still accepts connections");
+    }
+    let stderr = fails(git(&["ls-remote", repo.http_url()]));
+    assert!(stderr.contains("connect"), "{stderr}");
+    // The repository changes while the server is down, as a push elsewhere would.
+    let head = repo
+        .commit(&[("new.txt", "written while down\n")], "while down")
+        .expect("commit");
+
+    server.serve_again().expect("serve again");
+    assert!(server.is_serving());
+    assert_eq!((server.http_port(), server.https_port()), (http, https));
+    let after = succeeds(git(&["ls-remote", repo.http_url()]));
+    assert_ne!(before, after);
+    assert!(after.contains(&head), "{after}");
+}

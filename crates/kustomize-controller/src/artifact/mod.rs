@@ -56,6 +56,15 @@ pub struct ExtractedArtifact {
     pub digest: Digest,
 }
 
+/// What went wrong under a transport error ("tcp connect error: Connection refused"), as
+/// reqwest's own message only repeats the URL.
+fn transport_cause(error: &reqwest::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => mooring_runtime::errors::chain(cause),
+        None => error.to_string(),
+    }
+}
+
 /// Why an artifact could not be provided.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -66,7 +75,7 @@ pub enum ArtifactError {
     #[error("building the HTTP client failed: {0}")]
     Client(#[source] reqwest::Error),
     /// The download failed (connection, read timeout...).
-    #[error("downloading {url} failed: {source}")]
+    #[error("downloading {url} failed: {}", transport_cause(source))]
     Download {
         /// The artifact URL.
         url: String,

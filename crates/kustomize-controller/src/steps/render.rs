@@ -100,10 +100,20 @@ pub async fn render(
     let mut yaml = build::build(input)
         .await
         .map_err(|e| build_err(e.to_string()))?;
-    if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
+    let substituted = substitute::should_substitute(spec.post_build.as_ref(), &vars);
+    if substituted {
         yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
             .map_err(|e| build_err(e.to_string()))?;
     }
+    // The text now holds the variables' values, some perhaps from Secrets: errors about it
+    // never show them.
+    let build_err = |message: String| {
+        if substituted {
+            build_err(substitute::scrub_values(&message, &vars))
+        } else {
+            build_err(message)
+        }
+    };
     let mut objects = manifests::parse(&yaml).map_err(|e| build_err(e.to_string()))?;
     if objects.is_empty() {
         return Err(build_err(format!(

@@ -214,6 +214,25 @@ fn kind_name(kind: SubstituteKind) -> &'static str {
     }
 }
 
+/// Values shorter than this are not scrubbed from messages: replacing a two-letter value would
+/// mangle every word holding it, and tell which letters it has.
+const SHORTEST_SCRUBBED: usize = 4;
+
+/// `message` with every variable value (of [`SHORTEST_SCRUBBED`] characters or more) replaced by
+/// `***`: for errors about the substituted text, since a value may come from a Secret.
+pub fn scrub_values(message: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut values: Vec<String> = vars
+        .values()
+        .map(|v| v.replace(['\n', '\r'], ""))
+        .filter(|v| v.chars().count() >= SHORTEST_SCRUBBED)
+        .collect();
+    // Longest first, so that a value holding another is replaced whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.iter().fold(message.to_owned(), |text, value| {
+        text.replace(value.as_str(), "***")
+    })
+}
+
 #[cfg(test)]
 #[path = "substitute_tests.rs"]
 mod tests;

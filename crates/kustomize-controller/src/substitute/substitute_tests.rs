@@ -122,3 +122,16 @@ fn output_round_trips_multiple_documents() {
     assert_eq!(crate::manifests::split_documents(&out).len(), 2);
     assert!(out.contains("\n---\n"));
 }
+
+#[test]
+fn values_are_scrubbed_from_messages() {
+    let v = vars(&[
+        ("TOKEN", "s3cret-token"),
+        ("LONGER", "s3cret-token-2"),
+        ("N", "1"),
+    ]);
+    assert_eq!(
+        scrub_values("bad value s3cret-token-2 and s3cret-token at line 1", &v),
+        "bad value *** and *** at line 1"
+    );
+}

@@ -164,7 +164,12 @@ pub(crate) fn write_file(path: &Path, content: &str) -> Result<(), Error> {
 }
 
 pub(crate) fn bind(what: &'static str) -> Result<TcpListener, Error> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+    bind_port(what, 0)
+}
+
+/// A non-blocking listener on 127.0.0.1:`port` (0: a free one).
+pub(crate) fn bind_port(what: &'static str, port: u16) -> Result<TcpListener, Error> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .map_err(|source| Error::BindListener { what, source })?;
     // tokio takes over the listener on the server thread, and requires non-blocking mode.
     listener

@@ -10,7 +10,9 @@ use tokio::sync::oneshot;
 
 use super::log::{Request, RequestKind, RequestLog};
 use super::repo::{Repo, RepoPlace, validate_repo_name};
-use super::{Auth, Error, State, bind, http, janitor, lock, output, port_of, ssh, write_file};
+use super::{
+    Auth, Error, State, bind, bind_port, http, janitor, lock, output, port_of, ssh, write_file,
+};
 use crate::process::Supervised;
 
 /// A running git server; everything it started stops, and its files go, when it is dropped.
@@ -20,6 +22,7 @@ pub struct GitServer {
     https_port: u16,
     ca_pem: String,
     ca_file: PathBuf,
+    tls: Arc<rustls::ServerConfig>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     // Dropped after the server thread has stopped and before the temp dir is removed.
@@ -83,7 +86,7 @@ impl GitServer {
         let listeners = http::Listeners {
             http,
             https,
-            tls: tls.server_config,
+            tls: tls.server_config.clone(),
         };
         let (stop, thread) = http::spawn(state.clone(), listeners)?;
         Ok(GitServer {
@@ -92,6 +95,7 @@ impl GitServer {
             https_port,
             ca_pem: tls.ca_pem,
             ca_file,
+            tls: tls.server_config,
             stop: Some(stop),
             thread: Some(thread),
             sshd,
@@ -162,6 +166,40 @@ impl GitServer {
             }
             None => Err(Error::UnknownRepo(name.to_string())),
         }
+    }
+
+    /// Stops serving HTTP and HTTPS, as a git host that is down: connections are refused and
+    /// open ones are cut. Repositories, credentials and the request log are kept, and SSH is
+    /// untouched. [`GitServer::serve_again`] brings it back on the same ports.
+    pub fn stop_serving(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves HTTP and HTTPS again on the ports they had, after [`GitServer::stop_serving`];
+    /// both accept connections on return.
+    pub fn serve_again(&mut self) -> Result<(), Error> {
+        if self.thread.is_some() {
+            return Ok(());
+        }
+        let listeners = http::Listeners {
+            http: bind_port("http", self.http_port)?,
+            https: bind_port("https", self.https_port)?,
+            tls: self.tls.clone(),
+        };
+        let (stop, thread) = http::spawn(self.state.clone(), listeners)?;
+        self.stop = Some(stop);
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// Whether HTTP and HTTPS are being served (not stopped by [`GitServer::stop_serving`]).
+    pub fn is_serving(&self) -> bool {
+        self.thread.is_some()
     }
 
     /// The directory holding the bare repositories (`<name>.git`).
