@@ -5,7 +5,9 @@
 //! file instead of replacing one a consumer may be downloading or about to verify, and a
 //! rebuild of identical content lands on the same name (the archive is deterministic).
 //! Files are written to a hidden temp file in the target directory, synced, then renamed into
-//! place, so a reader only ever sees complete artifacts.
+//! place, so a reader only ever sees complete artifacts. A temp file last written before this
+//! process opened the storage was left by a process that died mid-write (a crash, an OOM kill)
+//! and is removed by the next GC of its directory.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -22,7 +24,8 @@ pub const ARTIFACT_SUFFIX: &str = ".tar.gz";
 const DIGEST_IN_NAME: usize = 12;
 /// Prefix of files being written; hidden, so the server never serves them.
 const TEMP_PREFIX: &str = ".tmp-";
-/// A temp file older than this was left by a crash and is removed by [`Storage::gc`].
+/// A temp file older than this was left by a crashed write and is removed by [`Storage::gc`],
+/// even when it was written after this process opened the storage.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Why a storage operation failed.
@@ -114,12 +117,17 @@ impl Write for ArtifactWriter {
 #[derive(Debug, Clone)]
 pub struct Storage {
     root: PathBuf,
+    /// When this process opened the storage: no write of its own is older.
+    opened: SystemTime,
 }
 
 impl Storage {
     /// Storage rooted at `root` (created on first store).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            opened: SystemTime::now(),
+        }
     }
 
     /// The storage root.
@@ -226,7 +234,7 @@ impl Storage {
 
     /// Removes old artifacts of `namespace/name`: keeps the newest `keep` files by mtime,
     /// counting `keep_path` (the advertised artifact, never removed), and removes temp files
-    /// left by crashed writes. Returns the removed paths, relative to the root. Blocking.
+    /// left by crashed writes: last written before this storage was opened, or long ago. Returns the removed paths, relative to the root. Blocking.
     pub fn gc(
         &self,
         namespace: &str,
@@ -261,7 +269,7 @@ impl Storage {
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if file_name.starts_with(TEMP_PREFIX) {
                 let age = now.duration_since(modified).unwrap_or_default();
-                if age > STALE_TEMP_AGE {
+                if modified < self.opened || age > STALE_TEMP_AGE {
                     stale_temps.push(file_name);
                 }
             } else if file_name.ends_with(ARTIFACT_SUFFIX) {

@@ -128,11 +128,18 @@ pub struct Controllers {
     kustomize_identity: String,
     artifact_base: String,
     dir: TempDir,
-    // What a restart of the kustomize-controller needs.
+    // What a restart of either controller needs.
     options: Options,
-    kustomize_bin: PathBuf,
-    kustomize_metrics: u16,
-    kustomize_flags: Vec<String>,
+    kustomize_start: Restart,
+    source_start: Restart,
+}
+
+/// How a controller was started, to start it again the same way.
+#[derive(Debug, Clone)]
+struct Restart {
+    bin: PathBuf,
+    metrics_port: u16,
+    flags: Vec<String>,
 }
 
 /// What one controller process gets besides its own flags.
@@ -165,6 +172,13 @@ impl Controllers {
         let kustomize_identity = format!("{KUSTOMIZE_CONTROLLER}-{kustomize_metrics}");
         let path = |sub: &str| dir.path().join(sub).display().to_string();
 
+        // The artifact server keeps its port across restarts: status.artifact.url names it.
+        let source_flags = vec![
+            format!("--storage-path={}", path("storage")),
+            format!("--git-cache-path={}", path("git-cache")),
+            format!("--storage-adv-addr={artifact_base}"),
+            format!("--artifact-addr=127.0.0.1:{artifact_port}"),
+        ];
         let source = spawn(
             &source_bin,
             options,
@@ -174,12 +188,7 @@ impl Controllers {
                 kubeconfig: &options.source_kubeconfig,
                 identity: &source_identity,
                 metrics_port: source_metrics,
-                flags: vec![
-                    format!("--storage-path={}", path("storage")),
-                    format!("--git-cache-path={}", path("git-cache")),
-                    format!("--storage-adv-addr={artifact_base}"),
-                    format!("--artifact-addr=127.0.0.1:{artifact_port}"),
-                ],
+                flags: source_flags.clone(),
             },
         )?;
         let mut kustomize_flags = vec![
@@ -207,9 +216,16 @@ impl Controllers {
             artifact_base,
             dir,
             options: options.clone(),
-            kustomize_bin,
-            kustomize_metrics,
-            kustomize_flags,
+            kustomize_start: Restart {
+                bin: kustomize_bin,
+                metrics_port: kustomize_metrics,
+                flags: kustomize_flags,
+            },
+            source_start: Restart {
+                bin: source_bin,
+                metrics_port: source_metrics,
+                flags: source_flags,
+            },
         };
         wait_healthy(&mut controllers.source, source_metrics)?;
         wait_healthy(&mut controllers.kustomize, kustomize_metrics)?;
@@ -266,18 +282,58 @@ impl Controllers {
     pub fn restart_kustomize(&mut self) -> Result<(), Error> {
         self.kustomize.stop();
         self.kustomize = spawn(
-            &self.kustomize_bin,
+            &self.kustomize_start.bin,
             &self.options,
             self.dir.path(),
             Launch {
                 name: KUSTOMIZE_CONTROLLER,
                 kubeconfig: &self.options.kustomize_kubeconfig,
                 identity: &self.kustomize_identity,
-                metrics_port: self.kustomize_metrics,
-                flags: self.kustomize_flags.clone(),
+                metrics_port: self.kustomize_start.metrics_port,
+                flags: self.kustomize_start.flags.clone(),
             },
         )?;
-        wait_healthy(&mut self.kustomize, self.kustomize_metrics)
+        wait_healthy(&mut self.kustomize, self.kustomize_start.metrics_port)
+    }
+
+    /// Kills the source-controller (and so its artifact server) with SIGKILL: a write or a
+    /// fetch in flight is left as it was.
+    pub fn kill_source(&mut self) {
+        self.source.kill();
+    }
+
+    /// Starts the source-controller again with the same flags, identity, storage, git cache
+    /// and artifact server address, and waits until it answers `/healthz`.
+    pub fn restart_source(&mut self) -> Result<(), Error> {
+        self.source.stop();
+        self.source = spawn(
+            &self.source_start.bin,
+            &self.options,
+            self.dir.path(),
+            Launch {
+                name: SOURCE_CONTROLLER,
+                kubeconfig: &self.options.source_kubeconfig,
+                identity: &self.source_identity,
+                metrics_port: self.source_start.metrics_port,
+                flags: self.source_start.flags.clone(),
+            },
+        )?;
+        wait_healthy(&mut self.source, self.source_start.metrics_port)
+    }
+
+    /// The pid of the running kustomize-controller process.
+    pub fn kustomize_pid(&self) -> Option<u32> {
+        self.kustomize.pid()
+    }
+
+    /// The pid of the running source-controller process.
+    pub fn source_pid(&self) -> Option<u32> {
+        self.source.pid()
+    }
+
+    /// The source-controller's artifact storage directory.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
     }
 
     /// Stops both (SIGTERM: they finish in-flight work and release their Leases).
