@@ -33,10 +33,10 @@ use support::{apply_repo, download, is_ready_at, repo_manifest, sha256_hex};
 
 const SCENARIO: &str = "source-controller SIGKILL while fetching/archiving";
 /// Files in the repository, and bytes of each.
-const FILES: usize = 1500;
-const FILE_SIZE: usize = 6 * 1024;
+const FILES: usize = 1000;
+const FILE_SIZE: usize = 4 * 1024;
 /// Files rewritten by each new revision (new blobs to fetch).
-const CHANGED_PER_REVISION: usize = 150;
+const CHANGED_PER_REVISION: usize = 100;
 /// Prefix of the files storage writes before renaming them into place.
 const TEMP_PREFIX: &str = ".tmp-";
 /// How long the last revision may take to be served after the last restart.
