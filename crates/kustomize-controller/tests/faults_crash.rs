@@ -16,18 +16,24 @@ mod common;
 mod flow;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use flow::{applied, git_repository, kustomization, poke_source, unique};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::wait::await_condition;
+use kube::runtime::{WatchStreamExt, watcher};
 use mooring_api::{GitRepository, Kustomization};
 use mooring_testkit::controllers::{Controllers, Options};
 use mooring_testkit::faults::{self, Dice, Row};
 use mooring_testkit::git::{Auth, GitServer, Repo};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 const SCENARIO: &str = "kustomize-controller SIGKILL while applying/pruning 200 objects";
 const NAME_LABEL: &str = "kustomize.mooring.dev/name";
@@ -173,34 +179,135 @@ struct Live {
     owner: String,
 }
 
-/// Every live object of the app's kinds that carries Mooring's ownership labels.
+/// The key and state of a live object.
+fn live_of(kind: &str, object: &DynamicObject) -> (Key, Live) {
+    let labels = object.metadata.labels.clone().unwrap_or_default();
+    let owner = format!(
+        "{}/{}",
+        labels.get(NAMESPACE_LABEL).cloned().unwrap_or_default(),
+        labels.get(NAME_LABEL).cloned().unwrap_or_default()
+    );
+    let key = (
+        kind.to_string(),
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    );
+    let live = Live {
+        fingerprint: fingerprint(&object.data),
+        deleting: object.metadata.deletion_timestamp.is_some(),
+        owner,
+    };
+    (key, live)
+}
+
+/// Every live object of the app's kinds that carries Mooring's ownership labels (listed now).
 async fn owned(client: &kube::Client) -> BTreeMap<Key, Live> {
     let mut out = BTreeMap::new();
     let params = ListParams::default().labels(NAME_LABEL);
     for (kind, resource) in kinds() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let list = api.list(&params).await.expect("list owned objects");
-        for object in list.items {
-            let labels = object.metadata.labels.clone().unwrap_or_default();
-            let owner = format!(
-                "{}/{}",
-                labels.get(NAMESPACE_LABEL).cloned().unwrap_or_default(),
-                labels.get(NAME_LABEL).cloned().unwrap_or_default()
-            );
-            let key = (
-                kind.to_string(),
-                object.metadata.namespace.clone().unwrap_or_default(),
-                object.metadata.name.clone().unwrap_or_default(),
-            );
-            let live = Live {
-                fingerprint: fingerprint(&object.data),
-                deleting: object.metadata.deletion_timestamp.is_some(),
-                owner,
-            };
-            out.insert(key, live);
-        }
+        out.extend(list.items.iter().map(|o| live_of(kind, o)));
     }
     out
+}
+
+/// The app's objects as watches see them, to kill the controller at a chosen step.
+struct LiveView {
+    stores: Vec<(&'static str, Store<DynamicObject>)>,
+    changed: Arc<Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LiveView {
+    /// Watches the objects whose labels name `owner` (`<namespace>/<name>`).
+    fn start(client: &kube::Client, namespace: &str, name: &str) -> Self {
+        let selector = format!("{NAME_LABEL}={name},{NAMESPACE_LABEL}={namespace}");
+        let changed = Arc::new(Notify::new());
+        let mut stores = Vec::new();
+        let mut tasks = Vec::new();
+        for (kind, resource) in kinds() {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let writer = reflector::store::Writer::new(resource.clone());
+            stores.push((kind, writer.as_reader()));
+            let events = reflector(
+                writer,
+                watcher(api, watcher::Config::default().labels(&selector)),
+            )
+            .default_backoff();
+            let changed = changed.clone();
+            tasks.push(tokio::spawn(async move {
+                events
+                    .for_each(|_| {
+                        changed.notify_waiters();
+                        std::future::ready(())
+                    })
+                    .await;
+            }));
+        }
+        Self {
+            stores,
+            changed,
+            tasks,
+        }
+    }
+
+    fn snapshot(&self) -> BTreeMap<Key, Live> {
+        self.stores
+            .iter()
+            .flat_map(|(kind, store)| store.state().into_iter().map(|o| live_of(kind, &o)))
+            .collect()
+    }
+
+    /// Waits until `check` holds for the view, up to `timeout`; whether it did.
+    async fn wait(&self, timeout: Duration, check: impl Fn(&BTreeMap<Key, Live>) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if check(&self.snapshot()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+impl Drop for LiveView {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Objects of `target` that differ from `previous` (created or updated by it).
+fn changes(target: &BTreeMap<Key, Value>, previous: &BTreeMap<Key, Value>) -> Vec<Key> {
+    target
+        .iter()
+        .filter(|(k, fp)| previous.get(*k) != Some(*fp))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// How many of `keys` are live as `target` renders them.
+fn as_rendered(keys: &[Key], target: &BTreeMap<Key, Value>, live: &BTreeMap<Key, Live>) -> usize {
+    keys.iter()
+        .filter(|k| {
+            live.get(*k)
+                .is_some_and(|l| !l.deleting && Some(&l.fingerprint) == target.get(*k))
+        })
+        .count()
+}
+
+/// How many of `keys` are gone or being deleted.
+fn going(keys: &[Key], live: &BTreeMap<Key, Live>) -> usize {
+    keys.iter()
+        .filter(|k| live.get(*k).is_none_or(|l| l.deleting))
+        .count()
 }
 
 /// The inventory entries of every Kustomization, as keys.
@@ -239,18 +346,8 @@ fn phase(
     previous: &BTreeMap<Key, Value>,
     live: &BTreeMap<Key, Live>,
 ) -> Phase {
-    let changed: Vec<&Key> = target
-        .iter()
-        .filter(|(k, fp)| previous.get(*k) != Some(*fp))
-        .map(|(k, _)| k)
-        .collect();
-    let done = changed
-        .iter()
-        .filter(|k| {
-            live.get(**k)
-                .is_some_and(|l| !l.deleting && Some(&l.fingerprint) == target.get(**k))
-        })
-        .count();
+    let changed = changes(target, previous);
+    let done = as_rendered(&changed, target, live);
     let to_prune = live
         .iter()
         .filter(|(k, l)| !l.deleting && !target.contains_key(*k))
@@ -364,9 +461,8 @@ async fn converged(env: &common::Env, app: &App, r: usize, commit: &str) -> Chec
     check
 }
 
-/// Commits revision `r`, asks the source for it and waits until its artifact has it; returns
-/// the commit and when the artifact changed.
-async fn push(env: &common::Env, repo: &Repo, app: &App, r: usize) -> (String, Instant) {
+/// Commits revision `r` and asks the source for it now; returns the commit.
+async fn push(env: &common::Env, repo: &Repo, app: &App, r: usize) -> String {
     let text = manifest(&app.revision(r));
     let commit = repo
         .commit(
@@ -375,16 +471,20 @@ async fn push(env: &common::Env, repo: &Repo, app: &App, r: usize) -> (String, I
         )
         .expect("commit");
     poke_source(env, "repo", &format!("r{r}")).await;
+    commit
+}
+
+/// Waits until the source's artifact is `commit`.
+async fn source_has(env: &common::Env, commit: &str) {
     let sources: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
     let has = await_condition(sources, "repo", |g: Option<&GitRepository>| {
         g.and_then(|g| g.status.as_ref()?.artifact.as_ref())
-            .is_some_and(|a| a.revision.ends_with(&commit))
+            .is_some_and(|a| a.revision.ends_with(commit))
     });
     tokio::time::timeout(Duration::from_secs(60), has)
         .await
         .expect("the source has the revision")
         .expect("watch");
-    (commit, Instant::now())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,8 +526,9 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
 
     // One uninterrupted revision change, to draw kill delays from.
     let mut r = 1;
-    let (c, changed) = push(&env, &repo, &app, r).await;
-    commit = c;
+    commit = push(&env, &repo, &app, r).await;
+    source_has(&env, &commit).await;
+    let changed = Instant::now();
     let check = converged(&env, &app, r, &commit).await;
     let one_revision = changed.elapsed();
     assert!(
@@ -444,21 +545,46 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
     let mut failures: Vec<String> = Vec::new();
     let mut orphans = 0;
     let mut lost = 0;
+    let view = LiveView::start(&env.client, &env.namespace, "app");
     let mut from = Instant::now();
     for point in 1..=kill_points {
-        // Most kill points bring a new revision; the others hit the restarted controller
-        // finishing the one it was killed in.
+        // Most kill points bring a new revision and kill the controller at a chosen step of
+        // it: after the k-th of its creations and updates shows in a watch, or after the k-th
+        // of the objects it drops is deleted. The others kill the restarted controller a
+        // random time into finishing the revision it was killed in.
         let mut previous = r.saturating_sub(1);
-        if dice.chance(0.7) {
+        let aim = if dice.chance(0.7) {
             previous = r;
             r += 1;
-            let (c, changed) = push(&env, &repo, &app, r).await;
-            commit = c;
-            from = changed;
-        }
-        let delay = one_revision.mul_f64(1.2 * dice.fraction());
-        // The kill point itself, not a wait for a condition.
-        tokio::time::sleep_until((from + delay).into()).await;
+            let target = app.expected(r);
+            let start = view.snapshot();
+            let changed = changes(&target, &app.expected(previous));
+            let stale: Vec<Key> = start
+                .iter()
+                .filter(|(k, l)| !l.deleting && !target.contains_key(*k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            commit = push(&env, &repo, &app, r).await;
+            let wait = one_revision.mul_f64(3.0);
+            if dice.chance(0.5) {
+                let base = as_rendered(&changed, &target, &start);
+                let k = 1 + dice.below(changed.len().saturating_sub(base + 1).max(1));
+                view.wait(wait, |live| {
+                    as_rendered(&changed, &target, live) >= base + k
+                })
+                .await;
+                format!("after the {k}th of {} writes", changed.len() - base)
+            } else {
+                let k = 1 + dice.below(stale.len().saturating_sub(1).max(1));
+                view.wait(wait, |live| going(&stale, live) >= k).await;
+                format!("after the {k}th of {} deletions", stale.len())
+            }
+        } else {
+            let delay = one_revision.mul_f64(1.2 * dice.fraction());
+            // The kill point itself, not a wait for a condition.
+            tokio::time::sleep_until((from + delay).into()).await;
+            format!("{delay:?} after the restart")
+        };
         if let Some(mib) = controllers.kustomize_pid().and_then(faults::peak_rss_mib) {
             peak_rss = Some(peak_rss.map_or(mib, |p: f64| p.max(mib)));
         }
@@ -467,7 +593,8 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
         let landed = phase(&app.expected(r), &app.expected(previous), &live);
         *phases.entry(landed).or_default() += 1;
         eprintln!(
-            "kill point {point}/{kill_points}: revision {r}, {delay:?} after the change, {landed:?}"
+            "kill point {point}/{kill_points}: revision {r}, {aim}: {landed:?} ({:?} into the test)",
+            started.elapsed()
         );
         tokio::task::block_in_place(|| controllers.restart_kustomize())
             .expect("restart the kustomize-controller");
@@ -515,13 +642,13 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
         failures.join("\n"),
         controllers.log_tails()
     );
+    let apply = phases.get(&Phase::Apply).copied().unwrap_or(0);
+    let prune = phases.get(&Phase::Prune).copied().unwrap_or(0);
     assert!(
-        phases.get(&Phase::Apply).copied().unwrap_or(0) > 0
-            && phases.get(&Phase::Prune).copied().unwrap_or(0)
-                + phases.get(&Phase::Apply).copied().unwrap_or(0)
-                >= kill_points / 3,
-        "the kill points must land in the apply and prune phases: {phases:?} (seed {})",
+        apply > 0 && prune > 0 && apply + prune >= kill_points / 3,
+        "the kill points must land in the apply and the prune phases: {phases:?} (seed {})",
         dice.seed()
     );
+    drop(view);
     tokio::task::block_in_place(move || drop(controllers));
 }
