@@ -33,7 +33,7 @@ use support::{apply_repo, download, is_ready_at, repo_manifest, sha256_hex};
 
 const SCENARIO: &str = "source-controller SIGKILL while fetching/archiving";
 /// Files in the repository, and bytes of each.
-const FILES: usize = 1000;
+const FILES: usize = 800;
 const FILE_SIZE: usize = 4 * 1024;
 /// Files rewritten by each new revision (new blobs to fetch).
 const CHANGED_PER_REVISION: usize = 100;
@@ -259,6 +259,16 @@ enum Phase {
     Done,
 }
 
+/// When the source-controller's log (with `mooring_source_controller::git=debug`) first says
+/// a fetch finished, after `after`.
+fn fetched_at(log: &Path, after: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter(|l| l.contains(" fetched ") && l.contains("elapsed_ms="))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<jiff::Timestamp>().ok())
+        .find(|t| *t >= after)
+}
+
 async fn poke(api: &Api<GitRepository>, name: &str, token: &str) {
     let patch = serde_json::json!({"metadata": {"annotations": {"reconcile.mooring.dev/requestedAt": token}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -298,9 +308,13 @@ async fn sigkill_at_random_points_while_fetching_and_archiving_never_serves_a_to
     let mut r = 0;
     let mut commit = tokio::task::block_in_place(|| commit_revision(&repo, r));
     let kubeconfig = env.plane.kubeconfig().to_path_buf();
-    let mut controllers = tokio::task::block_in_place(|| {
-        Controllers::start(&Options::local(&kubeconfig)).expect("controllers")
-    });
+    // The fetch step logs when it is done: that splits a revision into fetch and archive.
+    let options = Options {
+        log_level: "info,mooring_source_controller::git=debug".to_string(),
+        ..Options::local(&kubeconfig)
+    };
+    let mut controllers =
+        tokio::task::block_in_place(|| Controllers::start(&options).expect("controllers"));
     let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
     let (restarted, restarts) = tokio::sync::watch::channel(0usize);
     let (served, watching) = watch_artifacts(api.clone(), name, restarts);
@@ -321,10 +335,18 @@ async fn sigkill_at_random_points_while_fetching_and_archiving_never_serves_a_to
     r += 1;
     commit = tokio::task::block_in_place(|| commit_revision(&repo, r));
     let poked = Instant::now();
+    let poked_at = jiff::Timestamp::now();
     poke(&api, name, &format!("r{r}")).await;
     assert!(ready_at(&api, name, &commit, CONVERGE).await, "revision 1");
     let one_revision = poked.elapsed();
-    eprintln!("one fetch and archive, uninterrupted: {one_revision:?}");
+    let log = controllers.log_file(mooring_testkit::controllers::SOURCE_CONTROLLER);
+    let fetch_window: Duration = fetched_at(&log, poked_at)
+        .and_then(|t| t.duration_since(poked_at).try_into().ok())
+        .unwrap_or_else(|| panic!("no `fetched` line after the poke in {}", log.display()));
+    eprintln!(
+        "one fetch and archive, uninterrupted: {one_revision:?}, of which until fetched: \
+         {fetch_window:?}"
+    );
 
     let dir = controllers
         .storage_dir()
@@ -339,13 +361,18 @@ async fn sigkill_at_random_points_while_fetching_and_archiving_never_serves_a_to
     let mut from = Instant::now();
     for point in 1..=kill_points {
         let temps_before: BTreeSet<PathBuf> = scan(&dir, &mut seen).temps.into_iter().collect();
-        if dice.chance(0.7) {
+        if dice.chance(0.8) {
             r += 1;
             commit = tokio::task::block_in_place(|| commit_revision(&repo, r));
             from = Instant::now();
             poke(&api, name, &format!("r{r}")).await;
         }
-        let delay = one_revision.mul_f64(1.2 * dice.fraction());
+        // Half of the kill points fall in the fetch, half in the archive (and a little after).
+        let delay = if dice.chance(0.5) {
+            fetch_window.mul_f64(dice.fraction())
+        } else {
+            fetch_window + (one_revision.mul_f64(1.1) - fetch_window).mul_f64(dice.fraction())
+        };
         // The kill point itself, not a wait for a condition.
         tokio::time::sleep_until((from + delay).into()).await;
         if let Some(mib) = controllers.source_pid().and_then(faults::peak_rss_mib) {
