@@ -553,7 +553,7 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
         // of the objects it drops is deleted. The others kill the restarted controller a
         // random time into finishing the revision it was killed in.
         let mut previous = r.saturating_sub(1);
-        let aim = if dice.chance(0.7) {
+        let aim = if dice.chance(0.8) {
             previous = r;
             r += 1;
             let target = app.expected(r);
@@ -580,7 +580,7 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
                 format!("after the {k}th of {} deletions", stale.len())
             }
         } else {
-            let delay = one_revision.mul_f64(1.2 * dice.fraction());
+            let delay = one_revision.mul_f64(0.6 * dice.fraction());
             // The kill point itself, not a wait for a condition.
             tokio::time::sleep_until((from + delay).into()).await;
             format!("{delay:?} after the restart")
