@@ -553,16 +553,19 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
         // of the objects it drops is deleted. The others kill the restarted controller a
         // random time into finishing the revision it was killed in.
         let mut previous = r.saturating_sub(1);
+        let point_started = Instant::now();
         let aim = if dice.chance(0.8) {
             previous = r;
             r += 1;
             let target = app.expected(r);
             let start = view.snapshot();
             let changed = changes(&target, &app.expected(previous));
-            let stale: Vec<Key> = start
-                .iter()
-                .filter(|(k, l)| !l.deleting && !target.contains_key(*k))
-                .map(|(k, _)| k.clone())
+            // Only this revision's prune deletes what the previous one has and it drops.
+            let stale: Vec<Key> = app
+                .expected(previous)
+                .into_keys()
+                .filter(|k| !target.contains_key(k))
+                .filter(|k| start.get(k).is_some_and(|l| !l.deleting))
                 .collect();
             commit = push(&env, &repo, &app, r).await;
             let wait = one_revision.mul_f64(3.0);
@@ -593,12 +596,16 @@ async fn sigkill_at_random_points_while_applying_and_pruning_loses_and_orphans_n
         let landed = phase(&app.expected(r), &app.expected(previous), &live);
         *phases.entry(landed).or_default() += 1;
         eprintln!(
-            "kill point {point}/{kill_points}: revision {r}, {aim}: {landed:?} ({:?} into the test)",
+            "kill point {point}/{kill_points}: revision {r}, {aim}: {landed:?} ({:?} into the \
+             point, {:?} into the test)",
+            point_started.elapsed(),
             started.elapsed()
         );
+        let restarting = Instant::now();
         tokio::task::block_in_place(|| controllers.restart_kustomize())
             .expect("restart the kustomize-controller");
         from = Instant::now();
+        eprintln!("  restarted in {:?}", restarting.elapsed());
 
         if point % CHECKPOINT_EVERY == 0 || point == kill_points {
             let check = converged(&env, &app, r, &commit).await;
