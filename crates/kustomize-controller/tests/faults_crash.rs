@@ -3,11 +3,15 @@
 //! revisions create, update and prune objects of several kinds, namespaced and cluster-scoped,
 //! and each one brings a new Namespace (with objects in it) and prunes the previous one.
 //!
-//! A kill point comes a random delay after a new revision reaches the source (or after the last
-//! restart), drawn from the measured time of one uninterrupted revision change; the state of
-//! the cluster at each kill tells which phase it landed in. At checkpoints and at the end the
-//! cluster must equal the last revision exactly: every object present as rendered, no object
-//! with our labels outside every inventory (orphans), none lost.
+//! Most kill points push a new revision and are aimed through watches of the app's objects: the
+//! controller dies right after the k-th of the revision's creations and updates shows (k
+//! random), or after the k-th of the objects it drops is deleted. The others kill the restarted
+//! controller a random delay into finishing its revision, drawn from the measured time of one
+//! uninterrupted revision change. The state of the cluster at each kill (the process is dead,
+//! so it stays put) tells which phase the kill landed in. At checkpoints and at the end the
+//! cluster must equal the last revision exactly: every object present as rendered, the
+//! inventory equal to the render, no object with our labels outside every inventory
+//! (orphans), none lost.
 //!
 //! `MOORING_FAULTS_SEED=<seed>` replays a run (the seed is printed);
 //! `MOORING_FAULTS_LONG=1` runs the long form.
