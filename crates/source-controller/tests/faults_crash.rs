@@ -29,7 +29,7 @@ use mooring_api::GitRepository;
 use mooring_testkit::controllers::{Controllers, Options};
 use mooring_testkit::faults::{self, Dice, Row};
 use mooring_testkit::git::{Auth, GitServer, Repo};
-use support::{apply_repo, download, is_ready_at, repo_manifest, sha256_hex};
+use support::{apply_repo, download, download_whole, is_ready_at, repo_manifest, sha256_hex};
 
 const SCENARIO: &str = "source-controller SIGKILL while fetching/archiving";
 /// Files in the repository, and bytes of each.
@@ -131,11 +131,20 @@ struct Served {
     torn: Vec<(String, String)>,
     /// Artifacts not reachable yet (the server was down): (url, digest).
     pending: Vec<(String, String)>,
+    /// Downloads that failed to connect or broke off (the server was killed), then retried.
+    interrupted: usize,
 }
 
-/// Downloads and checks `(url, digest)`; keeps it pending while the server is down.
+/// Downloads and checks `(url, digest)`; keeps it pending while the server is down, or when
+/// the transfer broke off before its announced length (the server was killed mid-download:
+/// the client sees an incomplete transfer, not a complete wrong file).
 async fn verify(served: &Mutex<Served>, url: String, digest: String) {
-    let (code, body) = download(&url).await;
+    let Some((code, body)) = download_whole(&url).await else {
+        let mut s = served.lock().expect("lock");
+        s.interrupted += 1;
+        s.pending.push((url, digest));
+        return;
+    };
     let checked = {
         let digest = digest.clone();
         tokio::task::spawn_blocking(move || (code == 200).then(|| torn(&body, &digest)))
@@ -147,7 +156,6 @@ async fn verify(served: &Mutex<Served>, url: String, digest: String) {
         (200, Some(None)) => s.verified += 1,
         (200, Some(Some(why))) => s.torn.push((url, why)),
         (404, _) => s.gone += 1,
-        (0, _) => s.pending.push((url, digest)),
         (other, _) => s.torn.push((url, format!("HTTP {other}"))),
     }
 }
@@ -461,10 +469,12 @@ async fn sigkill_at_random_points_while_fetching_and_archiving_never_serves_a_to
     let elapsed = started.elapsed();
     eprintln!(
         "{kill_points} kill points over {r} revisions in {elapsed:?} (seed {}): {phases:?}; \
-         artifacts verified {}, gone before download {}, pending {}; temp files left {}",
+         artifacts verified {}, gone before download {}, downloads broken off by a kill {}, \
+         pending {}; temp files left {}",
         dice.seed(),
         served.verified,
         served.gone,
+        served.interrupted,
         served.pending.len(),
         disk.temps.len()
     );
