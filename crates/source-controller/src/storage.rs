@@ -5,7 +5,9 @@
 //! file instead of replacing one a consumer may be downloading or about to verify, and a
 //! rebuild of identical content lands on the same name (the archive is deterministic).
 //! Files are written to a hidden temp file in the target directory, synced, then renamed into
-//! place, so a reader only ever sees complete artifacts.
+//! place, so a reader only ever sees complete artifacts. A temp file last written before this
+//! process opened the storage was left by a process that died mid-write (a crash, an OOM kill)
+//! and is removed by the next GC of its directory.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -24,7 +26,8 @@ pub const ARTIFACT_SUFFIX: &str = ".tar.gz";
 const DIGEST_IN_NAME: usize = 12;
 /// Prefix of files being written; hidden, so the server never serves them.
 const TEMP_PREFIX: &str = ".tmp-";
-/// A temp file older than this was left by a crash and is removed by [`Storage::gc`].
+/// A temp file older than this was left by a crashed write and is removed by [`Storage::gc`],
+/// even when it was written after this process opened the storage.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Why a storage operation failed.
@@ -146,6 +149,8 @@ pub struct Storage {
     /// Files whose digest was read in full, with the stamp they had then: an unchanged file
     /// is not hashed again on every pass.
     verified: Arc<Mutex<HashMap<PathBuf, (FileStamp, String)>>>,
+    /// When this process opened the storage: no write of its own is older.
+    opened: SystemTime,
 }
 
 impl Storage {
@@ -154,6 +159,7 @@ impl Storage {
         Self {
             root: root.into(),
             verified: Arc::default(),
+            opened: SystemTime::now(),
         }
     }
 
@@ -303,7 +309,7 @@ impl Storage {
 
     /// Removes old artifacts of `namespace/name`: keeps the newest `keep` files by mtime,
     /// counting `keep_path` (the advertised artifact, never removed), and removes temp files
-    /// left by crashed writes. Returns the removed paths, relative to the root. Blocking.
+    /// left by crashed writes: last written before this storage was opened, or long ago. Returns the removed paths, relative to the root. Blocking.
     pub fn gc(
         &self,
         namespace: &str,
@@ -338,7 +344,7 @@ impl Storage {
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if file_name.starts_with(TEMP_PREFIX) {
                 let age = now.duration_since(modified).unwrap_or_default();
-                if age > STALE_TEMP_AGE {
+                if modified < self.opened || age > STALE_TEMP_AGE {
                     stale_temps.push(file_name);
                 }
             } else if file_name.ends_with(ARTIFACT_SUFFIX) {

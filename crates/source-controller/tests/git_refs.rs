@@ -263,6 +263,29 @@ fn an_unusable_cache_is_recreated() {
 }
 
 #[test]
+fn a_fetch_killed_midway_does_not_block_later_fetches() {
+    let s = server();
+    let repo = s.create_repo("killed-fetch", Auth::None).expect("repo");
+    repo.commit(&[("a", "1")], "first").expect("commit");
+    let remote = remote_with(repo.http_url(), &[]);
+    let cache = cache();
+    let resolved = resolve(&remote, &branch("main")).expect("resolve");
+    let path = fetch(&remote, &resolved, cache.path())
+        .expect("fetch")
+        .repo_path;
+    // What a SIGKILL during a fetch leaves (found by tests/faults_crash.rs): gix's lock files
+    // and a pack being received.
+    std::fs::write(path.join("shallow.lock"), "").expect("shallow.lock");
+    std::fs::write(path.join("objects/pack/.tmpXyZ"), "partial pack").expect("temp pack");
+    let head = repo.commit(&[("a", "2")], "second").expect("commit");
+    let resolved = resolve(&remote, &branch("main")).expect("resolve");
+    let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch after a killed fetch");
+    assert_eq!(fetched.commit, head);
+    assert!(!path.join("shallow.lock").exists());
+    assert!(!path.join("objects/pack/.tmpXyZ").exists());
+}
+
+#[test]
 fn concurrent_fetches_of_one_url_share_the_cache_safely() {
     let s = server();
     let repo = s.create_repo("concurrent-fetch", Auth::None).expect("repo");

@@ -155,6 +155,37 @@ fn gc_removes_stale_temp_files_only() {
 }
 
 #[test]
+fn gc_removes_temp_files_a_previous_process_left() {
+    let (dir, storage) = storage();
+    store_bytes(&storage, "app", "c", b"x");
+    let artifacts = storage.root().join("gitrepository/ns/app");
+    // Killed mid-write a moment before this process started.
+    let killed = artifacts.join(".tmp-killed.tar.gz");
+    fs::write(&killed, b"partial").expect("write");
+    File::options()
+        .write(true)
+        .open(&killed)
+        .expect("open")
+        .set_modified(SystemTime::now() - Duration::from_secs(5))
+        .expect("mtime");
+    // The restarted process opens the same storage; its own write in flight stays.
+    let restarted = Storage::new(dir.path().join("data"));
+    let own = artifacts.join(".tmp-own.tar.gz");
+    fs::write(&own, b"").expect("write");
+    // As the clock reads now (file times tick coarsely, and may lag it by a few ms).
+    File::options()
+        .write(true)
+        .open(&own)
+        .expect("open")
+        .set_modified(SystemTime::now())
+        .expect("mtime");
+    let s = store_bytes(&restarted, "app", "d", b"y");
+    let removed = restarted.gc("ns", "app", 2, &s.path).expect("gc");
+    assert_eq!(removed, ["gitrepository/ns/app/.tmp-killed.tar.gz"]);
+    assert!(own.exists());
+}
+
+#[test]
 fn remove_all_deletes_the_object_directory() {
     let (_dir, storage) = storage();
     store_bytes(&storage, "app", "c", b"x");

@@ -344,12 +344,22 @@ impl Controllers {
         http_get(SocketAddr::from(([127, 0, 0, 1], port)), "/metrics")
     }
 
-    /// Stops both (SIGTERM: they finish in-flight work and release their Leases).
+    /// The pid of the running kustomize-controller process.
+    pub fn kustomize_pid(&self) -> Option<u32> {
+        self.kustomize.pid()
+    }
+
+    /// The source-controller's artifact storage directory.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
     /// The source-controller's process id, while it runs.
     pub fn source_pid(&self) -> Option<u32> {
         self.source.pid()
     }
 
+    /// Stops both (SIGTERM: they finish in-flight work and release their Leases).
     pub fn stop(&mut self) {
         self.kustomize.stop();
         self.source.stop();

@@ -9,12 +9,16 @@
 use std::io::Write;
 use std::path::Path;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// Names the file rows are appended to.
 pub const REPORT_ENV: &str = "MOORING_FAULTS_REPORT";
 /// Set to `1` to run the long form of the suite.
 pub const LONG_ENV: &str = "MOORING_FAULTS_LONG";
+/// Fixes the seed of the suite's random choices, to replay a failure.
+pub const SEED_ENV: &str = "MOORING_FAULTS_SEED";
 
 /// One scenario's figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +66,78 @@ pub fn long_form() -> bool {
 /// `short` in `make test`, `long` in the long form.
 pub fn scaled(short: usize, long: usize) -> usize {
     if long_form() { long } else { short }
+}
+
+/// The random choices of one scenario (kill points, delays), replayable from its seed.
+#[derive(Debug)]
+pub struct Dice {
+    seed: u64,
+    rng: StdRng,
+}
+
+impl Dice {
+    /// Dice for `scenario`: seeded from `MOORING_FAULTS_SEED` when set, else from the clock.
+    /// The seed is printed, so a failure can be replayed with `MOORING_FAULTS_SEED=<seed>`.
+    pub fn new(scenario: &str) -> Self {
+        let seed = match std::env::var(SEED_ENV) {
+            Ok(value) => value
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{SEED_ENV}={value:?} is not a number")),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or_default(),
+        };
+        eprintln!("FAULTS seed for {scenario:?}: {seed} (replay with {SEED_ENV}={seed})");
+        Self::from_seed(seed)
+    }
+
+    /// Dice with a fixed seed.
+    pub fn from_seed(seed: u64) -> Self {
+        Self {
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The seed these dice were made with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// A number in `[0, 1)`.
+    pub fn fraction(&mut self) -> f64 {
+        self.rng.random::<f64>()
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.fraction() < p
+    }
+
+    /// A number in `[0, n)` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            self.rng.random_range(0..n)
+        }
+    }
+}
+
+/// The peak resident memory (`VmHWM`) of process `pid` in MiB, while it runs.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Prints `row` and appends it to the report file, if one is set. A report that cannot be
@@ -134,6 +210,24 @@ pub fn table(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_choices() {
+        let mut a = Dice::from_seed(7);
+        let mut b = Dice::from_seed(7);
+        let roll = |d: &mut Dice| (d.below(1000), d.fraction(), d.chance(0.5));
+        assert_eq!(roll(&mut a), roll(&mut b));
+        assert_eq!(a.seed(), 7);
+        assert!((0..100).all(|_| a.below(3) < 3 && (0.0..1.0).contains(&a.fraction())));
+        assert_eq!(a.below(0), 0);
+    }
+
+    #[test]
+    fn peak_rss_of_this_process_is_read_from_proc() {
+        let mib = peak_rss_mib(std::process::id()).expect("VmHWM of this process");
+        assert!(mib > 0.0, "{mib}");
+        assert_eq!(peak_rss_mib(u32::MAX), None);
+    }
 
     #[test]
     fn rows_round_trip_through_the_report_and_sum_in_the_table() {

@@ -1,6 +1,7 @@
 //! The fetch cache: one bare repository per URL under the cache root, named by the URL's
 //! SHA-256, guarded by a lock file next to it (`flock`, so it works across threads and
-//! processes), and re-created when it cannot be opened.
+//! processes), and re-created when it cannot be opened. What a process killed mid-fetch leaves
+//! in it (gix lock files, temp files of a pack being received) is removed by the next fetch.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -91,6 +92,9 @@ pub(crate) fn open_or_create(
     path: &Path,
     options: &gix::open::Options,
 ) -> Result<(gix::Repository, bool), GitError> {
+    if path.is_dir() {
+        remove_leftovers(path);
+    }
     if path.exists() {
         match open_checked(path, options) {
             Ok(repo) => return Ok((repo, false)),
@@ -187,6 +191,49 @@ pub fn evict_unused(root: &Path, live_urls: &[String]) -> Vec<PathBuf> {
         drop(held);
     }
     removed
+}
+
+/// Removes the files a fetch killed midway leaves in the cache at `path`: `*.lock` files at the
+/// top (`shallow.lock`, `packed-refs.lock`, ...) and under `refs/`, which make gix refuse every
+/// later fetch, and temp files of packs being received under `objects/pack/`. Only a fetch
+/// writes them, and fetches hold the exclusive lock, which the caller holds now: every such
+/// file belongs to a process that is gone. Best effort; a file that stays fails the fetch
+/// with its own message.
+fn remove_leftovers(path: &Path) {
+    let mut removed = 0;
+    let mut sweep = |dir: &Path, stale: &dyn Fn(&str) -> bool, recurse: bool| {
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(listing) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in listing.flatten() {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name();
+                if kind.is_dir() && recurse {
+                    dirs.push(entry.path());
+                } else if kind.is_file()
+                    && name.to_str().is_some_and(stale)
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+    };
+    let lock = |name: &str| name.ends_with(".lock");
+    sweep(path, &lock, false);
+    sweep(&path.join("refs"), &lock, true);
+    sweep(
+        &path.join("objects").join("pack"),
+        &|name: &str| name.starts_with(".tmp"),
+        false,
+    );
+    if removed > 0 {
+        tracing::info!(path = %path.display(), removed, "removed the lock and temp files of an interrupted fetch");
+    }
 }
 
 fn remove(path: &Path) -> Result<(), GitError> {
@@ -288,6 +335,33 @@ mod tests {
         drop(reading);
         let removed = evict_unused(dir.path(), &[kept_url]);
         assert_eq!(removed, vec![busy.repo]);
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_fetch_are_removed_and_the_cache_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = gix::open::Options::isolated();
+        let path = dir.path().join("repo");
+        open_or_create(&path, &options).expect("create");
+        let leftovers = [
+            "shallow.lock",
+            "packed-refs.lock",
+            "refs/mooring/heads/main.lock",
+            "objects/pack/.tmpAbC123",
+        ];
+        for file in leftovers {
+            let file = path.join(file);
+            std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+            std::fs::write(&file, b"partial").expect("leftover");
+        }
+        let kept = path.join("objects/pack/pack-1234.keep");
+        std::fs::write(&kept, b"").expect("keep file");
+        let (_, created) = open_or_create(&path, &options).expect("reopen");
+        assert!(!created, "the cache itself is kept");
+        for file in leftovers {
+            assert!(!path.join(file).exists(), "{file} is left");
+        }
+        assert!(kept.exists());
     }
 
     #[test]

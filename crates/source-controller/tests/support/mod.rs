@@ -142,6 +142,27 @@ pub async fn download(url: &str) -> (u16, Vec<u8>) {
     (code, body)
 }
 
+/// Downloads `url` when the transfer completes: None when the connection fails or breaks off
+/// before the `Content-Length` the server announced (curl exits non-zero).
+pub async fn download_whole(url: &str) -> Option<(u16, Vec<u8>)> {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", url])
+        .output()
+        .await
+        .expect("curl");
+    if !out.status.success() {
+        return None;
+    }
+    let mut body = out.stdout;
+    let pos = body.iter().rposition(|b| *b == b'\n')?;
+    let code: u16 = String::from_utf8_lossy(&body[pos + 1..])
+        .trim()
+        .parse()
+        .ok()?;
+    body.truncate(pos);
+    Some((code, body))
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     mooring_source_controller::storage::sha256_hex(bytes).expect("hash")
 }
