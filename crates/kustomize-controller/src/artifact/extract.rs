@@ -1,12 +1,14 @@
 //! Extracting a verified `.tar.gz` artifact safely.
 //!
 //! Refused, with an error naming the entry: absolute paths, `..` components, hard links,
-//! device files and FIFOs, symbolic links whose target is absolute or leaves the root, and any
-//! entry whose path passes through a symbolic link (which is how an archive escapes through a
-//! link it created earlier). Limits: number of entries, bytes of file content, and bytes read
+//! device files and FIFOs, symbolic links whose target is absolute or leaves the root (also
+//! through other links of the archive, such as `b -> a/..` with `a -> .`), and any entry whose
+//! path passes through a symbolic link (which is how an archive escapes through a link it
+//! created earlier). Limits: number of entries, bytes of file content, and bytes read
 //! from the decompressor (so headers cannot be a bomb either). Files are made read-only: a
 //! process that is not root cannot then modify the shared tree through a hard link.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -82,6 +84,67 @@ pub fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
                 }
             }
             Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// Links followed while resolving one link's target before it counts as a loop.
+const MAX_LINK_HOPS: usize = 40;
+
+/// Whether following the link at `link` (relative to `root`) to `target` ends inside `root`,
+/// with the links now under `root` expanded as the kernel would: `b -> a/..` leaves the root
+/// when `a -> .`, although it looks inside. Absolute targets, loops and `..` above the root
+/// (also through missing components) count as leaving.
+fn resolves_inside(root: &Path, link: &Path, target: &Path) -> bool {
+    let mut current: Vec<OsString> = link
+        .parent()
+        .map(|p| {
+            p.components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // The components still to walk, the next one last; `None` stands for `..`.
+    let mut pending: Vec<Option<OsString>> = Vec::new();
+    let push = |pending: &mut Vec<Option<OsString>>, target: &Path| {
+        if target.as_os_str().is_empty() {
+            return false;
+        }
+        let mut parts = Vec::new();
+        for component in target.components() {
+            match component {
+                Component::Normal(n) => parts.push(Some(n.to_owned())),
+                Component::ParentDir => parts.push(None),
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => return false,
+            }
+        }
+        pending.extend(parts.into_iter().rev());
+        true
+    };
+    if !push(&mut pending, target) {
+        return false;
+    }
+    let mut hops = 0;
+    while let Some(component) = pending.pop() {
+        let Some(name) = component else {
+            if current.pop().is_none() {
+                return false;
+            }
+            continue;
+        };
+        current.push(name);
+        let path: PathBuf = current.iter().collect();
+        if let Ok(next) = fs::read_link(root.join(&path)) {
+            hops += 1;
+            current.pop();
+            if hops > MAX_LINK_HOPS || !push(&mut pending, &next) {
+                return false;
+            }
         }
     }
     true
@@ -169,6 +232,9 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
     };
     let mut entries_seen: u64 = 0;
     let mut bytes: u64 = 0;
+    // Links are judged again once all are in place: a later link can make an earlier one
+    // lead out.
+    let mut links: Vec<(PathBuf, String)> = Vec::new();
     for entry in tar.entries().map_err(format_error)? {
         let mut entry = entry.map_err(format_error)?;
         let kind = entry.header().entry_type();
@@ -235,6 +301,7 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
                 clear(&target, &name)?;
                 std::os::unix::fs::symlink(&link, &target)
                     .map_err(|e| storage("create link", &target, e))?;
+                links.push((rel, name));
             }
             EntryType::Link => return Err(unsafe_entry(&name, "hard links are not allowed")),
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -244,6 +311,17 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
                 ));
             }
             _ => return Err(unsafe_entry(&name, "unsupported entry type")),
+        }
+    }
+    for (rel, name) in &links {
+        // A link a later entry replaced is gone; the one now at the path is judged.
+        if let Ok(target) = fs::read_link(dest.join(rel))
+            && !resolves_inside(dest, rel, &target)
+        {
+            return Err(unsafe_entry(
+                name,
+                "the link target leaves the artifact through another link, or loops",
+            ));
         }
     }
     Ok(())

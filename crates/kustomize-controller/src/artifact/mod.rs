@@ -23,7 +23,7 @@ use std::time::Duration;
 use mooring_api::Digest;
 use tokio::sync::OnceCell;
 
-pub use extract::{safe_relative, symlink_stays_inside};
+pub use extract::{extract, safe_relative, symlink_stays_inside};
 
 /// Size limits applied to every artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,656 @@
+//! Property tests of artifact extraction (part of the fault suite, issue 11 item 4).
+//!
+//! 1. Hostile archives: arbitrary entries (`..`, absolute names aimed at a real directory next
+//!    to the destination, symbolic and hard links pointing out, links through links, long
+//!    names, device files, FIFOs, duplicates, sizes over the limits, truncated or corrupted
+//!    gzip). Extraction never writes outside the destination, leaves no link that resolves
+//!    outside it (checked by the kernel, `canonicalize`), respects the limits, and either
+//!    succeeds with exactly the tree a reference model predicts or fails with a clear error.
+//! 2. Round trip: trees committed to git and archived by the source-controller's
+//!    `build_archive` extract to identical content.
+//!
+//! Short form: `cargo test -p mooring-kustomize-controller --test faults_props_extract`.
+//! Long form (part of `make faults`): `MOORING_FAULTS_LONG=1 cargo test -p
+//! mooring-kustomize-controller --test faults_props_extract` runs each property for
+//! `mooring_testkit::props::LONG_SECONDS` of CPU time; `MOORING_PROPTEST_SECONDS=N` sets
+//! another budget. Failing seeds are kept in `proptest-regressions/faults_props_extract/`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use mooring_kustomize_controller::artifact::{ArtifactError, Limits, extract};
+use mooring_source_controller::archive::{ArchiveOptions, build_archive};
+use mooring_testkit::props::{Property, check};
+use proptest::prelude::*;
+use tar::{EntryType, Header};
+
+/// Stands for the absolute path of a directory next to the destination, so that absolute
+/// names and link targets aim at something real.
+const OUTSIDE: &str = "@OUT";
+
+#[derive(Debug, Clone)]
+enum Kind {
+    File { data: Vec<u8>, executable: bool },
+    Dir,
+    Symlink(String),
+    Hardlink(String),
+    Char,
+    Block,
+    Fifo,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Damage {
+    None,
+    /// Keep this per-mille of the compressed bytes.
+    Truncate(u16),
+    /// XOR the byte at this per-mille position.
+    Flip(u16, u8),
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    entries: Vec<Entry>,
+    max_files: u64,
+    max_bytes: u64,
+    damage: Damage,
+}
+
+fn component() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(vec!["a", "b", "c"]).prop_map(str::to_owned),
+        2 => Just("..".to_owned()),
+        1 => Just(".".to_owned()),
+        1 => Just(String::new()),
+        1 => (90usize..160).prop_map(|n| "l".repeat(n)),
+        1 => Just("é ü".to_owned()),
+    ]
+}
+
+fn entry_name() -> impl Strategy<Value = String> {
+    let relative = (prop::collection::vec(component(), 1..4), any::<bool>(), any::<bool>())
+        .prop_map(|(parts, dot, slash)| {
+            let mut name = parts.join("/");
+            if dot {
+                name.insert_str(0, "./");
+            }
+            if slash {
+                name.push('/');
+            }
+            name
+        });
+    prop_oneof![
+        12 => relative,
+        1 => Just(format!("{OUTSIDE}/pwned")),
+        1 => Just("/etc/mooring-pwned".to_owned()),
+    ]
+}
+
+fn link_target() -> impl Strategy<Value = String> {
+    let relative = prop::collection::vec(
+        prop::sample::select(vec!["a", "b", "c", "..", "."]),
+        1..5,
+    )
+    .prop_map(|parts| parts.join("/"));
+    prop_oneof![
+        10 => relative,
+        1 => Just(OUTSIDE.to_owned()),
+        1 => Just(String::new()),
+    ]
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        6 => (prop::collection::vec(any::<u8>(), 0..120), any::<bool>())
+            .prop_map(|(data, executable)| Kind::File { data, executable }),
+        3 => Just(Kind::Dir),
+        4 => link_target().prop_map(Kind::Symlink),
+        1 => link_target().prop_map(Kind::Hardlink),
+        1 => prop_oneof![Just(Kind::Char), Just(Kind::Block), Just(Kind::Fifo)],
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let entries = prop::collection::vec(
+        (entry_name(), kind()).prop_map(|(name, kind)| Entry { name, kind }),
+        0..10,
+    );
+    let damage = prop_oneof![
+        8 => Just(Damage::None),
+        1 => (0u16..1000).prop_map(Damage::Truncate),
+        1 => (0u16..1000, 1u8..=255).prop_map(|(at, x)| Damage::Flip(at, x)),
+    ];
+    (entries, 1u64..14, 0u64..400, damage).prop_map(|(entries, max_files, max_bytes, damage)| {
+        Case {
+            entries,
+            max_files,
+            max_bytes,
+            damage,
+        }
+    })
+}
+
+/// A raw name field; names over 100 bytes get a GNU long-name record first, as GNU tar writes.
+fn append_raw(
+    builder: &mut tar::Builder<impl Write>,
+    name: &str,
+    link: Option<&str>,
+    kind: EntryType,
+    mode: u32,
+    data: &[u8],
+) {
+    for (value, record_kind) in [(Some(name), b'L'), (link, b'K')] {
+        if let Some(value) = value.filter(|v| v.len() > 100) {
+            let mut long = Header::new_gnu();
+            set_field(&mut long.as_old_mut().name, "././@LongLink");
+            long.set_entry_type(EntryType::new(record_kind));
+            long.set_size(value.len() as u64 + 1);
+            long.set_mode(0o644);
+            long.set_cksum();
+            let mut bytes = value.as_bytes().to_vec();
+            bytes.push(0);
+            builder.append(&long, bytes.as_slice()).expect("long name");
+        }
+    }
+    let mut header = Header::new_gnu();
+    set_field(&mut header.as_old_mut().name, name);
+    if let Some(link) = link {
+        set_field(&mut header.as_old_mut().linkname, link);
+    }
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    builder.append(&header, data).expect("append");
+}
+
+/// Copies up to the field's size (the long-name record carries the rest).
+fn set_field(field: &mut [u8], value: &str) {
+    field.fill(0);
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value.as_bytes()[..n]);
+}
+
+fn archive(case: &Case, outside: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for entry in &case.entries {
+        let name = entry.name.replace(OUTSIDE, outside);
+        let (kind, data, link, mode): (EntryType, &[u8], Option<String>, u32) = match &entry.kind {
+            Kind::File { data, executable } => (
+                EntryType::Regular,
+                data,
+                None,
+                if *executable { 0o755 } else { 0o644 },
+            ),
+            Kind::Dir => (EntryType::Directory, b"", None, 0o755),
+            Kind::Symlink(t) => (EntryType::Symlink, b"", Some(t.replace(OUTSIDE, outside)), 0o777),
+            Kind::Hardlink(t) => (EntryType::Link, b"", Some(t.replace(OUTSIDE, outside)), 0o644),
+            Kind::Char => (EntryType::Char, b"", None, 0o644),
+            Kind::Block => (EntryType::Block, b"", None, 0o644),
+            Kind::Fifo => (EntryType::Fifo, b"", None, 0o644),
+        };
+        append_raw(&mut builder, &name, link.as_deref(), kind, mode, data);
+    }
+    let mut bytes = builder
+        .into_inner()
+        .expect("tar")
+        .finish()
+        .expect("gzip");
+    let at = |per_mille: u16| bytes.len() * usize::from(per_mille) / 1000;
+    match case.damage {
+        Damage::None => {}
+        Damage::Truncate(keep) => bytes.truncate(at(keep)),
+        Damage::Flip(position, x) => {
+            let i = at(position).min(bytes.len() - 1);
+            bytes[i] ^= x;
+        }
+    }
+    bytes
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File { data: Vec<u8>, executable: bool },
+    Link(String),
+}
+
+/// Follows `target` from the directory of `link` through the model's links, as the kernel
+/// would; `false` when it leaves the root (also through a missing component), is absolute,
+/// or loops.
+fn resolves_inside(tree: &BTreeMap<String, Node>, link: &str, target: &str) -> bool {
+    let mut current: Vec<String> = link.split('/').map(str::to_owned).collect();
+    current.pop();
+    let mut pending: Vec<String> = Vec::new();
+    let push = |pending: &mut Vec<String>, target: &str| {
+        if target.is_empty() || target.starts_with('/') {
+            return false;
+        }
+        pending.extend(target.split('/').rev().map(str::to_owned));
+        true
+    };
+    if !push(&mut pending, target) {
+        return false;
+    }
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "" | "." => {}
+            ".." => {
+                if current.pop().is_none() {
+                    return false;
+                }
+            }
+            _ => {
+                current.push(c);
+                if let Some(Node::Link(next)) = tree.get(&current.join("/")) {
+                    hops += 1;
+                    current.pop();
+                    if hops > 40 || !push(&mut pending, next) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// What extraction must produce: the tree, or `None` for "refused".
+fn model(case: &Case) -> Option<BTreeMap<String, Node>> {
+    let mut tree = BTreeMap::new();
+    let mut count = 0u64;
+    let mut bytes = 0u64;
+    for entry in &case.entries {
+        if entry.name.starts_with('/') || entry.name.starts_with(OUTSIDE) {
+            return None;
+        }
+        let parts: Vec<&str> = entry
+            .name
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        if parts.contains(&"..") {
+            return None;
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        count += 1;
+        if count > case.max_files {
+            return None;
+        }
+        for i in 1..parts.len() {
+            match tree
+                .entry(parts[..i].join("/"))
+                .or_insert(Node::Dir)
+            {
+                Node::Dir => {}
+                _ => return None,
+            }
+        }
+        let path = parts.join("/");
+        let existing = tree.get(&path);
+        match &entry.kind {
+            Kind::File { data, executable } => {
+                bytes += data.len() as u64;
+                if bytes > case.max_bytes || existing == Some(&Node::Dir) {
+                    return None;
+                }
+                let node = Node::File {
+                    data: data.clone(),
+                    executable: *executable,
+                };
+                tree.insert(path, node);
+            }
+            Kind::Dir => match existing {
+                Some(Node::Dir) => {}
+                Some(_) => return None,
+                None => {
+                    tree.insert(path, Node::Dir);
+                }
+            },
+            Kind::Symlink(target) => {
+                // Lexically inside (as written), and not replacing a directory.
+                let lexical = BTreeMap::new();
+                if !resolves_inside(&lexical, &path, target) || existing == Some(&Node::Dir) {
+                    return None;
+                }
+                tree.insert(path, Node::Link(target.clone()));
+            }
+            Kind::Hardlink(_) | Kind::Char | Kind::Block | Kind::Fifo => return None,
+        }
+    }
+    // Through each other, the links must still stay inside.
+    let links: Vec<(String, String)> = tree
+        .iter()
+        .filter_map(|(p, n)| match n {
+            Node::Link(t) => Some((p.clone(), t.clone())),
+            _ => None,
+        })
+        .collect();
+    if links.iter().any(|(p, t)| !resolves_inside(&tree, p, t)) {
+        return None;
+    }
+    Some(tree)
+}
+
+/// The tree on disk, relative to `root`; panics on a kind extraction must never create.
+fn read_tree(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(root.join(&rel)).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let rel = rel.join(entry.file_name());
+            let key = rel.to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(entry.path()).expect("metadata");
+            let kind = meta.file_type();
+            let node = if kind.is_dir() {
+                stack.push(rel);
+                Node::Dir
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(entry.path()).expect("read_link");
+                Node::Link(target.to_string_lossy().into_owned())
+            } else {
+                assert!(kind.is_file(), "{key}: a device file or FIFO was created");
+                assert_eq!(meta.nlink(), 1, "{key}: a hard link was created");
+                let mode = meta.permissions().mode();
+                assert_eq!(mode & 0o222, 0, "{key}: an extracted file is writable");
+                Node::File {
+                    data: std::fs::read(entry.path()).expect("read"),
+                    executable: mode & 0o111 != 0,
+                }
+            };
+            out.insert(key, node);
+        }
+    }
+    out
+}
+
+/// Everything under `dir` as sorted relative names (no link is followed).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(dir.join(&rel)).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let rel = rel.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                stack.push(rel.clone());
+            }
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+const LABELS: [&str; 4] = [
+    "UnsafeArchiveEntry",
+    "ArtifactTooLarge",
+    "InvalidArchive",
+    "ArtifactStorage",
+];
+
+fn hostile(case: Case) -> Result<(), TestCaseError> {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir(&outside).expect("outside");
+    std::fs::write(outside.join("secret"), "keep").expect("secret");
+    let dest = sandbox.path().join("dest");
+    std::fs::create_dir(&dest).expect("dest");
+    let file = sandbox.path().join("a.tar.gz");
+    std::fs::write(&file, archive(&case, &outside.to_string_lossy())).expect("archive");
+    let limits = Limits {
+        max_download_bytes: u64::MAX,
+        max_extracted_bytes: case.max_bytes,
+        max_files: case.max_files,
+    };
+    let result = extract(&file, &dest, &limits);
+
+    // Whatever happened: nothing outside `dest` changed...
+    prop_assert_eq!(
+        listing(sandbox.path())
+            .into_iter()
+            .filter(|p| !p.starts_with("dest/"))
+            .collect::<Vec<_>>(),
+        vec!["a.tar.gz", "dest", "outside", "outside/secret"]
+    );
+    prop_assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).expect("secret"),
+        "keep"
+    );
+    // ...no link that resolves leads out (the kernel decides)...
+    let tree = read_tree(&dest);
+    let real_dest = dest.canonicalize().expect("dest");
+    for (path, node) in &tree {
+        if let Node::Link(target) = node
+            && let Ok(resolved) = dest.join(path).canonicalize()
+        {
+            prop_assert!(
+                resolved.starts_with(&real_dest),
+                "link {path} -> {target} resolves to {} (result {result:?})",
+                resolved.display()
+            );
+        }
+    }
+    // ...and the limits hold.
+    let written: u64 = tree
+        .values()
+        .map(|n| match n {
+            Node::File { data, .. } => data.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    prop_assert!(written <= case.max_bytes, "{written} bytes written");
+    prop_assert!(tree.len() as u64 <= case.max_files, "{} entries", tree.len());
+
+    if let Err(e) = &result {
+        let message = e.to_string();
+        prop_assert!(LABELS.contains(&e.label()), "unexpected error {e:?}");
+        prop_assert!(!message.trim().is_empty());
+        if let ArtifactError::UnsafeEntry { entry, .. } = e {
+            prop_assert!(
+                case.entries
+                    .iter()
+                    .any(|x| x.name.replace(OUTSIDE, "") == entry.replace(
+                        &*outside.to_string_lossy(),
+                        ""
+                    )),
+                "the error names no entry of the archive: {message}"
+            );
+        }
+    }
+    if matches!(case.damage, Damage::None) {
+        match (model(&case), result) {
+            (Some(expected), Ok(())) => prop_assert_eq!(tree, expected),
+            (None, Err(_)) => {}
+            (Some(expected), Err(e)) => {
+                prop_assert!(false, "refused ({e}) but the model expects {expected:?}")
+            }
+            (None, Ok(())) => prop_assert!(false, "accepted, the model refuses: {tree:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn hostile_archives_never_escape_and_match_the_model() {
+    check(
+        &Property {
+            scenario: "property: artifact extraction, hostile archives",
+            regressions: concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/proptest-regressions/faults_props_extract/hostile.txt"
+            ),
+            short_cases: 400,
+        },
+        case(),
+        hostile,
+    );
+}
+
+/// A tree for git: file contents (some executable) and links, by path.
+#[derive(Debug, Clone)]
+enum GitNode {
+    File(Vec<u8>, bool),
+    Link(String),
+}
+
+fn git_tree() -> impl Strategy<Value = BTreeMap<String, GitNode>> {
+    let name = prop::collection::vec(
+        prop_oneof![
+            6 => prop::sample::select(vec!["a", "b", "base", "app.yaml", ".hidden", "ü"])
+                .prop_map(str::to_owned),
+            1 => "[a-z0-9 _.-]{1,12}".prop_filter("not a dot name", |s| s != "." && s != ".."),
+            1 => (100usize..140).prop_map(|n| "n".repeat(n)),
+        ],
+        1..4,
+    )
+    .prop_map(|parts| parts.join("/"))
+    .prop_filter("VCS files are never archived", |p| {
+        !p.split('/').any(|c| c.starts_with(".git"))
+    });
+    let node = prop_oneof![
+        5 => (prop::collection::vec(any::<u8>(), 0..200), any::<bool>())
+            .prop_map(|(data, x)| GitNode::File(data, x)),
+        1 => prop::collection::vec(prop::sample::select(vec!["a", "b", ".."]), 1..3)
+            .prop_map(|p| GitNode::Link(p.join("/"))),
+    ];
+    prop::collection::btree_map(name, node, 1..12).prop_map(|mut map| {
+        // A path cannot be both a file and a directory.
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for key in &keys {
+            if keys.iter().any(|k| k.starts_with(&format!("{key}/"))) {
+                map.remove(key);
+            }
+        }
+        map
+    })
+}
+
+/// Commits `tree` into a new bare repository with `git fast-import`; returns the commit.
+fn commit_tree(repo: &Path, tree: &BTreeMap<String, GitNode>) -> String {
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", repo)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .arg("-C")
+            .arg(repo)
+            .args(args);
+        cmd
+    };
+    let status = git(&["init", "-q", "--bare", "-b", "main"])
+        .status()
+        .expect("git init");
+    assert!(status.success());
+    let mut stream = Vec::new();
+    stream.extend_from_slice(
+        b"commit refs/heads/main\ncommitter T <t@mooring.invalid> 1700000000 +0000\ndata 1\nx\n",
+    );
+    for (path, node) in tree {
+        let (mode, data) = match node {
+            GitNode::File(data, true) => ("100755", data.as_slice()),
+            GitNode::File(data, false) => ("100644", data.as_slice()),
+            GitNode::Link(target) => ("120000", target.as_bytes()),
+        };
+        stream.extend_from_slice(format!("M {mode} inline \"{}\"\n", quote(path)).as_bytes());
+        stream.extend_from_slice(format!("data {}\n", data.len()).as_bytes());
+        stream.extend_from_slice(data);
+        stream.push(b'\n');
+    }
+    let mut child = git(&["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&stream)
+        .expect("write");
+    assert!(child.wait().expect("wait").success(), "fast-import failed");
+    let out = git(&["rev-parse", "main"]).output().expect("rev-parse");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn quote(path: &str) -> String {
+    path.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// What the extracted tree must hold: the files and links, and their directories; links the
+/// source-controller drops for leaving the tree are absent.
+fn expected_tree(tree: &BTreeMap<String, GitNode>, dropped: &[String]) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    for (path, node) in tree {
+        if dropped.contains(path) {
+            continue;
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        for i in 1..parts.len() {
+            out.insert(parts[..i].join("/"), Node::Dir);
+        }
+        let node = match node {
+            GitNode::File(data, executable) => Node::File {
+                data: data.clone(),
+                executable: *executable,
+            },
+            GitNode::Link(target) => Node::Link(target.clone()),
+        };
+        out.insert(path.clone(), node);
+    }
+    out
+}
+
+fn round_trip(tree: BTreeMap<String, GitNode>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo.git");
+    std::fs::create_dir(&repo).expect("repo dir");
+    let commit = commit_tree(&repo, &tree);
+    let options = ArchiveOptions {
+        // Nothing ignored: every committed file must come back.
+        ignore: Some(String::new()),
+        ..ArchiveOptions::default()
+    };
+    let mut bytes = Vec::new();
+    let summary = build_archive(&repo, &commit, &options, &mut bytes).expect("build_archive");
+    let file = dir.path().join("a.tar.gz");
+    std::fs::write(&file, &bytes).expect("write");
+    let dest = dir.path().join("dest");
+    std::fs::create_dir(&dest).expect("dest");
+    extract(&file, &dest, &Limits::default())
+        .map_err(|e| TestCaseError::fail(format!("extracting the archive failed: {e}")))?;
+    let extracted = read_tree(&dest);
+    prop_assert_eq!(extracted, expected_tree(&tree, &summary.dropped_symlinks));
+    Ok(())
+}
+
+#[test]
+fn archives_of_arbitrary_trees_extract_to_identical_content() {
+    check(
+        &Property {
+            scenario: "property: artifact round trip, source archive to extracted tree",
+            regressions: concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/proptest-regressions/faults_props_extract/round_trip.txt"
+            ),
+            short_cases: 40,
+        },
+        git_tree(),
+        round_trip,
+    );
+}
