@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use mooring_kustomize_controller::artifact::{ArtifactError, Limits, extract};
+use mooring_kustomize_controller::artifact::{ArtifactError, Limits, extract_archive as extract};
 use mooring_source_controller::archive::{ArchiveOptions, build_archive};
 use mooring_testkit::props::{Property, check};
 use proptest::prelude::*;
@@ -291,14 +291,19 @@ fn model(case: &Case) -> Option<BTreeMap<String, Node>> {
         if count > case.max_files {
             return None;
         }
+        // Implied directories count as entries too.
         for i in 1..parts.len() {
-            match tree
-                .entry(parts[..i].join("/"))
-                .or_insert(Node::Dir)
-            {
-                Node::Dir => {}
-                _ => return None,
+            match tree.get(&parts[..i].join("/")) {
+                Some(Node::Dir) => {}
+                Some(_) => return None,
+                None => {
+                    count += 1;
+                    tree.insert(parts[..i].join("/"), Node::Dir);
+                }
             }
+        }
+        if count > case.max_files {
+            return None;
         }
         let path = parts.join("/");
         let existing = tree.get(&path);
@@ -324,6 +329,7 @@ fn model(case: &Case) -> Option<BTreeMap<String, Node>> {
             Kind::Symlink(target) => {
                 // Lexically inside (as written), and not replacing a directory.
                 let lexical = BTreeMap::new();
+                let target = &target.replace(OUTSIDE, "/outside");
                 if !resolves_inside(&lexical, &path, target) || existing == Some(&Node::Dir) {
                     return None;
                 }
@@ -346,8 +352,9 @@ fn model(case: &Case) -> Option<BTreeMap<String, Node>> {
     Some(tree)
 }
 
-/// The tree on disk, relative to `root`; panics on a kind extraction must never create.
-fn read_tree(root: &Path) -> BTreeMap<String, Node> {
+/// The tree on disk, relative to `root`; fails on a kind extraction must never create, and on
+/// a writable file when `complete` (a failed extraction may leave the file it was writing).
+fn read_tree(root: &Path, complete: bool) -> Result<BTreeMap<String, Node>, TestCaseError> {
     let mut out = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -364,10 +371,10 @@ fn read_tree(root: &Path) -> BTreeMap<String, Node> {
                 let target = std::fs::read_link(entry.path()).expect("read_link");
                 Node::Link(target.to_string_lossy().into_owned())
             } else {
-                assert!(kind.is_file(), "{key}: a device file or FIFO was created");
-                assert_eq!(meta.nlink(), 1, "{key}: a hard link was created");
+                prop_assert!(kind.is_file(), "{key}: a device file or FIFO was created");
+                prop_assert_eq!(meta.nlink(), 1, "{}: a hard link was created", key);
                 let mode = meta.permissions().mode();
-                assert_eq!(mode & 0o222, 0, "{key}: an extracted file is writable");
+                prop_assert!(!complete || mode & 0o222 == 0, "{key}: a file is writable");
                 Node::File {
                     data: std::fs::read(entry.path()).expect("read"),
                     executable: mode & 0o111 != 0,
@@ -376,7 +383,7 @@ fn read_tree(root: &Path) -> BTreeMap<String, Node> {
             out.insert(key, node);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Everything under `dir` as sorted relative names (no link is followed).
@@ -433,7 +440,7 @@ fn hostile(case: Case) -> Result<(), TestCaseError> {
         "keep"
     );
     // ...no link that resolves leads out (the kernel decides)...
-    let tree = read_tree(&dest);
+    let tree = read_tree(&dest, result.is_ok())?;
     let real_dest = dest.canonicalize().expect("dest");
     for (path, node) in &tree {
         if let Node::Link(target) = node
@@ -597,12 +604,13 @@ fn quote(path: &str) -> String {
 fn expected_tree(tree: &BTreeMap<String, GitNode>, dropped: &[String]) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     for (path, node) in tree {
-        if dropped.contains(path) {
-            continue;
-        }
+        // The directories of a dropped link stay.
         let parts: Vec<&str> = path.split('/').collect();
         for i in 1..parts.len() {
             out.insert(parts[..i].join("/"), Node::Dir);
+        }
+        if dropped.contains(path) {
+            continue;
         }
         let node = match node {
             GitNode::File(data, executable) => Node::File {
@@ -634,7 +642,7 @@ fn round_trip(tree: BTreeMap<String, GitNode>) -> Result<(), TestCaseError> {
     std::fs::create_dir(&dest).expect("dest");
     extract(&file, &dest, &Limits::default())
         .map_err(|e| TestCaseError::fail(format!("extracting the archive failed: {e}")))?;
-    let extracted = read_tree(&dest);
+    let extracted = read_tree(&dest, true)?;
     prop_assert_eq!(extracted, expected_tree(&tree, &summary.dropped_symlinks));
     Ok(())
 }

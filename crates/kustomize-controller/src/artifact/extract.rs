@@ -58,7 +58,8 @@ pub fn safe_relative(entry: &Path) -> Result<PathBuf, &'static str> {
 
 /// Whether a symbolic link at `link` (relative to the root) pointing to `target` stays inside
 /// the root, resolving `..` lexically (no ancestor of an entry can be a link, see
-/// [`prepare_parents`], so the lexical result is the real one).
+/// [`prepare_parents`]). Links in the target itself are judged once the whole archive is
+/// extracted (see `resolves_inside`).
 pub fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
     let mut depth: Vec<&std::ffi::OsStr> = link
         .parent()
@@ -150,12 +151,20 @@ fn resolves_inside(root: &Path, link: &Path, target: &Path) -> bool {
     true
 }
 
-/// Creates the missing parent directories of `rel` under `root`; refuses a parent that is a
-/// symbolic link or not a directory.
-fn prepare_parents(root: &Path, rel: &Path, entry: &str) -> Result<(), ArtifactError> {
+/// Creates the missing parent directories of `rel` under `root`, at most `allowed` of them
+/// (else [`ArtifactError::TooManyFiles`] with `limit`), and returns how many; refuses a parent
+/// that is a symbolic link or not a directory.
+fn prepare_parents(
+    root: &Path,
+    rel: &Path,
+    entry: &str,
+    allowed: u64,
+    limit: u64,
+) -> Result<u64, ArtifactError> {
     let mut current = root.to_path_buf();
+    let mut created = 0;
     let Some(parent) = rel.parent() else {
-        return Ok(());
+        return Ok(0);
     };
     for component in parent.components() {
         current.push(component);
@@ -174,12 +183,16 @@ fn prepare_parents(root: &Path, rel: &Path, entry: &str) -> Result<(), ArtifactE
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if created >= allowed {
+                    return Err(ArtifactError::TooManyFiles { limit });
+                }
                 fs::create_dir(&current).map_err(|e| storage("create directory", &current, e))?;
+                created += 1;
             }
             Err(e) => return Err(storage("inspect", &current, e)),
         }
     }
-    Ok(())
+    Ok(created)
 }
 
 fn unsafe_entry(entry: &str, problem: &'static str) -> ArtifactError {
@@ -253,7 +266,10 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
                 limit: limits.max_files,
             });
         }
-        prepare_parents(dest, &rel, &name)?;
+        // Directories an entry implies count too: one entry with a deep path must not create
+        // more directories than the limit allows.
+        let allowed = limits.max_files - entries_seen;
+        entries_seen += prepare_parents(dest, &rel, &name, allowed, limits.max_files)?;
         let target = dest.join(&rel);
         match kind {
             EntryType::Regular | EntryType::Continuous => {
@@ -330,6 +346,66 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Extracts a gzip tar of `entries` (`name`, `None` for a directory or `Some(target)` for
+    /// a symbolic link) with `limits`.
+    fn extract_links(entries: &[(&str, Option<&str>)], limits: &Limits) -> Result<(), ArtifactError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (name, target) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(0);
+            match target {
+                Some(target) => {
+                    header.set_entry_type(EntryType::Symlink);
+                    header.set_link_name(target).expect("link name");
+                }
+                None => header.set_entry_type(EntryType::Directory),
+            }
+            header.set_path(name).expect("name");
+            header.set_cksum();
+            builder.append(&header, io::empty()).expect("append");
+        }
+        let bytes = builder
+            .into_inner()
+            .expect("tar")
+            .finish()
+            .expect("gzip");
+        let archive = dir.path().join("a.tar.gz");
+        fs::write(&archive, bytes).expect("write");
+        let dest = dir.path().join("dest");
+        fs::create_dir(&dest).expect("dest");
+        extract(&archive, &dest, limits)
+    }
+
+    #[test]
+    fn links_through_links_that_lead_out_are_refused() {
+        let limits = Limits::default();
+        // `b -> a/..` looks inside, but `a -> .` makes it the parent of the root.
+        let err = extract_links(&[("a", Some(".")), ("b", Some("a/.."))], &limits)
+            .expect_err("escape through a link");
+        assert!(err.to_string().contains("\"b\""), "{err}");
+        // The same when the link that makes it escape comes later.
+        extract_links(&[("b", Some("a/..")), ("a", Some("."))], &limits)
+            .expect_err("escape through a later link");
+        extract_links(&[("b", Some("b/x"))], &limits).expect_err("a loop");
+        extract_links(&[("d", None), ("d/a", Some("..")), ("b", Some("d/a/d"))], &limits)
+            .expect("links through links that stay inside");
+    }
+
+    #[test]
+    fn implied_directories_count_toward_the_entry_limit() {
+        let limits = Limits {
+            max_files: 3,
+            ..Limits::default()
+        };
+        extract_links(&[("a/b/l", Some("x"))], &limits).expect("three entries");
+        let err = extract_links(&[("a/b/c/l", Some("x"))], &limits).expect_err("four entries");
+        assert!(matches!(err, ArtifactError::TooManyFiles { limit: 3 }), "{err}");
+    }
 
     #[test]
     fn relative_paths() {
