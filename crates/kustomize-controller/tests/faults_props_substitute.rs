@@ -64,6 +64,10 @@ fn arbitrary_templates_never_panic() {
 fn substring_offsets_of_any_size_never_panic() {
     let number = prop_oneof![
         any::<i64>().prop_map(|n| n.to_string()),
+        // Near the ends of the range, where offset arithmetic can overflow.
+        (0i64..16, any::<bool>()).prop_map(|(d, max)| {
+            if max { i64::MAX - d } else { i64::MIN + d }.to_string()
+        }),
         (-20i64..20).prop_map(|n| n.to_string()),
         prop::sample::select(vec!["", " 3 ", "x", "${b}"]).prop_map(str::to_owned),
     ];
@@ -79,9 +83,10 @@ fn substring_offsets_of_any_size_never_panic() {
         ("\\PC{0,12}", number.clone(), prop::option::of(number), vars()),
         |(value, offset, length, mut vars)| {
             vars.insert("v".to_owned(), value.clone());
+            // A space keeps `${v: -1}` a substring (`${v:-1}` is a default).
             let template = match &length {
-                Some(l) => format!("${{v:{offset}:{l}}}"),
-                None => format!("${{v:{offset}}}"),
+                Some(l) => format!("${{v: {offset}:{l}}}"),
+                None => format!("${{v: {offset}}}"),
             };
             if let Ok(out) = run(&template, &vars, true) {
                 // A substring of the value, never more.

@@ -317,8 +317,9 @@ impl Env<'_, '_> {
                 let value: Vec<char> = self.value(name)?.chars().collect();
                 let offset = self.integer(offset)?;
                 let len = value.len() as i64;
+                // Saturating: offsets and lengths are any i64 (`${v:1:9223372036854775807}`).
                 let from = if offset < 0 {
-                    (len + offset).max(0)
+                    len.saturating_add(offset).max(0)
                 } else {
                     offset.min(len)
                 };
@@ -326,9 +327,9 @@ impl Env<'_, '_> {
                     Some(l) => {
                         let l = self.integer(l)?;
                         if l < 0 {
-                            (len + l).max(from)
+                            len.saturating_add(l).max(from)
                         } else {
-                            (from + l).min(len)
+                            from.saturating_add(l).min(len)
                         }
                     }
                     None => len,

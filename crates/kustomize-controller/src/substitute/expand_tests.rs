@@ -160,3 +160,12 @@ fn multibyte_text_survives() {
     assert_eq!(ok("héllo ${v} wörld", &[("v", "ünï")]), "héllo ünï wörld");
     assert_eq!(ok("${v:1:2}", &[("v", "ünïcode")]), "nï");
 }
+
+#[test]
+fn substring_bounds_at_the_ends_of_the_integer_range_do_not_overflow() {
+    let v = [("v", "abc")];
+    assert_eq!(ok("${v:1:9223372036854775807}", &v), "bc");
+    assert_eq!(ok("${v:9223372036854775807:9223372036854775807}", &v), "");
+    assert_eq!(ok("${v: -9223372036854775808}", &v), "abc");
+    assert_eq!(ok("${v:0:-9223372036854775808}", &v), "");
+}
