@@ -89,22 +89,27 @@ fn parsing_matches_the_model_and_round_trips() {
             let parsed = input.parse::<Revision>();
             let expected = model(&input);
             prop_assert_eq!(
-                parsed
-                    .as_ref()
-                    .ok()
-                    .map(|r| (r.name().map(str::to_owned), r.algorithm(), r.commit().to_owned())),
+                parsed.as_ref().ok().map(|r| (
+                    r.name().map(str::to_owned),
+                    r.algorithm(),
+                    r.commit().to_owned()
+                )),
                 expected.clone()
             );
             prop_assert_eq!(commit_of(&input), expected.map(|(_, _, c)| c));
             match parsed {
                 Ok(revision) => {
                     let text = revision.to_string();
-                    prop_assert_eq!(text.parse::<Revision>().as_ref(), Ok(&revision));
+                    let back = text.parse::<Revision>();
+                    prop_assert_eq!(back.as_ref(), Ok(&revision));
                     // Only the commit's case may differ from the input.
                     prop_assert_eq!(text.to_ascii_lowercase(), input.to_ascii_lowercase());
                     prop_assert!(revision.commit().starts_with(revision.short_commit()));
                 }
-                Err(e) => prop_assert!(e.to_string().contains(&format!("{input:?}"))),
+                Err(e) => {
+                    let quoted = format!("{input:?}");
+                    prop_assert!(e.to_string().contains(&quoted), "{e}");
+                }
             }
             Ok(())
         },

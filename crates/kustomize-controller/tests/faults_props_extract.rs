@@ -79,7 +79,11 @@ fn component() -> impl Strategy<Value = String> {
 }
 
 fn entry_name() -> impl Strategy<Value = String> {
-    let relative = (prop::collection::vec(component(), 1..4), any::<bool>(), any::<bool>())
+    let relative = (
+        prop::collection::vec(component(), 1..4),
+        any::<bool>(),
+        any::<bool>(),
+    )
         .prop_map(|(parts, dot, slash)| {
             let mut name = parts.join("/");
             if dot {
@@ -98,11 +102,9 @@ fn entry_name() -> impl Strategy<Value = String> {
 }
 
 fn link_target() -> impl Strategy<Value = String> {
-    let relative = prop::collection::vec(
-        prop::sample::select(vec!["a", "b", "c", "..", "."]),
-        1..5,
-    )
-    .prop_map(|parts| parts.join("/"));
+    let relative =
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "..", "."]), 1..5)
+            .prop_map(|parts| parts.join("/"));
     prop_oneof![
         10 => relative,
         1 => Just(OUTSIDE.to_owned()),
@@ -194,19 +196,25 @@ fn archive(case: &Case, outside: &str) -> Vec<u8> {
                 if *executable { 0o755 } else { 0o644 },
             ),
             Kind::Dir => (EntryType::Directory, b"", None, 0o755),
-            Kind::Symlink(t) => (EntryType::Symlink, b"", Some(t.replace(OUTSIDE, outside)), 0o777),
-            Kind::Hardlink(t) => (EntryType::Link, b"", Some(t.replace(OUTSIDE, outside)), 0o644),
+            Kind::Symlink(t) => (
+                EntryType::Symlink,
+                b"",
+                Some(t.replace(OUTSIDE, outside)),
+                0o777,
+            ),
+            Kind::Hardlink(t) => (
+                EntryType::Link,
+                b"",
+                Some(t.replace(OUTSIDE, outside)),
+                0o644,
+            ),
             Kind::Char => (EntryType::Char, b"", None, 0o644),
             Kind::Block => (EntryType::Block, b"", None, 0o644),
             Kind::Fifo => (EntryType::Fifo, b"", None, 0o644),
         };
         append_raw(&mut builder, &name, link.as_deref(), kind, mode, data);
     }
-    let mut bytes = builder
-        .into_inner()
-        .expect("tar")
-        .finish()
-        .expect("gzip");
+    let mut bytes = builder.into_inner().expect("tar").finish().expect("gzip");
     let at = |per_mille: u16| bytes.len() * usize::from(per_mille) / 1000;
     match case.damage {
         Damage::None => {}
@@ -462,7 +470,11 @@ fn hostile(case: Case) -> Result<(), TestCaseError> {
         })
         .sum();
     prop_assert!(written <= case.max_bytes, "{written} bytes written");
-    prop_assert!(tree.len() as u64 <= case.max_files, "{} entries", tree.len());
+    prop_assert!(
+        tree.len() as u64 <= case.max_files,
+        "{} entries",
+        tree.len()
+    );
 
     if let Err(e) = &result {
         let message = e.to_string();
@@ -470,12 +482,8 @@ fn hostile(case: Case) -> Result<(), TestCaseError> {
         prop_assert!(!message.trim().is_empty());
         if let ArtifactError::UnsafeEntry { entry, .. } = e {
             prop_assert!(
-                case.entries
-                    .iter()
-                    .any(|x| x.name.replace(OUTSIDE, "") == entry.replace(
-                        &*outside.to_string_lossy(),
-                        ""
-                    )),
+                case.entries.iter().any(|x| x.name.replace(OUTSIDE, "")
+                    == entry.replace(&*outside.to_string_lossy(), "")),
                 "the error names no entry of the archive: {message}"
             );
         }

@@ -18,9 +18,42 @@ use proptest::prelude::*;
 
 /// Pieces of templates: expression syntax, numbers of every size, glob characters.
 const SOUP: &[&str] = &[
-    "$", "$$", "${", "}", "{", ":", "-", "=", "#", "##", "%", "%%", "/", "//", "^", ",", "a", "b",
-    "_x", "0", "1", "-1", "7", "9223372036854775807", "-9223372036854775808", "*", "?", "[",
-    "]", "[!a]", "\\", "!", "+", " ", "é", "\n",
+    "$",
+    "$$",
+    "${",
+    "}",
+    "{",
+    ":",
+    "-",
+    "=",
+    "#",
+    "##",
+    "%",
+    "%%",
+    "/",
+    "//",
+    "^",
+    ",",
+    "a",
+    "b",
+    "_x",
+    "0",
+    "1",
+    "-1",
+    "7",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "*",
+    "?",
+    "[",
+    "]",
+    "[!a]",
+    "\\",
+    "!",
+    "+",
+    " ",
+    "é",
+    "\n",
 ];
 
 fn soup(max: usize) -> impl Strategy<Value = String> {
@@ -30,12 +63,20 @@ fn soup(max: usize) -> impl Strategy<Value = String> {
 fn vars() -> impl Strategy<Value = HashMap<String, String>> {
     prop::collection::hash_map(
         prop::sample::select(vec!["a", "b", "_x"]).prop_map(str::to_owned),
-        prop_oneof![soup(6), "\\PC{0,8}", any::<i64>().prop_map(|n| n.to_string())],
+        prop_oneof![
+            soup(6),
+            "\\PC{0,8}",
+            any::<i64>().prop_map(|n| n.to_string())
+        ],
         0..3,
     )
 }
 
-fn run(template: &str, vars: &HashMap<String, String>, strict: bool) -> Result<String, ExpandError> {
+fn run(
+    template: &str,
+    vars: &HashMap<String, String>,
+    strict: bool,
+) -> Result<String, ExpandError> {
     expand(template, &|name| vars.get(name).map(String::as_str), strict)
 }
 
@@ -65,9 +106,8 @@ fn substring_offsets_of_any_size_never_panic() {
     let number = prop_oneof![
         any::<i64>().prop_map(|n| n.to_string()),
         // Near the ends of the range, where offset arithmetic can overflow.
-        (0i64..16, any::<bool>()).prop_map(|(d, max)| {
-            if max { i64::MAX - d } else { i64::MIN + d }.to_string()
-        }),
+        (0i64..16, any::<bool>())
+            .prop_map(|(d, max)| { if max { i64::MAX - d } else { i64::MIN + d }.to_string() }),
         (-20i64..20).prop_map(|n| n.to_string()),
         prop::sample::select(vec!["", " 3 ", "x", "${b}"]).prop_map(str::to_owned),
     ];
@@ -80,7 +120,12 @@ fn substring_offsets_of_any_size_never_panic() {
             ),
             short_cases: 3000,
         },
-        ("\\PC{0,12}", number.clone(), prop::option::of(number), vars()),
+        (
+            "\\PC{0,12}",
+            number.clone(),
+            prop::option::of(number),
+            vars(),
+        ),
         |(value, offset, length, mut vars)| {
             vars.insert("v".to_owned(), value.clone());
             // A space keeps `${v: -1}` a substring (`${v:-1}` is a default).
@@ -161,7 +206,12 @@ fn model(pieces: &[Piece], vars: &HashMap<String, String>, strict: bool) -> Resu
 fn simple_grammar_matches_the_model() {
     let vars = prop::collection::hash_map(
         prop::sample::select(vec!["A", "B", "C", "_d", "e1"]).prop_map(str::to_owned),
-        prop_oneof!["[a-z0-9 ]{0,5}", "\\PC{0,5}", Just("${A}".to_owned()), Just(String::new())],
+        prop_oneof![
+            "[a-z0-9 ]{0,5}",
+            "\\PC{0,5}",
+            Just("${A}".to_owned()),
+            Just(String::new())
+        ],
         0..5,
     );
     check(
@@ -180,7 +230,9 @@ fn simple_grammar_matches_the_model() {
                 let got = run(&template, &vars, strict);
                 match model(&pieces, &vars, strict) {
                     Ok(expected) => prop_assert_eq!(got, Ok(expected), "{}", template),
-                    Err(name) => prop_assert_eq!(got, Err(ExpandError::NotSet(name)), "{}", template),
+                    Err(name) => {
+                        prop_assert_eq!(got, Err(ExpandError::NotSet(name)), "{}", template)
+                    }
                 }
             }
             Ok(())
@@ -209,13 +261,17 @@ fn secret_template() -> impl Strategy<Value = String> {
 }
 
 fn secret_value() -> impl Strategy<Value = String> {
-    (prop_oneof![soup(4), "[0-9]{1,3}", "\\PC{0,6}"], any::<bool>()).prop_map(|(rest, front)| {
-        if front {
-            format!("{MARKER}{rest}")
-        } else {
-            format!("{rest}{MARKER}")
-        }
-    })
+    (
+        prop_oneof![soup(4), "[0-9]{1,3}", "\\PC{0,6}"],
+        any::<bool>(),
+    )
+        .prop_map(|(rest, front)| {
+            if front {
+                format!("{MARKER}{rest}")
+            } else {
+                format!("{rest}{MARKER}")
+            }
+        })
 }
 
 /// Every message of an error and its sources.

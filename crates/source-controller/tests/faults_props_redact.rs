@@ -107,7 +107,9 @@ impl Case {
             (Some(u), None) => format!("{}@", spell(u, self.spelling)),
             (u, Some(p)) => format!(
                 "{}:{}@",
-                u.as_deref().map(|u| spell(u, self.spelling)).unwrap_or_default(),
+                u.as_deref()
+                    .map(|u| spell(u, self.spelling))
+                    .unwrap_or_default(),
                 spell(p, self.spelling)
             ),
         };
@@ -185,7 +187,10 @@ fn redaction_never_panics_on_arbitrary_text() {
             ),
             short_cases: 4000,
         },
-        prop_oneof!["\\PC{0,40}", "(https?|ssh)://[^/]{0,10}[@:/?#]{0,3}\\PC{0,10}"],
+        prop_oneof![
+            "\\PC{0,40}",
+            "(https?|ssh)://[^/]{0,10}[@:/?#]{0,3}\\PC{0,10}"
+        ],
         |text| {
             let redacted = redact(&text);
             prop_assert_eq!(redact(&redacted), redacted);

@@ -59,7 +59,12 @@ pub fn thread_cpu_time() -> Duration {
     // state is field 3, utime 14 and stime 15, in clock ticks (USER_HZ, 100 on Linux).
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
@@ -114,7 +119,10 @@ pub fn check<S: Strategy>(
     match outcome {
         Ok(()) => runs,
         Err(TestError::Fail(why, value)) => {
-            panic!("{}: minimal failing input: {value:?}\n{why}", property.scenario)
+            panic!(
+                "{}: minimal failing input: {value:?}\n{why}",
+                property.scenario
+            )
         }
         Err(TestError::Abort(why)) => panic!("{}: aborted: {why}", property.scenario),
     }

@@ -349,7 +349,10 @@ mod tests {
 
     /// Extracts a gzip tar of `entries` (`name`, `None` for a directory or `Some(target)` for
     /// a symbolic link) with `limits`.
-    fn extract_links(entries: &[(&str, Option<&str>)], limits: &Limits) -> Result<(), ArtifactError> {
+    fn extract_links(
+        entries: &[(&str, Option<&str>)],
+        limits: &Limits,
+    ) -> Result<(), ArtifactError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
             Vec::new(),
@@ -369,11 +372,7 @@ mod tests {
             header.set_cksum();
             builder.append(&header, io::empty()).expect("append");
         }
-        let bytes = builder
-            .into_inner()
-            .expect("tar")
-            .finish()
-            .expect("gzip");
+        let bytes = builder.into_inner().expect("tar").finish().expect("gzip");
         let archive = dir.path().join("a.tar.gz");
         fs::write(&archive, bytes).expect("write");
         let dest = dir.path().join("dest");
@@ -392,8 +391,11 @@ mod tests {
         extract_links(&[("b", Some("a/..")), ("a", Some("."))], &limits)
             .expect_err("escape through a later link");
         extract_links(&[("b", Some("b/x"))], &limits).expect_err("a loop");
-        extract_links(&[("d", None), ("d/a", Some("..")), ("b", Some("d/a/d"))], &limits)
-            .expect("links through links that stay inside");
+        extract_links(
+            &[("d", None), ("d/a", Some("..")), ("b", Some("d/a/d"))],
+            &limits,
+        )
+        .expect("links through links that stay inside");
     }
 
     #[test]
@@ -404,7 +406,10 @@ mod tests {
         };
         extract_links(&[("a/b/l", Some("x"))], &limits).expect("three entries");
         let err = extract_links(&[("a/b/c/l", Some("x"))], &limits).expect_err("four entries");
-        assert!(matches!(err, ArtifactError::TooManyFiles { limit: 3 }), "{err}");
+        assert!(
+            matches!(err, ArtifactError::TooManyFiles { limit: 3 }),
+            "{err}"
+        );
     }
 
     #[test]

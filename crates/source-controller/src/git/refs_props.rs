@@ -159,10 +159,12 @@ fn semver_picks_the_greatest_matching_version() {
             // Brute force: every tag's version, the greatest that matches (ties: greater name).
             let mut best: Option<(Version, &str)> = None;
             for t in &tags {
-                if let Some(v) = tag_version(t).filter(|v| model_matches(&range, v)) {
-                    if best.as_ref().is_none_or(|(bv, bt)| (&v, t.as_str()) > (bv, *bt)) {
-                        best = Some((v, t));
-                    }
+                if let Some(v) = tag_version(t).filter(|v| model_matches(&range, v))
+                    && best
+                        .as_ref()
+                        .is_none_or(|(bv, bt)| (&v, t.as_str()) > (bv, *bt))
+                {
+                    best = Some((v, t));
                 }
             }
             let got = newest_match(&parsed, tags.iter().map(String::as_str));
@@ -183,8 +185,26 @@ fn semver_picks_the_greatest_matching_version() {
 fn parsing_arbitrary_ranges_and_tags_never_panics() {
     let soup = prop::collection::vec(
         prop::sample::select(vec![
-            ">=", "<", "=", "~", "^", "!=", " ", ",", "||", " - ", "v", "1", "0", ".", "x", "*",
-            "-rc.1", "+b", "18446744073709551616", "é",
+            ">=",
+            "<",
+            "=",
+            "~",
+            "^",
+            "!=",
+            " ",
+            ",",
+            "||",
+            " - ",
+            "v",
+            "1",
+            "0",
+            ".",
+            "x",
+            "*",
+            "-rc.1",
+            "+b",
+            "18446744073709551616",
+            "é",
         ]),
         0..12,
     )
@@ -230,9 +250,8 @@ fn refs_are_found_exactly_and_revisions_parse_back() {
         name.prop_map(GitCheckout::Branch),
         name.prop_map(GitCheckout::Tag),
         "refs/(heads|tags)/[a-z]{1,3}".prop_map(GitCheckout::Name),
-        ("[0-9a-fA-Fg]{38,41}", prop::option::of(name)).prop_map(|(commit, branch)| {
-            GitCheckout::Commit { commit, branch }
-        }),
+        ("[0-9a-fA-Fg]{38,41}", prop::option::of(name))
+            .prop_map(|(commit, branch)| { GitCheckout::Commit { commit, branch } }),
     ];
     check(
         &Property {
@@ -269,9 +288,9 @@ fn refs_are_found_exactly_and_revisions_parse_back() {
                         valid.is_some(),
                         commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit())
                     );
-                    let branch_ok = branch.as_ref().is_none_or(|b| {
-                        refs.iter().any(|r| r.name == format!("refs/heads/{b}"))
-                    });
+                    let branch_ok = branch
+                        .as_ref()
+                        .is_none_or(|b| refs.iter().any(|r| r.name == format!("refs/heads/{b}")));
                     (branch.clone(), valid.filter(|_| branch_ok))
                 }
                 GitCheckout::Semver(_) => unreachable!("not generated"),

@@ -277,7 +277,9 @@ mod tests {
         let err = RepoUrl::parse("ftp://u:hunter2@h/r").err().expect("ftp");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         // gix quotes the whole input in its parse errors.
-        let err = RepoUrl::parse("https://T0KEN@h:99999/r").err().expect("bad port");
+        let err = RepoUrl::parse("https://T0KEN@h:99999/r")
+            .err()
+            .expect("bad port");
         assert!(!err.to_string().contains("T0KEN"), "{err}");
         assert!(err.to_string().contains("***@h:99999"), "{err}");
         let url = RepoUrl::parse("https://u:p%40ssw0rd@h/r").expect("valid");

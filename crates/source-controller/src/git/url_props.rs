@@ -56,13 +56,16 @@ fn scrub_model(text: &str, secrets: &[&str]) -> String {
 fn scrubbing_removes_every_secret_even_overlapping_ones() {
     // A small alphabet, so that secrets overlap and contain each other often.
     let secret = "[abcé]{1,7}";
-    let strategy = (prop::collection::vec(secret, 1..4), prop::collection::vec(
-        prop_oneof![
-            2 => "[abcé :/]{0,4}".prop_map(|t| (t, None)),
-            2 => (0usize..4).prop_map(|i| (String::new(), Some(i))),
-        ],
-        0..8,
-    ));
+    let strategy = (
+        prop::collection::vec(secret, 1..4),
+        prop::collection::vec(
+            prop_oneof![
+                2 => "[abcé :/]{0,4}".prop_map(|t| (t, None)),
+                2 => (0usize..4).prop_map(|i| (String::new(), Some(i))),
+            ],
+            0..8,
+        ),
+    );
     check(
         &Property {
             scenario: "property: scrubbing secrets from messages",
