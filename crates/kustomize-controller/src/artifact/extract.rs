@@ -8,15 +8,17 @@
 //! from the decompressor (so headers cannot be a bomb either). Files are made read-only: a
 //! process that is not root cannot then modify the shared tree through a hard link.
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flate2::read::GzDecoder;
+use mooring_runtime::links::link_stays_inside;
 use tar::EntryType;
 
 use super::{ArtifactError, Limits};
@@ -90,65 +92,20 @@ pub fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
-/// Links followed while resolving one link's target before it counts as a loop.
-const MAX_LINK_HOPS: usize = 40;
-
 /// Whether following the link at `link` (relative to `root`) to `target` ends inside `root`,
 /// with the links now under `root` expanded as the kernel would: `b -> a/..` leaves the root
 /// when `a -> .`, although it looks inside. Absolute targets, loops and `..` above the root
 /// (also through missing components) count as leaving.
 fn resolves_inside(root: &Path, link: &Path, target: &Path) -> bool {
-    let mut current: Vec<OsString> = link
-        .parent()
-        .map(|p| {
-            p.components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n.to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // The components still to walk, the next one last; `None` stands for `..`.
-    let mut pending: Vec<Option<OsString>> = Vec::new();
-    let push = |pending: &mut Vec<Option<OsString>>, target: &Path| {
-        if target.as_os_str().is_empty() {
-            return false;
-        }
-        let mut parts = Vec::new();
-        for component in target.components() {
-            match component {
-                Component::Normal(n) => parts.push(Some(n.to_owned())),
-                Component::ParentDir => parts.push(None),
-                Component::CurDir => {}
-                Component::RootDir | Component::Prefix(_) => return false,
-            }
-        }
-        pending.extend(parts.into_iter().rev());
-        true
-    };
-    if !push(&mut pending, target) {
-        return false;
-    }
-    let mut hops = 0;
-    while let Some(component) = pending.pop() {
-        let Some(name) = component else {
-            if current.pop().is_none() {
-                return false;
-            }
-            continue;
-        };
-        current.push(name);
-        let path: PathBuf = current.iter().collect();
-        if let Ok(next) = fs::read_link(root.join(&path)) {
-            hops += 1;
-            current.pop();
-            if hops > MAX_LINK_HOPS || !push(&mut pending, &next) {
-                return false;
-            }
-        }
-    }
-    true
+    link_stays_inside(
+        link.as_os_str().as_bytes(),
+        target.as_os_str().as_bytes(),
+        |path| {
+            fs::read_link(root.join(OsStr::from_bytes(path)))
+                .ok()
+                .map(|t| t.into_os_string().into_vec())
+        },
+    )
 }
 
 /// Creates the missing parent directories of `rel` under `root`, at most `allowed` of them
