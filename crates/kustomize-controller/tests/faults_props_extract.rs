@@ -529,6 +529,10 @@ fn git_tree() -> impl Strategy<Value = BTreeMap<String, GitNode>> {
         prop_oneof![
             6 => prop::sample::select(vec!["a", "b", "base", "app.yaml", ".hidden", "ü"])
                 .prop_map(str::to_owned),
+            1 => prop::sample::select(vec![
+                "quo\"te", "back\\slash", "tab\tx", "new\nline", "*", "-dash", "%41", "..a",
+            ])
+            .prop_map(str::to_owned),
             1 => "[a-z0-9 _.-]{1,12}".prop_filter("not a dot name", |s| s != "." && s != ".."),
             1 => (100usize..140).prop_map(|n| "n".repeat(n)),
         ],
@@ -603,8 +607,12 @@ fn commit_tree(repo: &Path, tree: &BTreeMap<String, GitNode>) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// fast-import's C-style quoting.
 fn quote(path: &str) -> String {
-    path.replace('\\', "\\\\").replace('"', "\\\"")
+    path.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .replace('\t', "\\t")
 }
 
 /// What the extracted tree must hold: the files and links, and their directories; links the
@@ -643,7 +651,31 @@ fn round_trip(tree: BTreeMap<String, GitNode>) -> Result<(), TestCaseError> {
         ..ArchiveOptions::default()
     };
     let mut bytes = Vec::new();
-    let summary = build_archive(&repo, &commit, &options, &mut bytes).expect("build_archive");
+    let built = build_archive(&repo, &commit, &options, &mut bytes);
+    // The source-controller refuses a name with a backslash (a separator for Windows
+    // consumers), although git allows it: the whole artifact fails, with the name.
+    let refused: Vec<String> = tree
+        .keys()
+        .filter(|p| p.contains('\\'))
+        .map(|p| {
+            // The path down to the first component with a backslash.
+            let first = p.split('/').take_while(|c| !c.contains('\\')).count();
+            p.split('/').take(first + 1).collect::<Vec<_>>().join("/")
+        })
+        .collect();
+    if !refused.is_empty() {
+        let err = built
+            .err()
+            .ok_or_else(|| TestCaseError::fail("a backslash name was archived"))?;
+        prop_assert_eq!(err.label(), "InvalidTreeEntry");
+        let message = err.to_string();
+        prop_assert!(
+            refused.iter().any(|p| message.contains(&format!("{p:?}"))),
+            "{message}"
+        );
+        return Ok(());
+    }
+    let summary = built.map_err(|e| TestCaseError::fail(format!("build_archive: {e}")))?;
     let file = dir.path().join("a.tar.gz");
     std::fs::write(&file, &bytes).expect("write");
     let dest = dir.path().join("dest");
