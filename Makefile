@@ -52,6 +52,9 @@ faults: tools deps
 	rm -f $(FAULTS_REPORT)
 	MOORING_FAULTS_LONG=1 MOORING_FAULTS_REPORT=$(FAULTS_REPORT) \
 		$(CARGO) test --workspace --test 'faults_*' --no-fail-fast
+	@# Property tests of crate-private code live in unit-test modules named *_props.
+	MOORING_FAULTS_LONG=1 MOORING_FAULTS_REPORT=$(FAULTS_REPORT) \
+		$(CARGO) test -p mooring-source-controller --lib --no-fail-fast -- _props::
 	$(CARGO) run --quiet -p mooring-testkit --bin mooring-faults-table -- $(FAULTS_REPORT)
 
 lint: fmt clippy

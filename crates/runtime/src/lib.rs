@@ -1,5 +1,6 @@
 //! What both Mooring controllers share: flags, telemetry, the health and metrics server, leader
-//! election, shutdown, per-object backoff with jittered requeues, and status patching.
+//! election, shutdown, per-object backoff with jittered requeues, status patching, and where an
+//! artifact's symbolic links lead.
 
 pub mod app;
 pub mod backoff;
@@ -7,6 +8,7 @@ pub mod errors;
 pub mod events;
 pub mod flags;
 pub mod leader;
+pub mod links;
 pub mod reconcile;
 pub mod server;
 pub mod shutdown;

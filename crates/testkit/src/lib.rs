@@ -9,6 +9,7 @@ pub mod examples;
 pub mod faults;
 pub mod git;
 pub mod process;
+pub mod props;
 pub mod tools;
 pub mod wait;
 

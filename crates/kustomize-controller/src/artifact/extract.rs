@@ -1,20 +1,24 @@
 //! Extracting a verified `.tar.gz` artifact safely.
 //!
 //! Refused, with an error naming the entry: absolute paths, `..` components, hard links,
-//! device files and FIFOs, symbolic links whose target is absolute or leaves the root, and any
-//! entry whose path passes through a symbolic link (which is how an archive escapes through a
-//! link it created earlier). Limits: number of entries, bytes of file content, and bytes read
+//! device files and FIFOs, symbolic links whose target is absolute or leaves the root (also
+//! through other links of the archive, such as `b -> a/..` with `a -> .`), and any entry whose
+//! path passes through a symbolic link (which is how an archive escapes through a link it
+//! created earlier). Limits: number of entries, bytes of file content, and bytes read
 //! from the decompressor (so headers cannot be a bomb either). Files are made read-only: a
 //! process that is not root cannot then modify the shared tree through a hard link.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flate2::read::GzDecoder;
+use mooring_runtime::links::link_stays_inside;
 use tar::EntryType;
 
 use super::{ArtifactError, Limits};
@@ -56,7 +60,8 @@ pub fn safe_relative(entry: &Path) -> Result<PathBuf, &'static str> {
 
 /// Whether a symbolic link at `link` (relative to the root) pointing to `target` stays inside
 /// the root, resolving `..` lexically (no ancestor of an entry can be a link, see
-/// [`prepare_parents`], so the lexical result is the real one).
+/// [`prepare_parents`]). Links in the target itself are judged once the whole archive is
+/// extracted (see `resolves_inside`).
 pub fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
     let mut depth: Vec<&std::ffi::OsStr> = link
         .parent()
@@ -87,12 +92,36 @@ pub fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
-/// Creates the missing parent directories of `rel` under `root`; refuses a parent that is a
-/// symbolic link or not a directory.
-fn prepare_parents(root: &Path, rel: &Path, entry: &str) -> Result<(), ArtifactError> {
+/// Whether following the link at `link` (relative to `root`) to `target` ends inside `root`,
+/// with the links now under `root` expanded as the kernel would: `b -> a/..` leaves the root
+/// when `a -> .`, although it looks inside. Absolute targets, loops and `..` above the root
+/// (also through missing components) count as leaving.
+fn resolves_inside(root: &Path, link: &Path, target: &Path) -> bool {
+    link_stays_inside(
+        link.as_os_str().as_bytes(),
+        target.as_os_str().as_bytes(),
+        |path| {
+            fs::read_link(root.join(OsStr::from_bytes(path)))
+                .ok()
+                .map(|t| t.into_os_string().into_vec())
+        },
+    )
+}
+
+/// Creates the missing parent directories of `rel` under `root`, at most `allowed` of them
+/// (else [`ArtifactError::TooManyFiles`] with `limit`), and returns how many; refuses a parent
+/// that is a symbolic link or not a directory.
+fn prepare_parents(
+    root: &Path,
+    rel: &Path,
+    entry: &str,
+    allowed: u64,
+    limit: u64,
+) -> Result<u64, ArtifactError> {
     let mut current = root.to_path_buf();
+    let mut created = 0;
     let Some(parent) = rel.parent() else {
-        return Ok(());
+        return Ok(0);
     };
     for component in parent.components() {
         current.push(component);
@@ -111,12 +140,16 @@ fn prepare_parents(root: &Path, rel: &Path, entry: &str) -> Result<(), ArtifactE
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if created >= allowed {
+                    return Err(ArtifactError::TooManyFiles { limit });
+                }
                 fs::create_dir(&current).map_err(|e| storage("create directory", &current, e))?;
+                created += 1;
             }
             Err(e) => return Err(storage("inspect", &current, e)),
         }
     }
-    Ok(())
+    Ok(created)
 }
 
 fn unsafe_entry(entry: &str, problem: &'static str) -> ArtifactError {
@@ -169,6 +202,9 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
     };
     let mut entries_seen: u64 = 0;
     let mut bytes: u64 = 0;
+    // Links are judged again once all are in place: a later link can make an earlier one
+    // lead out.
+    let mut links: Vec<(PathBuf, String)> = Vec::new();
     for entry in tar.entries().map_err(format_error)? {
         let mut entry = entry.map_err(format_error)?;
         let kind = entry.header().entry_type();
@@ -187,7 +223,10 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
                 limit: limits.max_files,
             });
         }
-        prepare_parents(dest, &rel, &name)?;
+        // Directories an entry implies count too: one entry with a deep path must not create
+        // more directories than the limit allows.
+        let allowed = limits.max_files - entries_seen;
+        entries_seen += prepare_parents(dest, &rel, &name, allowed, limits.max_files)?;
         let target = dest.join(&rel);
         match kind {
             EntryType::Regular | EntryType::Continuous => {
@@ -235,6 +274,7 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
                 clear(&target, &name)?;
                 std::os::unix::fs::symlink(&link, &target)
                     .map_err(|e| storage("create link", &target, e))?;
+                links.push((rel, name));
             }
             EntryType::Link => return Err(unsafe_entry(&name, "hard links are not allowed")),
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -246,12 +286,88 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
             _ => return Err(unsafe_entry(&name, "unsupported entry type")),
         }
     }
+    for (rel, name) in &links {
+        // A link a later entry replaced is gone; the one now at the path is judged.
+        if let Ok(target) = fs::read_link(dest.join(rel))
+            && !resolves_inside(dest, rel, &target)
+        {
+            return Err(unsafe_entry(
+                name,
+                "the link target leaves the artifact through another link, or loops",
+            ));
+        }
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Extracts a gzip tar of `entries` (`name`, `None` for a directory or `Some(target)` for
+    /// a symbolic link) with `limits`.
+    fn extract_links(
+        entries: &[(&str, Option<&str>)],
+        limits: &Limits,
+    ) -> Result<(), ArtifactError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (name, target) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(0);
+            match target {
+                Some(target) => {
+                    header.set_entry_type(EntryType::Symlink);
+                    header.set_link_name(target).expect("link name");
+                }
+                None => header.set_entry_type(EntryType::Directory),
+            }
+            header.set_path(name).expect("name");
+            header.set_cksum();
+            builder.append(&header, io::empty()).expect("append");
+        }
+        let bytes = builder.into_inner().expect("tar").finish().expect("gzip");
+        let archive = dir.path().join("a.tar.gz");
+        fs::write(&archive, bytes).expect("write");
+        let dest = dir.path().join("dest");
+        fs::create_dir(&dest).expect("dest");
+        extract(&archive, &dest, limits)
+    }
+
+    #[test]
+    fn links_through_links_that_lead_out_are_refused() {
+        let limits = Limits::default();
+        // `b -> a/..` looks inside, but `a -> .` makes it the parent of the root.
+        let err = extract_links(&[("a", Some(".")), ("b", Some("a/.."))], &limits)
+            .expect_err("escape through a link");
+        assert!(err.to_string().contains("\"b\""), "{err}");
+        // The same when the link that makes it escape comes later.
+        extract_links(&[("b", Some("a/..")), ("a", Some("."))], &limits)
+            .expect_err("escape through a later link");
+        extract_links(&[("b", Some("b/x"))], &limits).expect_err("a loop");
+        extract_links(
+            &[("d", None), ("d/a", Some("..")), ("b", Some("d/a/d"))],
+            &limits,
+        )
+        .expect("links through links that stay inside");
+    }
+
+    #[test]
+    fn implied_directories_count_toward_the_entry_limit() {
+        let limits = Limits {
+            max_files: 3,
+            ..Limits::default()
+        };
+        extract_links(&[("a/b/l", Some("x"))], &limits).expect("three entries");
+        let err = extract_links(&[("a/b/c/l", Some("x"))], &limits).expect_err("four entries");
+        assert!(
+            matches!(err, ArtifactError::TooManyFiles { limit: 3 }),
+            "{err}"
+        );
+    }
 
     #[test]
     fn relative_paths() {

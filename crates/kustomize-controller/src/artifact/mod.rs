@@ -23,7 +23,7 @@ use std::time::Duration;
 use mooring_api::Digest;
 use tokio::sync::OnceCell;
 
-pub use extract::{safe_relative, symlink_stays_inside};
+pub use extract::{extract as extract_archive, safe_relative, symlink_stays_inside};
 
 /// Size limits applied to every artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,8 @@ pub struct Limits {
     pub max_download_bytes: u64,
     /// Largest total size of the extracted files, in bytes.
     pub max_extracted_bytes: u64,
-    /// Largest number of entries (files, directories, links).
+    /// Largest number of entries (files, directories, links), counting the directories an
+    /// entry's path implies.
     pub max_files: u64,
 }
 

@@ -317,8 +317,9 @@ impl Env<'_, '_> {
                 let value: Vec<char> = self.value(name)?.chars().collect();
                 let offset = self.integer(offset)?;
                 let len = value.len() as i64;
+                // Saturating: offsets and lengths are any i64 (`${v:1:9223372036854775807}`).
                 let from = if offset < 0 {
-                    (len + offset).max(0)
+                    len.saturating_add(offset).max(0)
                 } else {
                     offset.min(len)
                 };
@@ -326,9 +327,9 @@ impl Env<'_, '_> {
                     Some(l) => {
                         let l = self.integer(l)?;
                         if l < 0 {
-                            (len + l).max(from)
+                            len.saturating_add(l).max(from)
                         } else {
-                            (from + l).min(len)
+                            from.saturating_add(l).min(len)
                         }
                     }
                     None => len,
@@ -422,23 +423,39 @@ fn remove(value: &str, op: &str, pattern: &[char]) -> String {
 }
 
 /// Shell glob match of the whole text: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`, `\x`.
+///
+/// Memoized on (pattern position, text position): plain backtracking takes exponential time
+/// in the number of `*` (`${v##*a*a*a*a*a*a*a*a*a*ab}` on a long value never finished).
 fn glob(pattern: &[char], text: &[char]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some('*') => (0..=text.len()).any(|i| glob(&pattern[1..], &text[i..])),
-        Some('?') => !text.is_empty() && glob(&pattern[1..], &text[1..]),
-        Some('[') => match (class(&pattern[1..]), text.first()) {
-            (Some((matches, used)), Some(&c)) => {
-                matches(c) && glob(&pattern[1 + used..], &text[1..])
+    let mut memo = vec![None; (pattern.len() + 1) * (text.len() + 1)];
+    glob_at(pattern, text, 0, 0, &mut memo)
+}
+
+fn glob_at(pattern: &[char], text: &[char], p: usize, t: usize, memo: &mut [Option<bool>]) -> bool {
+    let key = p * (text.len() + 1) + t;
+    if let Some(known) = memo[key] {
+        return known;
+    }
+    let rest = &pattern[p..];
+    let next = text.get(t).copied();
+    let matched = match rest.first() {
+        None => t == text.len(),
+        Some('*') => (t..=text.len()).any(|i| glob_at(pattern, text, p + 1, i, memo)),
+        Some('?') => next.is_some() && glob_at(pattern, text, p + 1, t + 1, memo),
+        Some('[') => match (class(&rest[1..]), next) {
+            (Some((matches, used)), Some(c)) => {
+                matches(c) && glob_at(pattern, text, p + 1 + used, t + 1, memo)
             }
             (Some(_), None) => false,
-            (None, _) => text.first() == Some(&'[') && glob(&pattern[1..], &text[1..]),
+            (None, _) => next == Some('[') && glob_at(pattern, text, p + 1, t + 1, memo),
         },
-        Some('\\') if pattern.len() > 1 => {
-            text.first() == Some(&pattern[1]) && glob(&pattern[2..], &text[1..])
+        Some('\\') if rest.len() > 1 => {
+            next == Some(rest[1]) && glob_at(pattern, text, p + 2, t + 1, memo)
         }
-        Some(&p) => text.first() == Some(&p) && glob(&pattern[1..], &text[1..]),
-    }
+        Some(&c) => next == Some(c) && glob_at(pattern, text, p + 1, t + 1, memo),
+    };
+    memo[key] = Some(matched);
+    matched
 }
 
 /// A bracket class after `[`: a predicate and the number of pattern chars used (with `]`).

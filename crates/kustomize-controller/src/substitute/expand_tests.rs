@@ -160,3 +160,21 @@ fn multibyte_text_survives() {
     assert_eq!(ok("héllo ${v} wörld", &[("v", "ünï")]), "héllo ünï wörld");
     assert_eq!(ok("${v:1:2}", &[("v", "ünïcode")]), "nï");
 }
+
+#[test]
+fn substring_bounds_at_the_ends_of_the_integer_range_do_not_overflow() {
+    let v = [("v", "abc")];
+    assert_eq!(ok("${v:1:9223372036854775807}", &v), "bc");
+    assert_eq!(ok("${v:9223372036854775807:9223372036854775807}", &v), "");
+    assert_eq!(ok("${v: -9223372036854775808}", &v), "abc");
+    assert_eq!(ok("${v:0:-9223372036854775808}", &v), "");
+}
+
+#[test]
+fn many_stars_on_a_long_value_finish() {
+    let value = "a".repeat(120);
+    let v = [("v", value.as_str())];
+    assert_eq!(ok("${v##*a*a*a*a*a*a*a*a*a*ab}", &v), value);
+    assert_eq!(ok("${v%%a*a*a*a*a*a*a*a*a*a}", &v), "");
+    assert_eq!(ok("${v#*a*a}", &v).len(), 118);
+}

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use mooring_runtime::links::link_stays_inside;
+
 use super::paths::{ancestors, display};
 
 /// Where a file's bytes come from.
@@ -33,9 +35,6 @@ pub enum Node {
         target: Vec<u8>,
     },
 }
-
-/// How many links one target may go through before it is treated as a loop (Linux's limit).
-const MAX_LINK_HOPS: usize = 40;
 
 /// Entries keyed by path; iteration is in byte order, which is the archive order.
 #[derive(Debug, Default)]
@@ -96,45 +95,13 @@ impl Entries {
         escaping.iter().map(|p| display(p)).collect()
     }
 
-    /// Whether following the link at `link` to `target` ends inside the tree.
-    ///
-    /// Resolution is done against the artifact's own links, as the kernel would after
-    /// extraction: a component that is itself a link is expanded, so `d/..` where `d -> .`
-    /// counts as leaving the tree. Absolute targets, loops, and `..` above the root (also
-    /// through components that do not exist) all count as escaping.
+    /// Whether following the link at `link` to `target` ends inside the tree, through the
+    /// artifact's own links (see [`mooring_runtime::links::link_stays_inside`]).
     fn stays_inside(&self, link: &[u8], target: &[u8]) -> bool {
-        let mut current: Vec<Vec<u8>> = ancestors(link)
-            .last()
-            .map(|dir| dir.split(|b| *b == b'/').map(<[u8]>::to_vec).collect())
-            .unwrap_or_default();
-        // The components still to walk, the next one last.
-        let mut pending: Vec<Vec<u8>> = Vec::new();
-        if !push_target(&mut pending, target) {
-            return false;
-        }
-        let mut hops = 0;
-        while let Some(component) = pending.pop() {
-            match component.as_slice() {
-                b"" | b"." => {}
-                b".." => {
-                    if current.pop().is_none() {
-                        return false;
-                    }
-                }
-                _ => {
-                    current.push(component);
-                    let path = current.join(&b'/');
-                    if let Some(Node::Symlink { target }) = self.map.get(&path) {
-                        hops += 1;
-                        current.pop();
-                        if hops > MAX_LINK_HOPS || !push_target(&mut pending, target) {
-                            return false;
-                        }
-                    }
-                }
-            }
-        }
-        true
+        link_stays_inside(link, target, |path| match self.map.get(path) {
+            Some(Node::Symlink { target }) => Some(target.clone()),
+            _ => None,
+        })
     }
 
     /// The number of entries.
@@ -147,15 +114,6 @@ impl Entries {
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Node)> {
         self.map.iter()
     }
-}
-
-/// Queues the components of a relative link target; `false` for an absolute or empty one.
-fn push_target(pending: &mut Vec<Vec<u8>>, target: &[u8]) -> bool {
-    if target.is_empty() || target[0] == b'/' {
-        return false;
-    }
-    pending.extend(target.rsplit(|b| *b == b'/').map(<[u8]>::to_vec));
-    true
 }
 
 #[cfg(test)]

@@ -63,14 +63,41 @@ const SHORTEST_SCRUBBED: usize = 4;
 
 /// `text` with every secret replaced by `***`; withheld whole when a secret is too short to be
 /// told apart from the rest of the text.
+///
+/// Every byte any occurrence of any secret covers is masked, and each run of masked bytes
+/// becomes one `***`: replacing secrets one after the other would leave the rest of a secret
+/// that contains or overlaps one replaced before (`my***` for `mytoken` when `token` is also a
+/// secret).
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
     let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
     if secrets.iter().any(|s| s.len() < SHORTEST_SCRUBBED) {
         return "(details withheld: a credential is too short to be removed from them)".to_owned();
     }
-    secrets
-        .iter()
-        .fold(text.to_owned(), |acc, s| acc.replace(s, "***"))
+    let mut masked = vec![false; text.len()];
+    for secret in &secrets {
+        // Every start, overlapping ones included (`match_indices` skips those).
+        let mut from = 0;
+        while let Some(found) = text[from..].find(secret) {
+            let start = from + found;
+            masked[start..start + secret.len()].fill(true);
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_mask = false;
+    for (i, c) in text.char_indices() {
+        // A secret starts and ends on character boundaries, so a character is masked whole.
+        if masked[i] {
+            if !in_mask {
+                out.push_str("***");
+            }
+            in_mask = true;
+        } else {
+            out.push(c);
+            in_mask = false;
+        }
+    }
+    out
 }
 
 /// The most specific [`GitError`] for `err`.
@@ -231,6 +258,15 @@ mod tests {
             "token *** and ***"
         );
         assert_eq!(scrub("nothing", &[""]), "nothing");
+    }
+
+    #[test]
+    fn a_secret_inside_another_leaves_nothing_of_either() {
+        assert_eq!(
+            scrub("user token password mytoken123", &["token", "mytoken123"]),
+            "user *** password ***"
+        );
+        assert_eq!(scrub("abcdef", &["abcd", "cdef"]), "***");
     }
 
     #[test]

@@ -36,6 +36,11 @@ mod ssh_secret;
 mod transport;
 mod url;
 
+#[cfg(test)]
+mod refs_props;
+#[cfg(test)]
+mod url_props;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

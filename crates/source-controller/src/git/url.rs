@@ -45,15 +45,22 @@ pub(crate) struct RepoUrl {
     for_gix: gix::Url,
     /// The URL without a password, for messages.
     redacted: String,
+    /// The credentials in the URL, as written and percent-decoded (see [`url_secrets`]).
+    secrets: Vec<String>,
 }
 
 impl RepoUrl {
     /// Parses `url`; an unsupported scheme or a malformed URL is [`GitError::UrlInvalid`].
     pub(crate) fn parse(url: &str) -> Result<RepoUrl, GitError> {
         let redacted = redact(url);
-        let invalid = |why: String| GitError::UrlInvalid {
-            url: redacted.clone(),
-            why,
+        let secrets = url_secrets(url);
+        // gix's parse errors quote the input, credentials included.
+        let invalid = |why: String| {
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            GitError::UrlInvalid {
+                url: redacted.clone(),
+                why: super::classify::scrub(&why.replace(url, &redacted), &secrets),
+            }
         };
         let scheme = Scheme::of(url).ok_or_else(|| {
             invalid("the URL must start with http://, https:// or ssh://".to_owned())
@@ -65,11 +72,22 @@ impl RepoUrl {
         if scheme == Scheme::Ssh && for_gix.user().is_none() {
             for_gix.set_user(Some(DEFAULT_SSH_USER.to_owned()));
         }
+        let mut secrets = secrets;
+        let user = match scheme {
+            Scheme::Http | Scheme::Https => for_gix.user(),
+            Scheme::Ssh => None,
+        };
+        for parsed in user.into_iter().chain(for_gix.password()) {
+            if !parsed.is_empty() && !secrets.iter().any(|s| s == parsed) {
+                secrets.push(parsed.to_owned());
+            }
+        }
         Ok(RepoUrl {
             raw: url.to_owned(),
             scheme,
             for_gix,
             redacted,
+            secrets,
         })
     }
 
@@ -91,16 +109,9 @@ impl RepoUrl {
     }
 
     /// The credentials in the URL, to scrub them from messages: its password and, over
-    /// HTTP(S), its user.
+    /// HTTP(S), its user, each as written in the URL and percent-decoded.
     pub(crate) fn secrets(&self) -> Vec<&str> {
-        let user = match self.scheme {
-            Scheme::Http | Scheme::Https => self.for_gix.user(),
-            Scheme::Ssh => None,
-        };
-        user.into_iter()
-            .chain(self.for_gix.password())
-            .filter(|s| !s.is_empty())
-            .collect()
+        self.secrets.iter().map(String::as_str).collect()
     }
 
     /// The URL for messages: the password, if any, replaced.
@@ -148,6 +159,60 @@ pub fn redact(url: &str) -> String {
         &url[..authority_start],
         &url[authority_start + at..]
     )
+}
+
+/// The credentials in `url` as [`redact`] finds them (over HTTP(S) the user and password,
+/// over SSH the password), each as written and percent-decoded; empty ones are left out.
+/// Works on malformed URLs too.
+fn url_secrets(url: &str) -> Vec<String> {
+    let Some(scheme_end) = url.find("://") else {
+        return Vec::new();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return Vec::new();
+    };
+    let userinfo = &authority[..at];
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
+    let user = (!url.starts_with("ssh://")).then_some(user);
+    let mut out: Vec<String> = Vec::new();
+    for written in user.into_iter().chain(password) {
+        for form in [written.to_owned(), percent_decode(written)] {
+            if !form.is_empty() && !out.contains(&form) {
+                out.push(form);
+            }
+        }
+    }
+    out
+}
+
+/// `%XX` sequences decoded (others kept as they are), then read as UTF-8, lossily.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -211,6 +276,18 @@ mod tests {
         assert!(matches!(err, GitError::UrlInvalid { .. }), "{err}");
         let err = RepoUrl::parse("ftp://u:hunter2@h/r").err().expect("ftp");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+        // gix quotes the whole input in its parse errors.
+        let err = RepoUrl::parse("https://T0KEN@h:99999/r")
+            .err()
+            .expect("bad port");
+        assert!(!err.to_string().contains("T0KEN"), "{err}");
+        assert!(err.to_string().contains("***@h:99999"), "{err}");
+        let url = RepoUrl::parse("https://u:p%40ssw0rd@h/r").expect("valid");
+        let scrubbed = super::super::classify::scrub(
+            "GET https://u:p%40ssw0rd@h/r as p@ssw0rd",
+            &url.secrets(),
+        );
+        assert!(!scrubbed.contains("ssw0rd"), "{scrubbed}");
         assert!(
             RepoUrl::parse("https://u:p@h/r")
                 .expect("valid")
