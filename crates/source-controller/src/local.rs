@@ -49,20 +49,29 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Starts the controller and the artifact server with `client`.
+/// Starts the controller and the artifact server with `client`, with the binary's default
+/// settings.
 pub fn start(
     client: kube::Client,
     options: LocalOptions,
+) -> Result<LocalController, prometheus::Error> {
+    start_with(client, options, |_| {})
+}
+
+/// Like [`start`], with `settings` changing the defaults first, as the binary's flags would
+/// (for example a small `max_artifact_size`).
+pub fn start_with(
+    client: kube::Client,
+    options: LocalOptions,
+    settings: impl FnOnce(&mut Settings),
 ) -> Result<LocalController, prometheus::Error> {
     let base_url = match options.listener.local_addr() {
         Ok(addr) => format!("http://{addr}"),
         Err(_) => "http://127.0.0.1".to_string(),
     };
-    let (context, writer) = Context::new(
-        client,
-        options.storage.clone(),
-        Settings::with_defaults(options.git_cache, base_url.clone()),
-    )?;
+    let mut chosen = Settings::with_defaults(options.git_cache, base_url.clone());
+    settings(&mut chosen);
+    let (context, writer) = Context::new(client, options.storage.clone(), chosen)?;
     let context = Arc::new(context);
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(crate::server::serve_on(

@@ -97,12 +97,22 @@ pub async fn render(
     input.allow_remote_bases = ctx.settings.allow_remote_bases;
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     input.work_root = Some(ctx.artifacts.scratch_dir());
+    input.max_objects = ctx.settings.max_render_objects;
     let mut yaml = build::build(input)
         .await
         .map_err(|e| build_err(e.to_string()))?;
     if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
         yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
             .map_err(|e| build_err(e.to_string()))?;
+    }
+    let limit = ctx.settings.max_render_objects;
+    let documents = manifests::split_documents(&yaml).len();
+    if limit > 0 && documents > limit {
+        return Err(build_err(format!(
+            "the render of '{}' has {documents} objects, over the limit of {limit} objects per \
+             Kustomization: split it into several Kustomizations",
+            spec.path.as_deref().unwrap_or("./")
+        )));
     }
     let mut objects = manifests::parse(&yaml).map_err(|e| build_err(e.to_string()))?;
     if objects.is_empty() {
