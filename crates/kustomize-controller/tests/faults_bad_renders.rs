@@ -48,7 +48,9 @@ fn bad(extra: &[&str], files: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> 
 }
 
 fn config_map(name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
 }
 
 /// `n` ConfigMaps in one file.
@@ -70,7 +72,10 @@ fn cases(ns: &str) -> Vec<Case> {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  big: \"{}\"\n",
         "x".repeat(4 << 20)
     );
-    let large_bad_patch = format!("- op: add\n  path: /data/big\n  value: \"{}\n", "y".repeat(1 << 20));
+    let large_bad_patch = format!(
+        "- op: add\n  path: /data/big\n  value: \"{}\n",
+        "y".repeat(1 << 20)
+    );
     vec![
         Case {
             name: "malformed YAML in a listed file",
@@ -346,10 +351,13 @@ async fn run(fixture: &Fixture, case: &Case) -> Vec<String> {
     match (&case.expect, applied) {
         (Expect::Refused { fragment }, Err(e)) => {
             if !e.contains(fragment) {
-                problems.push(format!("refused, but the message does not name {fragment:?}: {e}"));
+                problems.push(format!(
+                    "refused, but the message does not name {fragment:?}: {e}"
+                ));
             }
         }
         (Expect::Refused { .. }, Ok(())) => problems.push("the API server accepted it".into()),
+        (Expect::Applied { .. }, _) => problems.push("no render case expects to be applied".into()),
         (_, Err(e)) => problems.push(format!("the API server refused it: {e}")),
         (expect, Ok(())) => {
             fixture.poke().await;

@@ -92,7 +92,10 @@ pub fn table(rows: &[Row]) -> String {
         "{:<width$}  {:>6}  {:>6}  {:>7}  {:>4}  {:>6}  {:>8}\n",
         "scenario", "runs", "passed", "orphans", "lost", "leaked", "peak RSS"
     );
-    let rss = |r: &Row| r.peak_rss_mib.map_or("-".to_string(), |m| format!("{m:.1} MiB"));
+    let rss = |r: &Row| {
+        r.peak_rss_mib
+            .map_or("-".to_string(), |m| format!("{m:.1} MiB"))
+    };
     for r in rows {
         out.push_str(&format!(
             "{:<width$}  {:>6}  {:>6}  {:>7}  {:>4}  {:>6}  {:>8}\n",

@@ -50,6 +50,12 @@ pub enum Expect {
         /// A fragment of the API server's message.
         fragment: &'static str,
     },
+    /// Accepted: both objects Ready at the new revision (`prefix` + the commit the case
+    /// names), the objects unchanged (the input renders the same objects).
+    Applied {
+        /// The revision's name part, e.g. `main@sha1:`.
+        prefix: &'static str,
+    },
     /// A condition of `on`, with a message containing `fragment`.
     Condition {
         /// The object.
@@ -163,6 +169,8 @@ pub struct Fixture {
     pub controllers: Controllers,
     /// The good commit.
     pub commit: String,
+    /// Its parent (the repository's first commit).
+    pub base: String,
     /// The GitRepository spec of the good state.
     pub source_spec: Value,
     tokens: AtomicU64,
@@ -209,24 +217,35 @@ impl Fixture {
             .expect("git server")
             .create_repo(&flow::unique(prefix), Auth::None)
             .expect("repo");
+        let base = repo.head("main").expect("head");
         let files = good_files();
         let refs: Vec<(&[u8], &[u8])> = files
             .iter()
             .map(|(p, c)| (p.as_bytes(), c.as_slice()))
             .collect();
-        let commit = repo.commit_bytes(&refs, "the good revision").expect("commit");
-        let controllers = flow::start_with(&env, Duration::from_secs(3600), None, source_settings).await;
+        let commit = repo
+            .commit_bytes(&refs, "the good revision")
+            .expect("commit");
+        let controllers =
+            flow::start_with(&env, Duration::from_secs(3600), None, source_settings).await;
         let source_spec = good_source_spec(repo.http_url());
         let fixture = Fixture {
             env,
             repo,
             controllers,
             commit,
+            base,
             source_spec,
             tokens: AtomicU64::new(0),
         };
-        fixture.apply_source(&fixture.source_spec).await.expect("apply the GitRepository");
-        fixture.apply_ks(&good_ks_spec()).await.expect("apply the Kustomization");
+        fixture
+            .apply_source(&fixture.source_spec)
+            .await
+            .expect("apply the GitRepository");
+        fixture
+            .apply_ks(&good_ks_spec())
+            .await
+            .expect("apply the Kustomization");
         fixture
     }
 
@@ -268,19 +287,28 @@ impl Fixture {
             "apiVersion": "kustomize.mooring.dev/v1", "kind": "Kustomization",
             "metadata": {"name": APP}, "spec": merged(&base, spec),
         });
-        api.patch(APP, &PatchParams::apply("test").force(), &Patch::Apply(&manifest))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        api.patch(
+            APP,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&manifest),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 
     /// Creates or replaces a Secret in the test namespace.
     pub async fn secret(&self, name: &str, data: Value) {
         let api: Api<Secret> = Api::namespaced(self.env.client.clone(), &self.env.namespace);
-        let manifest = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
-        api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&manifest))
-            .await
-            .expect("apply Secret");
+        let manifest =
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
+        api.patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&manifest),
+        )
+        .await
+        .expect("apply Secret");
     }
 
     /// Asks both objects for a reconcile now; returns the token they will report as handled.
@@ -295,7 +323,9 @@ impl Fixture {
     /// the GitRepository) and records it once both objects are Ready at the good commit.
     pub async fn restore_with(&self, source_spec: &Value, ks_spec: &Value) -> Result<Good, String> {
         if self.repo.head("main").map_err(|e| e.to_string())? != self.commit {
-            self.repo.reset("main", &self.commit).map_err(|e| e.to_string())?;
+            self.repo
+                .reset("main", &self.commit)
+                .map_err(|e| e.to_string())?;
         }
         self.apply_source(source_spec).await?;
         self.apply_ks(ks_spec).await?;
@@ -352,7 +382,8 @@ impl Fixture {
 
     /// [`Fixture::restore_with`] the good specs.
     pub async fn restore(&self) -> Result<Good, String> {
-        self.restore_with(&self.source_spec.clone(), &good_ks_spec()).await
+        self.restore_with(&self.source_spec.clone(), &good_ks_spec())
+            .await
     }
 
     /// The managed objects: `Kind/namespace/name` -> resourceVersion, for every object of the
@@ -389,14 +420,20 @@ impl Fixture {
     /// Every way the state after a bad input differs from `good`: objects added, removed or
     /// written, another applied revision, the good artifact not served as recorded.
     pub async fn intact(&self, good: &Good) -> Vec<String> {
+        self.intact_at(good, &good.revision, &good.artifact).await
+    }
+
+    /// Like [`Fixture::intact`], for an input that was applied: `revision` is applied and
+    /// `artifact` served, and the objects are the good ones, unwritten.
+    pub async fn intact_at(&self, good: &Good, revision: &str, artifact: &Artifact) -> Vec<String> {
         let mut problems = Vec::new();
         let now = self.managed().await;
         for (key, version) in &good.objects {
             match now.get(key) {
                 None => problems.push(format!("{key} was deleted")),
-                Some(v) if v != version => {
-                    problems.push(format!("{key} was written (resourceVersion {version} -> {v})"))
-                }
+                Some(v) if v != version => problems.push(format!(
+                    "{key} was written (resourceVersion {version} -> {v})"
+                )),
                 Some(_) => {}
             }
         }
@@ -410,18 +447,17 @@ impl Fixture {
             .ok()
             .and_then(|k| k.status)
             .and_then(|s| s.last_applied_revision);
-        if applied.as_deref() != Some(good.revision.as_str()) {
+        if applied.as_deref() != Some(revision) {
             problems.push(format!(
-                "status.lastAppliedRevision is {applied:?}, not {}",
-                good.revision
+                "status.lastAppliedRevision is {applied:?}, not {revision}"
             ));
         }
-        let (code, body) = download(&good.artifact.url).await;
+        let (code, body) = download(&artifact.url).await;
         let digest = format!("sha256:{}", sha256_hex(&body));
-        if code != 200 || good.artifact.digest.as_deref() != Some(digest.as_str()) {
+        if code != 200 || artifact.digest.as_deref() != Some(digest.as_str()) {
             problems.push(format!(
-                "the good artifact {} is not served as recorded: HTTP {code}, {digest}",
-                good.artifact.url
+                "the artifact {} is not served as recorded: HTTP {code}, {digest}",
+                artifact.url
             ));
         }
         problems
@@ -474,11 +510,14 @@ impl Fixture {
         else {
             return Ok(());
         };
-        let matches = |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
-            mooring_api::conditions::find_condition(conditions, type_).is_some_and(|c| {
-                c.status == *status && c.reason == *reason && c.message.contains(fragment.as_str())
-            })
-        };
+        let matches =
+            |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+                mooring_api::conditions::find_condition(conditions, type_).is_some_and(|c| {
+                    c.status == *status
+                        && c.reason == *reason
+                        && c.message.contains(fragment.as_str())
+                })
+            };
         let seen = match on {
             On::Source => {
                 let api: Api<GitRepository> =
@@ -493,9 +532,12 @@ impl Fixture {
                 .await;
                 match waited {
                     Ok(_) => return Ok(()),
-                    Err(_) => api.get_opt(SOURCE).await.ok().flatten().map(|r| {
-                        describe(source_conditions(&r))
-                    }),
+                    Err(_) => api
+                        .get_opt(SOURCE)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|r| describe(source_conditions(&r))),
                 }
             }
             On::Kustomization => {
@@ -528,7 +570,9 @@ impl Fixture {
 }
 
 /// Conditions as `Type=Status Reason: message` lines.
-pub fn describe(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> String {
+pub fn describe(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> String {
     conditions
         .iter()
         .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
@@ -536,12 +580,22 @@ pub fn describe(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Co
         .join(" | ")
 }
 
-pub fn source_conditions(r: &GitRepository) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
-    r.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
+pub fn source_conditions(
+    r: &GitRepository,
+) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+    r.status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default()
 }
 
-pub fn ks_conditions(k: &Kustomization) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
-    k.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
+pub fn ks_conditions(
+    k: &Kustomization,
+) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+    k.status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default()
 }
 
 /// Whether the condition `type_` has `status`.

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
         .or_else(|| std::env::var_os(faults::REPORT_ENV))
         .map(PathBuf::from);
     let Some(path) = path else {
-        eprintln!("usage: mooring-faults-table REPORT.jsonl (or set {})", faults::REPORT_ENV);
+        eprintln!(
+            "usage: mooring-faults-table REPORT.jsonl (or set {})",
+            faults::REPORT_ENV
+        );
         return ExitCode::from(2);
     };
     let rows = match faults::read(&path) {
