@@ -539,3 +539,21 @@ async fn a_render_over_the_object_limit_is_refused_before_kustomize_runs() {
     let yaml = build(input).await.expect("at the limit");
     assert_eq!(manifests::parse(&yaml).expect("parse").len(), 31);
 }
+
+#[tokio::test]
+async fn an_undecodable_kustomization_is_named() {
+    let tree = Tree::new(&[
+        ("app/kustomization.yaml", "resourcez:\n- cm.yaml\n"),
+        (
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
+        ),
+    ]);
+    let err = build(tree.input("app")).await.expect_err("unknown field");
+    let message = err.to_string();
+    assert!(
+        message.contains("app/kustomization.yaml: invalid Kustomization"),
+        "{message}"
+    );
+    assert!(message.contains("resourcez"), "{message}");
+}

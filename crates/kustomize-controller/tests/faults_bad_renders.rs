@@ -102,7 +102,7 @@ fn cases(ns: &str) -> Vec<Case> {
             name: "unknown field in kustomization.yaml",
             commit: vec![file("deploy/kustomization.yaml", "resourcez:\n- settings.yaml\n")],
             spec: json!({}),
-            expect: not_ready(Ks, "BuildFailed", "resourcez"),
+            expect: not_ready(Ks, "BuildFailed", "deploy/kustomization.yaml: invalid Kustomization: json: unknown field \"resourcez\""),
         },
         Case {
             name: "a listed file is missing",
@@ -162,13 +162,13 @@ fn cases(ns: &str) -> Vec<Case> {
             name: "duplicate objects made by substitution",
             commit: bad(&["dup.yaml"], vec![file("deploy/dup.yaml", &config_map("${SAME}", "other"))]),
             spec: json!({"postBuild": {"substitute": {"SAME": "settings"}}}),
-            expect: not_ready(Ks, "BuildFailed", "ConfigMap/settings"),
+            expect: not_ready(Ks, "BuildFailed", format!("ConfigMap/{ns}/settings twice")),
         },
         Case {
             name: "a kustomization that includes itself",
             commit: vec![file("deploy/kustomization.yaml", "resources:\n- settings.yaml\n- ../deploy\n")],
             spec: json!({}),
-            expect: not_ready(Ks, "BuildFailed", "deploy"),
+            expect: not_ready(Ks, "BuildFailed", "'../deploy'"),
         },
         Case {
             name: "two kustomizations that include each other",
@@ -177,7 +177,7 @@ fn cases(ns: &str) -> Vec<Case> {
                 file("other/kustomization.yaml", "resources:\n- ../deploy\n"),
             ],
             spec: json!({}),
-            expect: not_ready(Ks, "BuildFailed", "other"),
+            expect: not_ready(Ks, "BuildFailed", "'../other'"),
         },
         Case {
             name: "spec.patches of 4 MiB",

@@ -276,13 +276,31 @@ pub async fn build(input: BuildInput) -> Result<String, BuildError> {
         input.allow_remote_bases,
         input.timeout,
     )
-    .await;
+    .await
+    .map_err(|e| name_top_kustomization(e, &prepared));
     // Removing a large working copy is blocking work; it only unlinks our own links.
     let cleanup = tokio::task::spawn_blocking(move || prepared.dir.close()).await;
     if let Ok(Err(e)) | Err(e) = cleanup.map_err(std::io::Error::other) {
         tracing::warn!(error = %e, "removing a build working copy failed");
     }
     result
+}
+
+/// kustomize reports a kustomization it cannot decode (an unknown field, say) without naming
+/// the file when it is the one being built; nested ones are named by the "accumulating
+/// resources from" part of the message.
+fn name_top_kustomization(error: BuildError, prepared: &Prepared) -> BuildError {
+    match error {
+        BuildError::Kustomize { message } if message.starts_with("invalid Kustomization") => {
+            let file = kustomization::find(&prepared.build_dir)
+                .map(|f| kustomization::display_path(&f, &prepared.tree))
+                .unwrap_or_default();
+            BuildError::Kustomize {
+                message: format!("{file}: {message}"),
+            }
+        }
+        other => other,
+    }
 }
 
 struct Prepared {

@@ -130,7 +130,7 @@ pub async fn render(
     evict_unused_artifacts(ctx).await;
     let digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
     let inventory = inventory::inventory_of(&objects).map_err(|e| build_err(e.to_string()))?;
-    let objects = objects
+    let objects: Vec<Desired> = objects
         .into_iter()
         .map(|object| {
             let id = ObjectId::of(&object).map_err(|e| build_err(e.to_string()))?;
@@ -141,6 +141,9 @@ pub async fn render(
             })
         })
         .collect::<Result<_, Error>>()?;
+    if let Some(message) = duplicate(&objects) {
+        return Err(build_err(message));
+    }
     Ok(Arc::new(Render {
         key,
         revision: revision.clone(),
@@ -148,6 +151,23 @@ pub async fn render(
         objects,
         inventory,
     }))
+}
+
+/// The first object the render holds twice (kustomize refuses duplicates, but substitution or
+/// namespace placement can still make two documents one object: applying both would let one
+/// silently win), as a message naming it and both documents.
+fn duplicate(objects: &[Desired]) -> Option<String> {
+    let mut seen: BTreeMap<&ObjectId, usize> = BTreeMap::new();
+    for (index, desired) in objects.iter().enumerate() {
+        if let Some(first) = seen.insert(&desired.id, index) {
+            return Some(format!(
+                "the render holds {} twice (documents {first} and {index}, after \
+                 substitution): refusing to apply either",
+                desired.id.subject()
+            ));
+        }
+    }
+    None
 }
 
 /// Per (apiVersion, kind): whether its objects are namespaced, for the kinds that discovery or
