@@ -25,6 +25,8 @@ struct Case {
     spec: Value,
     /// What must follow.
     expect: Expect,
+    /// For an input that is applied: the objects it adds (`Kind/name` or `Kind/ns/name`).
+    creates: Vec<String>,
 }
 
 /// A text file.
@@ -67,6 +69,7 @@ fn many_config_maps(n: usize) -> String {
 fn cases(ns: &str) -> Vec<Case> {
     use On::Kustomization as Ks;
     let many = faults::scaled(20_000, 100_000);
+    let cluster_role = flow::unique("bad-renders");
     let long_name = "n".repeat(300);
     let huge_patch = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  big: \"{}\"\n",
@@ -82,6 +85,7 @@ fn cases(ns: &str) -> Vec<Case> {
             commit: bad(&["broken.yaml"], vec![file("deploy/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\n data: [\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "broken.yaml"),
+            creates: vec![],
         },
         Case {
             name: "malformed YAML in a directory without kustomization.yaml",
@@ -91,84 +95,98 @@ fn cases(ns: &str) -> Vec<Case> {
             ],
             spec: json!({"path": "./generated"}),
             expect: not_ready(Ks, "BuildFailed", "generated/broken.yaml"),
+            creates: vec![],
         },
         Case {
             name: "malformed kustomization.yaml",
             commit: vec![file("deploy/kustomization.yaml", "resources: [\n- settings.yaml\n")],
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "deploy/kustomization.yaml"),
+            creates: vec![],
         },
         Case {
             name: "unknown field in kustomization.yaml",
             commit: vec![file("deploy/kustomization.yaml", "resourcez:\n- settings.yaml\n")],
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "deploy/kustomization.yaml: invalid Kustomization: json: unknown field \"resourcez\""),
+            creates: vec![],
         },
         Case {
             name: "a listed file is missing",
             commit: bad(&["missing.yaml"], vec![]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "missing.yaml"),
+            creates: vec![],
         },
         Case {
             name: "an object without metadata.name",
             commit: bad(&["noname.yaml"], vec![file("deploy/noname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels:\n    a: b\ndata:\n  v: \"1\"\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "noname.yaml"),
+            creates: vec![],
         },
         Case {
             name: "an object without kind",
             commit: bad(&["nokind.yaml"], vec![file("deploy/nokind.yaml", "apiVersion: v1\nmetadata:\n  name: nokind\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "nokind.yaml"),
+            creates: vec![],
         },
         Case {
             name: "a schema violation (replicas is a string)",
             commit: bad(&["broken.yaml"], vec![file("deploy/broken.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\nspec:\n  replicas: three\n  selector:\n    matchLabels:\n      app: broken\n  template:\n    metadata:\n      labels:\n        app: broken\n    spec:\n      containers:\n      - name: main\n        image: example.com/app:1\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", format!("Deployment/{ns}/broken")),
+            creates: vec![],
         },
         Case {
             name: "a schema violation (ConfigMap data is not a string)",
             commit: bad(&["broken.yaml"], vec![file("deploy/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  nested:\n    a: 1\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", format!("ConfigMap/{ns}/broken")),
+            creates: vec![],
         },
         Case {
             name: "an invalid label value",
             commit: bad(&["broken.yaml"], vec![file("deploy/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\n  labels:\n    tier: \"not valid!\"\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", format!("ConfigMap/{ns}/broken")),
+            creates: vec![],
         },
         Case {
             name: "an invalid object name",
             commit: bad(&["broken.yaml"], vec![file("deploy/broken.yaml", &config_map("Not_Valid", "1"))]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", "Not_Valid"),
+            creates: vec![],
         },
         Case {
             name: "an object name of 300 characters",
             commit: bad(&["long.yaml"], vec![file("deploy/long.yaml", &config_map(&long_name, "1"))]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", "nnnnnnnnnnnnnnnnnnnn"),
+            creates: vec![],
         },
         Case {
             name: "duplicate objects in one render",
             commit: bad(&["dup1.yaml", "dup2.yaml"], vec![file("deploy/dup1.yaml", &config_map("dup", "1")), file("deploy/dup2.yaml", &config_map("dup", "2"))]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "dup"),
+            creates: vec![],
         },
         Case {
             name: "duplicate objects made by substitution",
             commit: bad(&["dup.yaml"], vec![file("deploy/dup.yaml", &config_map("${SAME}", "other"))]),
             spec: json!({"postBuild": {"substitute": {"SAME": "settings"}}}),
             expect: not_ready(Ks, "BuildFailed", format!("ConfigMap/{ns}/settings twice")),
+            creates: vec![],
         },
         Case {
             name: "a kustomization that includes itself",
             commit: vec![file("deploy/kustomization.yaml", "resources:\n- settings.yaml\n- ../deploy\n")],
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "'../deploy'"),
+            creates: vec![],
         },
         Case {
             name: "two kustomizations that include each other",
@@ -178,42 +196,49 @@ fn cases(ns: &str) -> Vec<Case> {
             ],
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "'../other'"),
+            creates: vec![],
         },
         Case {
             name: "spec.patches of 4 MiB",
             commit: vec![],
             spec: json!({"patches": [{"patch": huge_patch}]}),
             expect: refused("too large"),
+            creates: vec![],
         },
         Case {
             name: "a malformed spec.patches entry of 1 MiB",
             commit: vec![],
             spec: json!({"patches": [{"patch": large_bad_patch, "target": {"kind": "ConfigMap"}}]}),
             expect: not_ready(Ks, "BuildFailed", "patch"),
+            creates: vec![],
         },
         Case {
             name: "a render of many objects",
             commit: bad(&["many.yaml"], vec![file("deploy/many.yaml", &many_config_maps(many))]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "deploy/many.yaml"),
+            creates: vec![],
         },
         Case {
             name: "invalid UTF-8 in a manifest",
             commit: bad(&["latin1.yaml"], vec![("deploy/latin1.yaml".to_string(), b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: latin1\ndata:\n  v: \"caf\xe9\"\n".to_vec())]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "latin1.yaml"),
+            creates: vec![],
         },
         Case {
             name: "a remote base",
             commit: bad(&["https://github.com/org/repo//deploy?ref=v1"], vec![]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "deploy/kustomization.yaml"),
+            creates: vec![],
         },
         Case {
             name: "a remote file",
             commit: bad(&["https://example.com/app.yaml"], vec![]),
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "https://example.com/app.yaml"),
+            creates: vec![],
         },
         Case {
             name: "an exec plugin generator",
@@ -224,84 +249,108 @@ fn cases(ns: &str) -> Vec<Case> {
             ],
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "plugins disabled"),
+            creates: vec![],
         },
         Case {
             name: "a Helm chart generator",
             commit: vec![file("deploy/kustomization.yaml", "resources:\n- settings.yaml\nhelmCharts:\n- name: podinfo\n  repo: https://stefanprodan.github.io/podinfo\n")],
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "helm"),
+            creates: vec![],
         },
         Case {
             name: "spec.path outside the artifact",
             commit: vec![],
             spec: json!({"path": "../.."}),
             expect: not_ready(Ks, "BuildFailed", "\"../..\""),
+            creates: vec![],
         },
         Case {
             name: "spec.path missing",
             commit: vec![],
             spec: json!({"path": "./clusters/nope"}),
             expect: not_ready(Ks, "BuildFailed", "./clusters/nope"),
+            creates: vec![],
         },
         Case {
             name: "spec.path is a file",
             commit: vec![],
             spec: json!({"path": "./deploy/settings.yaml"}),
             expect: not_ready(Ks, "BuildFailed", "./deploy/settings.yaml"),
+            creates: vec![],
         },
         Case {
             name: "an empty render",
             commit: vec![file("deploy/kustomization.yaml", "resources: []\n")],
             spec: json!({}),
             expect: not_ready(Ks, "BuildFailed", "is empty"),
+            creates: vec![],
         },
         Case {
             name: "an unknown kind (CRD not installed)",
             commit: bad(&["widget.yaml"], vec![file("deploy/widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", "Widget"),
+            creates: vec![],
         },
         Case {
             name: "a namespace that does not exist",
             commit: bad(&["elsewhere.yaml"], vec![file("deploy/elsewhere.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: no-such-namespace\n")]),
             spec: json!({"targetNamespace": null}),
             expect: not_ready(Ks, "ReconciliationFailed", "no-such-namespace"),
+            creates: vec![],
         },
         Case {
             name: "an immutable field changed (Deployment selector)",
             commit: bad(&[], vec![file("deploy/web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: other\n  template:\n    metadata:\n      labels:\n        app: other\n    spec:\n      containers:\n      - name: main\n        image: example.com/app:1\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", format!("Deployment/{ns}/web")),
+            creates: vec![],
         },
         Case {
             name: "a Secret with invalid base64",
             commit: bad(&["secret.yaml"], vec![file("deploy/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: broken\ndata:\n  key: \"!!not base64!!\"\n")]),
             spec: json!({}),
             expect: not_ready(Ks, "ReconciliationFailed", format!("Secret/{ns}/broken")),
+            creates: vec![],
         },
         Case {
             name: "bad substitution syntax",
             commit: bad(&["subst.yaml"], vec![file("deploy/subst.yaml", &config_map("subst", "${VALUE:0:x}"))]),
             spec: json!({"postBuild": {"substitute": {"VALUE": "abc"}}}),
-            expect: not_ready(Ks, "BuildFailed", "VALUE"),
+            expect: not_ready(Ks, "BuildFailed", "subst failed: bad substitution"),
+            creates: vec![],
         },
         Case {
             name: "a variable without value (strict substitution)",
             commit: bad(&["subst.yaml"], vec![file("deploy/subst.yaml", &config_map("subst", "${UNSET_VARIABLE}"))]),
             spec: json!({"postBuild": {"substitute": {"OTHER": "1"}}}),
             expect: not_ready(Ks, "BuildFailed", "UNSET_VARIABLE"),
+            creates: vec![],
         },
         Case {
             name: "substituteFrom a ConfigMap that does not exist",
             commit: vec![],
             spec: json!({"postBuild": {"substituteFrom": [{"kind": "ConfigMap", "name": "absent-vars"}]}}),
             expect: not_ready(Ks, "BuildFailed", "absent-vars"),
+            creates: vec![],
         },
         Case {
             name: "substituteFrom a Secret that does not exist",
             commit: vec![],
             spec: json!({"postBuild": {"substituteFrom": [{"kind": "Secret", "name": "absent-secret"}]}}),
             expect: not_ready(Ks, "BuildFailed", "absent-secret"),
+            creates: vec![],
+        },
+        Case {
+            name: "a cluster-scoped object with a namespace (applied without it, as kubectl does)",
+            commit: vec![
+                file("deploy/kustomization.yaml", "resources:\n- settings.yaml\n- token.yaml\n- web.yaml\n- role.yaml\n"),
+                file("deploy/role.yaml", &format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {cluster_role}\n  namespace: {ns}\nrules: []\n")),
+            ],
+            spec: json!({}),
+            expect: Expect::Applied { prefix: "main@sha1:" },
+            creates: vec![format!("ClusterRole/{cluster_role}")],
         },
     ]
 }
@@ -357,7 +406,34 @@ async fn run(fixture: &Fixture, case: &Case) -> Vec<String> {
             }
         }
         (Expect::Refused { .. }, Ok(())) => problems.push("the API server accepted it".into()),
-        (Expect::Applied { .. }, _) => problems.push("no render case expects to be applied".into()),
+        (Expect::Applied { prefix }, Ok(())) => {
+            fixture.poke().await;
+            let revision = format!("{prefix}{}", commit.as_deref().unwrap_or(&good.commit));
+            let waited = fixture
+                .wait_ks("applied at the new revision", |k| {
+                    condition_is(ks_conditions(k), "Ready", "True")
+                        && k.status
+                            .as_ref()
+                            .and_then(|s| s.last_applied_revision.as_deref())
+                            == Some(revision.as_str())
+                })
+                .await;
+            if let Err(e) = waited {
+                problems.push(e);
+            }
+            let now = fixture.managed().await;
+            for key in &case.creates {
+                if !now.contains_key(key) {
+                    problems.push(format!("{key} was not created: {:?}", now.keys()));
+                }
+            }
+            let mut expected = good.objects.clone();
+            expected.retain(|k, _| now.contains_key(k));
+            if expected.len() != good.objects.len() {
+                problems.push(format!("good objects are gone: {:?}", now.keys()));
+            }
+            return problems;
+        }
         (_, Err(e)) => problems.push(format!("the API server refused it: {e}")),
         (expect, Ok(())) => {
             fixture.poke().await;
