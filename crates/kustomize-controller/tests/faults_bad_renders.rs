@@ -157,7 +157,7 @@ fn cases(ns: &str) -> Vec<Case> {
             name: "an invalid object name",
             commit: bad(&["broken.yaml"], vec![file("deploy/broken.yaml", &config_map("Not_Valid", "1"))]),
             spec: json!({}),
-            expect: not_ready(Ks, "ReconciliationFailed", "Not_Valid"),
+            expect: not_ready(Ks, "BuildFailed", format!("ConfigMap/{ns}/Not_Valid: the name cannot be recorded")),
             creates: vec![],
         },
         Case {
@@ -395,7 +395,12 @@ async fn run(fixture: &Fixture, case: &Case) -> Vec<String> {
             Err(e) => return vec![format!("commit: {e}")],
         }
     };
-    let applied = fixture.apply_ks(&merged(&good_ks_spec(), &case.spec)).await;
+    // Nulls are kept: `apply_ks` removes those keys from the defaults it adds.
+    let mut spec = good_ks_spec();
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), case.spec.as_object()) {
+        spec.extend(extra.clone());
+    }
+    let applied = fixture.apply_ks(&spec).await;
     let mut problems = Vec::new();
     match (&case.expect, applied) {
         (Expect::Refused { fragment }, Err(e)) => {

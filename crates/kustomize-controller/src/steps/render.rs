@@ -141,7 +141,7 @@ pub async fn render(
             })
         })
         .collect::<Result<_, Error>>()?;
-    if let Some(message) = duplicate(&objects) {
+    if let Some(message) = duplicate(&objects).or_else(|| unrecordable(&objects)) {
         return Err(build_err(message));
     }
     Ok(Arc::new(Render {
@@ -168,6 +168,22 @@ fn duplicate(objects: &[Desired]) -> Option<String> {
         }
     }
     None
+}
+
+/// The first object whose inventory id would not read back as itself (a name holding `_`,
+/// which separates the fields of an id): recorded in `status.inventory`, it would make every
+/// later pass fail on reading the inventory.
+fn unrecordable(objects: &[Desired]) -> Option<String> {
+    objects.iter().find_map(|desired| {
+        let id = desired.id.to_string();
+        (ObjectId::parse(&id).ok().as_ref() != Some(&desired.id)).then(|| {
+            format!(
+                "{}: the name cannot be recorded in status.inventory (its ids are \
+                 <namespace>_<name>_<group>_<kind>, so a name holds no '_'): rename the object",
+                desired.id.subject()
+            )
+        })
+    })
 }
 
 /// Per (apiVersion, kind): whether its objects are namespaced, for the kinds that discovery or
