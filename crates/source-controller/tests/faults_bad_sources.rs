@@ -48,6 +48,18 @@ enum Git {
     DeleteTag(&'static str),
 }
 
+/// How a case's spec reaches the API server.
+#[derive(Clone, Copy)]
+enum Write {
+    /// Server-side apply of the whole spec (unknown fields cannot be applied).
+    Apply,
+    /// Server-side apply with strict field validation.
+    Strict,
+    /// A JSON merge patch of `spec` with the API server's default field validation, which
+    /// drops unknown fields with a warning (as a client-side `kubectl apply` would send).
+    Merge,
+}
+
 struct Case {
     name: &'static str,
     /// Fields of the good GitRepository spec for this case's good state (e.g. following a
@@ -59,8 +71,8 @@ struct Case {
     secret: Option<(&'static str, Value)>,
     /// Fields set on the case's good spec (a null removes one).
     spec: Value,
-    /// Apply with strict field validation (unknown fields refused, not dropped).
-    strict: bool,
+    /// How the spec is written.
+    write: Write,
     /// What must follow.
     expect: Expect,
 }
@@ -73,7 +85,7 @@ impl Case {
             git: Git::None,
             secret: None,
             spec,
-            strict: false,
+            write: Write::Apply,
             expect,
         }
     }
@@ -93,8 +105,8 @@ impl Case {
         self
     }
 
-    fn strict(mut self) -> Case {
-        self.strict = true;
+    fn write(mut self, write: Write) -> Case {
+        self.write = write;
         self
     }
 }
@@ -136,8 +148,9 @@ fn cases(urls: &Urls, commit: &str) -> Vec<Case> {
         Case::new("URL of a closed port", json!({"url": "http://127.0.0.1:9/repo.git"}), not_ready(Source, "GitOperationFailed", "127.0.0.1:9")),
         Case::new("https URL without the server's CA", json!({"url": urls.https}), not_ready(Source, "GitOperationFailed", "TLS")),
         Case::new("a token as the URL user over plain http", json!({"url": with_token}), not_ready(Source, "AuthenticationFailed", "plain http")),
-        Case::new("an unknown ref kind (dropped by the API server)", json!({"ref": {"revision": "main"}}), not_ready(Source, "GitOperationFailed", "branch 'master' not found")),
-        Case::new("an unknown ref kind (strict field validation)", json!({"ref": {"revision": "main"}}), refused("revision")).strict(),
+        Case::new("an unknown ref kind (dropped by the API server)", json!({"ref": {"branch": null, "revision": "main"}}), not_ready(Source, "GitOperationFailed", "branch 'master' not found")).write(Write::Merge),
+        Case::new("an unknown ref kind (server-side apply)", json!({"ref": {"revision": "main"}}), refused(".spec.ref.revision: field not declared in schema")),
+        Case::new("an unknown ref kind (strict field validation)", json!({"ref": {"revision": "main"}}), refused("revision")).write(Write::Strict),
         Case::new("a branch and a tag at once", json!({"ref": {"branch": "main", "tag": "v1"}}), refused("only one of spec.ref.branch, tag, semver, name")),
         Case::new("a commit with a tag", json!({"ref": {"commit": commit, "tag": "v1"}}), refused("spec.ref.commit may only be combined with spec.ref.branch")),
         Case::new("a branch that does not exist", json!({"ref": {"branch": "no-such-branch"}}), not_ready(Source, "GitOperationFailed", "branch 'no-such-branch' not found")),
@@ -174,7 +187,7 @@ fn cases(urls: &Urls, commit: &str) -> Vec<Case> {
         Case::new("an ssh URL without a Secret", json!({"url": urls.ssh}), not_ready(Source, "AuthenticationFailed", "identity")),
         Case::new("an ssh URL without known_hosts", json!({"url": urls.ssh, "secretRef": {"name": "ssh-half"}}), not_ready(Source, "AuthenticationFailed", "known_hosts"))
             .secret("ssh-half", json!({"identity": "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"})),
-        Case::new("an invalid spec.ignore pattern", json!({"ignore": "deploy/[unclosed\n"}), not_ready(Source, "ArchiveOperationFailed", "spec.ignore")),
+        Case::new("an invalid spec.ignore pattern", json!({"ignore": "ok\n{a,b\n"}), not_ready(Source, "ArchiveOperationFailed", "spec.ignore")),
         Case::new("sparse checkout of a missing directory", json!({"sparseCheckout": ["no-such-dir"]}), not_ready(Source, "ArchiveOperationFailed", "no-such-dir")),
         Case::new("sparse checkout that leaves the repository", json!({"sparseCheckout": ["../outside"]}), not_ready(Source, "ArchiveOperationFailed", "../outside")),
         Case::new("include of a GitRepository that does not exist", json!({"include": [{"repository": {"name": "no-such-repo"}}]}), not_ready(Source, "NotFound", "no-such-repo")),
@@ -182,7 +195,7 @@ fn cases(urls: &Urls, commit: &str) -> Vec<Case> {
             b"deploy/blob.bin".to_vec(),
             noise(2 * MAX_ARTIFACT as usize),
         )])),
-        Case::new("an interval under the minimum", json!({"interval": "1s"}), stalled(Source, "URLInvalid", "spec.interval")),
+        Case::new("an interval under the minimum", json!({"interval": "500ms"}), refused("spec.interval: Invalid value: \"500ms\": must be at least 1s")),
         Case::new("an unsupported provider", json!({"provider": "azure"}), stalled(Source, "InvalidProviderConfiguration", "generic provider")),
         Case::new("signature verification (not implemented)", json!({"verify": {"mode": "HEAD", "secretRef": {"name": "keys"}}}), stalled(Source, "InvalidVerificationMode", "spec.verify")),
     ]
@@ -272,9 +285,19 @@ async fn run(fixture: &Fixture, case: &Case) -> Vec<String> {
             .collect();
         fixture.secret(name, Value::Object(data)).await;
     }
-    let applied = fixture
-        .apply_source_with(&merged(&good_spec, &case.spec), case.strict)
-        .await;
+    let applied = match case.write {
+        Write::Apply => {
+            fixture
+                .apply_source_with(&merged(&good_spec, &case.spec), false)
+                .await
+        }
+        Write::Strict => {
+            fixture
+                .apply_source_with(&merged(&good_spec, &case.spec), true)
+                .await
+        }
+        Write::Merge => merge_spec(fixture, &case.spec).await,
+    };
     let mut problems = Vec::new();
     match (&case.expect, applied) {
         (Expect::Refused { fragment }, Err(e)) => {
@@ -423,6 +446,20 @@ async fn advertised_is(fixture: &Fixture, good: &Good) -> Vec<String> {
             good.artifact.revision
         )],
     }
+}
+
+/// A JSON merge patch of the GitRepository's spec, with the API server's default validation.
+async fn merge_spec(fixture: &Fixture, spec: &Value) -> Result<(), String> {
+    let api: kube::Api<mooring_api::GitRepository> =
+        kube::Api::namespaced(fixture.env.client.clone(), &fixture.env.namespace);
+    api.patch(
+        SOURCE,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": spec})),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 /// The GitRepository's status as JSON text.
