@@ -658,6 +658,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     mooring_source_controller::storage::sha256_hex(bytes).expect("hash")
 }
 
+/// The peak resident memory of this process (the in-process controllers and the test), from
+/// `VmHWM` in `/proc/self/status`; kustomize, git and the control plane run as other processes.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// One case's result, for the report.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -683,6 +692,7 @@ impl Outcome {
         mooring_testkit::faults::record(&mooring_testkit::faults::Row {
             runs: self.runs,
             passed,
+            peak_rss_mib: peak_rss_mib(),
             ..mooring_testkit::faults::Row::new(scenario)
         });
         let report: Vec<String> = self
