@@ -266,6 +266,34 @@ mod tests {
         serde_json::from_value(value).expect("object")
     }
 
+    fn desired(name: &str) -> Desired {
+        let object = obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": name, "namespace": "apps"}}));
+        Desired {
+            id: ObjectId::of(&object).expect("id"),
+            hash: hash_json(&object),
+            object,
+        }
+    }
+
+    #[test]
+    fn one_object_twice_is_refused_naming_it() {
+        assert_eq!(duplicate(&[desired("a"), desired("b")]), None);
+        let message = duplicate(&[desired("a"), desired("b"), desired("a")]).expect("twice");
+        assert!(message.contains("ConfigMap/apps/a twice"), "{message}");
+        assert!(message.contains("documents 0 and 2"), "{message}");
+    }
+
+    #[test]
+    fn names_the_inventory_cannot_hold_are_refused_naming_them() {
+        assert_eq!(unrecordable(&[desired("a-b"), desired("system:x")]), None);
+        let message = unrecordable(&[desired("a"), desired("Not_Valid")]).expect("unrecordable");
+        assert!(
+            message.starts_with("ConfigMap/apps/Not_Valid:"),
+            "{message}"
+        );
+    }
+
     #[test]
     fn namespaces_are_fixed_once_by_scope() {
         let mut objects = vec![
