@@ -67,6 +67,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         strict_substitution: args.strict_substitution,
         apply_concurrency: args.apply_concurrency,
         requeue_dependency: Duration::from_secs(args.requeue_dependency_seconds),
+        max_render_objects: args.max_render_objects,
     };
     let cache = args.artifact_cache_path.clone();
     let parts =

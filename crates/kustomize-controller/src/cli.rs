@@ -51,6 +51,11 @@ pub struct Args {
     #[arg(long, env = "MOORING_REQUEUE_DEPENDENCY_SECONDS", default_value_t = 30)]
     pub requeue_dependency_seconds: u64,
 
+    /// The most objects one Kustomization may render (0: no limit). A larger render is refused
+    /// before it is applied, and when its files show it, before kustomize runs.
+    #[arg(long, env = "MOORING_MAX_RENDER_OBJECTS", default_value_t = crate::build::DEFAULT_MAX_OBJECTS)]
+    pub max_render_objects: usize,
+
     /// Largest artifact to download, in bytes.
     #[arg(long, env = "MOORING_MAX_ARTIFACT_SIZE", default_value_t = 512 * 1024 * 1024)]
     pub max_artifact_size: u64,

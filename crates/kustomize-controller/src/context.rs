@@ -36,6 +36,8 @@ pub struct Settings {
     pub apply_concurrency: usize,
     /// How long to wait for a source that has no artifact yet before looking again.
     pub requeue_dependency: Duration,
+    /// The most objects one render may hold; 0: no limit.
+    pub max_render_objects: usize,
 }
 
 /// Shared state of the reconciler.

@@ -77,6 +77,7 @@ pub fn start(
         strict_substitution: options.strict_substitution,
         apply_concurrency: 8,
         requeue_dependency: options.requeue_dependency,
+        max_render_objects: crate::build::DEFAULT_MAX_OBJECTS,
     };
     let parts = Context::build(
         config,

@@ -506,3 +506,54 @@ async fn a_hung_kustomize_is_killed_at_the_timeout() {
     assert!(matches!(err, BuildError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn a_render_over_the_object_limit_is_refused_before_kustomize_runs() {
+    let many: String = (0..30)
+        .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n"))
+        .collect();
+    let tree = Tree::new(&[
+        (
+            "app/kustomization.yaml",
+            "resources:\n- many.yaml\n- one.yaml\n",
+        ),
+        ("app/many.yaml", many.as_str()),
+        (
+            "app/one.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n",
+        ),
+    ]);
+    let mut input = tree.input("app");
+    input.max_objects = 20;
+    // kustomize is not even started: a missing binary would be a different error.
+    input.kustomize_bin = PathBuf::from("/nonexistent/kustomize");
+    let err = build(input.clone()).await.expect_err("too many objects");
+    assert_eq!(err.label(), "TooManyObjects", "{err}");
+    let message = err.to_string();
+    assert!(message.contains("31 objects"), "{message}");
+    assert!(message.contains("app/many.yaml alone has 30"), "{message}");
+    assert!(message.contains("limit of 20"), "{message}");
+
+    input.max_objects = 31;
+    input.kustomize_bin = kustomize();
+    let yaml = build(input).await.expect("at the limit");
+    assert_eq!(manifests::parse(&yaml).expect("parse").len(), 31);
+}
+
+#[tokio::test]
+async fn an_undecodable_kustomization_is_named() {
+    let tree = Tree::new(&[
+        ("app/kustomization.yaml", "resourcez:\n- cm.yaml\n"),
+        (
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
+        ),
+    ]);
+    let err = build(tree.input("app")).await.expect_err("unknown field");
+    let message = err.to_string();
+    assert!(
+        message.contains("app/kustomization.yaml: invalid Kustomization"),
+        "{message}"
+    );
+    assert!(message.contains("resourcez"), "{message}");
+}

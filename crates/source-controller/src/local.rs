@@ -23,19 +23,6 @@ pub struct LocalOptions {
     pub namespace: Option<String>,
     /// Reconciles at once.
     pub concurrency: u16,
-    /// Settings that differ from the binary's defaults.
-    pub overrides: Overrides,
-}
-
-/// Flags of the binary that an in-process run may set; `None` keeps the binary's default.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--max-git-timeout`.
-    pub max_git_timeout: Option<std::time::Duration>,
-    /// `--max-artifact-size` (bytes; 0 for no limit).
-    pub max_artifact_size: Option<u64>,
-    /// `--max-git-object-size` (bytes; 0 for no limit).
-    pub max_git_object_size: Option<u64>,
 }
 
 /// A running in-process source-controller.
@@ -62,26 +49,29 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Starts the controller and the artifact server with `client`.
+/// Starts the controller and the artifact server with `client`, with the binary's default
+/// settings.
 pub fn start(
     client: kube::Client,
     options: LocalOptions,
+) -> Result<LocalController, prometheus::Error> {
+    start_with(client, options, |_| {})
+}
+
+/// Like [`start`], with `settings` changing the defaults first, as the binary's flags would
+/// (for example a small `max_artifact_size`).
+pub fn start_with(
+    client: kube::Client,
+    options: LocalOptions,
+    settings: impl FnOnce(&mut Settings),
 ) -> Result<LocalController, prometheus::Error> {
     let base_url = match options.listener.local_addr() {
         Ok(addr) => format!("http://{addr}"),
         Err(_) => "http://127.0.0.1".to_string(),
     };
-    let mut settings = Settings::with_defaults(options.git_cache, base_url.clone());
-    if let Some(max) = options.overrides.max_git_timeout {
-        settings.max_git_timeout = max;
-    }
-    if let Some(max) = options.overrides.max_git_object_size {
-        settings.max_git_object_size = (max > 0).then_some(max);
-    }
-    if let Some(max) = options.overrides.max_artifact_size {
-        settings.max_artifact_size = (max > 0).then_some(max);
-    }
-    let (context, writer) = Context::new(client, options.storage.clone(), settings)?;
+    let mut chosen = Settings::with_defaults(options.git_cache, base_url.clone());
+    settings(&mut chosen);
+    let (context, writer) = Context::new(client, options.storage.clone(), chosen)?;
     let context = Arc::new(context);
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(crate::server::serve_on(

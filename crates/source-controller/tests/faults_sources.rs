@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use mooring_api::GitRepository;
-use mooring_source_controller::local::Overrides;
 use mooring_testkit::faults::{self, Row};
 use mooring_testkit::git::{Auth, GitServer};
 use mooring_testkit::{TestEnv, test_env};
@@ -182,11 +181,10 @@ async fn long_timeouts_against_a_silent_server_cannot_starve_other_repositories(
         .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "first")
         .expect("commit");
     // Two workers, and more silent objects than workers, each allowed ten hours (600m: the schema takes no `h`).
-    let overrides = Overrides {
-        max_git_timeout: Some(Duration::from_secs(2)),
-        ..Overrides::default()
-    };
-    let running = start_with(&env, None, 2, overrides).await;
+    let running = start_with(&env, None, 2, |s| {
+        s.max_git_timeout = Duration::from_secs(2);
+    })
+    .await;
     for i in 0..4 {
         let manifest = repo_manifest(
             &format!("silent-{i}"),
@@ -306,11 +304,7 @@ async fn a_file_over_the_object_limit_fails_naming_the_limit_and_others_go_on() 
     let commit = small
         .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "small")
         .expect("commit");
-    let overrides = Overrides {
-        max_git_object_size: Some(8 << 20),
-        ..Overrides::default()
-    };
-    let running = start_with(&env, None, 4, overrides).await;
+    let running = start_with(&env, None, 4, |s| s.max_git_object_size = Some(8 << 20)).await;
     apply_repo(&env, repo_manifest("big", big.http_url(), json!({}))).await;
     apply_repo(&env, repo_manifest("small", small.http_url(), json!({}))).await;
 

@@ -22,18 +22,35 @@ pub async fn wait_for<K>(
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
+    try_wait_for(api, name, what, timeout, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`wait_for`], but a timeout is returned as an error (naming `what` and showing the
+/// object as it was then) instead of a panic, for tests that go on to report every failure.
+pub async fn try_wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(Option<&K>) -> bool,
+) -> Result<Option<K>, String>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
     let waited = tokio::time::timeout(
         timeout,
         await_condition(api.clone(), name, |o: Option<&K>| check(o)),
     )
     .await;
     match waited {
-        Ok(Ok(found)) => found,
+        Ok(Ok(found)) => Ok(found),
         other => {
             let current = api.get_opt(name).await.ok().flatten();
-            panic!(
+            Err(format!(
                 "timed out after {timeout:?} waiting for {name}: {what}; now: {current:#?}; {other:?}"
-            )
+            ))
         }
     }
 }

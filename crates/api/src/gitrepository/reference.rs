@@ -38,7 +38,9 @@ pub struct GitRepositoryRef {
     pub semver: Option<String>,
 
     /// Full git reference to check out, for example `refs/heads/main`, `refs/tags/v1.0.0` or
-    /// `refs/pull/420/head`. The revision then names the full reference.
+    /// `refs/pull/420/head`. The revision then names the full reference. A short name is not
+    /// guessed: when a branch and a tag share a name, `branch` takes the branch, `tag` the tag,
+    /// and `name` must say `refs/heads/<name>` or `refs/tags/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 

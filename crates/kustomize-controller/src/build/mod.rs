@@ -25,6 +25,12 @@ pub use sandbox::is_remote;
 /// Default `kustomize build` timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Default largest number of objects in one render. Every object is an entry of
+/// `status.inventory` (about 100 bytes), which must fit in one etcd object (1.5 MiB) with the
+/// rest of the Kustomization; and kustomize's run time grows with the square of the number of
+/// objects (5000 ConfigMaps took a minute of CPU).
+pub const DEFAULT_MAX_OBJECTS: usize = 10_000;
+
 /// Everything a build needs.
 #[derive(Debug, Clone)]
 pub struct BuildInput {
@@ -55,6 +61,9 @@ pub struct BuildInput {
     pub allow_remote_bases: bool,
     /// Kill kustomize after this long.
     pub timeout: Duration,
+    /// Refuse a render of more objects than this; 0: no limit. Checked before kustomize runs,
+    /// on the documents of the resource files, and by the caller on kustomize's output.
+    pub max_objects: usize,
     /// Where working copies go; on the artifact's filesystem so that files can be hard-linked
     /// (see `ArtifactCache::scratch_dir`). `None`: the system temp directory.
     pub work_root: Option<PathBuf>,
@@ -77,6 +86,7 @@ impl BuildInput {
             build_metadata: Vec::new(),
             allow_remote_bases: false,
             timeout: DEFAULT_TIMEOUT,
+            max_objects: DEFAULT_MAX_OBJECTS,
             work_root: None,
         }
     }
@@ -178,6 +188,21 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// The render would hold more objects than allowed.
+    #[error(
+        "the render has {count} objects or more ({file} alone has {in_file}), over the limit of \
+         {limit} objects per Kustomization: split it into several Kustomizations"
+    )]
+    TooManyObjects {
+        /// Objects counted (a lower bound).
+        count: usize,
+        /// The limit.
+        limit: usize,
+        /// The file with the most objects, relative to the artifact root.
+        file: String,
+        /// Objects in that file.
+        in_file: usize,
+    },
     /// kustomize ran past the timeout and was killed.
     #[error("kustomize build timed out after {after:?}")]
     Timeout {
@@ -204,6 +229,7 @@ impl BuildError {
             Self::InvalidYaml { .. } => "InvalidYaml",
             Self::Sandbox { .. } => "SandboxViolation",
             Self::Spawn { .. } => "SpawnKustomize",
+            Self::TooManyObjects { .. } => "TooManyObjects",
             Self::Timeout { .. } => "BuildTimeout",
             Self::Kustomize { .. } => "KustomizeBuild",
         }
@@ -250,13 +276,31 @@ pub async fn build(input: BuildInput) -> Result<String, BuildError> {
         input.allow_remote_bases,
         input.timeout,
     )
-    .await;
+    .await
+    .map_err(|e| name_top_kustomization(e, &prepared));
     // Removing a large working copy is blocking work; it only unlinks our own links.
     let cleanup = tokio::task::spawn_blocking(move || prepared.dir.close()).await;
     if let Ok(Err(e)) | Err(e) = cleanup.map_err(std::io::Error::other) {
         tracing::warn!(error = %e, "removing a build working copy failed");
     }
     result
+}
+
+/// kustomize reports a kustomization it cannot decode (an unknown field, say) without naming
+/// the file when it is the one being built; nested ones are named by the "accumulating
+/// resources from" part of the message.
+fn name_top_kustomization(error: BuildError, prepared: &Prepared) -> BuildError {
+    match error {
+        BuildError::Kustomize { message } if message.starts_with("invalid Kustomization") => {
+            let file = kustomization::find(&prepared.build_dir)
+                .map(|f| kustomization::display_path(&f, &prepared.tree))
+                .unwrap_or_default();
+            BuildError::Kustomize {
+                message: format!("{file}: {message}"),
+            }
+        }
+        other => other,
+    }
 }
 
 struct Prepared {
@@ -303,7 +347,18 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
             .retain(|component| build_dir.join(component).exists());
     }
     write_kustomization(&build_dir, &tree, &overrides)?;
-    sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
+    let scan = sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
+    if input.max_objects > 0
+        && scan.documents > input.max_objects
+        && let Some((file, in_file)) = scan.largest
+    {
+        return Err(BuildError::TooManyObjects {
+            count: scan.documents,
+            limit: input.max_objects,
+            file,
+            in_file,
+        });
+    }
     Ok(Prepared {
         dir,
         tree,

@@ -7,6 +7,10 @@
 //! kustomization directories anywhere on disk (another tenant's extracted artifact, say) and
 //! fetches `https://` files and `git` repositories. This scan closes those holes and gives
 //! errors that name the file and the entry; kustomize also runs without `git` on its `PATH`.
+//!
+//! The same scan counts the documents of the resource files it meets: a lower bound of the
+//! render's size, known before kustomize (whose run time grows with the square of the number of
+//! objects) is started.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs;
@@ -147,8 +151,32 @@ fn lexical_join(root: &Path, dir: &Path, entry: &str) -> Option<PathBuf> {
     Some(root.join(out))
 }
 
+/// What the scan counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// YAML documents in the resource files the kustomizations list (each at least one object).
+    pub documents: usize,
+    /// The resource file with the most documents (relative to the artifact), and their number.
+    pub largest: Option<(String, usize)>,
+}
+
+impl Scan {
+    fn count(&mut self, root: &Path, file: &Path) {
+        // A file that is not UTF-8 is left to kustomize, which names it.
+        let Ok(text) = fs::read_to_string(file) else {
+            return;
+        };
+        let documents = crate::manifests::split_documents(&text).len();
+        self.documents += documents;
+        if self.largest.as_ref().is_none_or(|(_, n)| *n < documents) {
+            self.largest = Some((display_path(file, root), documents));
+        }
+    }
+}
+
 /// Scans the kustomizations reachable from `start` (a directory inside `root`).
-pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<(), BuildError> {
+pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, BuildError> {
+    let mut scan = Scan::default();
     let canonical_root =
         fs::canonicalize(root).map_err(|source| BuildError::WorkingCopy { source })?;
     let mut queue = VecDeque::from([start.to_path_buf()]);
@@ -196,10 +224,12 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<(), BuildE
             if DIRECTORY_FIELDS.contains(&field) && resolved.is_dir() {
                 let inside = resolved.strip_prefix(&canonical_root).unwrap_or(&resolved);
                 queue.push_back(root.join(inside));
+            } else if DIRECTORY_FIELDS.contains(&field) && resolved.is_file() {
+                scan.count(root, &local);
             }
         }
     }
-    Ok(())
+    Ok(scan)
 }
 
 #[cfg(test)]

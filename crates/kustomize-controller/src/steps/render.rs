@@ -97,6 +97,7 @@ pub async fn render(
     input.allow_remote_bases = ctx.settings.allow_remote_bases;
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     input.work_root = Some(ctx.artifacts.scratch_dir());
+    input.max_objects = ctx.settings.max_render_objects;
     let mut yaml = build::build(input)
         .await
         .map_err(|e| build_err(e.to_string()))?;
@@ -114,6 +115,15 @@ pub async fn render(
             build_err(message)
         }
     };
+    let limit = ctx.settings.max_render_objects;
+    let documents = manifests::split_documents(&yaml).len();
+    if limit > 0 && documents > limit {
+        return Err(build_err(format!(
+            "the render of '{}' has {documents} objects, over the limit of {limit} objects per \
+             Kustomization: split it into several Kustomizations",
+            spec.path.as_deref().unwrap_or("./")
+        )));
+    }
     let mut objects = manifests::parse(&yaml).map_err(|e| build_err(e.to_string()))?;
     if objects.is_empty() {
         return Err(build_err(format!(
@@ -130,7 +140,7 @@ pub async fn render(
     evict_unused_artifacts(ctx).await;
     let digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
     let inventory = inventory::inventory_of(&objects).map_err(|e| build_err(e.to_string()))?;
-    let objects = objects
+    let objects: Vec<Desired> = objects
         .into_iter()
         .map(|object| {
             let id = ObjectId::of(&object).map_err(|e| build_err(e.to_string()))?;
@@ -141,6 +151,9 @@ pub async fn render(
             })
         })
         .collect::<Result<_, Error>>()?;
+    if let Some(message) = duplicate(&objects).or_else(|| unrecordable(&objects)) {
+        return Err(build_err(message));
+    }
     Ok(Arc::new(Render {
         key,
         revision: revision.clone(),
@@ -148,6 +161,39 @@ pub async fn render(
         objects,
         inventory,
     }))
+}
+
+/// The first object the render holds twice (kustomize refuses duplicates, but substitution or
+/// namespace placement can still make two documents one object: applying both would let one
+/// silently win), as a message naming it and both documents.
+fn duplicate(objects: &[Desired]) -> Option<String> {
+    let mut seen: BTreeMap<&ObjectId, usize> = BTreeMap::new();
+    for (index, desired) in objects.iter().enumerate() {
+        if let Some(first) = seen.insert(&desired.id, index) {
+            return Some(format!(
+                "the render holds {} twice (documents {first} and {index}, after \
+                 substitution): refusing to apply either",
+                desired.id.subject()
+            ));
+        }
+    }
+    None
+}
+
+/// The first object whose inventory id would not read back as itself (a name holding `_`,
+/// which separates the fields of an id): recorded in `status.inventory`, it would make every
+/// later pass fail on reading the inventory.
+fn unrecordable(objects: &[Desired]) -> Option<String> {
+    objects.iter().find_map(|desired| {
+        let id = desired.id.to_string();
+        (ObjectId::parse(&id).ok().as_ref() != Some(&desired.id)).then(|| {
+            format!(
+                "{}: the name cannot be recorded in status.inventory (its ids are \
+                 <namespace>_<name>_<group>_<kind>, so a name holds no '_'): rename the object",
+                desired.id.subject()
+            )
+        })
+    })
 }
 
 /// Per (apiVersion, kind): whether its objects are namespaced, for the kinds that discovery or
@@ -228,6 +274,34 @@ mod tests {
 
     fn obj(value: serde_json::Value) -> DynamicObject {
         serde_json::from_value(value).expect("object")
+    }
+
+    fn desired(name: &str) -> Desired {
+        let object = obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": name, "namespace": "apps"}}));
+        Desired {
+            id: ObjectId::of(&object).expect("id"),
+            hash: hash_json(&object),
+            object,
+        }
+    }
+
+    #[test]
+    fn one_object_twice_is_refused_naming_it() {
+        assert_eq!(duplicate(&[desired("a"), desired("b")]), None);
+        let message = duplicate(&[desired("a"), desired("b"), desired("a")]).expect("twice");
+        assert!(message.contains("ConfigMap/apps/a twice"), "{message}");
+        assert!(message.contains("documents 0 and 2"), "{message}");
+    }
+
+    #[test]
+    fn names_the_inventory_cannot_hold_are_refused_naming_them() {
+        assert_eq!(unrecordable(&[desired("a-b"), desired("system:x")]), None);
+        let message = unrecordable(&[desired("a"), desired("Not_Valid")]).expect("unrecordable");
+        assert!(
+            message.starts_with("ConfigMap/apps/Not_Valid:"),
+            "{message}"
+        );
     }
 
     #[test]

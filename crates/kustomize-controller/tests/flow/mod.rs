@@ -65,13 +65,24 @@ pub async fn start_as(
     requeue_dependency: Duration,
     default_service_account: Option<&str>,
 ) -> Controllers {
+    start_with(env, requeue_dependency, default_service_account, |_| {}).await
+}
+
+/// Like [`start_as`], with `source_settings` changing the source-controller's defaults as its
+/// flags would (e.g. a small `max_artifact_size`).
+pub async fn start_with(
+    env: &TestEnv,
+    requeue_dependency: Duration,
+    default_service_account: Option<&str>,
+    source_settings: impl FnOnce(&mut mooring_source_controller::context::Settings),
+) -> Controllers {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let source = mooring_source_controller::local::start(
+    let source = mooring_source_controller::local::start_with(
         env.client.clone(),
         SourceOptions {
             storage: dirs[0].path().to_path_buf(),
@@ -79,8 +90,8 @@ pub async fn start_as(
             listener,
             namespace: Some(env.namespace.clone()),
             concurrency: 4,
-            overrides: Default::default(),
         },
+        source_settings,
     )
     .expect("source-controller");
     let config = env.plane.config().await.expect("config");

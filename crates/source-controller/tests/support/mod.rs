@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use mooring_api::GitRepository;
-use mooring_source_controller::local::{LocalController, LocalOptions, Overrides};
+use mooring_source_controller::context::Settings;
+use mooring_source_controller::local::{LocalController, LocalOptions};
 use mooring_testkit::TestEnv;
 
 /// A running source-controller watching one namespace.
@@ -29,15 +30,16 @@ impl Running {
 
 /// Starts the controller for `env`'s namespace, storing under `storage` (a fresh dir if None).
 pub async fn start(env: &TestEnv, storage: Option<PathBuf>) -> Running {
-    start_with(env, storage, 4, Overrides::default()).await
+    start_with(env, storage, 4, |_| {}).await
 }
 
-/// [`start`] with `concurrency` workers and flags set as `overrides` says.
+/// [`start`] with `concurrency` workers and `settings` changing the defaults first, as the
+/// binary's flags would.
 pub async fn start_with(
     env: &TestEnv,
     storage: Option<PathBuf>,
     concurrency: u16,
-    overrides: Overrides,
+    settings: impl FnOnce(&mut Settings),
 ) -> Running {
     let dirs: Vec<tempfile::TempDir> = (0..2)
         .map(|_| tempfile::tempdir().expect("tempdir"))
@@ -53,10 +55,9 @@ pub async fn start_with(
         listener,
         namespace: Some(env.namespace.clone()),
         concurrency,
-        overrides,
     };
-    let inner =
-        mooring_source_controller::local::start(env.client.clone(), options).expect("start");
+    let inner = mooring_source_controller::local::start_with(env.client.clone(), options, settings)
+        .expect("start");
     Running {
         storage,
         cache,

@@ -132,7 +132,7 @@ impl Repo {
                 }
                 write_file(&target, content)?;
             }
-            Ok(files.iter().map(|(path, _)| path.to_string()).collect())
+            Ok(files.iter().map(|(path, _)| path.into()).collect())
         })
     }
 
@@ -154,7 +154,7 @@ impl Repo {
             };
             let file = std::fs::File::create(&target).map_err(write)?;
             file.set_len(len).map_err(write)?;
-            Ok(vec![path.to_string()])
+            Ok(vec![path.into()])
         })
     }
 
@@ -172,7 +172,7 @@ impl Repo {
                     source,
                 })?;
             }
-            Ok(paths.iter().map(|p| p.to_string()).collect())
+            Ok(paths.iter().map(|p| p.into()).collect())
         })
     }
 
@@ -188,7 +188,7 @@ impl Repo {
                 })?;
             }
             symlink(target, &link).map_err(|source| Error::WriteFile { path: link, source })?;
-            Ok(vec![path.to_string()])
+            Ok(vec![path.into()])
         })
     }
 
@@ -215,6 +215,70 @@ impl Repo {
             .to_string())
     }
 
+    /// Writes `files` (paths and contents as raw bytes, so that names and contents that are not
+    /// UTF-8 can be committed) on `main`, commits and pushes; returns the commit SHA.
+    pub fn commit_bytes(&self, files: &[(&[u8], &[u8])], message: &str) -> Result<String, Error> {
+        use std::os::unix::ffi::OsStrExt;
+        self.change("main", message, |work| {
+            let mut paths = Vec::new();
+            for (path, content) in files {
+                let relative = std::ffi::OsStr::from_bytes(path);
+                let target = work_path_os(work, relative)?;
+                remove_symlink(&target)?;
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| Error::WriteFile {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+                }
+                std::fs::write(&target, content).map_err(|source| Error::WriteFile {
+                    path: target.clone(),
+                    source,
+                })?;
+                paths.push(relative.to_os_string());
+            }
+            Ok(paths)
+        })
+    }
+
+    /// Points `branch` at `commit` and force-pushes it: a rewind, or a rewrite of history when
+    /// a commit is then made on top. Returns `commit`.
+    pub fn reset(&self, branch: &str, commit: &str) -> Result<String, Error> {
+        let _clock = lock(&self.inner.clock);
+        self.switch_to(branch)?;
+        output(self.git().args(["reset", "-q", "--hard", commit]))?;
+        let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+        output(
+            self.git()
+                .args(["push", "-q", "--force"])
+                .arg(&self.inner.bare)
+                .arg(refspec),
+        )?;
+        Ok(commit.to_string())
+    }
+
+    /// Deletes the tag `name` from the served repository (and the work clone).
+    pub fn delete_tag(&self, name: &str) -> Result<(), Error> {
+        let _clock = lock(&self.inner.clock);
+        let refspec = format!(":refs/tags/{name}");
+        output(
+            self.git()
+                .args(["push", "-q"])
+                .arg(&self.inner.bare)
+                .arg(refspec),
+        )?;
+        output(self.git().args(["tag", "-d", name]))?;
+        Ok(())
+    }
+
+    /// The commit the tag `name` points to in the served repository, if it exists.
+    pub fn tag_target(&self, name: &str) -> Option<String> {
+        let mut rev_parse = self.git_in(Some(&self.inner.bare));
+        let rev = format!("refs/tags/{name}^{{commit}}");
+        rev_parse.args(["rev-parse", "--verify", "-q", &rev]);
+        output(&mut rev_parse).ok().map(|s| s.trim().to_string())
+    }
+
     /// The SHA `branch` points to in the served repository.
     pub fn head(&self, branch: &str) -> Result<String, Error> {
         let mut rev_parse = self.git_in(Some(&self.inner.bare));
@@ -228,7 +292,7 @@ impl Repo {
         &self,
         branch: &str,
         message: &str,
-        edit: impl FnOnce(&Path) -> Result<Vec<String>, Error>,
+        edit: impl FnOnce(&Path) -> Result<Vec<std::ffi::OsString>, Error>,
     ) -> Result<String, Error> {
         let mut clock = lock(&self.inner.clock);
         self.switch_to(branch)?;
@@ -317,6 +381,18 @@ fn work_path(work: &Path, path: &str) -> Result<PathBuf, Error> {
         .all(|c| matches!(c, Component::Normal(_)));
     if path.is_empty() || !plain {
         return Err(Error::InvalidPath(path.to_string()));
+    }
+    Ok(work.join(relative))
+}
+
+/// Like [`work_path`] for a name that may not be UTF-8.
+fn work_path_os(work: &Path, relative: &std::ffi::OsStr) -> Result<PathBuf, Error> {
+    let relative = Path::new(relative);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if relative.as_os_str().is_empty() || !plain {
+        return Err(Error::InvalidPath(relative.to_string_lossy().into_owned()));
     }
     Ok(work.join(relative))
 }
