@@ -178,7 +178,10 @@ fn cases(ns: &str) -> Vec<Case> {
             name: "duplicate objects made by substitution",
             commit: bad(&["dup.yaml"], vec![file("deploy/dup.yaml", &config_map("${SAME}", "other"))]),
             spec: json!({"postBuild": {"substitute": {"SAME": "settings"}}}),
-            expect: not_ready(Ks, "BuildFailed", format!("ConfigMap/{ns}/settings twice")),
+            // The name came from a variable, and variable values never show in render errors
+            // after substitution (one may come from a Secret): the object is named with it
+            // masked, and the documents by their place.
+            expect: not_ready(Ks, "BuildFailed", format!("ConfigMap/{ns}/*** twice (documents")),
             creates: vec![],
         },
         Case {
