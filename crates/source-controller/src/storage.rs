@@ -26,6 +26,8 @@ pub const ARTIFACT_SUFFIX: &str = ".tar.gz";
 const DIGEST_IN_NAME: usize = 12;
 /// Prefix of files being written; hidden, so the server never serves them.
 const TEMP_PREFIX: &str = ".tmp-";
+/// The digests remembered by [`Storage::holds`] are forgotten when there are this many.
+const VERIFIED_LIMIT: usize = 4096;
 /// A temp file older than this was left by a crashed write and is removed by [`Storage::gc`],
 /// even when it was written after this process opened the storage.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
@@ -200,6 +202,11 @@ impl Storage {
                 .verified
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Files of old revisions are collected from disk but not from here: start over
+            // now and then rather than grow with every revision ever served.
+            if verified.len() >= VERIFIED_LIMIT {
+                verified.clear();
+            }
             verified.insert(file_path, (stamp, digest.to_string()));
         }
         true
