@@ -124,12 +124,7 @@ impl Repo {
             for (path, content) in files {
                 let target = work_path(work, path)?;
                 remove_symlink(&target)?;
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| Error::WriteFile {
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
-                }
+                create_parent(&target)?;
                 write_file(&target, content)?;
             }
             Ok(files.iter().map(|(path, _)| path.into()).collect())
@@ -142,12 +137,7 @@ impl Repo {
     pub fn commit_zeros(&self, path: &str, len: u64, message: &str) -> Result<String, Error> {
         self.change("main", message, |work| {
             let target = work_path(work, path)?;
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| Error::WriteFile {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
-            }
+            create_parent(&target)?;
             let write = |source| Error::WriteFile {
                 path: target.clone(),
                 source,
@@ -225,12 +215,7 @@ impl Repo {
                 let relative = std::ffi::OsStr::from_bytes(path);
                 let target = work_path_os(work, relative)?;
                 remove_symlink(&target)?;
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| Error::WriteFile {
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
-                }
+                create_parent(&target)?;
                 std::fs::write(&target, content).map_err(|source| Error::WriteFile {
                     path: target.clone(),
                     source,
@@ -422,5 +407,16 @@ pub(crate) fn validate_repo_name(name: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::InvalidRepoName(name.to_string()))
+    }
+}
+
+/// Creates the directories `target` goes in.
+fn create_parent(target: &Path) -> Result<(), Error> {
+    match target.parent() {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|source| Error::WriteFile {
+            path: parent.to_path_buf(),
+            source,
+        }),
+        None => Ok(()),
     }
 }
