@@ -24,6 +24,7 @@ use crate::decide::{AppliedRender, Outcome, next_status};
 use crate::error::Error;
 use crate::inventory::Owner;
 use crate::state::Memory;
+use crate::steps::plan::Why;
 use crate::steps::render::Render;
 use crate::steps::{apply, cleanup, gate, health, plan, prune, render};
 use crate::target::{self, Cluster};
@@ -242,6 +243,7 @@ async fn run(
         Ok(applied) => applied,
         Err((error, partial)) => {
             remember(memory, &partial);
+            count_drift_corrections(ctx, &plan, &partial.changes);
             // Discovery knows the render's kinds now: watch them, so that the view can tell
             // which objects of the widened inventory never came to exist.
             watch_kinds(&cluster, &render);
@@ -250,10 +252,7 @@ async fn run(
         }
     };
     remember(memory, &applied);
-    for (id, why) in plan.drifted() {
-        tracing::info!(object = %id.subject(), %why, "restoring drift");
-        ctx.metrics.drift_corrections.inc();
-    }
+    count_drift_corrections(ctx, &plan, &applied.changes);
     count_actions(ctx, &applied.changes);
     // Kinds that a CRD of this render defines are known to discovery only now.
     watch_kinds(&cluster, &render);
@@ -375,6 +374,24 @@ fn watch_kinds(cluster: &Cluster, render: &Render) {
 fn remember(memory: &mut Memory, applied: &apply::Applied) {
     memory.written.extend(applied.written.iter().cloned());
     memory.health.extend(applied.assessed.iter().cloned());
+}
+
+/// Counts (and logs) the writes of `changes` that put back what the cluster lost or someone
+/// changed: objects planned as missing or drifted, and objects whose state was unknown to the
+/// view but which the apply found changed. Called for failed passes too, so that a correction
+/// written before another object failed is not left out.
+fn count_drift_corrections(ctx: &Context, plan: &plan::Plan, changes: &ChangeSet) {
+    for entry in changes.writes() {
+        let id = entry.key.id();
+        let restored = match plan.apply.get(&id) {
+            Some(Why::Missing | Why::Drifted | Why::Unverified) => true,
+            Some(Why::Changed) | None => false,
+        };
+        if restored {
+            tracing::info!(object = %id.subject(), action = %entry.action, "restored drift");
+            ctx.metrics.drift_corrections.inc();
+        }
+    }
 }
 
 fn count_actions(ctx: &Context, changes: &ChangeSet) {

@@ -49,14 +49,6 @@ impl Plan {
         self.apply.contains_key(id)
     }
 
-    /// The objects applied because the cluster lost them or someone changed them.
-    pub fn drifted(&self) -> impl Iterator<Item = (&ObjectId, Why)> {
-        self.apply
-            .iter()
-            .filter(|(_, why)| matches!(why, Why::Missing | Why::Drifted))
-            .map(|(id, why)| (id, *why))
-    }
-
     /// "Kind/ns/name" of the missing objects, for messages.
     pub fn missing(&self) -> Vec<String> {
         self.apply
