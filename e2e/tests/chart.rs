@@ -491,7 +491,7 @@ fn tenant_safe_is_the_default_and_cluster_admin_is_opt_in() {
 /// Every volume that is not a PersistentVolumeClaim: each must be an emptyDir with a size
 /// limit, so that a big repository or a runaway build cannot fill the node's disk.
 #[test]
-fn every_empty_dir_has_a_size_limit_and_the_values_set_it() {
+fn size_limits_and_controller_limits_are_set_from_the_values() {
     let defaults = render(&[]);
     for component in ["source-controller", "kustomize-controller"] {
         let volumes = deployment(&defaults, component)["spec"]["template"]["spec"]["volumes"]
@@ -528,6 +528,19 @@ fn every_empty_dir_has_a_size_limit_and_the_values_set_it() {
         args.iter().any(|a| a == "--max-git-timeout=90s"),
         "{args:?}"
     );
+    let limited = render(&["--set", "kustomizeController.maxRenderObjects=500"]);
+    let args = deployment(&limited, "kustomize-controller")["spec"]["template"]["spec"]
+        ["containers"][0]["args"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        args.iter().any(|a| a == "--max-render-objects=500")
+            && args.iter().any(|a| a == "--max-artifact-size=536870912"),
+        "{args:?}"
+    );
+    let (ok, out) = lint(&["--set", "kustomizeController.maxRenderObjects=-1"]);
+    assert!(!ok && out.contains("schema"), "{out}");
     let (ok, out) = lint(&["--set", "sourceController.sizeLimits.tmp=lots"]);
     assert!(!ok && out.contains("schema"), "{out}");
 }
