@@ -255,7 +255,9 @@ fn report(scenario: &str, orphans: usize, lost: usize, problems: &[String]) {
 async fn kube_apiserver_restarted_mid_apply() {
     // A plane of its own: restarting the shared one would fail every other test of the binary.
     let plane: &'static ControlPlane = blocking(|| {
-        ControlPlane::start(&PlaneOptions::default()).map(|p| &*Box::leak(Box::new(p)))
+        ControlPlane::start(&PlaneOptions::default())
+            .and_then(ControlPlane::remove_dir_at_exit)
+            .map(|p| &*Box::leak(Box::new(p)))
     })
     .await
     .expect("a dedicated control plane");

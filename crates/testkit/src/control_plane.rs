@@ -116,6 +116,9 @@ pub struct ControlPlane {
     server: String,
     kubeconfig: PathBuf,
     dir: TempDir,
+    /// Only for planes kept for the whole test binary, which are never dropped: removes `dir`
+    /// at exit.
+    janitor: Option<Supervised>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
@@ -222,6 +225,7 @@ impl ControlPlane {
             server,
             kubeconfig,
             dir,
+            janitor: None,
         };
         plane.wait_ready()?;
         if options.controller_manager {
@@ -236,6 +240,16 @@ impl ControlPlane {
     /// The API server URL, `https://127.0.0.1:<port>`.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// Removes the plane's directory when the test binary exits: for a plane that is never
+    /// dropped (kept in a static), whose directory (etcd's data, about 130 MB) would otherwise
+    /// stay in the temp dir after every run.
+    pub fn remove_dir_at_exit(mut self) -> Result<Self, Error> {
+        let dir = self.dir.path().to_path_buf();
+        self.janitor =
+            Some(crate::process::janitor(&dir, &dir).map_err(io("starting the janitor"))?);
+        Ok(self)
     }
 
     /// The admin kubeconfig file.

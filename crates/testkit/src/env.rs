@@ -13,11 +13,16 @@ static NAMESPACE_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The control plane shared by every test in this binary, started on first use.
 ///
-/// Its processes stop when the test binary exits (see [`crate::process`]).
+/// Its processes stop, and its directory is removed, when the test binary exits (see
+/// [`crate::process`]).
 pub async fn shared_control_plane() -> Result<&'static ControlPlane, Error> {
     // Start-up blocks for seconds; keep it off the test's async worker.
     let plane = tokio::task::spawn_blocking(|| {
-        SHARED.get_or_init(|| ControlPlane::start(&Options::default()).map_err(|e| e.to_string()))
+        SHARED.get_or_init(|| {
+            ControlPlane::start(&Options::default())
+                .and_then(ControlPlane::remove_dir_at_exit)
+                .map_err(|e| e.to_string())
+        })
     })
     .await
     .map_err(|e| Error::Shared(e.to_string()))?;
@@ -63,7 +68,9 @@ pub async fn test_env_with(prefix: &str, options: &Options) -> Result<TestEnv, E
         if let Some((_, plane)) = planes.iter().find(|(k, _)| *k == key) {
             return Ok(*plane);
         }
-        let plane: &'static ControlPlane = Box::leak(Box::new(ControlPlane::start(&options)?));
+        let plane: &'static ControlPlane = Box::leak(Box::new(
+            ControlPlane::start(&options)?.remove_dir_at_exit()?,
+        ));
         planes.push((key, plane));
         Ok::<_, Error>(plane)
     })

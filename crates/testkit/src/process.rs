@@ -127,6 +127,26 @@ impl Drop for Supervised {
     }
 }
 
+/// A process whose only task is to remove `dir` when this process exits (or drops it): for the
+/// temp dirs of servers kept in statics, which are never dropped. Its log and pid file go into
+/// `work_dir` (which may be inside `dir`: the supervisor does not read them after the kill).
+pub fn janitor(dir: &Path, work_dir: &Path) -> std::io::Result<Supervised> {
+    let script = "trap 'rm -rf \"$0\"; exit 0' TERM; while :; do sleep 3600 & wait $!; done";
+    let args = [
+        "-c".to_string(),
+        script.to_string(),
+        dir.display().to_string(),
+    ];
+    Supervised::spawn(
+        "janitor",
+        Path::new("/bin/sh"),
+        &args,
+        &[],
+        &work_dir.join("janitor.log"),
+        work_dir,
+    )
+}
+
 /// The last `lines` lines of a log file ("" when it cannot be read).
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -188,21 +188,5 @@ pub(crate) fn port_of(listener: &TcpListener, what: &'static str) -> Result<u16,
 /// A process that removes `dir` when the test binary exits: the supervisor's TERM at exit runs
 /// the trap.
 pub(crate) fn janitor(dir: &Path) -> Result<Supervised, Error> {
-    let script = "trap 'rm -rf \"$0\"; exit 0' TERM; while :; do sleep 3600 & wait $!; done";
-    let args = [
-        "-c".to_string(),
-        script.to_string(),
-        dir.display().to_string(),
-    ];
-    // Its log and pid file go with the rest: the supervisor does not read them after the kill.
-    let logs = dir.join("logs");
-    Supervised::spawn(
-        "janitor",
-        Path::new("/bin/sh"),
-        &args,
-        &[],
-        &logs.join("janitor.log"),
-        &logs,
-    )
-    .map_err(Error::StartJanitor)
+    crate::process::janitor(dir, &dir.join("logs")).map_err(Error::StartJanitor)
 }
