@@ -1,0 +1,190 @@
+//! `mooring get`: the table, `-o json|yaml`, `-A`, `--watch` and the exit codes, against
+//! objects whose status is written as the controllers write it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{commit, condition, env, kustomization, mooring, mooring_json, ready_source, row};
+use mooring_api::Kustomization;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A Ready source and two Kustomizations: `apps` applied and Ready, `infra` failed and suspended.
+async fn scenario(env: &mooring_testkit::TestEnv) -> String {
+    let revision = format!("main@sha1:{}", commit('a'));
+    ready_source(env, "repo", "http://git.test/repo.git", &revision).await;
+    kustomization(env, "apps", "repo", serde_json::json!({})).await;
+    common::set_status::<Kustomization>(
+        env,
+        "apps",
+        serde_json::json!({
+            "observedGeneration": 1,
+            "lastAppliedRevision": revision,
+            "conditions": [condition("Ready", "True", "ReconciliationSucceeded",
+                &format!("Applied revision: {revision}"))],
+        }),
+    )
+    .await;
+    kustomization(env, "infra", "repo", serde_json::json!({"suspend": true})).await;
+    common::set_status::<Kustomization>(
+        env,
+        "infra",
+        serde_json::json!({
+            "conditions": [condition("Ready", "False", "BuildFailed",
+                "kustomize build failed:\naccumulating resources")],
+        }),
+    )
+    .await;
+    revision
+}
+
+#[tokio::test]
+async fn get_all_prints_one_table_per_kind_with_every_column() {
+    let env = env("cli-get-all").await;
+    let revision = scenario(&env).await;
+    let run = mooring(&env, &["get", "all"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let header = run.stdout.lines().next().expect("a header");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "READY", "REVISION", "SUSPENDED", "AGE", "MESSAGE"]
+    );
+    let source = row(&run.stdout, "gitrepository/repo");
+    assert_eq!(source[1..4], ["True", revision.as_str(), "false"]);
+    assert_eq!(
+        source[5..].join(" "),
+        format!("stored artifact for revision '{revision}'")
+    );
+    let apps = row(&run.stdout, "kustomization/apps");
+    assert_eq!(apps[1..4], ["True", revision.as_str(), "false"]);
+    assert!(apps[4].ends_with('s') || apps[4].ends_with('m'), "{apps:?}");
+    // A failed, suspended Kustomization with no applied revision; its message on one line.
+    let infra = row(&run.stdout, "kustomization/infra");
+    assert_eq!(infra[1..4], ["False", "-", "true"]);
+    assert_eq!(
+        infra[5..].join(" "),
+        "kustomize build failed: accumulating resources"
+    );
+    // Two tables: a second header for the Kustomizations.
+    assert_eq!(run.stdout.matches("NAME ").count(), 2, "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn get_json_and_yaml_carry_the_same_fields() {
+    let env = env("cli-get-json").await;
+    let revision = scenario(&env).await;
+    let (run, json) = mooring_json(&env, &["get", "kustomizations", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let items = json["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{json}");
+    let infra = items.iter().find(|i| i["name"] == "infra").expect("infra");
+    assert_eq!(infra["kind"], "Kustomization");
+    assert_eq!(infra["namespace"], env.namespace.as_str());
+    assert_eq!(infra["ready"], "False");
+    assert_eq!(infra["suspended"], true);
+    assert_eq!(infra["revision"], serde_json::Value::Null);
+    assert!(
+        infra["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("kustomize build failed")
+    );
+    assert!(
+        infra["createdAt"]
+            .as_str()
+            .expect("createdAt")
+            .ends_with('Z')
+    );
+
+    let yaml = mooring(&env, &["get", "sources", "-o", "yaml"]).await;
+    assert_eq!(yaml.code, 0, "{yaml:#?}");
+    let value: serde_json::Value = serde_saphyr::from_str(&yaml.stdout).expect("yaml");
+    assert_eq!(value["items"][0]["name"], "repo");
+    assert_eq!(value["items"][0]["revision"], revision.as_str());
+    assert_eq!(value["items"][0]["ready"], "True");
+}
+
+#[tokio::test]
+async fn get_all_namespaces_adds_the_namespace_column() {
+    let env = env("cli-get-a").await;
+    scenario(&env).await;
+    let run = mooring(&env, &["get", "ks", "-A"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        run.stdout
+            .lines()
+            .next()
+            .expect("header")
+            .split_whitespace()
+            .next(),
+        Some("NAMESPACE")
+    );
+    let ours: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{} ", env.namespace)))
+        .collect();
+    assert_eq!(ours.len(), 2, "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn empty_namespace_and_bad_usage_exit_codes() {
+    let env = env("cli-get-empty").await;
+    let run = mooring(&env, &["get", "all"]).await;
+    assert_eq!((run.code, run.stdout.as_str()), (0, "No objects found.\n"));
+
+    let usage = mooring(&env, &["get", "helmreleases"]).await;
+    assert_eq!(usage.code, 2, "{usage:#?}");
+    let usage = mooring(&env, &["get", "all", "-o", "wide"]).await;
+    assert_eq!(usage.code, 2, "{usage:#?}");
+
+    let context = mooring(&env, &["get", "all", "--context", "no-such-context"]).await;
+    assert_eq!(context.code, 1, "{context:#?}");
+    assert!(context.stderr.contains("no-such-context"), "{context:#?}");
+}
+
+#[tokio::test]
+async fn get_watch_prints_a_line_per_change() {
+    let env = env("cli-get-watch").await;
+    scenario(&env).await;
+    let mut child = common::command(
+        &env,
+        &["get", "kustomization", "infra", "--watch", "-o", "json"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn();
+    // `get` takes no object name: that is a usage error, exit code 2.
+    let status = child.as_mut().expect("spawn").wait().await.expect("wait");
+    assert_eq!(status.code(), Some(2));
+
+    let mut child = common::command(&env, &["get", "kustomizations", "--watch", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("a line within 60s")
+            .expect("read")
+            .expect("not closed");
+        serde_json::from_str(&line).expect("one JSON object per line")
+    };
+    let mut initial = vec![next().await, next().await];
+    initial.sort_by_key(|v| v["name"].to_string());
+    assert_eq!(initial[0]["name"], "apps");
+    assert_eq!(initial[1]["name"], "infra");
+    assert_eq!(initial[1]["ready"], "False");
+
+    common::set_status::<Kustomization>(
+        &env,
+        "infra",
+        serde_json::json!({"conditions": [condition("Ready", "True", "ReconciliationSucceeded", "Applied revision: x")]}),
+    )
+    .await;
+    let changed = next().await;
+    assert_eq!(changed["name"], "infra");
+    assert_eq!(changed["ready"], "True");
+    assert_eq!(changed["message"], "Applied revision: x");
+    child.kill().await.expect("kill");
+}
