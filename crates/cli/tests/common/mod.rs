@@ -177,3 +177,67 @@ pub async fn kustomization(env: &TestEnv, name: &str, source: &str, spec: serde_
     )
     .await;
 }
+
+/// Both controller binaries (built by `cargo build --workspace --bins`) watching only `env`'s
+/// namespace; they stop when the value is dropped.
+pub async fn controllers(env: &TestEnv) -> mooring_testkit::controllers::Controllers {
+    use mooring_testkit::controllers::{Controllers, Options};
+    let options = Options::local(env.plane.kubeconfig()).watching(&env.namespace);
+    tokio::task::spawn_blocking(move || Controllers::start(&options))
+        .await
+        .expect("start task")
+        .expect("controllers")
+}
+
+/// A repository on the shared test git server with `files` committed on `main`; returns the
+/// repo and the commit.
+pub fn git_repo(prefix: &str, files: &[(&str, &str)]) -> (mooring_testkit::git::Repo, String) {
+    use mooring_testkit::git::{Auth, GitServer};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("{prefix}-{}-{nanos}", std::process::id());
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&name, Auth::None)
+        .expect("repo");
+    let commit = repo.commit(files, "first").expect("commit");
+    (repo, commit)
+}
+
+/// A ConfigMap manifest.
+pub fn config_map(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+/// A real GitRepository `name` (polling every 10 minutes, so only requests make it fetch).
+pub async fn git_repository(env: &TestEnv, name: &str, url: &str) {
+    apply::<GitRepository>(
+        env,
+        serde_json::json!({
+            "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository",
+            "metadata": {"name": name},
+            "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}},
+        }),
+    )
+    .await;
+}
+
+/// Waits (watching, up to 90 s) until the Kustomization is Ready at a revision ending in `commit`.
+pub async fn wait_applied(env: &TestEnv, name: &str, commit: &str) -> Kustomization {
+    let api: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    let what = format!("applied {commit}");
+    mooring_testkit::wait::wait_for(&api, name, &what, Duration::from_secs(90), |k| {
+        k.and_then(|k| k.status.as_ref()).is_some_and(|s| {
+            s.last_applied_revision
+                .as_deref()
+                .is_some_and(|r| r.ends_with(commit))
+                && mooring_testkit::wait::ready(&s.conditions).is_some_and(|r| r.0 == "True")
+        })
+    })
+    .await
+    .expect("exists")
+}

@@ -1,5 +1,5 @@
-//! `mooring get`: the table, `-o json|yaml`, `-A`, `--watch` and the exit codes, against
-//! objects whose status is written as the controllers write it.
+//! The read-only commands (`get`, `history`, `tree`, `trace`) and the request timeout, against
+//! objects whose status is written as the controllers write it (no controller runs here).
 
 mod common;
 
@@ -187,4 +187,33 @@ async fn get_watch_prints_a_line_per_change() {
     assert_eq!(changed["ready"], "True");
     assert_eq!(changed["message"], "Applied revision: x");
     child.kill().await.expect("kill");
+}
+
+#[tokio::test]
+async fn reconcile_fails_after_the_timeout_when_no_controller_handles_it() {
+    let env = env("cli-timeout").await;
+    scenario(&env).await;
+    let run = mooring(
+        &env,
+        &["reconcile", "kustomization", "apps", "--timeout", "2s"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "timed out after 2s waiting for Kustomization {}/apps to handle the reconcile request",
+            env.namespace
+        )),
+        "{run:#?}"
+    );
+    let missing = mooring(&env, &["reconcile", "source", "nope"]).await;
+    assert_eq!(missing.code, 1, "{missing:#?}");
+    assert!(
+        missing
+            .stderr
+            .contains(&format!("GitRepository {}/nope not found", env.namespace)),
+        "{missing:#?}"
+    );
+    let usage = mooring(&env, &["reconcile", "source", "repo", "--with-source"]).await;
+    assert_eq!(usage.code, 2, "{usage:#?}");
 }
