@@ -146,5 +146,20 @@ async fn reconcile_reports_revision_changes_and_failures_suspend_and_resume() {
         "{run:#?}"
     );
     assert!(!api.get("apps").await.expect("apps").spec.suspend);
+
+    // The history the controller recorded names each render's revision.
+    let (run, json) = mooring_json(&env, &["history", "kustomization", "apps", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let revisions: Vec<&str> = json["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["metadata"]["revision"].as_str())
+        .collect();
+    assert_eq!(
+        revisions,
+        [format!("main@sha1:{fixed}"), format!("main@sha1:{second}")],
+        "{json}"
+    );
     drop(controllers);
 }

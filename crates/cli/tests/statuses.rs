@@ -217,3 +217,78 @@ async fn reconcile_fails_after_the_timeout_when_no_controller_handles_it() {
     let usage = mooring(&env, &["reconcile", "source", "repo", "--with-source"]).await;
     assert_eq!(usage.code, 2, "{usage:#?}");
 }
+
+#[tokio::test]
+async fn history_lists_the_applied_renders_newest_first() {
+    let env = env("cli-history").await;
+    scenario(&env).await;
+    let entry = |digit: char, revision: &str, first: &str, last: &str, extra: serde_json::Value| {
+        let mut metadata = serde_json::json!({"revision": revision});
+        if let (Some(m), Some(e)) = (metadata.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        serde_json::json!({
+            "digest": format!("sha256:{}", std::iter::repeat_n(digit, 64).collect::<String>()),
+            "firstReconciled": first, "lastReconciled": last,
+            "lastReconciledDuration": "1.5s", "lastReconciledStatus": "Ready",
+            "totalReconciliations": 2, "metadata": metadata,
+        })
+    };
+    let (new, old) = (
+        format!("main@sha1:{}", commit('b')),
+        format!("main@sha1:{}", commit('a')),
+    );
+    common::set_status::<Kustomization>(
+        &env,
+        "apps",
+        serde_json::json!({"history": [
+            entry('2', &new, "2026-02-01T10:00:00Z", "2026-02-01T11:00:00Z",
+                  serde_json::json!({"git.author": "Ada"})),
+            entry('1', &old, "2026-01-01T10:00:00Z", "2026-01-01T10:00:00Z", serde_json::json!({})),
+        ]}),
+    )
+    .await;
+    let run = mooring(&env, &["history", "kustomization", "apps"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let lines: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "REVISION", "DIGEST", "FIRST", "APPLIED", "LAST", "APPLIED", "DURATION", "RESULT",
+            "PASSES", "METADATA"
+        ]
+    );
+    assert_eq!(
+        lines[1],
+        [
+            new.as_str(),
+            "sha256:222222222222",
+            "2026-02-01T10:00:00Z",
+            "2026-02-01T11:00:00Z",
+            "1.5s",
+            "Ready",
+            "2",
+            "git.author=Ada"
+        ]
+    );
+    assert_eq!(lines[2][..2], [old.as_str(), "sha256:111111111111"]);
+    assert_eq!(lines.len(), 3);
+
+    let (run, json) = mooring_json(&env, &["history", "ks", "apps", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(json["history"][0]["metadata"]["revision"], new.as_str());
+    assert_eq!(
+        json["history"][1]["digest"],
+        format!("sha256:{}", "1".repeat(64))
+    );
+
+    let none = mooring(&env, &["history", "kustomization", "infra"]).await;
+    assert_eq!(none.code, 0, "{none:#?}");
+    assert!(none.stdout.contains("has no history yet"), "{none:#?}");
+    let missing = mooring(&env, &["history", "kustomization", "nope"]).await;
+    assert_eq!(missing.code, 1, "{missing:#?}");
+}
