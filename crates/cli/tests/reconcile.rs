@@ -158,8 +158,185 @@ async fn reconcile_reports_revision_changes_and_failures_suspend_and_resume() {
         .collect();
     assert_eq!(
         revisions,
-        [format!("main@sha1:{fixed}"), format!("main@sha1:{second}")],
+        [
+            format!("main@sha1:{fixed}"),
+            format!("main@sha1:{second}"),
+            format!("main@sha1:{first}")
+        ],
         "{json}"
+    );
+    drop(controllers);
+}
+
+#[tokio::test]
+async fn tree_and_trace_follow_nested_kustomizations_to_the_source() {
+    let env = env("cli-tree").await;
+    let ns = env.namespace.clone();
+    let child = format!(
+        "apiVersion: kustomize.mooring.dev/v1\nkind: Kustomization\nmetadata:\n  name: child\n\
+         spec:\n  interval: 10m\n  prune: true\n  path: ./deploy/child\n  targetNamespace: {ns}\n\
+         \x20 sourceRef:\n    kind: GitRepository\n    name: repo\n"
+    );
+    let web = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n\
+               \x20 selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n\
+               \x20   spec:\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n";
+    let (repo, commit) = git_repo(
+        "cli-tree",
+        &[
+            (
+                "deploy/root/kustomization.yaml",
+                "resources: [r.yaml, child.yaml]\n",
+            ),
+            ("deploy/root/r.yaml", &config_map("r", "1")),
+            ("deploy/root/child.yaml", &child),
+            (
+                "deploy/child/kustomization.yaml",
+                "resources: [c.yaml, web.yaml]\n",
+            ),
+            ("deploy/child/c.yaml", &config_map("c", "1")),
+            ("deploy/child/web.yaml", web),
+        ],
+    );
+    let controllers = controllers(&env).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "root",
+        "repo",
+        serde_json::json!({"targetNamespace": ns, "path": "./deploy/root"}),
+    )
+    .await;
+    wait_applied(&env, "root", &commit).await;
+    wait_applied(&env, "child", &commit).await;
+
+    let run = mooring(&env, &["tree", "kustomization", "root"]).await;
+    assert_eq!(run.code, 0, "{run:#?}\n{}", controllers.log_tails());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("Kustomization/{ns}/root  Current"),
+        "{}",
+        run.stdout
+    );
+    let find = |label: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} in\n{}", run.stdout))
+            .to_string()
+    };
+    // Where the label starts tells the depth: 4 characters of branch per level.
+    let depth = |label: &str| {
+        find(label)
+            .chars()
+            .take_while(|c| !c.is_ascii_alphabetic())
+            .count()
+            / 4
+    };
+    assert_eq!(
+        depth(&format!("ConfigMap/{ns}/r  Current")),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        depth(&format!("Kustomization/{ns}/child  Current")),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        depth(&format!("ConfigMap/{ns}/c  Current")),
+        2,
+        "{}",
+        run.stdout
+    );
+    // No kube-controller-manager runs here: the Deployment never gets replicas, and the tree
+    // shows that from the live object.
+    assert_eq!(
+        depth(&format!("Deployment/{ns}/web  InProgress")),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(lines.len(), 5, "{}", run.stdout);
+
+    let (run, json) = mooring_json(&env, &["tree", "ks", "root", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let child = json["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .find(|c| c["kind"] == "Kustomization")
+        .expect("child node");
+    assert_eq!(
+        child["children"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
+
+    // trace: the ConfigMap was applied by child, which root applied; both from repo.
+    let revision = format!("main@sha1:{commit}");
+    let (run, json) = mooring_json(&env, &["trace", "configmap", "c", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(json["object"]["kind"], "ConfigMap");
+    assert_eq!(json["object"]["health"], "Current");
+    assert!(
+        json["object"]["appliedAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{json}"
+    );
+    let chain = json["appliedBy"].as_array().expect("appliedBy");
+    assert_eq!(chain.len(), 2, "{json}");
+    assert_eq!(
+        (chain[0]["name"].as_str(), chain[1]["name"].as_str()),
+        (Some("child"), Some("root"))
+    );
+    for link in chain {
+        assert_eq!(link["inInventory"], true, "{json}");
+        assert_eq!(link["lastAppliedRevision"], revision.as_str());
+        assert_eq!(link["source"]["url"], repo.http_url());
+        assert_eq!(link["source"]["revision"], revision.as_str());
+        assert!(
+            link["source"]["author"]
+                .as_str()
+                .is_some_and(|a| !a.is_empty()),
+            "{json}"
+        );
+        assert_eq!(link["source"]["signature"], serde_json::Value::Null);
+    }
+
+    let run = mooring(&env, &["trace", "deployment.apps", "web"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let text = run.stdout;
+    assert!(
+        text.starts_with(&format!("Deployment/{ns}/web\n  health:    InProgress")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "applied by Kustomization {ns}/child\n  path:      ./deploy/child\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  revision:  {revision}\n  inventory: lists the object\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  source:    GitRepository {ns}/repo\n  url:       {}\n  artifact:  {revision}\n",
+            repo.http_url()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("  signature: not recorded\n"), "{text}");
+    assert!(
+        text.contains(&format!("applied by Kustomization {ns}/root\n")),
+        "{text}"
     );
     drop(controllers);
 }

@@ -170,7 +170,7 @@ async fn get_watch_prints_a_line_per_change() {
             .expect("not closed");
         serde_json::from_str(&line).expect("one JSON object per line")
     };
-    let mut initial = vec![next().await, next().await];
+    let mut initial = [next().await, next().await];
     initial.sort_by_key(|v| v["name"].to_string());
     assert_eq!(initial[0]["name"], "apps");
     assert_eq!(initial[1]["name"], "infra");
@@ -291,4 +291,58 @@ async fn history_lists_the_applied_renders_newest_first() {
     assert!(none.stdout.contains("has no history yet"), "{none:#?}");
     let missing = mooring(&env, &["history", "kustomization", "nope"]).await;
     assert_eq!(missing.code, 1, "{missing:#?}");
+}
+
+#[tokio::test]
+async fn trace_of_an_object_no_kustomization_manages_fails() {
+    let env = env("cli-trace-none").await;
+    common::apply::<k8s_openapi::api::core::v1::ConfigMap>(
+        &env,
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "handmade"}}),
+    )
+    .await;
+    // Kinds are matched by kind or plural name; kubectl's short names are not known.
+    let run = mooring(&env, &["trace", "cm", "handmade"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("the server has no resource type \"cm\""),
+        "{run:#?}"
+    );
+    let run = mooring(&env, &["trace", "configmaps", "handmade"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "ConfigMap/{}/handmade is not managed by a Kustomization",
+            env.namespace
+        )),
+        "{run:#?}"
+    );
+    let run = mooring(&env, &["trace", "configmap", "absent"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stderr.contains("not found"), "{run:#?}");
+}
+
+#[tokio::test]
+async fn kubectl_runs_the_plugin() {
+    let env = env("cli-plugin").await;
+    scenario(&env).await;
+    let plugin = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-mooring"));
+    let kubectl = mooring_testkit::tools::tool("kubectl").expect("kubectl");
+    let path = format!(
+        "{}:{}",
+        plugin.parent().expect("bin dir").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = tokio::process::Command::new(kubectl)
+        .args(["mooring", "get", "ks", "-o", "json", "--kubeconfig"])
+        .arg(env.plane.kubeconfig())
+        .args(["-n", &env.namespace])
+        .env("PATH", path)
+        .output()
+        .await
+        .expect("kubectl");
+    assert!(output.status.success(), "{output:#?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["items"].as_array().map(Vec::len), Some(2), "{json}");
 }
