@@ -371,5 +371,5 @@ fn text(trace: &Trace) -> String {
 }
 
 fn field(name: &str, value: &str) -> String {
-    format!("  {:<11}{value}", format!("{name}:"))
+    format!("  {:<12}{value}", format!("{name}:"))
 }

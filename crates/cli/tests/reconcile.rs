@@ -310,30 +310,47 @@ async fn tree_and_trace_follow_nested_kustomizations_to_the_source() {
     let run = mooring(&env, &["trace", "deployment.apps", "web"]).await;
     assert_eq!(run.code, 0, "{run:#?}");
     let text = run.stdout;
+    // `  name:` padded to 12 characters, then the value.
+    let f = |name: &str, value: &str| format!("  {:<12}{value}\n", format!("{name}:"));
     assert!(
-        text.starts_with(&format!("Deployment/{ns}/web\n  health:    InProgress")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "applied by Kustomization {ns}/child\n  path:      ./deploy/child\n"
+        text.starts_with(&format!(
+            "Deployment/{ns}/web\n{}",
+            f("health", "InProgress").trim_end()
         )),
         "{text}"
     );
     assert!(
         text.contains(&format!(
-            "  revision:  {revision}\n  inventory: lists the object\n"
+            "\n{}2",
+            f("applied at", "").trim_end_matches('\n')
         )),
         "{text}"
     );
     assert!(
         text.contains(&format!(
-            "  source:    GitRepository {ns}/repo\n  url:       {}\n  artifact:  {revision}\n",
-            repo.http_url()
+            "applied by Kustomization {ns}/child\n{}",
+            f("path", "./deploy/child")
         )),
         "{text}"
     );
-    assert!(text.contains("  signature: not recorded\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}{}",
+            f("revision", &revision),
+            f("inventory", "lists the object")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{}{}{}",
+            f("source", &format!("GitRepository {ns}/repo")),
+            f("url", repo.http_url()),
+            f("artifact", &revision)
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&f("signature", "not recorded")), "{text}");
     assert!(
         text.contains(&format!("applied by Kustomization {ns}/root\n")),
         "{text}"
