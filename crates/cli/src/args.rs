@@ -62,6 +62,10 @@ pub enum Command {
     Tree(KustomizationArgs),
     /// Which Kustomization applied an object, from which source, revision and when.
     Trace(TraceArgs),
+    /// The objects a Kustomization would apply from a local directory, as YAML.
+    Build(BuildArgs),
+    /// What applying a local directory (or the current artifact) would change in the cluster.
+    Diff(DiffArgs),
 }
 
 /// What `get` lists.
@@ -160,6 +164,51 @@ pub struct TraceArgs {
     pub kind: String,
     /// The object's name.
     pub name: String,
+}
+
+/// How to render: the kustomize binary and the substitution mode.
+#[derive(Args, Debug, Clone)]
+pub struct RenderArgs {
+    /// The kustomize binary (the controller's is pinned; use the same version).
+    #[arg(long, default_value = "kustomize", value_name = "PATH")]
+    pub kustomize: PathBuf,
+    /// Fail on a `postBuild` variable with no value and no default, as the controller does
+    /// when run with `--strict-substitution=true`.
+    #[arg(long)]
+    pub strict_substitution: bool,
+}
+
+/// `mooring build`.
+#[derive(Args, Debug, Clone)]
+pub struct BuildArgs {
+    /// The kind (only `kustomization`).
+    #[arg(value_enum)]
+    pub kind: KustomizationKind,
+    /// The Kustomization's name.
+    pub name: String,
+    /// The local directory to build in place of `spec.path`.
+    #[arg(long, value_name = "DIR")]
+    pub path: PathBuf,
+    /// Rendering options.
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+/// `mooring diff`.
+#[derive(Args, Debug, Clone)]
+pub struct DiffArgs {
+    /// The kind (only `kustomization`).
+    #[arg(value_enum)]
+    pub kind: KustomizationKind,
+    /// The Kustomization's name.
+    pub name: String,
+    /// The local directory to build in place of `spec.path`; without it, the current artifact
+    /// of the Kustomization's source is downloaded (its URL must be reachable from here).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// Rendering options.
+    #[command(flatten)]
+    pub render: RenderArgs,
 }
 
 /// A `--timeout` value, in the duration syntax of the API (`30s`, `5m`, `1h`).

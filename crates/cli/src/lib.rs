@@ -4,14 +4,18 @@
 //! compare, when something differs), 2 for a usage error.
 
 pub mod args;
+pub mod build;
 pub mod client;
+pub mod diff;
 pub mod error;
 pub mod get;
 pub mod history;
 pub mod kinds;
 pub mod output;
 pub mod reconcile;
+pub mod render;
 pub mod suspend;
+pub mod textdiff;
 pub mod trace;
 pub mod tree;
 
@@ -54,5 +58,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::History(args) => history::run(&global, args).await,
         Command::Tree(args) => tree::run(&global, args).await,
         Command::Trace(args) => trace::run(&global, args).await,
+        Command::Build(args) => build::run(&global, args).await,
+        Command::Diff(args) => diff::run(&global, args).await,
     }
 }

@@ -357,3 +357,160 @@ async fn tree_and_trace_follow_nested_kustomizations_to_the_source() {
     );
     drop(controllers);
 }
+
+#[tokio::test]
+async fn diff_shows_created_configured_and_pruned_objects_and_build_renders_them() {
+    let env = env("cli-diff").await;
+    let ns = env.namespace.clone();
+    let (repo, commit) = git_repo(
+        "cli-diff",
+        &[
+            ("deploy/kustomization.yaml", "resources: [a.yaml, b.yaml]\n"),
+            ("deploy/a.yaml", &config_map("a", "1")),
+            ("deploy/b.yaml", &config_map("b", "1")),
+        ],
+    );
+    let controllers = controllers(&env).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "apps",
+        "repo",
+        serde_json::json!({"targetNamespace": ns}),
+    )
+    .await;
+    wait_applied(&env, "apps", &commit).await;
+    let kustomize = mooring_testkit::tools::tool("kustomize").expect("kustomize");
+    let kustomize = kustomize.to_str().expect("utf-8 path");
+
+    // The current artifact matches the cluster: nothing to show, exit code 0.
+    let run = mooring(
+        &env,
+        &["diff", "kustomization", "apps", "--kustomize", kustomize],
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "✔ no changes\n"),
+        "{run:#?}"
+    );
+
+    // A local checkout (a .git marks its root) where a changes, b is gone and c is new.
+    let checkout = tempfile::tempdir().expect("tempdir");
+    let deploy = checkout.path().join("deploy");
+    std::fs::create_dir_all(checkout.path().join(".git")).expect("mkdir");
+    std::fs::create_dir_all(&deploy).expect("mkdir");
+    for (file, text) in [
+        (
+            "kustomization.yaml",
+            "resources: [a.yaml, c.yaml]\n".to_string(),
+        ),
+        ("a.yaml", config_map("a", "2")),
+        ("c.yaml", config_map("c", "1")),
+    ] {
+        std::fs::write(deploy.join(file), text).expect("write");
+    }
+    let path = deploy.to_str().expect("utf-8 path");
+    let (run, json) = mooring_json(
+        &env,
+        &[
+            "diff",
+            "ks",
+            "apps",
+            "--path",
+            path,
+            "--kustomize",
+            kustomize,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    let changes = json["changes"].as_array().expect("changes");
+    let action = |object: &str| {
+        changes
+            .iter()
+            .find(|c| c["object"] == object)
+            .unwrap_or_else(|| panic!("no change of {object} in {json}"))
+    };
+    let a = action(&format!("ConfigMap/{ns}/a"));
+    assert_eq!(a["action"], "configured");
+    let diff = a["diff"].as_str().expect("diff");
+    let changed: Vec<&str> = diff.lines().filter(|l| l.starts_with(['-', '+'])).collect();
+    assert_eq!(changed.len(), 2, "{diff}");
+    assert!(
+        changed[0].starts_with("- ") && changed[0].contains('1'),
+        "{diff}"
+    );
+    assert!(
+        changed[1].starts_with("+ ") && changed[1].contains('2'),
+        "{diff}"
+    );
+    assert_eq!(action(&format!("ConfigMap/{ns}/c"))["action"], "created");
+    assert_eq!(action(&format!("ConfigMap/{ns}/b"))["action"], "deleted");
+    assert_eq!(changes.len(), 3, "{json}");
+    assert!(run.stderr.contains("3 object(s) would change"), "{run:#?}");
+
+    // A dry run: the cluster is untouched.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let a = cms.get("a").await.expect("a");
+    assert_eq!(
+        a.data.and_then(|d| d.get("value").cloned()).as_deref(),
+        Some("1")
+    );
+    assert!(cms.get_opt("c").await.expect("get").is_none());
+    assert!(cms.get_opt("b").await.expect("get").is_some());
+
+    // build: the same render, as applied: in the namespace, with the ownership labels.
+    let (run, json) = mooring_json(
+        &env,
+        &[
+            "build",
+            "kustomization",
+            "apps",
+            "--path",
+            path,
+            "--kustomize",
+            kustomize,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let items = json["items"].as_array().expect("items");
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a", "c"], "{json}");
+    for item in items {
+        assert_eq!(item["metadata"]["namespace"], ns.as_str());
+        assert_eq!(
+            item["metadata"]["labels"]["kustomize.mooring.dev/name"],
+            "apps"
+        );
+        assert_eq!(
+            item["metadata"]["labels"]["kustomize.mooring.dev/namespace"],
+            ns.as_str()
+        );
+    }
+    let run = mooring(
+        &env,
+        &[
+            "build",
+            "ks",
+            "apps",
+            "--path",
+            path,
+            "--kustomize",
+            kustomize,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.stdout.matches("---\n").count(), 2, "{}", run.stdout);
+    assert!(run.stdout.contains("kind: ConfigMap"), "{}", run.stdout);
+    drop(controllers);
+}
