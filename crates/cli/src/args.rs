@@ -62,9 +62,9 @@ pub enum Command {
     Tree(KustomizationArgs),
     /// Which Kustomization applied an object, from which source, revision and when.
     Trace(TraceArgs),
-    /// The objects a Kustomization would apply from a local directory, as YAML.
+    /// The objects a Kustomization would apply from a local checkout, as YAML.
     Build(BuildArgs),
-    /// What applying a local directory (or the current artifact) would change in the cluster.
+    /// What applying a local checkout (or the current artifact) would change in the cluster.
     Diff(DiffArgs),
 }
 
@@ -186,7 +186,8 @@ pub struct BuildArgs {
     pub kind: KustomizationKind,
     /// The Kustomization's name.
     pub name: String,
-    /// The local directory to build in place of `spec.path`.
+    /// A local checkout of the source (its root), used in place of the artifact; `spec.path`
+    /// is resolved inside it.
     #[arg(long, value_name = "DIR")]
     pub path: PathBuf,
     /// Rendering options.
@@ -202,8 +203,9 @@ pub struct DiffArgs {
     pub kind: KustomizationKind,
     /// The Kustomization's name.
     pub name: String,
-    /// The local directory to build in place of `spec.path`; without it, the current artifact
-    /// of the Kustomization's source is downloaded (its URL must be reachable from here).
+    /// A local checkout of the source (its root), used in place of the artifact; `spec.path`
+    /// is resolved inside it. Without it, the current artifact of the Kustomization's source is
+    /// downloaded (its URL must be reachable from here).
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
     /// Rendering options.

@@ -1,5 +1,5 @@
 //! `mooring build kustomization NAME --path DIR`: the objects the Kustomization would apply from
-//! a local directory, as the controller renders them.
+//! a local checkout of its source, as the controller renders them.
 
 use mooring_api::Kustomization;
 

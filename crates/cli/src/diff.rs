@@ -1,5 +1,5 @@
 //! `mooring diff kustomization NAME [--path DIR]`: what applying the render (of a local
-//! directory, or of the current artifact) would change in the cluster, object by object, found
+//! checkout of the source, or of its current artifact) would change in the cluster, object by object, found
 //! with a server-side dry-run apply as the kustomize-controller's field manager. Exit code 1
 //! when something would change.
 
@@ -155,6 +155,15 @@ async fn compare(
         .dry_run();
     let after = match api.patch(&id.name, &params, &Patch::Apply(object)).await {
         Ok(after) => after,
+        // Not found, for an object that does not exist yet: its namespace (or its kind's CRD)
+        // comes with the same render, and the controller creates it first.
+        Err(e) if live.is_none() && crate::error::is_not_found(&e) => {
+            return Ok(Some(Change {
+                object: subject,
+                action: "created",
+                diff: textdiff::render(&textdiff::diff("", &desired), CONTEXT, colour),
+            }));
+        }
         Err(e) => {
             return Ok(Some(Change {
                 object: subject,

@@ -1,5 +1,5 @@
-//! The objects a Kustomization would apply, built from a local directory or from its current
-//! artifact with the kustomize-controller's own code: its kustomize build (same generated
+//! The objects a Kustomization would apply, built from a local checkout of its source or from
+//! its current artifact with the kustomize-controller's own code: its kustomize build (same generated
 //! kustomization, overrides, sandbox and flags), `postBuild` substitution, `commonMetadata`,
 //! ownership labels and namespace placement, in the order its render step uses them.
 
@@ -20,8 +20,8 @@ use crate::kinds::fetch;
 
 /// Where the manifests come from.
 pub enum Origin {
-    /// A local directory standing for `spec.path`; the sandbox root is the git work tree that
-    /// holds it (the nearest parent with `.git`), else the directory itself.
+    /// A local checkout of the source, used in place of its artifact: `spec.path` is resolved
+    /// inside it, and nothing outside it is read.
     Local(PathBuf),
     /// The current artifact of the Kustomization's GitRepository, downloaded and verified.
     Artifact,
@@ -51,14 +51,11 @@ pub async fn render(
     let subject = format!("Kustomization {namespace}/{name}");
     let spec = &ks.spec;
     let failed = |message: String| Error::Failed(format!("{subject}: {message}"));
-    let (root, path, scratch) = match origin {
-        Origin::Local(dir) => {
-            let (root, path) = local_root(dir)?;
-            (root, path, None)
-        }
+    let (root, scratch) = match origin {
+        Origin::Local(dir) => (local_root(dir)?, None),
         Origin::Artifact => {
             let (dir, scratch) = download(cluster, ks).await?;
-            (dir, spec.path.clone().unwrap_or_default(), Some(scratch))
+            (dir, Some(scratch))
         }
     };
     let vars = match &spec.post_build {
@@ -68,7 +65,6 @@ pub async fn render(
         None => Default::default(),
     };
     let mut input = build::BuildInput::new(&root, kustomize).with_spec(spec);
-    input.path = path;
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     let mut yaml = build::build(input)
         .await
@@ -94,28 +90,19 @@ pub async fn render(
     })
 }
 
-/// The sandbox root for a local directory (its git work tree, else itself) and the directory's
-/// path inside it.
-fn local_root(dir: &Path) -> Result<(PathBuf, String), Error> {
-    let dir = dir
+/// A local checkout as a build root: an existing directory, made absolute.
+fn local_root(dir: &Path) -> Result<PathBuf, Error> {
+    let root = dir
         .canonicalize()
         .map_err(|e| Error::Usage(format!("--path {}: {e}", dir.display())))?;
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!(
+    if root.is_dir() {
+        Ok(root)
+    } else {
+        Err(Error::Usage(format!(
             "--path {}: not a directory",
             dir.display()
-        )));
+        )))
     }
-    let root = dir
-        .ancestors()
-        .find(|a| a.join(".git").exists())
-        .unwrap_or(&dir)
-        .to_path_buf();
-    let path = dir
-        .strip_prefix(&root)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    Ok((root, path))
 }
 
 /// Downloads and extracts the current artifact of `ks`'s source, verifying its digest.

@@ -395,10 +395,10 @@ async fn diff_shows_created_configured_and_pruned_objects_and_build_renders_them
         "{run:#?}"
     );
 
-    // A local checkout (a .git marks its root) where a changes, b is gone and c is new.
+    // A local checkout where a changes, b is gone and c is new; spec.path (./deploy) is
+    // resolved inside it.
     let checkout = tempfile::tempdir().expect("tempdir");
     let deploy = checkout.path().join("deploy");
-    std::fs::create_dir_all(checkout.path().join(".git")).expect("mkdir");
     std::fs::create_dir_all(&deploy).expect("mkdir");
     for (file, text) in [
         (
@@ -410,7 +410,7 @@ async fn diff_shows_created_configured_and_pruned_objects_and_build_renders_them
     ] {
         std::fs::write(deploy.join(file), text).expect("write");
     }
-    let path = deploy.to_str().expect("utf-8 path");
+    let path = checkout.path().to_str().expect("utf-8 path");
     let (run, json) = mooring_json(
         &env,
         &[
