@@ -64,7 +64,8 @@ pub async fn render(
             .map_err(|e| failed(e.to_string()))?,
         None => Default::default(),
     };
-    let mut input = build::BuildInput::new(&root, kustomize).with_spec(spec);
+    let kustomize = on_path(kustomize)?;
+    let mut input = build::BuildInput::new(&root, &kustomize).with_spec(spec);
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     let mut yaml = build::build(input)
         .await
@@ -88,6 +89,25 @@ pub async fn render(
         kinds,
         _scratch: scratch,
     })
+}
+
+/// `bin` as a path: a bare name is looked up on `PATH` here, because kustomize runs with a
+/// cleared environment (the controller's sandbox), where no `PATH` is left to search.
+fn on_path(bin: &Path) -> Result<PathBuf, Error> {
+    if bin.components().count() > 1 {
+        return Ok(bin.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(bin))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--kustomize {}: not found on PATH; give its path",
+                bin.display()
+            ))
+        })
 }
 
 /// A local checkout as a build root: an existing directory, made absolute.

@@ -496,19 +496,19 @@ async fn diff_shows_created_configured_and_pruned_objects_and_build_renders_them
             ns.as_str()
         );
     }
-    let run = mooring(
-        &env,
-        &[
-            "build",
-            "ks",
-            "apps",
-            "--path",
-            path,
-            "--kustomize",
-            kustomize,
-        ],
-    )
-    .await;
+    // Without --kustomize, `kustomize` is looked up on PATH (kustomize itself runs with a
+    // cleared environment).
+    let kustomize_dir = std::path::Path::new(kustomize).parent().expect("tools dir");
+    let output = common::command(&env, &["build", "ks", "apps", "--path", path])
+        .env("PATH", kustomize_dir)
+        .output()
+        .await
+        .expect("run");
+    let run = common::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(run.stdout.matches("---\n").count(), 2, "{}", run.stdout);
     assert!(run.stdout.contains("kind: ConfigMap"), "{}", run.stdout);
