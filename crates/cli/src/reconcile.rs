@@ -233,7 +233,8 @@ pub async fn request<K: Reconcilable>(
         (c.status == "True", c.reason, c.message)
     });
     let changes = if kind == "Kustomization" {
-        change_set(cluster, &done, &token).await?
+        let since = requested_since(&written, &token);
+        change_set(cluster, &done, since).await?
     } else {
         Vec::new()
     };
@@ -352,21 +353,43 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-/// The change set of the pass that handled `token`: the lines of the `Progressing` Events the
-/// kustomize-controller published about the object since the request (it publishes them before
-/// writing the status that answers the request).
+/// When the request was written: the local time in `token`, precise; but when the API server's
+/// time of the write (its managed-fields entry, to the second) is more than a second away, the
+/// local clock is off and the server's time is used, so that a skewed clock cannot hide the
+/// Events that follow the request.
+fn requested_since<K: Resource>(written: &K, token: &str) -> Timestamp {
+    let local: Option<Timestamp> = token.parse().ok();
+    let server = written
+        .meta()
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max();
+    match (local, server) {
+        (Some(local), Some(server))
+            if server.duration_since(local).abs() > jiff::SignedDuration::from_secs(1) =>
+        {
+            server
+        }
+        (Some(local), _) => local,
+        (None, server) => server.unwrap_or(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// The change set of the pass that handled the request: the lines of the `Progressing` Events
+/// the kustomize-controller published about the object since the request (it publishes them
+/// before writing the status that answers the request).
 async fn change_set<K: Reconcilable>(
     cluster: &Cluster,
     object: &K,
-    token: &str,
+    since: Timestamp,
 ) -> Result<Vec<String>, Error> {
     let (Some(uid), Some(namespace)) = (object.meta().uid.clone(), object.meta().namespace.clone())
     else {
         return Ok(Vec::new());
     };
-    let since: Timestamp = token
-        .parse()
-        .map_err(|e| Error::Failed(format!("the request time {token}: {e}")))?;
     let api: Api<Event> = Api::namespaced(cluster.client.clone(), &namespace);
     let params = ListParams::default().fields(&format!("involvedObject.uid={uid}"));
     let events = api.list(&params).await.map_err(Error::api(format!(
@@ -377,12 +400,7 @@ async fn change_set<K: Reconcilable>(
         .items
         .iter()
         .filter(|e| e.reason.as_deref() == Some(reasons::PROGRESSING))
-        .filter(|e| {
-            event_time(e).is_some_and(|t| {
-                t >= since.round(jiff::Unit::Microsecond).unwrap_or(since)
-                    - jiff::SignedDuration::from_micros(1)
-            })
-        })
+        .filter(|e| event_time(e).is_some_and(|t| t >= since))
         .flat_map(|e| {
             e.message
                 .as_deref()
@@ -407,4 +425,87 @@ fn event_time(event: &Event) -> Option<Timestamp> {
         .map(|t| t.0)
         .or_else(|| event.event_time.as_ref().map(|t| t.0))
         .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+
+    fn ks(handled: Option<&str>, ready: Option<(&str, i64)>, generation: i64) -> Kustomization {
+        let mut conditions = Vec::new();
+        if let Some((status, observed)) = ready {
+            conditions.push(Condition {
+                type_: "Ready".into(),
+                status: status.into(),
+                reason: "R".into(),
+                message: "m".into(),
+                observed_generation: Some(observed),
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            });
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.mooring.dev/v1", "kind": "Kustomization",
+            "metadata": {"name": "k", "namespace": "n", "generation": generation},
+            "spec": {"interval": "1m", "prune": false, "sourceRef": {"kind": "GitRepository", "name": "r"}},
+            "status": {"lastHandledReconcileAt": handled, "conditions": conditions},
+        }))
+        .expect("kustomization")
+    }
+
+    #[test]
+    fn a_request_is_decided_when_echoed_with_a_ready_verdict_for_this_generation() {
+        assert!(decided(
+            &ks(Some("t1"), Some(("True", 2)), 2),
+            "t1",
+            Some(2)
+        ));
+        assert!(decided(
+            &ks(Some("t1"), Some(("False", 2)), 2),
+            "t1",
+            Some(2)
+        ));
+        // Another request's echo, no echo, a pass still going, or an older generation: not yet.
+        assert!(!decided(
+            &ks(Some("t0"), Some(("True", 2)), 2),
+            "t1",
+            Some(2)
+        ));
+        assert!(!decided(&ks(None, Some(("True", 2)), 2), "t1", Some(2)));
+        assert!(!decided(
+            &ks(Some("t1"), Some(("Unknown", 2)), 2),
+            "t1",
+            Some(2)
+        ));
+        assert!(!decided(
+            &ks(Some("t1"), Some(("True", 1)), 2),
+            "t1",
+            Some(2)
+        ));
+        assert!(!decided(&ks(Some("t1"), None, 2), "t1", Some(2)));
+    }
+
+    #[test]
+    fn the_request_time_is_local_unless_the_server_disagrees_by_more_than_a_second() {
+        let written = |server: &str| {
+            let mut k = ks(None, None, 1);
+            k.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+                manager: Some(FIELD_MANAGER.into()),
+                time: Some(Time(server.parse().expect("time"))),
+                ..Default::default()
+            }]);
+            k
+        };
+        let token = "2026-01-01T10:00:00.5Z";
+        let local: Timestamp = token.parse().expect("time");
+        assert_eq!(
+            requested_since(&written("2026-01-01T10:00:00Z"), token),
+            local
+        );
+        let server: Timestamp = "2026-01-01T09:58:00Z".parse().expect("time");
+        assert_eq!(
+            requested_since(&written("2026-01-01T09:58:00Z"), token),
+            server
+        );
+    }
 }
