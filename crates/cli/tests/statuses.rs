@@ -152,6 +152,7 @@ async fn get_watch_prints_a_line_per_change() {
         &["get", "kustomization", "infra", "--watch", "-o", "json"],
     )
     .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
     .spawn();
     // `get` takes no object name: that is a usage error, exit code 2.
     let status = child.as_mut().expect("spawn").wait().await.expect("wait");
