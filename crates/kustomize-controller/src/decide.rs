@@ -11,6 +11,9 @@ use mooring_api::{Kustomization, KustomizationStatus};
 /// How many applied renders `status.history` remembers.
 pub const HISTORY_LIMIT: usize = 5;
 
+/// Key of the source revision in a history entry's metadata.
+pub const HISTORY_REVISION_KEY: &str = "revision";
+
 /// How a reconcile pass ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -135,7 +138,13 @@ pub fn next_status(
             status.last_attempted_revision = Some(revision.clone());
             status.inventory = Some(inventory.clone());
             status.observed_generation = Some(generation);
-            record_history(&mut status.history, applied.as_ref(), "Ready", now);
+            record_history(
+                &mut status.history,
+                applied.as_ref(),
+                revision,
+                "Ready",
+                now,
+            );
         }
         Outcome::HealthPending {
             revision,
@@ -175,7 +184,13 @@ pub fn next_status(
 
             status.last_attempted_revision = Some(revision.clone());
             status.inventory = Some(inventory.clone());
-            record_history(&mut status.history, applied.as_ref(), "HealthPending", now);
+            record_history(
+                &mut status.history,
+                applied.as_ref(),
+                revision,
+                "HealthPending",
+                now,
+            );
         }
         Outcome::Waiting { reason, message } => {
             remove_condition(c, types::STALLED);
@@ -258,11 +273,13 @@ pub fn next_status(
     status
 }
 
-/// Adds or updates the history entry of an applied render. Passes that applied nothing new leave
-/// history untouched, so the steady state writes no status.
+/// Adds or updates the history entry of an applied render, with the source revision it was
+/// built from in its metadata (`revision`: the latest one that applied this render). Passes that
+/// applied nothing new leave history untouched, so the steady state writes no status.
 fn record_history(
     history: &mut Vec<Snapshot>,
     applied: Option<&AppliedRender>,
+    revision: &str,
     result: &str,
     now: &Time,
 ) {
@@ -273,6 +290,10 @@ fn record_history(
         entry.last_reconciled_duration = applied.duration.clone();
         entry.last_reconciled_status = result.to_string();
         entry.total_reconciliations += 1;
+        entry
+            .metadata
+            .get_or_insert_default()
+            .insert(HISTORY_REVISION_KEY.to_string(), revision.to_string());
         history.insert(0, entry);
     } else {
         history.insert(
@@ -284,7 +305,11 @@ fn record_history(
                 last_reconciled_duration: applied.duration.clone(),
                 last_reconciled_status: result.to_string(),
                 total_reconciliations: 1,
-                metadata: None,
+                metadata: Some(
+                    [(HISTORY_REVISION_KEY.to_string(), revision.to_string())]
+                        .into_iter()
+                        .collect(),
+                ),
             },
         );
     }

@@ -46,6 +46,11 @@ fn ready_records_revision_inventory_and_history() {
     assert_eq!(status.inventory, Some(inventory(&["ns_cm__ConfigMap"])));
     assert_eq!(status.history.len(), 1);
     assert_eq!(status.history[0].digest, "sha256:r1");
+    let metadata = status.history[0].metadata.clone().unwrap_or_default();
+    assert_eq!(
+        metadata.get(HISTORY_REVISION_KEY).map(String::as_str),
+        Some("main@sha1:aaaa")
+    );
 }
 
 #[test]

@@ -150,6 +150,18 @@ fn print_usage(running: &Running) {
          reconcile.mooring.dev/requestedAt=\"$(date +%s)\""
     );
     println!();
+    // `cargo build --bins` put the `mooring` command (and `kubectl-mooring`) next to this binary.
+    let bins = controllers::bin_dir().unwrap_or_default();
+    println!(
+        "Or with the mooring command (docs/cli.md), also `kubectl mooring` with the same PATH:"
+    );
+    println!("  export PATH={}:$PATH", bins.display());
+    println!("  mooring get all -A");
+    println!("  mooring -n {NAMESPACE} reconcile kustomization {NAME} --with-source");
+    println!("  mooring -n {NAMESPACE} tree kustomization {NAME}");
+    println!("  mooring -n {NAMESPACE} trace configmap sample-config");
+    println!("  mooring -n {NAMESPACE} history kustomization {NAME}");
+    println!();
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM, naming the signal.

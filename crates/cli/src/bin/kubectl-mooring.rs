@@ -1,0 +1,5 @@
+//! `kubectl-mooring`: the `mooring` command as a kubectl plugin (`kubectl mooring ...`).
+
+fn main() -> std::process::ExitCode {
+    mooring_cli::main()
+}
