@@ -416,8 +416,8 @@ async fn references_to_other_namespaces_and_unimplemented_fields_are_refused() {
         ),
         (
             "decryption",
-            json!({"decryption": {"provider": "sops"}}),
-            vec!["spec.decryption is not supported"],
+            json!({"decryption": {"provider": "sops", "serviceAccountName": "kms"}}),
+            vec!["spec.decryption.serviceAccountName is not supported"],
         ),
         (
             "cel",
