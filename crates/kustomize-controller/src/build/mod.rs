@@ -359,9 +359,7 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
     }
     write_kustomization(&build_dir, &tree, &overrides)?;
     let scan = sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
-    if let Some(keys) = &input.decryption {
-        decrypt_files(&tree, &scan.encryptable, keys)?;
-    }
+    decrypt_files(&tree, &scan.encryptable, input.decryption.as_deref())?;
     if input.max_objects > 0
         && scan.documents > input.max_objects
         && let Some((file, in_file)) = scan.largest
@@ -382,11 +380,13 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
 }
 
 /// Replaces every SOPS-encrypted file among `files` (inside the working copy `tree`) with its
-/// decrypted form. The working copy is private to this build and removed after it.
+/// decrypted form. The working copy is private to this build and removed after it. Without
+/// `keys` (no `spec.decryption`) an encrypted file is refused: applied as it is, its
+/// ciphertext would land in the cluster.
 fn decrypt_files(
     tree: &Path,
     files: &[(PathBuf, decrypt::Format)],
-    keys: &Keys,
+    keys: Option<&Keys>,
 ) -> Result<(), BuildError> {
     let mut done = std::collections::BTreeSet::new();
     for (path, format) in files {
@@ -400,6 +400,17 @@ fn decrypt_files(
             continue;
         }
         let bytes = std::fs::read(path).map_err(|source| BuildError::WorkingCopy { source })?;
+        let Some(keys) = keys else {
+            if decrypt::is_encrypted(&bytes, *format) {
+                return Err(BuildError::Decrypt(DecryptError {
+                    file: display,
+                    reason: "SOPS-encrypted, but spec.decryption is not set: refusing to apply \
+                             it encrypted"
+                        .into(),
+                }));
+            }
+            continue;
+        };
         if let Some(plain) = decrypt::decrypt(&bytes, *format, keys, &display)? {
             workcopy::write_new_bytes(path, &plain)
                 .map_err(|source| BuildError::WorkingCopy { source })?;

@@ -71,6 +71,11 @@ pub fn decrypt(
         .map_err(|reason| error(format!("writing the decrypted file failed: {reason}")))
 }
 
+/// Whether `bytes`, a file in `format`, carries SOPS metadata.
+pub fn is_encrypted(bytes: &[u8], format: Format) -> bool {
+    matches!(formats::load(format, bytes), Ok(Some(_)))
+}
+
 /// Whether one YAML document of a render carries SOPS metadata (a top-level `sops` map).
 pub fn is_encrypted_document(document: &str) -> bool {
     document.contains("sops")
