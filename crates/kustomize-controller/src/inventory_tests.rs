@@ -229,7 +229,10 @@ fn a_keyed_render_digest_depends_on_the_key_and_is_not_the_plain_one() {
     let objects = [object("v1", "Secret", Some("x"), "s")];
     let plain = render_digest(&objects).expect("digest");
     let keyed = render_digest_keyed(&objects, Some(b"key one")).expect("digest");
-    assert!(keyed.starts_with("sha256:") && keyed.len() == 7 + 64, "{keyed}");
+    assert!(
+        keyed.starts_with("sha256:") && keyed.len() == 7 + 64,
+        "{keyed}"
+    );
     assert_ne!(keyed, plain);
     assert_eq!(
         render_digest_keyed(&objects, Some(b"key one")).expect("digest"),
