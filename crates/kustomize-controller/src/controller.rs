@@ -140,6 +140,10 @@ pub async fn run(
 ) {
     let ks_api: Api<Kustomization> = Api::all(ctx.client.clone());
     let repo_api: Api<GitRepository> = Api::all(ctx.client.clone());
+    // Key Secrets live in their Kustomization's namespace: the namespace restriction of the
+    // Kustomization watch applies, its label selector (sharding) does not.
+    let mut secret_config = watcher::Config::default().any_semantic();
+    secret_config.field_selector = watch_config.field_selector.clone();
     let primary = watcher(ks_api.clone(), watch_config.clone())
         .default_backoff()
         .reflect(writers.kustomizations)
@@ -158,7 +162,7 @@ pub async fn run(
     // Key rotation: a change of a decryption Secret reconciles the Kustomizations using it.
     // Metadata only: the watch never carries Secret data.
     let secret_api: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
-    let secrets = watcher(secret_api, watcher::Config::default())
+    let secrets = watcher(secret_api, secret_config)
         .default_backoff()
         .touched_objects();
     let by_secret = ctx.kustomizations.clone();
