@@ -77,7 +77,7 @@ impl Metadata {
         let text =
             |key: &str| -> String { node.get(key).and_then(Node::to_text).unwrap_or_default() };
         let (mut age, mut pgp, mut unsupported) = (Vec::new(), Vec::new(), Vec::new());
-        collect_keys(node, &mut age, &mut pgp, &mut unsupported)?;
+        collect_keys(node, &mut age, &mut pgp, &mut unsupported);
         if let Some(Node::List(groups)) = node.get("key_groups") {
             if groups.len() > 1 {
                 return Err(format!(
@@ -87,26 +87,27 @@ impl Metadata {
                 ));
             }
             for group in groups {
-                collect_keys(group, &mut age, &mut pgp, &mut unsupported)?;
+                collect_keys(group, &mut age, &mut pgp, &mut unsupported);
             }
         }
+        let regex =
+            |key: &str, value: &str| Regex::new(value).map_err(|e| format!("invalid {key}: {e}"));
         let mut rules = Vec::new();
-        for (key, make) in [
-            ("unencrypted_suffix", 0u8),
-            ("encrypted_suffix", 1),
-            ("unencrypted_regex", 2),
-            ("encrypted_regex", 3),
+        for key in [
+            "unencrypted_suffix",
+            "encrypted_suffix",
+            "unencrypted_regex",
+            "encrypted_regex",
         ] {
             let value = text(key);
             if value.is_empty() {
                 continue;
             }
-            let regex = || Regex::new(&value).map_err(|e| format!("invalid {key}: {e}"));
-            rules.push(match make {
-                0 => Rule::UnencryptedSuffix(value.clone()),
-                1 => Rule::EncryptedSuffix(value.clone()),
-                2 => Rule::UnencryptedRegex(regex()?),
-                _ => Rule::EncryptedRegex(regex()?),
+            rules.push(match key {
+                "unencrypted_suffix" => Rule::UnencryptedSuffix(value),
+                "encrypted_suffix" => Rule::EncryptedSuffix(value),
+                "unencrypted_regex" => Rule::UnencryptedRegex(regex(key, &value)?),
+                _ => Rule::EncryptedRegex(regex(key, &value)?),
             });
         }
         for key in ["unencrypted_comment_regex", "encrypted_comment_regex"] {
@@ -176,7 +177,7 @@ fn collect_keys(
     age: &mut Vec<AgeStanza>,
     pgp: &mut Vec<PgpStanza>,
     unsupported: &mut Vec<&'static str>,
-) -> Result<(), String> {
+) {
     let list = |key: &str| match node.get(key) {
         Some(Node::List(items)) => items.as_slice(),
         _ => &[],
@@ -206,7 +207,6 @@ fn collect_keys(
             unsupported.push(name);
         }
     }
-    Ok(())
 }
 
 /// `lastmodified` as Go's `time.Format(time.RFC3339)` writes it after parsing: fractional
@@ -328,6 +328,37 @@ mod tests {
             Some("2024-05-01T10:11:12+02:00")
         );
         assert_eq!(normalize_time("yesterday"), None);
+    }
+
+    #[test]
+    fn unsupported_settings_are_refused_by_name() {
+        let parse = |yaml: &str| {
+            let node = crate::decrypt::tree::parse_yaml(yaml)
+                .expect("yaml")
+                .remove(0);
+            Metadata::parse(&node).map(|m| m.recipients())
+        };
+        let base = "lastmodified: \"2024-05-01T10:11:12Z\"\nmac: x\n";
+        let err = parse(&format!(
+            "{base}key_groups:\n  - age: [{{recipient: a, enc: x}}]\n  - age: [{{recipient: b, enc: y}}]\n"
+        ))
+        .expect_err("shamir");
+        assert!(err.contains("2 key groups"), "{err}");
+        let err = parse(&format!("{base}encrypted_comment_regex: x\n")).expect_err("comments");
+        assert!(
+            err.contains("encrypted_comment_regex is not supported"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{base}encrypted_regex: a\nunencrypted_suffix: b\n"
+        ))
+        .expect_err("two rules");
+        assert!(err.contains("more than one"), "{err}");
+        let kms = parse(&format!(
+            "{base}kms: [{{arn: x}}]\nage: [{{recipient: age1z, enc: e}}]\n"
+        ))
+        .expect("kms and age");
+        assert_eq!(kms, "age age1z, AWS KMS (not supported)");
     }
 
     #[test]
