@@ -146,11 +146,25 @@ async fn sops_files_are_decrypted_applied_refused_when_tampered_and_follow_key_r
         "app.env",
         b"USER=admin\nPASSWORD=env-value\n",
     );
+    let ini = encrypt(
+        &[&age_a],
+        &[],
+        &[],
+        "db.ini",
+        b"[db]\nuser = admin\npassword = ini-value\n",
+    );
+    let json_secret = encrypt(
+        &[&age_a],
+        &[],
+        &[],
+        "json.json",
+        br#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "for-json"}, "stringData": {"password": "json-value"}}"#,
+    );
     let binary: Vec<u8> = (0u8..=255).collect();
     let blob = encrypt(&[&age_a], &[], &[], "blob.bin", &binary);
     let kustomization_yaml = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-        resources: [age.yaml, pgp.yaml, both.yaml, suffix.yaml, map.yaml]\n\
-        secretGenerator:\n  - name: generated\n    envs: [app.env]\n    files: [blob.bin]\n\
+        resources: [age.yaml, pgp.yaml, both.yaml, suffix.yaml, json.json, map.yaml]\n\
+        secretGenerator:\n  - name: generated\n    envs: [app.env]\n    files: [blob.bin, db.ini]\n\
         \x20   options:\n      disableNameSuffixHash: true\n";
     let first = repo
         .commit(
@@ -162,6 +176,8 @@ async fn sops_files_are_decrypted_applied_refused_when_tampered_and_follow_key_r
                 ("deploy/suffix.yaml", &suffix_secret),
                 ("deploy/app.env", &dotenv),
                 ("deploy/blob.bin", &blob),
+                ("deploy/db.ini", &ini),
+                ("deploy/json.json", &json_secret),
                 ("deploy/map.yaml", &config_map_yaml("map", "1")),
             ],
             "encrypted secrets",
