@@ -65,6 +65,16 @@ impl PgpKey {
     }
 }
 
+impl Drop for PgpKey {
+    fn drop(&mut self) {
+        // gpg starts an agent for the home; it must not outlive the test.
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
 /// Makes a new OpenPGP key pair (the default algorithm of Debian's gpg) named `name`.
 pub fn pgp_key(name: &str) -> anyhow::Result<PgpKey> {
     let home = tempfile::Builder::new().prefix("gnupg-").tempdir()?;

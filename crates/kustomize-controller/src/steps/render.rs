@@ -54,8 +54,8 @@ impl Render {
 }
 
 /// Builds the render of `source`, or returns `previous` when nothing it depends on changed.
-/// Talks to the artifact server, to the API server for `substituteFrom` and for discovery of
-/// kinds not seen before.
+/// Talks to the artifact server, to the API server for `substituteFrom`, for the
+/// `spec.decryption` key Secret and for discovery of kinds not seen before.
 pub async fn render(
     ks: &Kustomization,
     ctx: &Context,
