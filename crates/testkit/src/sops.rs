@@ -77,6 +77,12 @@ impl Drop for PgpKey {
 
 /// Makes a new OpenPGP key pair (the default algorithm of Debian's gpg) named `name`.
 pub fn pgp_key(name: &str) -> anyhow::Result<PgpKey> {
+    pgp_key_with(name, "default")
+}
+
+/// Makes a new OpenPGP key pair named `name` with `algorithm` as gpg names it (`rsa3072`,
+/// `ed25519`, `default`).
+pub fn pgp_key_with(name: &str, algorithm: &str) -> anyhow::Result<PgpKey> {
     let home = tempfile::Builder::new().prefix("gnupg-").tempdir()?;
     let gpg = |args: &[&str]| {
         let mut command = Command::new("gpg");
@@ -95,7 +101,7 @@ pub fn pgp_key(name: &str) -> anyhow::Result<PgpKey> {
     };
     let uid = format!("{name} <{name}@mooring.test>");
     run(
-        gpg(&["--quick-gen-key", &uid, "default", "default", "never"]),
+        gpg(&["--quick-gen-key", &uid, algorithm, "default", "never"]),
         "gpg --quick-gen-key",
     )?;
     let listing = run(
@@ -108,6 +114,13 @@ pub fn pgp_key(name: &str) -> anyhow::Result<PgpKey> {
         .and_then(|l| l.split(':').find(|f| f.len() == 40))
         .context("gpg listed no fingerprint")?
         .to_owned();
+    if algorithm != "default" {
+        // A primary key of another algorithm only signs: give it an encryption subkey.
+        run(
+            gpg(&["--quick-add-key", &fingerprint, algorithm, "encr", "never"]),
+            "gpg --quick-add-key",
+        )?;
+    }
     let export = run(
         gpg(&["--armor", "--export-secret-keys", &fingerprint]),
         "gpg --export-secret-keys",

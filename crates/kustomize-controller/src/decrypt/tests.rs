@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mooring_testkit::sops::{AgeKey, Encrypt, PgpKey, age_key, pgp_key};
+use mooring_testkit::sops::{AgeKey, Encrypt, PgpKey, age_key, pgp_key, pgp_key_with};
 
 use super::tree::Node;
 use super::*;
@@ -77,15 +77,23 @@ fn an_age_encrypted_secret_decrypts_to_the_plain_document() {
 
 #[test]
 fn an_openpgp_encrypted_secret_decrypts() {
-    let key = pgp_key("decrypt-pgp").expect("gpg key");
+    for key in [
+        pgp_key("decrypt-pgp").expect("gpg key"),
+        pgp_key_with("decrypt-rsa", "rsa3072").expect("gpg RSA key"),
+    ] {
+        decrypts_with_openpgp(&key);
+    }
+}
+
+fn decrypts_with_openpgp(key: &PgpKey) {
     let encrypted = Encrypt {
-        pgp: vec![&key],
+        pgp: vec![key],
         args: vec!["--encrypted-regex".into(), "^(data|stringData)$".into()],
         ..Default::default()
     }
     .file("secret.yaml", SECRET.as_bytes())
     .expect("sops encrypt");
-    let plain = decrypt(&encrypted, Format::Yaml, &pgp_keys(&key), "secret.yaml")
+    let plain = decrypt(&encrypted, Format::Yaml, &pgp_keys(key), "secret.yaml")
         .expect("decrypt")
         .expect("encrypted");
     assert_eq!(yaml(&plain), yaml(SECRET.as_bytes()));
