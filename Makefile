@@ -12,7 +12,7 @@ BENCH_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 
 all: build
 
-## tools: build the pinned kube-apiserver, etcd, kubectl, kube-controller-manager, kustomize, helm
+## tools: build the pinned kube-apiserver, etcd, kubectl, kube-controller-manager, kustomize, helm, sops, age
 tools:
 	@hack/tools.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the system programs the tests use are present: git (with git-http-backend) and
-# OpenSSH's sshd and ssh. Installs them from Debian's packages when running as root with apt-get.
+# Makes sure the system programs the tests use are present: git (with git-http-backend),
+# OpenSSH's sshd and ssh, and GnuPG (OpenPGP keys for the SOPS tests). Installs them from Debian's packages when running as root with apt-get.
 set -euo pipefail
 
 missing=()
@@ -9,6 +9,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
+command -v gpg-agent >/dev/null 2>&1 || missing+=(gnupg)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned test tools (kube-apiserver, kube-controller-manager, kubectl, etcd, kustomize,
-# helm) from their upstream Go modules into $MOORING_TOOLS_DIR (default ~/.cache/mooring/tools).
+# helm, sops, age, age-keygen) from their upstream Go modules into $MOORING_TOOLS_DIR (default
+# ~/.cache/mooring/tools).
 # A tool that is already built at the pinned version is skipped.
 set -euo pipefail
 
@@ -113,5 +114,8 @@ go_install_tool() { # NAME MODULE_PACKAGE VERSION
 
 go_install_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 go_install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+go_install_tool sops github.com/getsops/sops/v3/cmd/sops "$SOPS_VERSION"
+go_install_tool age filippo.io/age/cmd/age "$AGE_VERSION"
+go_install_tool age-keygen filippo.io/age/cmd/age-keygen "$AGE_VERSION"
 build_kubernetes
 say "tools ready in $bin_dir"

@@ -32,10 +32,11 @@ impl Refused {
 /// Kustomization fields that are refused.
 pub const KUSTOMIZATION_REFUSED: &[Refused] = &[
     Refused {
-        path: "spec.decryption",
+        path: "spec.decryption.serviceAccountName",
         reason: crate::conditions::reasons::RECONCILIATION_FAILED,
-        advice: "SOPS decryption is not implemented yet; remove the field or keep this \
-                 Kustomization on Flux",
+        advice: "workload identity for cloud key services (AWS KMS, GCP KMS, Azure Key Vault, \
+                 Vault) is not implemented; encrypt for age or OpenPGP keys held in \
+                 spec.decryption.secretRef",
     },
     Refused {
         path: "spec.healthCheckExprs",

@@ -8,6 +8,8 @@ const KUSTOMIZATION_IMPLEMENTED: &[&str] = &[
     "spec.commonMetadata.annotations",
     "spec.commonMetadata.labels",
     "spec.components",
+    "spec.decryption.provider",
+    "spec.decryption.secretRef.name",
     "spec.deletionPolicy",
     "spec.dependsOn[].name",
     "spec.dependsOn[].namespace",

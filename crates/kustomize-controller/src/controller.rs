@@ -5,7 +5,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -96,6 +98,29 @@ fn dependents_of(
         .collect()
 }
 
+/// The Kustomizations in `store` that decrypt with the keys of `secret`.
+fn decrypting_with(
+    store: &Store<Kustomization>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<Kustomization>> {
+    let secret_ns = secret.namespace();
+    let secret_name = secret.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|ks| {
+            ks.namespace() == secret_ns
+                && ks
+                    .spec
+                    .decryption
+                    .as_ref()
+                    .and_then(|d| d.secret_ref.as_ref())
+                    .is_some_and(|r| r.name == secret_name)
+        })
+        .map(|ks| ObjectRef::from_obj(&*ks))
+        .collect()
+}
+
 /// The writers behind the stores in [`Context`], fed by [`run`].
 pub struct Writers {
     /// Feeds `Context::kustomizations`.
@@ -115,6 +140,10 @@ pub async fn run(
 ) {
     let ks_api: Api<Kustomization> = Api::all(ctx.client.clone());
     let repo_api: Api<GitRepository> = Api::all(ctx.client.clone());
+    // Key Secrets live in their Kustomization's namespace: the namespace restriction of the
+    // Kustomization watch applies, its label selector (sharding) does not.
+    let mut secret_config = watcher::Config::default().any_semantic();
+    secret_config.field_selector = watch_config.field_selector.clone();
     let primary = watcher(ks_api.clone(), watch_config.clone())
         .default_backoff()
         .reflect(writers.kustomizations)
@@ -130,6 +159,13 @@ pub async fn run(
         .default_backoff()
         .applied_objects()
         .predicate_filter(readiness_hash, Default::default());
+    // Key rotation: a change of a decryption Secret reconciles the Kustomizations using it.
+    // Metadata only: the watch never carries Secret data.
+    let secret_api: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
+    let secrets = watcher(secret_api, secret_config)
+        .default_backoff()
+        .touched_objects();
+    let by_secret = ctx.kustomizations.clone();
     let by_source = ctx.kustomizations.clone();
     let by_dependency = ctx.kustomizations.clone();
     Controller::for_stream(primary, ctx.kustomizations.clone())
@@ -138,6 +174,9 @@ pub async fn run(
         })
         .watches_stream(readiness, move |dep: Kustomization| {
             dependents_of(&by_dependency, &dep)
+        })
+        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+            decrypting_with(&by_secret, &secret)
         })
         .reconcile_on(UnboundedReceiverStream::new(wakeups))
         .with_config(Config::default().concurrency(concurrency))

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use hmac::{Hmac, KeyInit, Mac};
 use kube::api::DynamicObject;
 use mooring_api::kustomization::{ResourceInventory, ResourceRef};
 use mooring_api::{Digest, DigestAlgorithm};
@@ -311,6 +312,16 @@ pub fn diff(
 /// objects sorted by inventory id and version; it is independent of document order and
 /// formatting, so an unchanged render has an unchanged digest.
 pub fn render_digest(objects: &[DynamicObject]) -> Result<String, serde_json::Error> {
+    render_digest_keyed(objects, None)
+}
+
+/// [`render_digest`], or with `key` an HMAC-SHA256 of the same bytes: a render holding
+/// decrypted Secrets is recorded by a digest that cannot be checked against guessed values
+/// without the key.
+pub fn render_digest_keyed(
+    objects: &[DynamicObject],
+    key: Option<&[u8]>,
+) -> Result<String, serde_json::Error> {
     let mut keyed: Vec<(String, String, Value)> = objects
         .iter()
         .map(|o| {
@@ -323,7 +334,12 @@ pub fn render_digest(objects: &[DynamicObject]) -> Result<String, serde_json::Er
         })
         .collect::<Result<_, _>>()?;
     keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    let mut hasher = Sha256::new();
+    let mut hasher = match key {
+        None => Hasher::Plain(Sha256::new()),
+        Some(key) => Hasher::Keyed(
+            <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(serde::ser::Error::custom)?,
+        ),
+    };
     hasher.update(b"[");
     for (i, (_, _, value)) in keyed.iter().enumerate() {
         if i > 0 {
@@ -334,9 +350,27 @@ pub fn render_digest(objects: &[DynamicObject]) -> Result<String, serde_json::Er
         hasher.update(out.as_bytes());
     }
     hasher.update(b"]");
-    let digest = Digest::from_bytes(DigestAlgorithm::Sha256, &hasher.finalize())
-        .map_err(serde::ser::Error::custom)?;
+    let bytes: Vec<u8> = match hasher {
+        Hasher::Plain(h) => h.finalize().to_vec(),
+        Hasher::Keyed(h) => h.finalize().into_bytes().to_vec(),
+    };
+    let digest =
+        Digest::from_bytes(DigestAlgorithm::Sha256, &bytes).map_err(serde::ser::Error::custom)?;
     Ok(digest.to_string())
+}
+
+enum Hasher {
+    Plain(Sha256),
+    Keyed(Hmac<Sha256>),
+}
+
+impl Hasher {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Plain(h) => sha2::Digest::update(h, bytes),
+            Hasher::Keyed(h) => Mac::update(h, bytes),
+        }
+    }
 }
 
 /// Canonical JSON: object keys sorted by their bytes whatever map type serde_json was built with.

@@ -225,6 +225,27 @@ fn render_digest_ignores_order_and_key_order_but_not_content() {
 }
 
 #[test]
+fn a_keyed_render_digest_depends_on_the_key_and_is_not_the_plain_one() {
+    let objects = [object("v1", "Secret", Some("x"), "s")];
+    let plain = render_digest(&objects).expect("digest");
+    let keyed = render_digest_keyed(&objects, Some(b"key one")).expect("digest");
+    assert!(
+        keyed.starts_with("sha256:") && keyed.len() == 7 + 64,
+        "{keyed}"
+    );
+    assert_ne!(keyed, plain);
+    assert_eq!(
+        render_digest_keyed(&objects, Some(b"key one")).expect("digest"),
+        keyed
+    );
+    assert_ne!(
+        render_digest_keyed(&objects, Some(b"key two")).expect("digest"),
+        keyed
+    );
+    assert_eq!(render_digest_keyed(&objects, None).expect("digest"), plain);
+}
+
+#[test]
 fn prune_sort_reverses_apply_order() {
     let mut ids = vec![
         id("", "ns", "", "Namespace"),

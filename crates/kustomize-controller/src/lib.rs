@@ -10,6 +10,7 @@ pub mod client_cache;
 pub mod context;
 pub mod controller;
 pub mod decide;
+pub mod decrypt;
 pub mod error;
 pub mod health;
 pub mod inventory;

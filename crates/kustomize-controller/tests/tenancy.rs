@@ -212,6 +212,62 @@ async fn substitute_from_is_read_as_the_tenant() {
 }
 
 #[tokio::test]
+async fn decryption_keys_are_read_as_the_tenant() {
+    let env = common::env("tenant-sops").await;
+    grant(&env, &["configmaps"], &["*"]);
+    let key = mooring_testkit::sops::age_key().expect("age key");
+    env.plane
+        .run_kubectl_with_input(
+            &[
+                "create",
+                "secret",
+                "generic",
+                "sops-keys",
+                "-n",
+                &env.namespace,
+                "--from-file=key.agekey=/dev/stdin",
+            ],
+            &key.identity,
+        )
+        .expect("key Secret");
+    let plain =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: p4ss\n";
+    let encrypted = mooring_testkit::sops::Encrypt {
+        age: vec![&key],
+        ..Default::default()
+    }
+    .file("secret.yaml", plain.as_bytes())
+    .expect("sops encrypt");
+    let repo = repo("tenant-sops");
+    let commit = repo
+        .commit(
+            &[("secret.yaml", &String::from_utf8(encrypted).expect("text"))],
+            "encrypted",
+        )
+        .expect("commit");
+    let controllers = start_tenant(
+        &env,
+        &repo,
+        json!({"decryption": {"provider": "sops", "secretRef": {"name": "sops-keys"}}}),
+    )
+    .await;
+    wait_ks(&env, "app", "denied reading the key Secret", 60, |k| {
+        attempted(k, &commit) && failing_with(k, &["sops-keys", "forbidden"])
+    })
+    .await;
+
+    grant(&env, &["configmaps", "secrets"], &["*"]);
+    poke_kustomization(&env, "app", "1").await;
+    wait_ks(&env, "app", "applied", 60, |k| applied(k, &commit)).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    let db = secrets.get("db").await.expect("applied");
+    let password = db.data.unwrap_or_default().remove("password").map(|v| v.0);
+    assert_eq!(password.as_deref(), Some(&b"p4ss"[..]));
+    controllers.stop().await;
+}
+
+#[tokio::test]
 async fn prune_drift_and_deletion_are_done_as_the_tenant() {
     let env = common::env("tenant-verbs").await;
     let cms = config_maps(&env);
@@ -416,8 +472,8 @@ async fn references_to_other_namespaces_and_unimplemented_fields_are_refused() {
         ),
         (
             "decryption",
-            json!({"decryption": {"provider": "sops"}}),
-            vec!["spec.decryption is not supported"],
+            json!({"decryption": {"provider": "sops", "serviceAccountName": "kms"}}),
+            vec!["spec.decryption.serviceAccountName is not supported"],
         ),
         (
             "cel",

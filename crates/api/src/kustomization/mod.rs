@@ -174,8 +174,9 @@ pub struct KustomizationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_build: Option<PostBuild>,
 
-    /// Decryption of SOPS-encrypted manifests. Not implemented yet: a Kustomization that sets
-    /// it is refused (Stalled).
+    /// Decryption of SOPS-encrypted manifests and of the SOPS-encrypted files that
+    /// kustomize secretGenerators read, with the age (`*.agekey`) and OpenPGP (`*.asc`)
+    /// private keys of `secretRef`. The MAC of every encrypted file is verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decryption: Option<Decryption>,
 

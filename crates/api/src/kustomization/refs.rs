@@ -140,12 +140,15 @@ pub struct Decryption {
     /// Decryption provider. Only `sops` exists.
     pub provider: DecryptionProvider,
 
-    /// Secret in the same namespace with the decryption keys.
+    /// Secret in the same namespace with the decryption keys: age identities in keys named
+    /// `*.agekey`, armored OpenPGP private keys (without passphrase) in keys named `*.asc`.
+    /// It is read with the Kustomization's identity, and a change of it starts a reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
 
     /// ServiceAccount in the same namespace whose workload identity is used to reach a key
-    /// management service.
+    /// management service. Not supported: cloud key services are not implemented, and a
+    /// Kustomization that sets it is refused (Stalled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
 }

@@ -14,10 +14,13 @@ mod sandbox;
 mod workcopy;
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mooring_api::KustomizationSpec;
 use mooring_api::kustomization::{Image, Patch};
+
+use crate::decrypt::{self, DecryptError, Keys};
 
 pub use kustomization::{KUSTOMIZATION_FILES, Overrides, YamlFile, classify};
 pub use sandbox::is_remote;
@@ -67,6 +70,9 @@ pub struct BuildInput {
     /// Where working copies go; on the artifact's filesystem so that files can be hard-linked
     /// (see `ArtifactCache::scratch_dir`). `None`: the system temp directory.
     pub work_root: Option<PathBuf>,
+    /// `spec.decryption`: the keys that SOPS-encrypted resource files and secretGenerator
+    /// files are decrypted with, inside the private working copy, before kustomize runs.
+    pub decryption: Option<Arc<Keys>>,
 }
 
 impl BuildInput {
@@ -88,6 +94,7 @@ impl BuildInput {
             timeout: DEFAULT_TIMEOUT,
             max_objects: DEFAULT_MAX_OBJECTS,
             work_root: None,
+            decryption: None,
         }
     }
 
@@ -215,6 +222,9 @@ pub enum BuildError {
         /// kustomize's trimmed error output.
         message: String,
     },
+    /// A SOPS-encrypted file could not be decrypted (names the file, never a secret).
+    #[error("decryption failed: {0}")]
+    Decrypt(#[from] DecryptError),
 }
 
 impl BuildError {
@@ -232,6 +242,7 @@ impl BuildError {
             Self::TooManyObjects { .. } => "TooManyObjects",
             Self::Timeout { .. } => "BuildTimeout",
             Self::Kustomize { .. } => "KustomizeBuild",
+            Self::Decrypt(_) => "DecryptionFailed",
         }
     }
 }
@@ -348,6 +359,7 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
     }
     write_kustomization(&build_dir, &tree, &overrides)?;
     let scan = sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
+    decrypt_files(&tree, &scan.encryptable, input.decryption.as_deref())?;
     if input.max_objects > 0
         && scan.documents > input.max_objects
         && let Some((file, in_file)) = scan.largest
@@ -365,6 +377,46 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
         build_dir,
         scratch,
     })
+}
+
+/// Replaces every SOPS-encrypted file among `files` (inside the working copy `tree`) with its
+/// decrypted form. The working copy is private to this build and removed after it. Without
+/// `keys` (no `spec.decryption`) an encrypted file is refused: applied as it is, its
+/// ciphertext would land in the cluster.
+fn decrypt_files(
+    tree: &Path,
+    files: &[(PathBuf, decrypt::Format)],
+    keys: Option<&Keys>,
+) -> Result<(), BuildError> {
+    let mut done = std::collections::BTreeSet::new();
+    for (path, format) in files {
+        if !done.insert(path) {
+            continue;
+        }
+        let display = kustomization::display_path(path, tree);
+        // A link (checked to stay inside the tree) is followed, and replaced by the file.
+        let meta = std::fs::metadata(path).map_err(|source| BuildError::WorkingCopy { source })?;
+        if !meta.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(path).map_err(|source| BuildError::WorkingCopy { source })?;
+        let Some(keys) = keys else {
+            if decrypt::is_encrypted(&bytes, *format) {
+                return Err(BuildError::Decrypt(DecryptError {
+                    file: display,
+                    reason: "SOPS-encrypted, but spec.decryption is not set: refusing to apply \
+                             it encrypted"
+                        .into(),
+                }));
+            }
+            continue;
+        };
+        if let Some(plain) = decrypt::decrypt(&bytes, *format, keys, &display)? {
+            workcopy::write_new_bytes(path, &plain)
+                .map_err(|source| BuildError::WorkingCopy { source })?;
+        }
+    }
+    Ok(())
 }
 
 /// Generates the kustomization when there is none, and merges the overrides into it.

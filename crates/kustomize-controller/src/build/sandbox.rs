@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::BuildError;
 use super::kustomization::{display_path, find, parse};
+use crate::decrypt::Format;
 
 /// Fields whose entries may be kustomization directories, followed by the scan.
 const DIRECTORY_FIELDS: [&str; 3] = ["resources", "components", "bases"];
@@ -72,6 +73,8 @@ pub fn is_remote(entry: &str) -> bool {
 struct Reference<'a> {
     field: &'static str,
     entry: &'a str,
+    /// For the files a secretGenerator reads: the SOPS format they would be encrypted in.
+    secret_format: Option<Format>,
 }
 
 fn strings(value: Option<&Value>) -> Vec<&str> {
@@ -87,7 +90,11 @@ fn references(doc: &serde_json::Map<String, Value>) -> Vec<Reference<'_>> {
         for entry in strings(doc.get(*field)) {
             // Inline configuration or patches span several lines and name no file.
             if !entry.contains('\n') {
-                refs.push(Reference { field, entry });
+                refs.push(Reference {
+                    field,
+                    entry,
+                    secret_format: None,
+                });
             }
         }
     }
@@ -99,7 +106,11 @@ fn references(doc: &serde_json::Map<String, Value>) -> Vec<Reference<'_>> {
             .flatten()
         {
             if let Some(entry) = item.get("path").and_then(Value::as_str) {
-                refs.push(Reference { field, entry });
+                refs.push(Reference {
+                    field,
+                    entry,
+                    secret_format: None,
+                });
             }
         }
     }
@@ -110,13 +121,26 @@ fn references(doc: &serde_json::Map<String, Value>) -> Vec<Reference<'_>> {
             .into_iter()
             .flatten()
         {
-            let files = strings(item.get("files"))
+            let secret = field == "secretGenerator";
+            // A file is decrypted in the format its key names (as Flux does); an env file in
+            // its own, dotenv unless it says otherwise.
+            let files = strings(item.get("files")).into_iter().map(|f| {
+                let (key, path) = f.split_once('=').unwrap_or((f, f));
+                (path, Format::for_name(key))
+            });
+            let envs = strings(item.get("envs"))
                 .into_iter()
-                .map(|f| f.split_once('=').map_or(f, |(_, path)| path));
-            let envs = strings(item.get("envs")).into_iter();
-            let env = item.get("env").and_then(Value::as_str).into_iter();
-            for entry in files.chain(envs).chain(env) {
-                refs.push(Reference { field, entry });
+                .chain(item.get("env").and_then(Value::as_str))
+                .map(|path| match Format::for_name(path) {
+                    Format::Binary => (path, Format::Dotenv),
+                    format => (path, format),
+                });
+            for (entry, format) in files.chain(envs) {
+                refs.push(Reference {
+                    field,
+                    entry,
+                    secret_format: secret.then_some(format),
+                });
             }
         }
     }
@@ -128,6 +152,7 @@ fn references(doc: &serde_json::Map<String, Value>) -> Vec<Reference<'_>> {
         refs.push(Reference {
             field: "openapi",
             entry,
+            secret_format: None,
         });
     }
     refs
@@ -158,6 +183,9 @@ pub struct Scan {
     pub documents: usize,
     /// The resource file with the most documents (relative to the artifact), and their number.
     pub largest: Option<(String, usize)>,
+    /// The files that may be SOPS-encrypted: resource files, and the files secretGenerators
+    /// read, each with the format it would be encrypted in. Paths inside the working copy.
+    pub encryptable: Vec<(PathBuf, Format)>,
 }
 
 impl Scan {
@@ -192,7 +220,12 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             message: e.to_string(),
         })?;
         let doc = parse(&text, &display)?;
-        for Reference { field, entry } in references(&doc) {
+        for Reference {
+            field,
+            entry,
+            secret_format,
+        } in references(&doc)
+        {
             let error = |problem: &'static str| BuildError::Sandbox {
                 file: display.clone(),
                 field,
@@ -226,6 +259,15 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
                 queue.push_back(root.join(inside));
             } else if DIRECTORY_FIELDS.contains(&field) && resolved.is_file() {
                 scan.count(root, &local);
+                let format = match Format::for_name(entry) {
+                    Format::Json => Format::Json,
+                    _ => Format::Yaml,
+                };
+                scan.encryptable.push((local, format));
+            } else if let Some(format) = secret_format
+                && resolved.is_file()
+            {
+                scan.encryptable.push((local, format));
             }
         }
     }

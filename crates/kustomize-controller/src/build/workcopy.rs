@@ -32,6 +32,13 @@ pub fn mirror(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Writes `contents` to `path` as a new file, replacing (unlinking) whatever is there.
 pub fn write_new(path: &Path, contents: &str) -> io::Result<()> {
+    write_new_bytes(path, contents.as_bytes())
+}
+
+/// [`write_new`] for bytes; the file is readable by its owner only (it may hold decrypted
+/// values).
+pub fn write_new_bytes(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -40,8 +47,9 @@ pub fn write_new(path: &Path, contents: &str) -> io::Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)?;
-    file.write_all(contents.as_bytes())?;
+    file.write_all(contents)?;
     file.sync_all()
 }
 

@@ -11,12 +11,14 @@ use mooring_api::kustomization::ResourceInventory;
 
 use crate::apply::{CrdKinds, KindCache, ObjectKey, place};
 use crate::context::Context;
+use crate::decrypt::{self, Keys};
 use crate::error::Error;
 use crate::inventory::{self, ObjectId};
 use crate::state::hash_json;
 use crate::steps::gate::SourceArtifact;
 use crate::target::Clients;
 use crate::{build, manifests, substitute};
+use k8s_openapi::api::core::v1::Secret;
 
 /// One rendered object, ready to apply.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +54,8 @@ impl Render {
 }
 
 /// Builds the render of `source`, or returns `previous` when nothing it depends on changed.
-/// Talks to the artifact server, to the API server for `substituteFrom` and for discovery of
-/// kinds not seen before.
+/// Talks to the artifact server, to the API server for `substituteFrom`, for the
+/// `spec.decryption` key Secret and for discovery of kinds not seen before.
 pub async fn render(
     ks: &Kustomization,
     ctx: &Context,
@@ -75,12 +77,21 @@ pub async fn render(
             .map_err(|e| build_err(e.to_string()))?,
         None => BTreeMap::new(),
     };
+    let keys = match &spec.decryption {
+        Some(decryption) => Some(
+            read_keys(&clients.local, &ns, decryption)
+                .await
+                .map_err(build_err)?,
+        ),
+        None => None,
+    };
     let cluster = &clients.target.cluster;
     let key = hash_json(&(
         &source.digest,
         ks.metadata.generation,
         &vars,
         cluster.fingerprint,
+        keys.as_ref().map(|k| hex::encode(k.fingerprint())),
     ));
     if let Some(previous) = previous.filter(|p| p.key == key) {
         return Ok(previous);
@@ -98,9 +109,13 @@ pub async fn render(
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     input.work_root = Some(ctx.artifacts.scratch_dir());
     input.max_objects = ctx.settings.max_render_objects;
+    input.decryption = keys.clone();
     let mut yaml = build::build(input)
         .await
         .map_err(|e| build_err(e.to_string()))?;
+    if let Some(message) = still_encrypted(&yaml, keys.is_some()) {
+        return Err(build_err(message));
+    }
     let substituted = substitute::should_substitute(spec.post_build.as_ref(), &vars);
     if substituted {
         yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
@@ -138,7 +153,10 @@ pub async fn render(
     let scopes = scopes_of(&clients.target.client, &cluster.kinds, &objects).await;
     place_all(&mut objects, default_namespace, &scopes);
     evict_unused_artifacts(ctx).await;
-    let digest = inventory::render_digest(&objects).map_err(|e| build_err(e.to_string()))?;
+    // A render with decrypted Secrets is recorded by a digest keyed with the decryption keys.
+    let digest_key = keys.as_ref().map(|k| k.fingerprint().as_slice());
+    let digest = inventory::render_digest_keyed(&objects, digest_key)
+        .map_err(|e| build_err(e.to_string()))?;
     let inventory = inventory::inventory_of(&objects).map_err(|e| build_err(e.to_string()))?;
     let objects: Vec<Desired> = objects
         .into_iter()
@@ -161,6 +179,66 @@ pub async fn render(
         objects,
         inventory,
     }))
+}
+
+/// Reads the keys of `spec.decryption.secretRef` with the Kustomization's identity (`client`).
+/// Talks to the API server. Errors name the Secret and the key, never key material.
+async fn read_keys(
+    client: &kube::Client,
+    namespace: &str,
+    decryption: &mooring_api::kustomization::Decryption,
+) -> Result<Arc<Keys>, String> {
+    let Some(secret_ref) = &decryption.secret_ref else {
+        // Without a Secret nothing can be decrypted: an encrypted file fails naming its
+        // recipients.
+        return Ok(Arc::new(Keys::default()));
+    };
+    let name = &secret_ref.name;
+    let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading the decryption Secret '{name}' failed: {e}"))?
+        .ok_or_else(|| {
+            format!("the decryption Secret '{name}' (spec.decryption.secretRef) was not found")
+        })?;
+    let data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    let keys = Keys::from_secret_data(&data)
+        .map_err(|e| format!("the decryption Secret '{name}': {e}"))?;
+    if keys.is_empty() {
+        return Err(format!(
+            "the decryption Secret '{name}' holds no key named *.agekey (age) or *.asc (OpenPGP)"
+        ));
+    }
+    Ok(Arc::new(keys))
+}
+
+/// A message naming the first document of the render that still carries SOPS metadata: it
+/// was not decrypted (no `spec.decryption`, or it does not come from a file of the artifact)
+/// and must not be applied as it is.
+fn still_encrypted(yaml: &str, decryption: bool) -> Option<String> {
+    let document = manifests::split_documents(yaml)
+        .into_iter()
+        .find(|d| decrypt::is_encrypted_document(d))?;
+    let object: serde_json::Value = serde_saphyr::from_str(document).unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or("object");
+    let name = object["metadata"]["name"].as_str().unwrap_or("?");
+    Some(if decryption {
+        format!(
+            "{kind}/{name} is still SOPS-encrypted after the build: only the files of the \
+             artifact that kustomize reads are decrypted"
+        )
+    } else {
+        format!(
+            "{kind}/{name} is SOPS-encrypted: set spec.decryption to decrypt it; refusing to \
+             apply it encrypted"
+        )
+    })
 }
 
 /// The first object the render holds twice (kustomize refuses duplicates, but substitution or
