@@ -1,6 +1,7 @@
 //! The objects a Kustomization would apply, built from a local checkout of its source or from
 //! its current artifact with the kustomize-controller's own code: its kustomize build (same generated
-//! kustomization, overrides, sandbox and flags), `postBuild` substitution, `commonMetadata`,
+//! kustomization, overrides, sandbox and flags, SOPS decryption with the `spec.decryption` keys),
+//! `postBuild` substitution, `commonMetadata`,
 //! ownership labels and namespace placement, in the order its render step uses them.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,9 @@ use mooring_api::Kustomization;
 use mooring_api::conditions::{find_condition, types};
 use mooring_kustomize_controller::apply::KindCache;
 use mooring_kustomize_controller::artifact::{ArtifactCache, Limits};
-use mooring_kustomize_controller::steps::render::{place_all, scopes_of};
+use mooring_kustomize_controller::steps::render::{
+    place_all, read_keys, scopes_of, still_encrypted,
+};
 use mooring_kustomize_controller::{build, manifests, substitute};
 
 use crate::client::Cluster;
@@ -64,12 +67,26 @@ pub async fn render(
             .map_err(|e| failed(e.to_string()))?,
         None => Default::default(),
     };
+    // The keys are read with the caller's credentials: who may not read the key Secret cannot
+    // see the decrypted render either.
+    let keys = match &spec.decryption {
+        Some(decryption) => Some(
+            read_keys(&cluster.client, &namespace, decryption)
+                .await
+                .map_err(failed)?,
+        ),
+        None => None,
+    };
     let kustomize = on_path(kustomize)?;
     let mut input = build::BuildInput::new(&root, &kustomize).with_spec(spec);
     input.timeout = spec.timeout().unwrap_or(input.timeout);
+    input.decryption = keys.clone();
     let mut yaml = build::build(input)
         .await
         .map_err(|e| failed(e.to_string()))?;
+    if let Some(message) = still_encrypted(&yaml, keys.is_some()) {
+        return Err(failed(message));
+    }
     if substitute::should_substitute(spec.post_build.as_ref(), &vars) {
         yaml = substitute::substitute(&yaml, &vars, strict_substitution)
             .map_err(|e| failed(substitute::scrub_values(&e.to_string(), &vars)))?;

@@ -183,7 +183,7 @@ pub async fn render(
 
 /// Reads the keys of `spec.decryption.secretRef` with the Kustomization's identity (`client`).
 /// Talks to the API server. Errors name the Secret and the key, never key material.
-async fn read_keys(
+pub async fn read_keys(
     client: &kube::Client,
     namespace: &str,
     decryption: &mooring_api::kustomization::Decryption,
@@ -221,7 +221,7 @@ async fn read_keys(
 /// A message naming the first document of the render that still carries SOPS metadata: it
 /// was not decrypted (no `spec.decryption`, or it does not come from a file of the artifact)
 /// and must not be applied as it is.
-fn still_encrypted(yaml: &str, decryption: bool) -> Option<String> {
+pub fn still_encrypted(yaml: &str, decryption: bool) -> Option<String> {
     let document = manifests::split_documents(yaml)
         .into_iter()
         .find(|d| decrypt::is_encrypted_document(d))?;
