@@ -15,5 +15,6 @@ pub mod reconciler;
 pub mod server;
 pub mod steps;
 pub mod storage;
+pub mod verify;
 
 pub use app::run;
