@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod reconciler;
 pub mod server;
 pub mod steps;
+pub mod verification;
 pub mod storage;
 pub mod verify;
 

@@ -126,6 +126,9 @@ pub struct Fetched {
     pub revision: String,
     /// Metadata of the commit.
     pub info: CommitInfo,
+    /// The annotated tag object the fetched ref points to (SHA-1 hex); `None` for branches,
+    /// commits and lightweight tags.
+    pub tag_object: Option<String>,
     /// Shared lock on the cache: while it is held, no fetch of the same URL changes or deletes
     /// the repository. Drop it when done reading.
     pub lock: CacheLock,

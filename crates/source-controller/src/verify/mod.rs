@@ -8,6 +8,7 @@
 mod keys;
 mod object;
 mod openpgp;
+mod source;
 mod ssh;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use mooring_api::conditions::reasons;
 
 pub use keys::{KeyError, Keyring};
 pub use object::{Signature, Signed, header, split_commit, split_tag};
+pub use source::{Revision, SourceSigners, mode, mode_name, verify_fetched};
 
 /// What kind of key made a signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

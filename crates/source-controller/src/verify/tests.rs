@@ -219,8 +219,7 @@ fn expired_and_revoked_openpgp_keys_are_refused() {
             &Signer::Gpg(bob.clone()),
         )
         .expect("commit");
-    bob.revoke().expect("revoke");
-    let keys = ring(&[("bob.asc", bob.public_armored().expect("export"))]);
+    let keys = ring(&[("bob.asc", bob.revoked_public_armored().expect("export"))]);
     let err = verify_commit(repo.path(), &sha, &keys, now()).expect_err("revoked");
     assert_eq!(
         err,

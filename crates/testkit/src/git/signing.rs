@@ -127,9 +127,10 @@ impl GpgKey {
         output(self.gpg().args(["--armor", "--export", &self.fingerprint]))
     }
 
-    /// Revokes the key by importing the revocation certificate gpg made when it created it.
-    /// Export the public key again to publish the revocation.
-    pub fn revoke(&self) -> Result<(), Error> {
+    /// The ASCII-armored public key with its revocation: the revocation certificate gpg made
+    /// when it created the key, imported into a scratch keyring. The key itself stays usable
+    /// here, so it can still sign (as a stolen key would).
+    pub fn revoked_public_armored(&self) -> Result<String, Error> {
         let cert_path = self
             .home
             .dir
@@ -145,10 +146,20 @@ impl GpgKey {
             ":-----BEGIN PGP PUBLIC KEY BLOCK-----",
             "-----BEGIN PGP PUBLIC KEY BLOCK-----",
         );
-        let unguarded = self.home.dir.path().join("revoke.asc");
-        write_file(&unguarded, &cert)?;
-        output(self.gpg().arg("--import").arg(&unguarded))?;
-        Ok(())
+        let scratch = private_dir("mooring-gpg-revoked-", true)?;
+        let public = scratch.dir.path().join("public.asc");
+        let revocation = scratch.dir.path().join("revocation.asc");
+        write_file(&public, &self.public_armored()?)?;
+        write_file(&revocation, &cert)?;
+        let gpg = || {
+            let mut cmd = Command::new("gpg");
+            cmd.env("GNUPGHOME", scratch.dir.path())
+                .args(["--batch", "--yes", "--quiet"]);
+            cmd
+        };
+        output(gpg().arg("--import").arg(&public))?;
+        output(gpg().arg("--import").arg(&revocation))?;
+        output(gpg().args(["--armor", "--export", &self.fingerprint]))
     }
 
     fn gpg(&self) -> Command {
