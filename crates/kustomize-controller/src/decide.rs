@@ -1,6 +1,8 @@
 //! The Kustomization reconciler's decisions as plain data: dependency readiness and the status
 //! after a pass.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mooring_api::conditions::{
     ConditionStatus, find_condition, reasons, remove_condition, set_condition, types,
@@ -68,6 +70,9 @@ pub struct AppliedRender {
     pub digest: String,
     /// How long the pass took, e.g. `1.2s`.
     pub duration: String,
+    /// The source `revision`, and who made and signed it (the artifact's `git.author`,
+    /// `verify.signer.*`, ... entries).
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// Whether every dependency is Ready at its current generation; else a message naming the first
@@ -273,6 +278,7 @@ fn record_history(
         entry.last_reconciled_duration = applied.duration.clone();
         entry.last_reconciled_status = result.to_string();
         entry.total_reconciliations += 1;
+        entry.metadata = Some(applied.metadata.clone());
         history.insert(0, entry);
     } else {
         history.insert(
@@ -284,7 +290,7 @@ fn record_history(
                 last_reconciled_duration: applied.duration.clone(),
                 last_reconciled_status: result.to_string(),
                 total_reconciliations: 1,
-                metadata: None,
+                metadata: Some(applied.metadata.clone()),
             },
         );
     }

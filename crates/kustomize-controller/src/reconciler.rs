@@ -353,6 +353,9 @@ fn new_render(
     let last_digest = status.history.first().map(|h| h.digest.as_str());
     (last_revision != Some(render.revision.as_str()) || last_digest != Some(render.digest.as_str()))
         .then(|| AppliedRender {
+            metadata: std::iter::once(("revision".to_owned(), render.revision.clone()))
+                .chain(render.provenance.clone())
+                .collect(),
             digest: render.digest.clone(),
             duration: format!("{:.3}s", started.elapsed().as_secs_f64()),
         })

@@ -4,11 +4,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef};
-use k8s_openapi::api::core::v1::Secret;
-use kube::core::PartialObjectMeta;
 use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use mooring_api::GitRepository;
@@ -91,7 +91,8 @@ pub async fn run(
         secret_config,
     )
     .default_backoff()
-    .applied_objects()
+    // Deletions too: a deleted Secret leaves nothing to verify with.
+    .touched_objects()
     .predicate_filter(predicates::resource_version, Default::default());
     let store = reader.clone();
     let by_keys = reader.clone();

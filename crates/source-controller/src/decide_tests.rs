@@ -178,7 +178,10 @@ fn an_unverified_revision_keeps_or_withdraws_the_served_artifact() {
     let condition = find_condition(&verified.conditions, types::SOURCE_VERIFIED).expect("set");
     assert_eq!(
         (condition.status.as_str(), condition.message.as_str()),
-        ("True", "verified commit 1111 signed by SSH key SHA256:x (dev)")
+        (
+            "True",
+            "verified commit 1111 signed by SSH key SHA256:x (dev)"
+        )
     );
     assert_eq!(
         verified.source_verification_mode,
@@ -191,7 +194,10 @@ fn an_unverified_revision_keeps_or_withdraws_the_served_artifact() {
         withdraw,
     };
     let kept = next_status(&verified, &spec, 1, &unverified(false), None, &time(200));
-    assert_eq!(kept.artifact, verified.artifact, "the last verified artifact stays");
+    assert_eq!(
+        kept.artifact, verified.artifact,
+        "the last verified artifact stays"
+    );
     let condition = find_condition(&kept.conditions, types::SOURCE_VERIFIED).expect("set");
     assert_eq!(
         (condition.status.as_str(), condition.reason.as_str()),

@@ -14,8 +14,8 @@ pub mod metrics;
 pub mod reconciler;
 pub mod server;
 pub mod steps;
-pub mod verification;
 pub mod storage;
+pub mod verification;
 pub mod verify;
 
 pub use app::run;

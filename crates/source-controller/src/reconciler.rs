@@ -21,9 +21,9 @@ use crate::context::Context;
 use crate::decide::{Outcome, Verified, next_status, rebuild_reason};
 use crate::error::Error;
 use crate::steps;
+use crate::storage::Storage;
 use crate::verification;
 use crate::verify;
-use crate::storage::Storage;
 
 /// Reconciles one GitRepository: called by the controller on every trigger.
 pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -318,8 +318,7 @@ async fn verify_or_refuse(
         None => false,
         Some(served) if served.revision == fetched.revision => true,
         Some(served) => {
-            !verification::served_still_verifies(ctx, &repo.spec, served, mode, keys, timeout)
-                .await
+            !verification::served_still_verifies(ctx, &repo.spec, served, mode, keys, timeout).await
         }
     };
     let mut message = failure.to_string();

@@ -123,7 +123,9 @@ pub fn cached(
             None => format!("refs/mooring/tags/{name}"),
         };
         let peeled = peeled_commit(&repo, &local).ok()?;
-        (peeled == commit).then(|| tag_object(&repo, &local)).flatten()
+        (peeled == commit)
+            .then(|| tag_object(&repo, &local))
+            .flatten()
     });
     Ok(Fetched {
         repo_path: paths.repo,
@@ -253,7 +255,14 @@ fn commit_info(repo: &gix::Repository, commit: &str) -> Result<CommitInfo, GitEr
     })?;
     let object = repo.find_commit(id).map_err(read)?;
     let who = |s: gix::actor::SignatureRef<'_>| format!("{} <{}>", s.name, s.email);
-    let author = who(object.author().map_err(read)?);
+    let author_signature = object.author().map_err(read)?;
+    let author = who(author_signature);
+    let author_time = author_signature
+        .time()
+        .ok()
+        .and_then(|t| jiff::Timestamp::from_second(t.seconds).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let committer = who(object.committer().map_err(read)?);
     let seconds = object.time().map_err(read)?.seconds;
     let time = jiff::Timestamp::from_second(seconds)
@@ -264,6 +273,7 @@ fn commit_info(repo: &gix::Repository, commit: &str) -> Result<CommitInfo, GitEr
         author,
         committer,
         time,
+        author_time,
         subject: subject(&message),
     })
 }

@@ -143,6 +143,8 @@ pub struct CommitInfo {
     pub committer: String,
     /// Commit time, RFC 3339 in UTC.
     pub time: String,
+    /// Author time, RFC 3339 in UTC.
+    pub author_time: String,
     /// First line of the message, at most 256 characters.
     pub subject: String,
 }

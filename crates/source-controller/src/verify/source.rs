@@ -89,11 +89,17 @@ impl SourceSigners {
             .or(self.tag.as_ref().map(|(_, s)| s));
         if let Some(signer) = signer {
             out.insert("verify.signer.type".into(), signer.kind.as_str().into());
-            out.insert("verify.signer.fingerprint".into(), signer.fingerprint.clone());
+            out.insert(
+                "verify.signer.fingerprint".into(),
+                signer.fingerprint.clone(),
+            );
             out.insert("verify.signer.identity".into(), signer.identity.clone());
         }
         if let Some((_, signer)) = &self.tag {
-            out.insert("verify.tagSigner.fingerprint".into(), signer.fingerprint.clone());
+            out.insert(
+                "verify.tagSigner.fingerprint".into(),
+                signer.fingerprint.clone(),
+            );
             out.insert("verify.tagSigner.identity".into(), signer.identity.clone());
         }
         if let Some((tagger, time)) = &self.tagger {
@@ -157,7 +163,7 @@ pub fn verify_fetched(
             now,
         )?;
         signers.tag = Some((name.to_owned(), signer));
-        signers.tagger = header(&raw, "tagger").map(|line| person_and_time(line));
+        signers.tagger = header(&raw, "tagger").map(person_and_time);
     }
     if mode.verifies_head() {
         signers.commit_signer = Some(verify_commit(
@@ -207,7 +213,13 @@ mod tests {
         );
         let err = mode(&base(branch, "Tag")).expect_err("no tag");
         assert!(
-            matches!(err, Error::InvalidSpec { field: "spec.verify.mode", .. }),
+            matches!(
+                err,
+                Error::InvalidSpec {
+                    field: "spec.verify.mode",
+                    ..
+                }
+            ),
             "{err}"
         );
         for reference in [
