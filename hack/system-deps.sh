@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the system programs the tests use are present: git (with git-http-backend) and
-# OpenSSH's sshd and ssh. Installs them from Debian's packages when running as root with apt-get.
+# Makes sure the system programs the tests use are present: git (with git-http-backend),
+# OpenSSH's sshd, ssh and ssh-keygen, and gpg (the signed commits and tags of the verification
+# tests; the controllers themselves never run gpg). Installs them from Debian's packages when running as root with apt-get.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
+command -v gpgconf >/dev/null 2>&1 || missing+=(gnupg)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

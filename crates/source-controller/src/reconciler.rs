@@ -292,6 +292,12 @@ fn unchanged(
     })?;
     // The advertised address may have changed since the artifact was stored.
     artifact.url = Storage::url_for(&artifact.path, &ctx.settings.advertised_base);
+    if verified.is_none()
+        && let Some(metadata) = artifact.metadata.as_mut()
+    {
+        // spec.verify was removed: the served revision is no longer claimed verified.
+        metadata.retain(|key, _| !key.starts_with("verify."));
+    }
     Ok(Outcome::Ready {
         artifact,
         included,
