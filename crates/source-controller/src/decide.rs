@@ -3,7 +3,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mooring_api::conditions::{ConditionStatus, reasons, remove_condition, set_condition, types};
-use mooring_api::{Artifact, GitRepositorySpec, GitRepositoryStatus, GitVerificationMode};
+use mooring_api::{
+    Artifact, GitPerson, GitProvenance, GitRepositorySpec, GitRepositoryStatus, GitSigner,
+    GitVerificationMode,
+};
 
 /// Why the artifact must be built again, or `None` when the stored one is current.
 ///
@@ -168,6 +171,7 @@ pub fn next_status(
                     status.source_verification_mode = None;
                 }
             }
+            status.provenance = Some(provenance(artifact));
             status.artifact = Some(artifact.clone());
             status.included_artifacts = included.clone();
             status.observed_generation = Some(generation);
@@ -252,6 +256,7 @@ pub fn next_status(
             if *withdraw {
                 remove_condition(conditions, types::ARTIFACT_IN_STORAGE);
                 status.artifact = None;
+                status.provenance = None;
                 status.included_artifacts.clear();
                 status.source_verification_mode = None;
             }
@@ -282,6 +287,39 @@ pub fn next_status(
         }
     }
     status
+}
+
+/// `status.provenance`, read from the artifact's metadata (`git.*` and `verify.signer.*`).
+pub fn provenance(artifact: &Artifact) -> GitProvenance {
+    let empty = Default::default();
+    let metadata = artifact.metadata.as_ref().unwrap_or(&empty);
+    let get = |key: &str| metadata.get(key).cloned().unwrap_or_default();
+    let person = |who: &str, time: &str| {
+        let text = metadata.get(who)?;
+        let (name, email) = match text.rsplit_once('<') {
+            Some((name, rest)) => (name.trim(), rest.trim_end_matches('>')),
+            None => (text.as_str(), ""),
+        };
+        Some(GitPerson {
+            name: name.to_owned(),
+            email: email.to_owned(),
+            time: get(time),
+        })
+    };
+    let signer = metadata
+        .get("verify.signer.fingerprint")
+        .map(|fingerprint| GitSigner {
+            type_: get("verify.signer.type"),
+            fingerprint: fingerprint.clone(),
+            identity: get("verify.signer.identity"),
+        });
+    GitProvenance {
+        revision: artifact.revision.clone(),
+        author: person("git.author", "git.authorTime"),
+        committer: person("git.committer", "git.commitTime"),
+        tagger: person("git.tagger", "git.tagTime"),
+        signer,
+    }
 }
 
 #[cfg(test)]

@@ -210,3 +210,49 @@ fn an_unverified_revision_keeps_or_withdraws_the_served_artifact() {
     assert_eq!(withdrawn.source_verification_mode, None);
     assert!(find_condition(&withdrawn.conditions, types::ARTIFACT_IN_STORAGE).is_none());
 }
+
+#[test]
+fn provenance_is_read_from_the_artifact_metadata() {
+    let mut served = artifact("v1@sha1:1111", "sha256:aa");
+    served.metadata = Some(
+        [
+            ("git.author", "Ada Lovelace <ada@example.invalid>"),
+            ("git.authorTime", "2023-11-14T22:15:20Z"),
+            ("git.committer", "CI <ci@example.invalid>"),
+            ("git.commitTime", "2023-11-14T22:16:20Z"),
+            ("git.tagger", "Rel <rel@example.invalid>"),
+            ("git.tagTime", "2023-11-14T22:17:20Z"),
+            ("verify.signer.type", "ssh"),
+            ("verify.signer.fingerprint", "SHA256:abc"),
+            ("verify.signer.identity", "ada@example.invalid"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    let person = |name: &str, email: &str, time: &str| {
+        Some(GitPerson {
+            name: name.into(),
+            email: email.into(),
+            time: time.into(),
+        })
+    };
+    assert_eq!(
+        provenance(&served),
+        GitProvenance {
+            revision: "v1@sha1:1111".into(),
+            author: person(
+                "Ada Lovelace",
+                "ada@example.invalid",
+                "2023-11-14T22:15:20Z"
+            ),
+            committer: person("CI", "ci@example.invalid", "2023-11-14T22:16:20Z"),
+            tagger: person("Rel", "rel@example.invalid", "2023-11-14T22:17:20Z"),
+            signer: Some(GitSigner {
+                type_: "ssh".into(),
+                fingerprint: "SHA256:abc".into(),
+                identity: "ada@example.invalid".into(),
+            }),
+        }
+    );
+}

@@ -177,6 +177,28 @@ async fn head_mode_serves_only_commits_signed_by_a_trusted_key() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(meta, expected, "the provenance of the served artifact");
+    let test_person = || {
+        Some(mooring_api::GitPerson {
+            name: "Mooring Test".into(),
+            email: "test@mooring.invalid".into(),
+            time: "2023-11-14T22:15:20Z".into(),
+        })
+    };
+    assert_eq!(
+        served.status.as_ref().and_then(|s| s.provenance.clone()),
+        Some(mooring_api::GitProvenance {
+            revision: format!("main@sha1:{good}"),
+            author: test_person(),
+            committer: test_person(),
+            tagger: None,
+            signer: Some(mooring_api::GitSigner {
+                type_: "openpgp".into(),
+                fingerprint: alice.fingerprint.clone(),
+                identity: "Alice <alice@example.invalid>".into(),
+            }),
+        }),
+        "status.provenance"
+    );
     let first = served_revision(&served).expect("artifact");
 
     // Each refused commit names itself and the key, and the verified artifact stays served.
@@ -401,6 +423,16 @@ async fn tag_modes_verify_the_tag_object_and_record_the_tagger() {
         Some("Mooring Test <test@mooring.invalid>")
     );
     assert_eq!(meta.get("verify.mode").map(String::as_str), Some("Tag"));
+    let tagger = served
+        .status
+        .as_ref()
+        .and_then(|s| s.provenance.as_ref())
+        .and_then(|p| p.tagger.clone())
+        .expect("status.provenance.tagger");
+    assert_eq!(
+        (tagger.name.as_str(), tagger.email.as_str()),
+        ("Mooring Test", "test@mooring.invalid")
+    );
     assert_eq!(
         meta.get("verify.tagSigner.fingerprint"),
         Some(&alice.fingerprint)

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use reference::{
     GitCheckout, GitRepositoryRef, GitRepositoryVerification, GitVerificationMode,
 };
-pub use status::GitRepositoryStatus;
+pub use status::{GitPerson, GitProvenance, GitRepositoryStatus, GitSigner};
 
 use crate::common::{LocalObjectReference, is_false, without_description};
 use crate::constants::{
