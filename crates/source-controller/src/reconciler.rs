@@ -106,10 +106,22 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     let timeout = limit.duration;
     let verify_mode = verify::mode(spec)?;
     let keys = match (&spec.verify, verify_mode) {
-        (Some(verify), Some(mode)) => Some((
-            mode,
-            verification::read_keys(ctx, &ns, &verify.secret_ref.name).await?,
-        )),
+        (Some(verify), Some(mode)) => {
+            match verification::read_keys(ctx, &ns, &verify.secret_ref.name).await {
+                Ok(keys) => Some((mode, keys)),
+                Err(error) => {
+                    publish(
+                        ctx,
+                        repo,
+                        EventType::Warning,
+                        reasons::VERIFICATION_ERROR,
+                        error.to_string(),
+                    )
+                    .await;
+                    return Err(error);
+                }
+            }
+        }
         _ => None,
     };
     let secret = read_secret(

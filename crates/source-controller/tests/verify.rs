@@ -608,5 +608,12 @@ async fn key_rotation_withdraws_or_admits_at_once() {
         refused_with(r, "VerificationError", "entry 'readme'")
     })
     .await;
+    let notes = event_notes(&env).await;
+    assert!(
+        notes.iter().any(|(t, r, note)| t == "Warning"
+            && r == "VerificationError"
+            && note.contains("entry 'readme'")),
+        "a Warning names the Secret's entry: {notes:?}"
+    );
     running.stop().await;
 }
