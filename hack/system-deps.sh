@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the system programs the tests use are present: git (with git-http-backend),
-# OpenSSH's sshd and ssh, and GnuPG (OpenPGP keys for the SOPS tests). Installs them from Debian's packages when running as root with apt-get.
+# OpenSSH's sshd, ssh and ssh-keygen, and GnuPG: gpg and its agent (OpenPGP keys of the SOPS
+# tests, signed commits and tags of the verification tests; the controllers themselves never run
+# gpg). Installs them from Debian's packages when running as root with apt-get.
 set -euo pipefail
 
 missing=()
@@ -11,6 +13,7 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
 command -v gpg-agent >/dev/null 2>&1 || missing+=(gnupg)
+command -v gpgconf >/dev/null 2>&1 || missing+=(gnupg)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

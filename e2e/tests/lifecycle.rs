@@ -223,7 +223,16 @@ fn service_accounts_have_least_privilege(cluster: &Cluster) {
     assert!(can(&["patch", repos, "--subresource=status", "-n", APP]));
     assert!(can(&["get", "secrets", "-n", APP]));
     assert!(can(&["patch", "leases", "-n", NAMESPACE]));
-    assert!(!can(&["list", "secrets", "-n", APP]), "only named Secrets");
+    // The Secrets of spec.verify are watched (metadata only) so that a key change is
+    // verified at once; writing them is still not allowed.
+    assert!(
+        can(&["watch", "secrets", "-n", APP]),
+        "verification keys are watched"
+    );
+    assert!(
+        !can(&["update", "secrets", "-n", APP]),
+        "Secrets are read-only"
+    );
     assert!(
         !can(&["create", "configmaps", "-n", APP]),
         "applies nothing"

@@ -56,8 +56,14 @@ pub struct Artifact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i64>,
 
-    /// Provenance of the content. For GitRepository artifacts: `git.author`, `git.committer`,
-    /// `git.commitTime` and `git.subject` of the commit (the subject cut to 256 characters).
+    /// Provenance of the content. For GitRepository artifacts: `git.author`, `git.authorTime`,
+    /// `git.committer`, `git.commitTime` and `git.subject` of the commit (the subject cut to
+    /// 256 characters); `git.tagger` and `git.tagTime` of a verified tag; and with
+    /// `spec.verify`, `verify.mode` and the verified signer: `verify.signer.type` (`openpgp` or
+    /// `ssh`), `verify.signer.fingerprint` (the OpenPGP key fingerprint, or the SSH key's
+    /// `SHA256:` fingerprint) and `verify.signer.identity` (the OpenPGP user id, or the SSH
+    /// principals), plus `verify.tagSigner.fingerprint` and `verify.tagSigner.identity` in the
+    /// tag modes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -65,19 +65,11 @@ pub const KUSTOMIZATION_REFUSED: &[Refused] = &[
 ];
 
 /// GitRepository fields that are refused.
-pub const GITREPOSITORY_REFUSED: &[Refused] = &[
-    Refused {
-        path: "spec.verify",
-        reason: crate::conditions::reasons::INVALID_VERIFICATION_MODE,
-        advice: "commit and tag signature verification is not implemented yet; remove \
-                 spec.verify",
-    },
-    Refused {
-        path: "spec.recurseSubmodules",
-        reason: crate::conditions::reasons::GIT_OPERATION_FAILED,
-        advice: "submodules are not implemented yet; vendor the submodule or use spec.include",
-    },
-];
+pub const GITREPOSITORY_REFUSED: &[Refused] = &[Refused {
+    path: "spec.recurseSubmodules",
+    reason: crate::conditions::reasons::GIT_OPERATION_FAILED,
+    advice: "submodules are not implemented yet; vendor the submodule or use spec.include",
+}];
 
 /// The first refused field that `spec` (the spec as JSON) sets.
 pub fn refused<'r>(spec: &Value, refused: &'r [Refused]) -> Option<&'r Refused> {

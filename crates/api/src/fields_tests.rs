@@ -77,6 +77,8 @@ const GITREPOSITORY_IMPLEMENTED: &[&str] = &[
     "spec.suspend",
     "spec.timeout",
     "spec.url",
+    "spec.verify.mode",
+    "spec.verify.secretRef.name",
 ];
 
 fn crd(kind: &str) -> CustomResourceDefinition {

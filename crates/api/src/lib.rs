@@ -22,8 +22,9 @@ pub use crd::{crds, render_crds};
 pub use digest::{Digest, DigestAlgorithm, DigestError};
 pub use duration::{DurationError, parse_duration};
 pub use gitrepository::{
-    GitCheckout, GitProvider, GitRepository, GitRepositoryInclude, GitRepositoryRef,
-    GitRepositorySpec, GitRepositoryStatus, GitRepositoryVerification, GitVerificationMode,
+    GitCheckout, GitPerson, GitProvenance, GitProvider, GitRepository, GitRepositoryInclude,
+    GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, GitRepositoryVerification, GitSigner,
+    GitVerificationMode,
 };
 pub use kustomization::{DeletionPolicy, Kustomization, KustomizationSpec, KustomizationStatus};
 pub use revision::{CommitAlgorithm, Revision, RevisionError};

@@ -26,7 +26,15 @@ async fn build_decrypts_with_the_key_secret_and_refuses_without_it() {
     let path = checkout.path().to_str().expect("utf-8 path");
     let kustomize = mooring_testkit::tools::tool("kustomize").expect("kustomize");
     let kustomize = kustomize.to_str().expect("utf-8 path");
-    let build = ["build", "ks", "apps", "--path", path, "--kustomize", kustomize];
+    let build = [
+        "build",
+        "ks",
+        "apps",
+        "--path",
+        path,
+        "--kustomize",
+        kustomize,
+    ];
 
     // Without spec.decryption the encrypted Secret is refused, as the controller refuses it.
     kustomization(&env, "apps", "repo", serde_json::json!({})).await;

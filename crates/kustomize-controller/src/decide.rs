@@ -1,6 +1,8 @@
 //! The Kustomization reconciler's decisions as plain data: dependency readiness and the status
 //! after a pass.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mooring_api::conditions::{
     ConditionStatus, find_condition, reasons, remove_condition, set_condition, types,
@@ -71,6 +73,9 @@ pub struct AppliedRender {
     pub digest: String,
     /// How long the pass took, e.g. `1.2s`.
     pub duration: String,
+    /// The source `revision`, and who made and signed it (the artifact's `git.author`,
+    /// `verify.signer.*`, ... entries).
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// Whether every dependency is Ready at its current generation; else a message naming the first
@@ -138,13 +143,7 @@ pub fn next_status(
             status.last_attempted_revision = Some(revision.clone());
             status.inventory = Some(inventory.clone());
             status.observed_generation = Some(generation);
-            record_history(
-                &mut status.history,
-                applied.as_ref(),
-                revision,
-                "Ready",
-                now,
-            );
+            record_history(&mut status.history, applied.as_ref(), "Ready", now);
         }
         Outcome::HealthPending {
             revision,
@@ -184,13 +183,7 @@ pub fn next_status(
 
             status.last_attempted_revision = Some(revision.clone());
             status.inventory = Some(inventory.clone());
-            record_history(
-                &mut status.history,
-                applied.as_ref(),
-                revision,
-                "HealthPending",
-                now,
-            );
+            record_history(&mut status.history, applied.as_ref(), "HealthPending", now);
         }
         Outcome::Waiting { reason, message } => {
             remove_condition(c, types::STALLED);
@@ -273,13 +266,12 @@ pub fn next_status(
     status
 }
 
-/// Adds or updates the history entry of an applied render, with the source revision it was
-/// built from in its metadata (`revision`: the latest one that applied this render). Passes that
-/// applied nothing new leave history untouched, so the steady state writes no status.
+/// Adds or updates the history entry of an applied render; its metadata is that of the latest
+/// pass that applied it (`revision` and the commit's provenance). Passes that applied nothing
+/// new leave history untouched, so the steady state writes no status.
 fn record_history(
     history: &mut Vec<Snapshot>,
     applied: Option<&AppliedRender>,
-    revision: &str,
     result: &str,
     now: &Time,
 ) {
@@ -290,10 +282,7 @@ fn record_history(
         entry.last_reconciled_duration = applied.duration.clone();
         entry.last_reconciled_status = result.to_string();
         entry.total_reconciliations += 1;
-        entry
-            .metadata
-            .get_or_insert_default()
-            .insert(HISTORY_REVISION_KEY.to_string(), revision.to_string());
+        entry.metadata = Some(applied.metadata.clone());
         history.insert(0, entry);
     } else {
         history.insert(
@@ -305,11 +294,7 @@ fn record_history(
                 last_reconciled_duration: applied.duration.clone(),
                 last_reconciled_status: result.to_string(),
                 total_reconciliations: 1,
-                metadata: Some(
-                    [(HISTORY_REVISION_KEY.to_string(), revision.to_string())]
-                        .into_iter()
-                        .collect(),
-                ),
+                metadata: Some(applied.metadata.clone()),
             },
         );
     }

@@ -25,6 +25,14 @@ fn ready(applied: Option<&str>) -> Outcome {
         applied: applied.map(|d| AppliedRender {
             digest: d.into(),
             duration: "1s".into(),
+            metadata: [
+                ("revision".to_string(), "main@sha1:aaaa".to_string()),
+                (
+                    "git.author".to_string(),
+                    "Alice <alice@example.invalid>".to_string(),
+                ),
+            ]
+            .into(),
         }),
     }
 }
@@ -46,10 +54,19 @@ fn ready_records_revision_inventory_and_history() {
     assert_eq!(status.inventory, Some(inventory(&["ns_cm__ConfigMap"])));
     assert_eq!(status.history.len(), 1);
     assert_eq!(status.history[0].digest, "sha256:r1");
-    let metadata = status.history[0].metadata.clone().unwrap_or_default();
     assert_eq!(
-        metadata.get(HISTORY_REVISION_KEY).map(String::as_str),
-        Some("main@sha1:aaaa")
+        status.history[0].metadata,
+        Some(
+            [
+                (
+                    "git.author".to_string(),
+                    "Alice <alice@example.invalid>".to_string()
+                ),
+                ("revision".to_string(), "main@sha1:aaaa".to_string()),
+            ]
+            .into()
+        ),
+        "each applied revision records who made it"
     );
 }
 
@@ -124,6 +141,7 @@ fn health_pending_then_ready_marks_healthy() {
         applied: Some(AppliedRender {
             digest: "sha256:r1".into(),
             duration: "1s".into(),
+            metadata: Default::default(),
         }),
     };
     let status = next_status(&KustomizationStatus::default(), 1, &pending, None, &time(1));

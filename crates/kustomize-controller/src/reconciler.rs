@@ -20,7 +20,7 @@ use mooring_runtime::reconcile::{self, Class, Tail, finish, object_key};
 
 use crate::apply::{ApplyOptions, ChangeSet};
 use crate::context::Context;
-use crate::decide::{AppliedRender, Outcome, next_status};
+use crate::decide::{AppliedRender, HISTORY_REVISION_KEY, Outcome, next_status};
 use crate::error::Error;
 use crate::inventory::Owner;
 use crate::state::Memory;
@@ -353,6 +353,9 @@ fn new_render(
     let last_digest = status.history.first().map(|h| h.digest.as_str());
     (last_revision != Some(render.revision.as_str()) || last_digest != Some(render.digest.as_str()))
         .then(|| AppliedRender {
+            metadata: std::iter::once((HISTORY_REVISION_KEY.to_owned(), render.revision.clone()))
+                .chain(render.provenance.clone())
+                .collect(),
             digest: render.digest.clone(),
             duration: format!("{:.3}s", started.elapsed().as_secs_f64()),
         })

@@ -4,10 +4,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use mooring_api::GitRepository;
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
@@ -39,6 +41,28 @@ fn artifact_hash(repo: &GitRepository) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The GitRepositories that verify signatures with the keys of `secret`: a change of the
+/// Secret verifies their revision again (a removed key withdraws it, an added one lets a
+/// refused revision through).
+fn verifying_with(
+    repos: &[Arc<GitRepository>],
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<GitRepository>> {
+    let ns = secret.namespace();
+    let name = secret.name_any();
+    repos
+        .iter()
+        .filter(|r| {
+            r.namespace() == ns
+                && r.spec
+                    .verify
+                    .as_ref()
+                    .is_some_and(|v| v.secret_ref.name == name)
+        })
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
+}
+
 /// Runs the GitRepository controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -54,11 +78,24 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
-    let includes = watcher(api, watch_config)
+    let includes = watcher(api, watch_config.clone())
         .default_backoff()
         .applied_objects()
         .predicate_filter(artifact_hash, Default::default());
+    // Only the Secrets' metadata is watched: a change of resourceVersion is all it takes to
+    // verify again, and no key material is held in memory.
+    let mut secret_config = watcher::Config::default().any_semantic();
+    secret_config.field_selector = watch_config.field_selector.clone();
+    let secrets = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
+        secret_config,
+    )
+    .default_backoff()
+    // Deletions too: a deleted Secret leaves nothing to verify with.
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, Default::default());
     let store = reader.clone();
+    let by_keys = reader.clone();
     Controller::for_stream(primary, reader)
         .watches_stream(includes, move |changed: GitRepository| {
             let ns = changed.namespace();
@@ -71,6 +108,9 @@ pub async fn run(
                 })
                 .map(|r| ObjectRef::from_obj(&*r))
                 .collect::<Vec<_>>()
+        })
+        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+            verifying_with(&by_keys.state(), &secret)
         })
         .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)

@@ -3,7 +3,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mooring_api::conditions::{ConditionStatus, reasons, remove_condition, set_condition, types};
-use mooring_api::{Artifact, GitRepositorySpec, GitRepositoryStatus};
+use mooring_api::{
+    Artifact, GitPerson, GitProvenance, GitRepositorySpec, GitRepositoryStatus, GitSigner,
+    GitVerificationMode,
+};
 
 /// Why the artifact must be built again, or `None` when the stored one is current.
 ///
@@ -52,6 +55,19 @@ pub enum Outcome {
         artifact: Artifact,
         /// The artifacts of `spec.include`, in order.
         included: Vec<Artifact>,
+        /// The signature verification that let the artifact through, when `spec.verify` is
+        /// set.
+        verified: Option<Verified>,
+    },
+    /// The signature of the fetched commit or tag did not verify: nothing new is served.
+    Unverified {
+        /// `InvalidCommitSignature`, `InvalidTagSignature` or `VerificationError`.
+        reason: String,
+        /// What failed, naming the commit or tag and the key.
+        message: String,
+        /// Whether the served artifact is withdrawn from the status, because it no longer
+        /// verifies with the current keys either.
+        withdraw: bool,
     },
     /// A step failed; it will be retried with backoff. The previous artifact stays.
     Failed {
@@ -69,6 +85,15 @@ pub enum Outcome {
         /// A message naming the field at fault.
         message: String,
     },
+}
+
+/// A successful signature verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The mode that was verified (`head` is recorded as `HEAD`).
+    pub mode: GitVerificationMode,
+    /// Which objects were verified and who signed them.
+    pub message: String,
 }
 
 /// Conditions that describe a failed step, cleared when a pass succeeds.
@@ -98,7 +123,11 @@ pub fn next_status(
     }
     let conditions = &mut status.conditions;
     match outcome {
-        Outcome::Ready { artifact, included } => {
+        Outcome::Ready {
+            artifact,
+            included,
+            verified,
+        } => {
             let message = format!("stored artifact for revision '{}'", artifact.revision);
             for type_ in FAILURE_CONDITIONS
                 .into_iter()
@@ -124,6 +153,25 @@ pub fn next_status(
                 generation_opt,
                 now,
             );
+            match verified {
+                Some(verified) => {
+                    set_condition(
+                        conditions,
+                        types::SOURCE_VERIFIED,
+                        ConditionStatus::True,
+                        reasons::SUCCEEDED,
+                        &verified.message,
+                        generation_opt,
+                        now,
+                    );
+                    status.source_verification_mode = Some(verified.mode);
+                }
+                None => {
+                    remove_condition(conditions, types::SOURCE_VERIFIED);
+                    status.source_verification_mode = None;
+                }
+            }
+            status.provenance = Some(provenance(artifact));
             status.artifact = Some(artifact.clone());
             status.included_artifacts = included.clone();
             status.observed_generation = Some(generation);
@@ -169,6 +217,50 @@ pub fn next_status(
                 now,
             );
         }
+        Outcome::Unverified {
+            reason,
+            message,
+            withdraw,
+        } => {
+            // Fetching worked: only the verification failed.
+            for type_ in FAILURE_CONDITIONS.into_iter().chain([types::STALLED]) {
+                remove_condition(conditions, type_);
+            }
+            set_condition(
+                conditions,
+                types::SOURCE_VERIFIED,
+                ConditionStatus::False,
+                reason,
+                message,
+                generation_opt,
+                now,
+            );
+            set_condition(
+                conditions,
+                types::RECONCILING,
+                ConditionStatus::True,
+                reasons::PROGRESSING_WITH_RETRY,
+                "retrying after a failure",
+                generation_opt,
+                now,
+            );
+            set_condition(
+                conditions,
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message,
+                generation_opt,
+                now,
+            );
+            if *withdraw {
+                remove_condition(conditions, types::ARTIFACT_IN_STORAGE);
+                status.artifact = None;
+                status.provenance = None;
+                status.included_artifacts.clear();
+                status.source_verification_mode = None;
+            }
+        }
         Outcome::Stalled { reason, message } => {
             for type_ in FAILURE_CONDITIONS.into_iter().chain([types::RECONCILING]) {
                 remove_condition(conditions, type_);
@@ -195,6 +287,39 @@ pub fn next_status(
         }
     }
     status
+}
+
+/// `status.provenance`, read from the artifact's metadata (`git.*` and `verify.signer.*`).
+pub fn provenance(artifact: &Artifact) -> GitProvenance {
+    let empty = Default::default();
+    let metadata = artifact.metadata.as_ref().unwrap_or(&empty);
+    let get = |key: &str| metadata.get(key).cloned().unwrap_or_default();
+    let person = |who: &str, time: &str| {
+        let text = metadata.get(who)?;
+        let (name, email) = match text.rsplit_once('<') {
+            Some((name, rest)) => (name.trim(), rest.trim_end_matches('>')),
+            None => (text.as_str(), ""),
+        };
+        Some(GitPerson {
+            name: name.to_owned(),
+            email: email.to_owned(),
+            time: get(time),
+        })
+    };
+    let signer = metadata
+        .get("verify.signer.fingerprint")
+        .map(|fingerprint| GitSigner {
+            type_: get("verify.signer.type"),
+            fingerprint: fingerprint.clone(),
+            identity: get("verify.signer.identity"),
+        });
+    GitProvenance {
+        revision: artifact.revision.clone(),
+        author: person("git.author", "git.authorTime"),
+        committer: person("git.committer", "git.commitTime"),
+        tagger: person("git.tagger", "git.tagTime"),
+        signer,
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ fn ready(spec: &GitRepositorySpec, revision: &str) -> GitRepositoryStatus {
     let outcome = Outcome::Ready {
         artifact: artifact(revision, "sha256:aa"),
         included: vec![],
+        verified: None,
     };
     next_status(
         &GitRepositoryStatus::default(),
@@ -91,6 +92,7 @@ fn the_same_pass_twice_gives_an_identical_status() {
     let outcome = Outcome::Ready {
         artifact: artifact("main@sha1:1111", "sha256:aa"),
         included: vec![],
+        verified: None,
     };
     let second = next_status(&first, &spec, 1, &outcome, None, &time(999));
     assert_eq!(first, second);
@@ -126,6 +128,7 @@ fn failure_keeps_the_last_artifact_and_says_why() {
         &Outcome::Ready {
             artifact: artifact("main@sha1:1111", "sha256:aa"),
             included: vec![],
+            verified: None,
         },
         None,
         &time(300),
@@ -152,4 +155,104 @@ fn stalled_observes_the_generation_and_records_the_request() {
     assert_eq!(status.observed_generation, Some(3));
     assert_eq!(status.last_handled_reconcile_at.as_deref(), Some("now-1"));
     assert!(mooring_api::conditions::is_stalled(&status.conditions));
+}
+
+#[test]
+fn an_unverified_revision_keeps_or_withdraws_the_served_artifact() {
+    let spec = spec();
+    let verified = next_status(
+        &GitRepositoryStatus::default(),
+        &spec,
+        1,
+        &Outcome::Ready {
+            artifact: artifact("main@sha1:1111", "sha256:aa"),
+            included: vec![],
+            verified: Some(Verified {
+                mode: GitVerificationMode::Head,
+                message: "verified commit 1111 signed by SSH key SHA256:x (dev)".into(),
+            }),
+        },
+        None,
+        &time(100),
+    );
+    let condition = find_condition(&verified.conditions, types::SOURCE_VERIFIED).expect("set");
+    assert_eq!(
+        (condition.status.as_str(), condition.message.as_str()),
+        (
+            "True",
+            "verified commit 1111 signed by SSH key SHA256:x (dev)"
+        )
+    );
+    assert_eq!(
+        verified.source_verification_mode,
+        Some(GitVerificationMode::Head)
+    );
+
+    let unverified = |withdraw| Outcome::Unverified {
+        reason: reasons::INVALID_COMMIT_SIGNATURE.into(),
+        message: "commit 2222 is not signed".into(),
+        withdraw,
+    };
+    let kept = next_status(&verified, &spec, 1, &unverified(false), None, &time(200));
+    assert_eq!(
+        kept.artifact, verified.artifact,
+        "the last verified artifact stays"
+    );
+    let condition = find_condition(&kept.conditions, types::SOURCE_VERIFIED).expect("set");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "InvalidCommitSignature")
+    );
+    assert!(!is_ready(&kept.conditions));
+
+    let withdrawn = next_status(&verified, &spec, 1, &unverified(true), None, &time(200));
+    assert_eq!(withdrawn.artifact, None);
+    assert_eq!(withdrawn.source_verification_mode, None);
+    assert!(find_condition(&withdrawn.conditions, types::ARTIFACT_IN_STORAGE).is_none());
+}
+
+#[test]
+fn provenance_is_read_from_the_artifact_metadata() {
+    let mut served = artifact("v1@sha1:1111", "sha256:aa");
+    served.metadata = Some(
+        [
+            ("git.author", "Ada Lovelace <ada@example.invalid>"),
+            ("git.authorTime", "2023-11-14T22:15:20Z"),
+            ("git.committer", "CI <ci@example.invalid>"),
+            ("git.commitTime", "2023-11-14T22:16:20Z"),
+            ("git.tagger", "Rel <rel@example.invalid>"),
+            ("git.tagTime", "2023-11-14T22:17:20Z"),
+            ("verify.signer.type", "ssh"),
+            ("verify.signer.fingerprint", "SHA256:abc"),
+            ("verify.signer.identity", "ada@example.invalid"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    let person = |name: &str, email: &str, time: &str| {
+        Some(GitPerson {
+            name: name.into(),
+            email: email.into(),
+            time: time.into(),
+        })
+    };
+    assert_eq!(
+        provenance(&served),
+        GitProvenance {
+            revision: "v1@sha1:1111".into(),
+            author: person(
+                "Ada Lovelace",
+                "ada@example.invalid",
+                "2023-11-14T22:15:20Z"
+            ),
+            committer: person("CI", "ci@example.invalid", "2023-11-14T22:16:20Z"),
+            tagger: person("Rel", "rel@example.invalid", "2023-11-14T22:17:20Z"),
+            signer: Some(GitSigner {
+                type_: "ssh".into(),
+                fingerprint: "SHA256:abc".into(),
+                identity: "ada@example.invalid".into(),
+            }),
+        }
+    );
 }

@@ -59,6 +59,16 @@ pub enum Error {
         /// The cause.
         message: String,
     },
+    /// The fetched commit or tag did not verify, or the verification keys are unusable.
+    #[error("{message}")]
+    Verification {
+        /// `InvalidCommitSignature`, `InvalidTagSignature` or `VerificationError`.
+        reason: &'static str,
+        /// What failed, naming the commit or tag and the key.
+        message: String,
+        /// Whether the served artifact must be withdrawn too.
+        withdraw: bool,
+    },
     /// Writing the status failed.
     #[error("patching status: {0}")]
     PatchStatus(#[source] kube::Error),
@@ -77,6 +87,7 @@ impl Error {
             Error::Git { .. } => "git",
             Error::IncludeUnavailable { .. } => "include_unavailable",
             Error::Storage { .. } => "storage",
+            Error::Verification { .. } => "verification",
             Error::PatchStatus(_) => "patch_status",
             Error::Finalizer(_) => "finalizer",
         }
@@ -109,6 +120,13 @@ impl Error {
                 condition: types::STORAGE_OPERATION_FAILED,
                 reason: reason.to_string(),
                 message,
+            },
+            Error::Verification {
+                reason, withdraw, ..
+            } => Outcome::Unverified {
+                reason: reason.to_string(),
+                message,
+                withdraw: *withdraw,
             },
             Error::PatchStatus(_) | Error::Finalizer(_) => Outcome::Failed {
                 condition: types::STORAGE_OPERATION_FAILED,

@@ -15,5 +15,7 @@ pub mod reconciler;
 pub mod server;
 pub mod steps;
 pub mod storage;
+pub mod verification;
+pub mod verify;
 
 pub use app::run;

@@ -14,14 +14,16 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::reasons;
 use mooring_api::constants::{FINALIZER, RECONCILE_REQUESTED_AT_ANNOTATION, SOURCE_FIELD_MANAGER};
-use mooring_api::{Artifact, GitRepository, GitRepositoryStatus};
+use mooring_api::{Artifact, GitRepository, GitRepositoryStatus, GitVerificationMode};
 use mooring_runtime::reconcile::{self, Class, Pass, Tail, finish, object_key};
 
 use crate::context::Context;
-use crate::decide::{Outcome, next_status, rebuild_reason};
+use crate::decide::{Outcome, Verified, next_status, rebuild_reason};
 use crate::error::Error;
 use crate::steps;
 use crate::storage::Storage;
+use crate::verification;
+use crate::verify;
 
 /// Reconciles one GitRepository: called by the controller on every trigger.
 pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -65,6 +67,9 @@ async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Er
         },
         Outcome::Failed {
             reason, message, ..
+        }
+        | Outcome::Unverified {
+            reason, message, ..
         } => Class::Failure {
             reason: reason.clone(),
             message: message.clone(),
@@ -99,6 +104,26 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     let spec = &repo.spec;
     let limit = steps::TimeLimit::new(steps::validate(spec)?, ctx.settings.max_git_timeout);
     let timeout = limit.duration;
+    let verify_mode = verify::mode(spec)?;
+    let keys = match (&spec.verify, verify_mode) {
+        (Some(verify), Some(mode)) => {
+            match verification::read_keys(ctx, &ns, &verify.secret_ref.name).await {
+                Ok(keys) => Some((mode, keys)),
+                Err(error) => {
+                    publish(
+                        ctx,
+                        repo,
+                        EventType::Warning,
+                        reasons::VERIFICATION_ERROR,
+                        error.to_string(),
+                    )
+                    .await;
+                    return Err(error);
+                }
+            }
+        }
+        _ => None,
+    };
     let secret = read_secret(
         ctx,
         &ns,
@@ -155,25 +180,18 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         Err(error) => return Err(error),
     };
     let included_artifacts: Vec<Artifact> = included.iter().map(|i| i.artifact.clone()).collect();
-    let Some(reason) = rebuild_reason(
+    let rebuild = rebuild_reason(
         spec,
         &status,
         &resolved.revision,
         in_storage,
         &included_artifacts,
-    ) else {
-        let mut artifact = status.artifact.clone().ok_or_else(|| Error::Storage {
-            reason: reasons::STAT_OPERATION_FAILED,
-            message: "artifact missing from status".to_string(),
-        })?;
-        // The advertised address may have changed since the artifact was stored.
-        artifact.url = Storage::url_for(&artifact.path, &ctx.settings.advertised_base);
-        return Ok(Outcome::Ready {
-            artifact,
-            included: included_artifacts,
-        });
-    };
-    tracing::info!(namespace = %ns, name = %name, %reason, "building artifact");
+    );
+    // With verification on, the served revision is fetched and verified on every pass, so
+    // that a key removed from the Secret stops it being served.
+    if rebuild.is_none() && keys.is_none() {
+        return unchanged(ctx, &status, included_artifacts, None);
+    }
 
     let started = Instant::now();
     let fetched = steps::run_blocking(limit, cancel.clone(), {
@@ -187,7 +205,53 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         .with_label_values(&["fetch"])
         .observe(started.elapsed().as_secs_f64());
 
-    let built = steps::build_and_store(ctx, &ns, &name, spec, &fetched, &included).await?;
+    let signers = match &keys {
+        Some((mode, keyring)) => {
+            Some(verify_or_refuse(ctx, repo, &fetched, *mode, keyring, timeout).await?)
+        }
+        None => None,
+    };
+    let served = status.artifact.as_ref().map(|a| a.revision.as_str());
+    let reason = match rebuild {
+        Some(reason) => reason,
+        // The ref moved between listing and fetching.
+        None if served != Some(fetched.revision.as_str()) => format!(
+            "building artifact: new upstream revision '{}'",
+            fetched.revision
+        ),
+        None => {
+            let verified = signers.as_ref().map(|s| Verified {
+                mode: s.mode,
+                message: s.message(),
+            });
+            let mut status = status.clone();
+            if let (Some(artifact), Some(signers)) = (status.artifact.as_mut(), &signers) {
+                artifact
+                    .metadata
+                    .get_or_insert_default()
+                    .extend(signers.metadata());
+            }
+            return unchanged(ctx, &status, included_artifacts, verified);
+        }
+    };
+    tracing::info!(namespace = %ns, name = %name, %reason, "building artifact");
+
+    let mut built = steps::build_and_store(ctx, &ns, &name, spec, &fetched, &included).await?;
+    if let Some(signers) = &signers {
+        built
+            .artifact
+            .metadata
+            .get_or_insert_default()
+            .extend(signers.metadata());
+        publish(
+            ctx,
+            repo,
+            EventType::Normal,
+            "SourceVerified",
+            signers.message(),
+        )
+        .await;
+    }
     ctx.metrics
         .artifact_size
         .with_label_values(&[&ns, &name])
@@ -220,6 +284,77 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     Ok(Outcome::Ready {
         artifact: built.artifact,
         included: included_artifacts,
+        verified: signers.map(|s| Verified {
+            mode: s.mode,
+            message: s.message(),
+        }),
+    })
+}
+
+/// The served artifact stays: the outcome of a pass that found nothing to build.
+fn unchanged(
+    ctx: &Context,
+    status: &GitRepositoryStatus,
+    included: Vec<Artifact>,
+    verified: Option<Verified>,
+) -> Result<Outcome, Error> {
+    let mut artifact = status.artifact.clone().ok_or_else(|| Error::Storage {
+        reason: reasons::STAT_OPERATION_FAILED,
+        message: "artifact missing from status".to_string(),
+    })?;
+    // The advertised address may have changed since the artifact was stored.
+    artifact.url = Storage::url_for(&artifact.path, &ctx.settings.advertised_base);
+    if verified.is_none()
+        && let Some(metadata) = artifact.metadata.as_mut()
+    {
+        // spec.verify was removed: the served revision is no longer claimed verified.
+        metadata.retain(|key, _| !key.starts_with("verify."));
+    }
+    Ok(Outcome::Ready {
+        artifact,
+        included,
+        verified,
+    })
+}
+
+/// Verifies the fetched revision; on failure, publishes a Warning naming the commit or tag and
+/// the key, and fails the pass, withdrawing the served artifact when it no longer verifies
+/// either (it is the same revision, or the keys changed). Reads the git cache.
+async fn verify_or_refuse(
+    ctx: &Context,
+    repo: &GitRepository,
+    fetched: &crate::git::Fetched,
+    mode: GitVerificationMode,
+    keys: &verify::Keyring,
+    timeout: Duration,
+) -> Result<verify::SourceSigners, Error> {
+    let failure = match verification::verify_revision(fetched.into(), mode, keys.clone()).await {
+        Ok(signers) => return Ok(signers),
+        Err(failure) => failure,
+    };
+    let withdraw = match repo.status.as_ref().and_then(|s| s.artifact.as_ref()) {
+        None => false,
+        Some(served) if served.revision == fetched.revision => true,
+        Some(served) => {
+            !verification::served_still_verifies(ctx, &repo.spec, served, mode, keys, timeout).await
+        }
+    };
+    let mut message = failure.to_string();
+    if withdraw {
+        message.push_str("; the artifact is withdrawn");
+    }
+    publish(
+        ctx,
+        repo,
+        EventType::Warning,
+        failure.reason(),
+        message.clone(),
+    )
+    .await;
+    Err(Error::Verification {
+        reason: failure.reason(),
+        message,
+        withdraw,
     })
 }
 

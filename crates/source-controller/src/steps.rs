@@ -389,6 +389,7 @@ pub async fn build_and_store(
     metadata.insert("git.author".to_string(), info.author.clone());
     metadata.insert("git.committer".to_string(), info.committer.clone());
     metadata.insert("git.commitTime".to_string(), info.time.clone());
+    metadata.insert("git.authorTime".to_string(), info.author_time.clone());
     metadata.insert(
         "git.subject".to_string(),
         info.subject.chars().take(MAX_SUBJECT).collect(),

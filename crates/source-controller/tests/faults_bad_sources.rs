@@ -197,7 +197,7 @@ fn cases(urls: &Urls, commit: &str) -> Vec<Case> {
         )])),
         Case::new("an interval under the minimum", json!({"interval": "500ms"}), refused("spec.interval: Invalid value: \"500ms\": must be at least 1s")),
         Case::new("an unsupported provider", json!({"provider": "azure"}), stalled(Source, "InvalidProviderConfiguration", "generic provider")),
-        Case::new("signature verification (not implemented)", json!({"verify": {"mode": "HEAD", "secretRef": {"name": "keys"}}}), stalled(Source, "InvalidVerificationMode", "spec.verify")),
+        Case::new("a tag verification mode on a branch", json!({"verify": {"mode": "Tag", "secretRef": {"name": "keys"}}}), stalled(Source, "InvalidVerificationMode", "spec.verify.mode")),
     ]
 }
 

@@ -466,18 +466,18 @@ async fn unsupported_settings_stall_and_a_suspended_repository_is_left_alone() {
         repo_manifest(
             "verify",
             repo.http_url(),
-            json!({"verify": {"mode": "HEAD", "secretRef": {"name": "keys"}}}),
+            json!({"verify": {"mode": "Tag", "secretRef": {"name": "keys"}}}),
         ),
     )
     .await;
-    let stalled = wait_for(&env, "verify", "Stalled on spec.verify", |r| {
+    let stalled = wait_for(&env, "verify", "Stalled on spec.verify.mode", |r| {
         r.status
             .as_ref()
             .is_some_and(|s| mooring_api::conditions::is_stalled(&s.conditions))
     })
     .await;
     let (_, _, message) = ready(&stalled).expect("Ready");
-    assert!(message.contains("spec.verify"), "{message}");
+    assert!(message.contains("spec.verify.mode"), "{message}");
     assert!(
         stalled.status.and_then(|s| s.artifact).is_none(),
         "nothing unverified is published"

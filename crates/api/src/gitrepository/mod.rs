@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use reference::{
     GitCheckout, GitRepositoryRef, GitRepositoryVerification, GitVerificationMode,
 };
-pub use status::GitRepositoryStatus;
+pub use status::{GitPerson, GitProvenance, GitRepositoryStatus, GitSigner};
 
 use crate::common::{LocalObjectReference, is_false, without_description};
 use crate::constants::{
@@ -106,9 +106,12 @@ pub struct GitRepositorySpec {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<GitRepositoryRef>,
 
-    /// Verification of the OpenPGP or SSH signature of the checked-out commit or tag. Not
-    /// implemented yet: a GitRepository that sets it is refused (Stalled) rather than served
-    /// unverified.
+    /// Verification of the OpenPGP or SSH signature of the checked-out commit or tag. A
+    /// revision that is unsigned, signed by a key not in the Secret, by an expired or revoked
+    /// key, or whose signature does not match its content is not served
+    /// (`SourceVerified=False`); the last verified artifact stays. When the Secret changes, the
+    /// served revision is verified again: it is withdrawn from `status.artifact` when its key
+    /// is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<GitRepositoryVerification>,
 

@@ -105,9 +105,11 @@ pub struct GitRepositoryVerification {
     #[schemars(extend("default" = "HEAD"))]
     pub mode: Option<GitVerificationMode>,
 
-    /// Secret in the same namespace with the trusted public keys. Keys ending in `.asc` hold
-    /// OpenPGP keyrings, keys ending in `.sshpub` hold SSH keys in `authorized_keys` format; any
-    /// other key is read as an OpenPGP keyring.
+    /// Secret in the same namespace with the trusted public keys; every entry is read,
+    /// whatever its name. An entry holding `-----BEGIN PGP PUBLIC KEY BLOCK-----` is one or
+    /// more armored OpenPGP keys; any other entry holds SSH signing keys, one per line, as
+    /// public keys (`ssh-ed25519 AAAA... comment`) or `allowed_signers` lines (`principals
+    /// [namespaces="git"] [valid-after=...] [valid-before=...] ssh-ed25519 AAAA...`).
     pub secret_ref: LocalObjectReference,
 }
 

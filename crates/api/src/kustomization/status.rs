@@ -93,7 +93,10 @@ pub struct Snapshot {
     /// How many reconciliations had this digest and result.
     pub total_reconciliations: i64,
 
-    /// Extra information, such as the source `revision`.
+    /// The source `revision` that was applied, and who made and signed it, from the source
+    /// artifact's metadata: `git.author`, `git.authorTime`, `git.committer`, `git.commitTime`,
+    /// `git.tagger`, and with a verifying source `verify.mode`, `verify.signer.type`,
+    /// `verify.signer.fingerprint` and `verify.signer.identity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -1,5 +1,6 @@
 //! The gate: a pass goes on only with a valid spec, a source artifact and ready dependencies.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,32 @@ pub struct SourceArtifact {
     pub url: String,
     /// Its digest, checked before a byte is used.
     pub digest: String,
+    /// Who made and who signed the revision, from the artifact's metadata, for
+    /// `status.history`.
+    pub provenance: BTreeMap<String, String>,
+}
+
+/// Artifact metadata entries that say who made and who signed a revision.
+const PROVENANCE_KEYS: [&str; 9] = [
+    "git.author",
+    "git.authorTime",
+    "git.committer",
+    "git.commitTime",
+    "git.tagger",
+    "verify.mode",
+    "verify.signer.type",
+    "verify.signer.fingerprint",
+    "verify.signer.identity",
+];
+
+/// The provenance entries of an artifact's metadata.
+pub fn provenance(metadata: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    metadata
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| PROVENANCE_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What the gate lets through.
@@ -189,6 +216,7 @@ fn source_artifact(
         ))
     })?;
     Ok(SourceArtifact {
+        provenance: provenance(artifact.metadata.as_ref()),
         revision: artifact.revision,
         url: artifact.url,
         digest,

@@ -161,6 +161,7 @@ mod tests {
 
     fn render(objects: Vec<Desired>) -> Render {
         Render {
+            provenance: Default::default(),
             key: 1,
             revision: "main@sha1:0".into(),
             digest: "sha256:0".into(),

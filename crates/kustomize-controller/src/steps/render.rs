@@ -38,6 +38,8 @@ pub struct Render {
     pub key: u64,
     /// The source revision.
     pub revision: String,
+    /// Who made and signed the source revision (artifact metadata), for `status.history`.
+    pub provenance: BTreeMap<String, String>,
     /// sha256 of the rendered objects.
     pub digest: String,
     /// The objects, in render order.
@@ -93,7 +95,7 @@ pub async fn render(
         cluster.fingerprint,
         keys.as_ref().map(|k| hex::encode(k.fingerprint())),
     ));
-    if let Some(previous) = previous.filter(|p| p.key == key) {
+    if let Some(previous) = previous.filter(|p| p.key == key && p.provenance == source.provenance) {
         return Ok(previous);
     }
     let extracted = ctx
@@ -175,6 +177,7 @@ pub async fn render(
     Ok(Arc::new(Render {
         key,
         revision: revision.clone(),
+        provenance: source.provenance.clone(),
         digest,
         objects,
         inventory,

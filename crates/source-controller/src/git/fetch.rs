@@ -57,6 +57,7 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
         },
     })?;
     let fetched = peeled_commit(&repo, &local_ref)?;
+    let tag_object = tag_object(&repo, &local_ref);
     tracing::debug!(
         url = session.url.redacted(),
         commit = %fetched,
@@ -74,6 +75,7 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
         revision: revision(name.as_deref(), &fetched)?,
         commit: fetched,
         info,
+        tag_object,
         lock: shared,
     })
 }
@@ -114,11 +116,23 @@ pub fn cached(
         .map_err(|e| missing(super::classify::chain(&e)))?;
     let info = commit_info(&repo, &commit)?;
     let name = revision.rsplit_once('@').map(|(name, _)| name.to_owned());
+    // The tag object of a tag revision, when the cached tag ref still leads to this commit.
+    let tag_object = name.as_deref().and_then(|name| {
+        let local = match name.strip_prefix("refs/") {
+            Some(rest) => format!("refs/mooring/{rest}"),
+            None => format!("refs/mooring/tags/{name}"),
+        };
+        let peeled = peeled_commit(&repo, &local).ok()?;
+        (peeled == commit)
+            .then(|| tag_object(&repo, &local))
+            .flatten()
+    });
     Ok(Fetched {
         repo_path: paths.repo,
         revision: super::refs::revision(name.as_deref(), &commit)?,
         commit,
         info,
+        tag_object,
         lock: shared,
     })
 }
@@ -221,6 +235,14 @@ fn peeled_commit(repo: &gix::Repository, local_ref: &str) -> Result<String, GitE
     Ok(commit.id.to_hex().to_string())
 }
 
+/// The annotated tag object `local_ref` points to, if it points to one.
+fn tag_object(repo: &gix::Repository, local_ref: &str) -> Option<String> {
+    let reference = repo.find_reference(local_ref).ok()?;
+    let id = reference.id().detach();
+    let object = repo.find_object(id).ok()?;
+    (object.kind == gix::object::Kind::Tag).then(|| id.to_hex().to_string())
+}
+
 /// Author, committer, time and subject of `commit`.
 fn commit_info(repo: &gix::Repository, commit: &str) -> Result<CommitInfo, GitError> {
     let read = |e: gix::Error| GitError::ReadCommit {
@@ -233,7 +255,14 @@ fn commit_info(repo: &gix::Repository, commit: &str) -> Result<CommitInfo, GitEr
     })?;
     let object = repo.find_commit(id).map_err(read)?;
     let who = |s: gix::actor::SignatureRef<'_>| format!("{} <{}>", s.name, s.email);
-    let author = who(object.author().map_err(read)?);
+    let author_signature = object.author().map_err(read)?;
+    let author = who(author_signature);
+    let author_time = author_signature
+        .time()
+        .ok()
+        .and_then(|t| jiff::Timestamp::from_second(t.seconds).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let committer = who(object.committer().map_err(read)?);
     let seconds = object.time().map_err(read)?.seconds;
     let time = jiff::Timestamp::from_second(seconds)
@@ -244,6 +273,7 @@ fn commit_info(repo: &gix::Repository, commit: &str) -> Result<CommitInfo, GitEr
         author,
         committer,
         time,
+        author_time,
         subject: subject(&message),
     })
 }

@@ -126,6 +126,9 @@ pub struct Fetched {
     pub revision: String,
     /// Metadata of the commit.
     pub info: CommitInfo,
+    /// The annotated tag object the fetched ref points to (SHA-1 hex); `None` for branches,
+    /// commits and lightweight tags.
+    pub tag_object: Option<String>,
     /// Shared lock on the cache: while it is held, no fetch of the same URL changes or deletes
     /// the repository. Drop it when done reading.
     pub lock: CacheLock,
@@ -140,6 +143,8 @@ pub struct CommitInfo {
     pub committer: String,
     /// Commit time, RFC 3339 in UTC.
     pub time: String,
+    /// Author time, RFC 3339 in UTC.
+    pub author_time: String,
     /// First line of the message, at most 256 characters.
     pub subject: String,
 }

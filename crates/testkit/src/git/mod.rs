@@ -17,6 +17,7 @@ mod http;
 mod log;
 mod repo;
 mod server;
+mod signing;
 mod ssh;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub use log::{Credential, Request, RequestKind, Transport};
 pub use repo::Repo;
 pub use server::GitServer;
+pub use signing::{GpgKey, Signer, SshKey};
 
 use crate::process::Supervised;
 

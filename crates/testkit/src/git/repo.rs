@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use super::signing::Signer;
 use super::{Error, lock, output, write_file};
 
 /// The first commit timestamp; each commit or tag adds a minute.
@@ -131,6 +132,52 @@ impl Repo {
         })
     }
 
+    /// Like [`Repo::commit`], signed by `signer` (`git commit -S`).
+    pub fn commit_signed(
+        &self,
+        files: &[(&str, &str)],
+        message: &str,
+        signer: &Signer,
+    ) -> Result<String, Error> {
+        self.change_signed("main", message, Some(signer), |work| {
+            for (path, content) in files {
+                let target = work_path(work, path)?;
+                remove_symlink(&target)?;
+                create_parent(&target)?;
+                write_file(&target, content)?;
+            }
+            Ok(files.iter().map(|(path, _)| path.into()).collect())
+        })
+    }
+
+    /// Makes a commit object that carries the signature of the signed commit `signed` but
+    /// whose message is `message` (so the signature no longer matches the content), points
+    /// `main` at it and pushes. Returns the forged commit's SHA.
+    pub fn forge_signed(&self, signed: &str, message: &str) -> Result<String, Error> {
+        let _clock = lock(&self.inner.clock);
+        let raw = output(self.git().args(["cat-file", "commit", signed]))?;
+        let (headers, _) = raw.split_once("\n\n").unwrap_or((raw.as_str(), ""));
+        let forged = format!("{headers}\n\n{message}\n");
+        let path = self.inner.home.join(format!("forged-{signed}"));
+        write_file(&path, &forged)?;
+        let sha = output(
+            self.git()
+                .args(["hash-object", "-t", "commit", "-w"])
+                .arg(&path),
+        )?
+        .trim()
+        .to_string();
+        self.switch_to("main")?;
+        output(self.git().args(["reset", "-q", "--hard", &sha]))?;
+        output(
+            self.git()
+                .args(["push", "-q", "--force"])
+                .arg(&self.inner.bare)
+                .arg("+refs/heads/main:refs/heads/main"),
+        )?;
+        Ok(sha)
+    }
+
     /// Removes `paths` (files or directories) from `main`, commits and pushes.
     /// Commits `path` on main as a file of `len` zero bytes, written sparse so that a large
     /// file costs no memory here and little disk (git packs zeros to almost nothing).
@@ -192,6 +239,26 @@ impl Repo {
             tag.args(["-a", "-m", message]);
         }
         output(tag.args([name, "refs/heads/main"]))?;
+        let refspec = format!("refs/tags/{name}:refs/tags/{name}");
+        output(
+            self.git()
+                .args(["push", "-q"])
+                .arg(&self.inner.bare)
+                .arg(refspec),
+        )?;
+        let commit = format!("refs/tags/{name}^{{commit}}");
+        Ok(output(self.git().args(["rev-parse", &commit]))?
+            .trim()
+            .to_string())
+    }
+
+    /// Tags the head of `main` with an annotated tag signed by `signer` (`git tag -s`) and
+    /// pushes it; returns the tagged commit's SHA.
+    pub fn tag_signed(&self, name: &str, message: &str, signer: &Signer) -> Result<String, Error> {
+        let mut clock = lock(&self.inner.clock);
+        let mut tag = self.git_at(&mut clock);
+        signer.configure(&mut tag)?;
+        output(tag.args(["tag", "-s", "-m", message, name, "refs/heads/main"]))?;
         let refspec = format!("refs/tags/{name}:refs/tags/{name}");
         output(
             self.git()
@@ -279,15 +346,31 @@ impl Repo {
         message: &str,
         edit: impl FnOnce(&Path) -> Result<Vec<std::ffi::OsString>, Error>,
     ) -> Result<String, Error> {
+        self.change_signed(branch, message, None, edit)
+    }
+
+    /// [`Repo::change`], signing the commit with `signer` when given.
+    fn change_signed(
+        &self,
+        branch: &str,
+        message: &str,
+        signer: Option<&Signer>,
+        edit: impl FnOnce(&Path) -> Result<Vec<std::ffi::OsString>, Error>,
+    ) -> Result<String, Error> {
         let mut clock = lock(&self.inner.clock);
         self.switch_to(branch)?;
         let paths = edit(&self.inner.work)?;
         output(self.git().args(["add", "-A", "--"]).args(&paths))?;
+        let mut commit = self.git_at(&mut clock);
+        if let Some(signer) = signer {
+            signer.configure(&mut commit)?;
+        }
+        commit.args(["commit", "-q", "--allow-empty", "-m", message]);
+        if signer.is_some() {
+            commit.arg("-S");
+        }
         // --allow-empty: a test may commit unchanged content to get a new revision.
-        output(
-            self.git_at(&mut clock)
-                .args(["commit", "-q", "--allow-empty", "-m", message]),
-        )?;
+        output(&mut commit)?;
         let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
         output(
             self.git()
