@@ -66,6 +66,8 @@ pub enum Command {
     Build(BuildArgs),
     /// What applying a local checkout (or the current artifact) would change in the cluster.
     Diff(DiffArgs),
+    /// Why an object is not Ready: the chain of objects it waits for, down to the cause.
+    Why(WhyArgs),
 }
 
 /// What `get` lists.
@@ -161,6 +163,16 @@ pub struct KustomizationArgs {
 pub struct TraceArgs {
     /// The object's kind, resource or `kind.group`, as kubectl takes it: `ConfigMap`,
     /// `configmaps`, `deployment.apps`.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+}
+
+/// `mooring why`.
+#[derive(Args, Debug, Clone)]
+pub struct WhyArgs {
+    /// `source` (or `gitrepository`), `kustomization` (or `ks`), or the kind of an object a
+    /// Kustomization manages, as kubectl takes it: `ConfigMap`, `deployment.apps`.
     pub kind: String,
     /// The object's name.
     pub name: String,

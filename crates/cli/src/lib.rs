@@ -18,6 +18,7 @@ pub mod suspend;
 pub mod textdiff;
 pub mod trace;
 pub mod tree;
+pub mod why;
 
 use std::process::ExitCode;
 
@@ -60,5 +61,6 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Trace(args) => trace::run(&global, args).await,
         Command::Build(args) => build::run(&global, args).await,
         Command::Diff(args) => diff::run(&global, args).await,
+        Command::Why(args) => why::run(&global, args).await,
     }
 }
