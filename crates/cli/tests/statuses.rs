@@ -347,3 +347,83 @@ async fn kubectl_runs_the_plugin() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["items"].as_array().map(Vec::len), Some(2), "{json}");
 }
+
+/// A Deployment (no kube-controller-manager runs here, so it never becomes Current) with the
+/// ownership labels of Kustomization `owner`.
+async fn managed_deployment(env: &mooring_testkit::TestEnv, name: &str, owner: &str) {
+    common::apply::<k8s_openapi::api::apps::v1::Deployment>(
+        env,
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": {
+                "kustomize.mooring.dev/name": owner,
+                "kustomize.mooring.dev/namespace": env.namespace}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "registry.invalid/c:1"}]}}},
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn why_of_a_managed_object_leads_to_the_kustomization_that_applies_it() {
+    let env = env("cli-why-managed").await;
+    let ns = env.namespace.clone();
+    scenario(&env).await;
+    // Applied by `infra`, which fails to build: the object is stale because of it.
+    managed_deployment(&env, "web", "infra").await;
+    let run = mooring(&env, &["why", "deployment.apps", "web"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with(&format!("Deployment {ns}/web is not ready (InProgress: "))
+            && lines[0].ends_with(&format!(
+                "), and Kustomization {ns}/infra that applies it is not ready"
+            )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "  Kustomization {ns}/infra is not ready: BuildFailed: kustomize build failed: \
+             accumulating resources"
+        )
+    );
+    // Applied by `apps`, which is Ready: the object's failure is its own.
+    managed_deployment(&env, "api", "apps").await;
+    let (run, json) = mooring_json(&env, &["why", "deployments", "api", "-o", "json"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    let hops = json.as_array().expect("a list");
+    assert_eq!(hops.len(), 1, "{json}");
+    assert_eq!(
+        (
+            &hops[0]["kind"],
+            &hops[0]["name"],
+            &hops[0]["ready"],
+            &hops[0]["reason"]
+        ),
+        (
+            &serde_json::json!("Deployment"),
+            &serde_json::json!("api"),
+            &serde_json::json!("False"),
+            &serde_json::json!("InProgress")
+        ),
+        "{json}"
+    );
+    // Ready objects: exit code 0.
+    let run = mooring(&env, &["why", "ks", "apps"]).await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, format!("Kustomization {ns}/apps is ready\n").as_str()),
+        "{run:#?}"
+    );
+    let run = mooring(&env, &["why", "ks", "absent"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert_eq!(
+        run.stdout,
+        format!("Kustomization {ns}/absent does not exist\n")
+    );
+}
