@@ -68,6 +68,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Why an object is not Ready: the chain of objects it waits for, down to the cause.
     Why(WhyArgs),
+    /// The Events about sources and Kustomizations (or one of them), newest last.
+    Events(EventsArgs),
 }
 
 /// What `get` lists.
@@ -176,6 +178,22 @@ pub struct WhyArgs {
     pub kind: String,
     /// The object's name.
     pub name: String,
+}
+
+/// `mooring events`.
+#[derive(Args, Debug, Clone)]
+pub struct EventsArgs {
+    /// The kind of the one object whose Events to show (with its name).
+    #[arg(value_enum, requires = "name")]
+    pub kind: Option<TargetKind>,
+    /// The object's name.
+    pub name: Option<String>,
+    /// The Events of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// After listing, print each new or repeated Event until interrupted.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 /// How to render: the kustomize binary and the substitution mode.

@@ -8,6 +8,7 @@ pub mod build;
 pub mod client;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod get;
 pub mod history;
 pub mod kinds;
@@ -62,5 +63,6 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Build(args) => build::run(&global, args).await,
         Command::Diff(args) => diff::run(&global, args).await,
         Command::Why(args) => why::run(&global, args).await,
+        Command::Events(args) => events::run(&global, args).await,
     }
 }
