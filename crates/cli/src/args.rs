@@ -70,6 +70,8 @@ pub enum Command {
     Why(WhyArgs),
     /// The Events about sources and Kustomizations (or one of them), newest last.
     Events(EventsArgs),
+    /// The controllers' logs (from their pods, or a saved file), optionally about one object.
+    Logs(LogsArgs),
 }
 
 /// What `get` lists.
@@ -194,6 +196,25 @@ pub struct EventsArgs {
     /// After listing, print each new or repeated Event until interrupted.
     #[arg(short = 'w', long)]
     pub watch: bool,
+}
+
+/// `mooring logs`.
+#[derive(Args, Debug, Clone)]
+pub struct LogsArgs {
+    /// The kind of the one object whose lines to keep (with its name; `-n` is its namespace).
+    #[arg(value_enum, requires = "name")]
+    pub kind: Option<TargetKind>,
+    /// The object's name.
+    pub name: Option<String>,
+    /// Read the logs from this file (saved with `kubectl logs`) instead of the pods.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+    /// The namespace of the controller pods (default: look in every namespace).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub controller_namespace: Option<String>,
+    /// Read only the last N lines of each pod's log.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<i64>,
 }
 
 /// How to render: the kustomize binary and the substitution mode.

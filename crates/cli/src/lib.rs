@@ -12,6 +12,7 @@ pub mod events;
 pub mod get;
 pub mod history;
 pub mod kinds;
+pub mod logs;
 pub mod output;
 pub mod reconcile;
 pub mod render;
@@ -64,5 +65,6 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Diff(args) => diff::run(&global, args).await,
         Command::Why(args) => why::run(&global, args).await,
         Command::Events(args) => events::run(&global, args).await,
+        Command::Logs(args) => logs::run(&global, args).await,
     }
 }

@@ -6,9 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config_map, controllers, env, git_repo, git_repository, kustomization, mooring};
+use common::{config_map, env, git_repo, git_repository, kustomization, mooring};
 use kube::api::Api;
 use mooring_api::Kustomization;
+use mooring_testkit::controllers::{Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER};
 
 #[tokio::test]
 async fn why_follows_dependencies_and_the_source_down_to_the_failing_fetch() {
@@ -21,7 +22,16 @@ async fn why_follows_dependencies_and_the_source_down_to_the_failing_fetch() {
             ("deploy/a.yaml", &config_map("a", "1")),
         ],
     );
-    let controllers = controllers(&env).await;
+    // JSON logs, as the chart deploys them, for `mooring logs` below.
+    let options = {
+        let mut o = Options::local(env.plane.kubeconfig()).watching(&ns);
+        o.log_format = "json".to_string();
+        o
+    };
+    let controllers = tokio::task::spawn_blocking(move || Controllers::start(&options))
+        .await
+        .expect("start task")
+        .expect("controllers");
     git_repository(&env, "repo", repo.http_url()).await;
     let missing_url = repo
         .http_url()
@@ -137,6 +147,68 @@ async fn why_follows_dependencies_and_the_source_down_to_the_failing_fetch() {
             "- kind: GitRepository\n  namespace: {ns}\n  name: missing\n  ready: \"False\"\n  \
              reason: GitOperationFailed\n  message: repository {missing_url} not found\n"
         )
+    );
+
+    // `mooring logs` on the controllers' own JSON logs: the lines about `a` are kept, and they
+    // say what `a` waits for; lines about b and c are left out.
+    let kustomize_log = controllers.log_file(KUSTOMIZE_CONTROLLER);
+    let log_text = std::fs::read_to_string(&kustomize_log).expect("log");
+    assert!(log_text.contains(&format!("/b.{ns}")), "{log_text}");
+    let file = kustomize_log.to_str().expect("utf-8 path");
+    let (run, json) = common::mooring_json(
+        &env,
+        &["logs", "ks", "a", "--from-file", file, "-o", "json"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let kept = json.as_array().expect("a list");
+    assert!(!kept.is_empty(), "{log_text}");
+    for line in kept {
+        assert_eq!(
+            line["span"]["object.ref"],
+            format!("Kustomization.v1.kustomize.mooring.dev/a.{ns}"),
+            "{json}"
+        );
+    }
+    assert!(
+        kept.iter().any(|l| l["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(&chain_start))),
+        "{json}"
+    );
+    let run = mooring(&env, &["logs", "ks", "a", "--from-file", file]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.stdout.lines().count(), kept.len(), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("error={chain_start}")),
+        "{}",
+        run.stdout
+    );
+    let source_log = controllers.log_file(SOURCE_CONTROLLER);
+    let run = mooring(
+        &env,
+        &[
+            "logs",
+            "source",
+            "missing",
+            "--from-file",
+            source_log.to_str().expect("path"),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("error=repository {missing_url} not found")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .all(|l| l.contains(&format!("{ns}/missing"))),
+        "every line names the object: {}",
+        run.stdout
     );
     drop(controllers);
 }
