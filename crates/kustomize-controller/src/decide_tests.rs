@@ -264,12 +264,11 @@ fn a_dependency_chain_is_bounded_in_hops_and_length() {
 fn a_dependency_cycle_settles_on_one_message() {
     // a and b depend on each other: each pass embeds the other's message, and each new message
     // wakes the other. The bound makes the messages stop changing, so the wakeups stop.
-    let mut a = "not reconciled yet".to_string();
     let mut b = "not reconciled yet".to_string();
     let mut history = Vec::new();
     for _ in 0..2 * DEPENDENCY_CHAIN_HOPS + 2 {
         let dep_b = with_ready("b", "False", "DependencyNotReady", &b);
-        a = dependencies_ready(&[("ns/b".into(), Some(&dep_b))]).expect_err("waiting");
+        let a = dependencies_ready(&[("ns/b".into(), Some(&dep_b))]).expect_err("waiting");
         let dep_a = with_ready("a", "False", "DependencyNotReady", &a);
         b = dependencies_ready(&[("ns/a".into(), Some(&dep_a))]).expect_err("waiting");
         history.push((a.clone(), b.clone()));
