@@ -66,6 +66,12 @@ pub enum Command {
     Build(BuildArgs),
     /// What applying a local checkout (or the current artifact) would change in the cluster.
     Diff(DiffArgs),
+    /// Why an object is not Ready: the chain of objects it waits for, down to the cause.
+    Why(WhyArgs),
+    /// The Events about sources and Kustomizations (or one of them), newest last.
+    Events(EventsArgs),
+    /// The controllers' logs (from their pods, or a saved file), optionally about one object.
+    Logs(LogsArgs),
 }
 
 /// What `get` lists.
@@ -164,6 +170,51 @@ pub struct TraceArgs {
     pub kind: String,
     /// The object's name.
     pub name: String,
+}
+
+/// `mooring why`.
+#[derive(Args, Debug, Clone)]
+pub struct WhyArgs {
+    /// `source` (or `gitrepository`), `kustomization` (or `ks`), or the kind of an object a
+    /// Kustomization manages, as kubectl takes it: `ConfigMap`, `deployment.apps`.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+}
+
+/// `mooring events`.
+#[derive(Args, Debug, Clone)]
+pub struct EventsArgs {
+    /// The kind of the one object whose Events to show (with its name).
+    #[arg(value_enum, requires = "name")]
+    pub kind: Option<TargetKind>,
+    /// The object's name.
+    pub name: Option<String>,
+    /// The Events of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// After listing, print each new or repeated Event until interrupted.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+/// `mooring logs`.
+#[derive(Args, Debug, Clone)]
+pub struct LogsArgs {
+    /// The kind of the one object whose lines to keep (with its name; `-n` is its namespace).
+    #[arg(value_enum, requires = "name")]
+    pub kind: Option<TargetKind>,
+    /// The object's name.
+    pub name: Option<String>,
+    /// Read the logs from this file (saved with `kubectl logs`) instead of the pods.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+    /// The namespace of the controller pods (default: look in every namespace).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub controller_namespace: Option<String>,
+    /// Read only the last N lines of each pod's log.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<i64>,
 }
 
 /// How to render: the kustomize binary and the substitution mode.

@@ -8,9 +8,11 @@ pub mod build;
 pub mod client;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod get;
 pub mod history;
 pub mod kinds;
+pub mod logs;
 pub mod output;
 pub mod reconcile;
 pub mod render;
@@ -18,6 +20,7 @@ pub mod suspend;
 pub mod textdiff;
 pub mod trace;
 pub mod tree;
+pub mod why;
 
 use std::process::ExitCode;
 
@@ -60,5 +63,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Trace(args) => trace::run(&global, args).await,
         Command::Build(args) => build::run(&global, args).await,
         Command::Diff(args) => diff::run(&global, args).await,
+        Command::Why(args) => why::run(&global, args).await,
+        Command::Events(args) => events::run(&global, args).await,
+        Command::Logs(args) => logs::run(&global, args).await,
     }
 }

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use crate::args::{Format, Global, ReconcileArgs, TargetKind, WaitArgs};
 use crate::client::{Cluster, connect};
 use crate::error::Error;
+use crate::events::event_time;
 use crate::kinds::{fetch, one_line};
 use crate::output::{print_structured, write_stdout};
 
@@ -413,18 +414,6 @@ async fn change_set<K: Reconcilable>(
     lines.sort();
     lines.dedup();
     Ok(lines)
-}
-
-/// When an Event last happened: its series' last observation, else its event time, else its
-/// last timestamp.
-fn event_time(event: &Event) -> Option<Timestamp> {
-    event
-        .series
-        .as_ref()
-        .and_then(|s| s.last_observed_time.as_ref())
-        .map(|t| t.0)
-        .or_else(|| event.event_time.as_ref().map(|t| t.0))
-        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
 }
 
 #[cfg(test)]

@@ -183,7 +183,10 @@ pub async fn run(global: &Global, args: TraceArgs) -> Result<(), Error> {
 
 /// Finds the resource a kubectl-style kind names: a kind, plural or singular, optionally with
 /// `.group`; the core group wins a tie, then the first group in discovery order.
-async fn resolve_kind(cluster: &Cluster, arg: &str) -> Result<(ApiResource, Scope), Error> {
+pub(crate) async fn resolve_kind(
+    cluster: &Cluster,
+    arg: &str,
+) -> Result<(ApiResource, Scope), Error> {
     let (name, group) = match arg.split_once('.') {
         Some((name, group)) => (name.to_lowercase(), Some(group.to_string())),
         None => (arg.to_lowercase(), None),
@@ -212,7 +215,7 @@ async fn resolve_kind(cluster: &Cluster, arg: &str) -> Result<(ApiResource, Scop
 }
 
 /// The Kustomization (namespace, name) that the ownership labels name.
-fn owner_of(meta: &ObjectMeta) -> Option<(String, String)> {
+pub(crate) fn owner_of(meta: &ObjectMeta) -> Option<(String, String)> {
     let labels = meta.labels.as_ref()?;
     Some((
         labels.get(KUSTOMIZE_NAMESPACE_LABEL)?.clone(),

@@ -347,3 +347,253 @@ async fn kubectl_runs_the_plugin() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["items"].as_array().map(Vec::len), Some(2), "{json}");
 }
+
+/// A Deployment (no kube-controller-manager runs here, so it never becomes Current) with the
+/// ownership labels of Kustomization `owner`.
+async fn managed_deployment(env: &mooring_testkit::TestEnv, name: &str, owner: &str) {
+    common::apply::<k8s_openapi::api::apps::v1::Deployment>(
+        env,
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": {
+                "kustomize.mooring.dev/name": owner,
+                "kustomize.mooring.dev/namespace": env.namespace}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "registry.invalid/c:1"}]}}},
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn why_of_a_managed_object_leads_to_the_kustomization_that_applies_it() {
+    let env = env("cli-why-managed").await;
+    let ns = env.namespace.clone();
+    scenario(&env).await;
+    // Applied by `infra`, which fails to build: the object is stale because of it.
+    managed_deployment(&env, "web", "infra").await;
+    let run = mooring(&env, &["why", "deployment.apps", "web"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with(&format!("Deployment {ns}/web is not ready (InProgress: "))
+            && lines[0].ends_with(&format!(
+                "), and Kustomization {ns}/infra that applies it is not ready"
+            )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "  Kustomization {ns}/infra is not ready: BuildFailed: kustomize build failed: \
+             accumulating resources"
+        )
+    );
+    // Applied by `apps`, which is Ready: the object's failure is its own.
+    managed_deployment(&env, "api", "apps").await;
+    let (run, json) = mooring_json(&env, &["why", "deployments", "api", "-o", "json"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    let hops = json.as_array().expect("a list");
+    assert_eq!(hops.len(), 1, "{json}");
+    assert_eq!(
+        (
+            &hops[0]["kind"],
+            &hops[0]["name"],
+            &hops[0]["ready"],
+            &hops[0]["reason"]
+        ),
+        (
+            &serde_json::json!("Deployment"),
+            &serde_json::json!("api"),
+            &serde_json::json!("False"),
+            &serde_json::json!("InProgress")
+        ),
+        "{json}"
+    );
+    // Ready objects: exit code 0.
+    let run = mooring(&env, &["why", "ks", "apps"]).await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, format!("Kustomization {ns}/apps is ready\n").as_str()),
+        "{run:#?}"
+    );
+    let run = mooring(&env, &["why", "ks", "absent"]).await;
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert_eq!(
+        run.stdout,
+        format!("Kustomization {ns}/absent does not exist\n")
+    );
+}
+
+/// A core/v1 Event `name` about `kind`/`object` of `api_version`, last seen at `at`.
+async fn event(
+    env: &mooring_testkit::TestEnv,
+    name: &str,
+    (api_version, kind, object): (&str, &str, &str),
+    (type_, reason, message): (&str, &str, &str),
+    at: &str,
+) {
+    common::apply::<k8s_openapi::api::core::v1::Event>(
+        env,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": object,
+                               "namespace": env.namespace},
+            "type": type_, "reason": reason, "message": message,
+            "firstTimestamp": at, "lastTimestamp": at, "count": 1,
+            "source": {"component": "test"},
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn events_lists_the_events_about_mooring_objects_newest_last() {
+    let env = env("cli-events").await;
+    let ns = env.namespace.clone();
+    scenario(&env).await;
+    let ks = ("kustomize.mooring.dev/v1", "Kustomization");
+    event(
+        &env,
+        "late",
+        (ks.0, ks.1, "infra"),
+        (
+            "Warning",
+            "BuildFailed",
+            "kustomize build failed:\naccumulating resources",
+        ),
+        "2026-01-02T03:00:00Z",
+    )
+    .await;
+    event(
+        &env,
+        "early",
+        (ks.0, ks.1, "apps"),
+        ("Normal", "Progressing", "ConfigMap/x created"),
+        "2026-01-01T03:00:00Z",
+    )
+    .await;
+    event(
+        &env,
+        "src",
+        ("source.mooring.dev/v1", "GitRepository", "repo"),
+        ("Normal", "NewArtifact", "stored artifact"),
+        "2026-01-01T04:00:00Z",
+    )
+    .await;
+    // About an object that is not Mooring's: left out.
+    event(
+        &env,
+        "other",
+        ("v1", "ConfigMap", "x"),
+        ("Normal", "Other", "not ours"),
+        "2026-01-01T05:00:00Z",
+    )
+    .await;
+
+    let run = mooring(&env, &["events"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    let rows: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{}", run.stdout);
+    assert_eq!(
+        rows[0],
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    );
+    let rest: Vec<Vec<&str>> = rows[1..].iter().map(|r| r[1..].to_vec()).collect();
+    assert_eq!(
+        rest,
+        [
+            vec![
+                "Normal",
+                "Progressing",
+                "kustomization/apps",
+                "ConfigMap/x",
+                "created"
+            ],
+            vec![
+                "Normal",
+                "NewArtifact",
+                "gitrepository/repo",
+                "stored",
+                "artifact"
+            ],
+            vec![
+                "Warning",
+                "BuildFailed",
+                "kustomization/infra",
+                "kustomize",
+                "build",
+                "failed:",
+                "accumulating",
+                "resources"
+            ],
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(rows[1][0].ends_with('d'), "an age in days: {}", run.stdout);
+
+    // One object; the data form keeps the message as published.
+    let (run, json) = mooring_json(&env, &["events", "kustomization", "infra", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        json["items"],
+        serde_json::json!([{"namespace": ns, "type": "Warning", "reason": "BuildFailed",
+            "kind": "Kustomization", "name": "infra",
+            "message": "kustomize build failed:\naccumulating resources", "count": 1,
+            "lastSeen": "2026-01-02T03:00:00Z"}])
+    );
+    let run = mooring(&env, &["events", "kustomization"]).await;
+    assert_eq!(
+        run.code, 2,
+        "a kind without a name is a usage error: {run:#?}"
+    );
+
+    // -A adds the namespace; --watch prints the list, then each new Event.
+    let run = mooring(&env, &["events", "-A"]).await;
+    assert_eq!(
+        row(&run.stdout, &ns)[2..4],
+        ["Normal", "Progressing"],
+        "{}",
+        run.stdout
+    );
+    let mut child = common::command(&env, &["events", "ks", "apps", "--watch", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("a line within 60s")
+            .expect("read")
+            .expect("not closed");
+        serde_json::from_str(&line).expect("one JSON object per line")
+    };
+    assert_eq!(next().await["reason"], "Progressing");
+    event(
+        &env,
+        "later",
+        (ks.0, ks.1, "apps"),
+        ("Warning", "HealthCheckFailed", "Deployment/web not ready"),
+        "2026-01-03T00:00:00Z",
+    )
+    .await;
+    let new = next().await;
+    assert_eq!(
+        (&new["reason"], &new["message"]),
+        (
+            &serde_json::json!("HealthCheckFailed"),
+            &serde_json::json!("Deployment/web not ready")
+        )
+    );
+    child.kill().await.expect("kill");
+}

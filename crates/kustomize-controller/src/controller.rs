@@ -41,7 +41,10 @@ fn trigger_hash(ks: &Kustomization) -> Option<u64> {
 /// A Kustomization's readiness, which its dependents wait on.
 fn readiness_hash(ks: &Kustomization) -> Option<u64> {
     let status = ks.status.clone().unwrap_or_default();
-    let ready = find_condition(&status.conditions, "Ready").map(|c| c.status.clone());
+    // The message too: a dependent's waiting message carries it (the blocking chain), so a
+    // dependent is woken to rewrite its own when it changes.
+    let ready =
+        find_condition(&status.conditions, "Ready").map(|c| (c.status.clone(), c.message.clone()));
     hash_of((
         ready,
         status.observed_generation,
@@ -51,12 +54,19 @@ fn readiness_hash(ks: &Kustomization) -> Option<u64> {
 
 /// A GitRepository's current artifact.
 fn artifact_hash(repo: &GitRepository) -> Option<u64> {
-    hash_of(
-        repo.status
-            .as_ref()
-            .and_then(|s| s.artifact.as_ref())
-            .map(|a| (&a.revision, &a.digest, &a.url)),
-    )
+    let status = repo.status.as_ref();
+    let artifact = status
+        .and_then(|s| s.artifact.as_ref())
+        .map(|a| (&a.revision, &a.digest, &a.url));
+    // Without an artifact, the Ready message says why, and a waiting Kustomization's message
+    // carries it: wake the users when it changes.
+    let why_none = match artifact {
+        Some(_) => None,
+        None => status
+            .and_then(|s| find_condition(&s.conditions, "Ready"))
+            .map(|c| c.message.clone()),
+    };
+    hash_of((artifact, why_none))
 }
 
 /// The Kustomizations in `store` whose source is `repo`.

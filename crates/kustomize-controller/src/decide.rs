@@ -78,8 +78,21 @@ pub struct AppliedRender {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// How many dependencies deep a `DependencyNotReady` message follows the chain.
+pub const DEPENDENCY_CHAIN_HOPS: usize = 5;
+
+/// The longest `DependencyNotReady` message, in bytes; a longer chain is cut with `...`.
+pub const DEPENDENCY_CHAIN_MAX_LEN: usize = 1024;
+
+/// What starts each hop of a `DependencyNotReady` message.
+const DEPENDENCY_HOP: &str = "dependency '";
+
 /// Whether every dependency is Ready at its current generation; else a message naming the first
-/// one that is not. `dependencies` holds `None` for a dependency that does not exist.
+/// one that is not, followed by that dependency's own Ready message. When the dependency waits
+/// for a dependency in turn, its message carries the next hop, so the message is the blocking
+/// chain down to the cause, read from the statuses alone; it is cut at
+/// [`DEPENDENCY_CHAIN_HOPS`] hops and [`DEPENDENCY_CHAIN_MAX_LEN`] bytes. `dependencies` holds
+/// `None` for a dependency that does not exist.
 pub fn dependencies_ready(dependencies: &[(String, Option<&Kustomization>)]) -> Result<(), String> {
     for (name, dep) in dependencies {
         let Some(dep) = dep else {
@@ -88,12 +101,49 @@ pub fn dependencies_ready(dependencies: &[(String, Option<&Kustomization>)]) -> 
         let status = dep.status.clone().unwrap_or_default();
         let ready = find_condition(&status.conditions, types::READY);
         let current = status.observed_generation == dep.metadata.generation;
-        match ready {
-            Some(c) if c.status == "True" && current => {}
-            _ => return Err(format!("dependency '{name}' is not ready")),
-        }
+        let why = match ready {
+            Some(c) if c.status == "True" && current => continue,
+            Some(c) if c.status == "True" => format!(
+                "generation {} not reconciled yet",
+                dep.metadata.generation.unwrap_or_default()
+            ),
+            Some(c) if c.message.is_empty() => c.reason.clone(),
+            Some(c) => c.message.clone(),
+            None => "not reconciled yet".to_string(),
+        };
+        return Err(bounded_chain(&format!(
+            "{DEPENDENCY_HOP}{name}' is not ready: {}",
+            one_line(&why)
+        )));
     }
     Ok(())
+}
+
+/// `message` cut after [`DEPENDENCY_CHAIN_HOPS`] hops and at [`DEPENDENCY_CHAIN_MAX_LEN`] bytes.
+fn bounded_chain(message: &str) -> String {
+    let mut end = message.len();
+    if let Some((cut, _)) = message
+        .match_indices(DEPENDENCY_HOP)
+        .nth(DEPENDENCY_CHAIN_HOPS)
+    {
+        end = cut;
+    }
+    if end > DEPENDENCY_CHAIN_MAX_LEN {
+        end = DEPENDENCY_CHAIN_MAX_LEN;
+    }
+    if end == message.len() {
+        return message.to_string();
+    }
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", message[..end].trim_end())
+}
+
+/// `message` on one line: a multi-line cause (a kustomize error) would break the chain's
+/// reading in `kubectl get`.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The status after a pass that ended with `outcome`; identical input gives identical output.

@@ -196,3 +196,109 @@ fn dependencies_must_be_ready_at_their_generation() {
     ));
     assert_eq!(dependencies_ready(&[("infra".into(), Some(&dep))]), Ok(()));
 }
+
+/// A Kustomization `name` at generation 1 whose status was observed, with a Ready condition.
+fn with_ready(name: &str, status: &str, reason: &str, message: &str) -> Kustomization {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "kustomize.mooring.dev/v1", "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "ns", "generation": 1},
+        "spec": {"interval": "1m", "prune": true, "sourceRef": {"kind": "GitRepository", "name": "r"}},
+        "status": {"observedGeneration": 1, "conditions": [{
+            "type": "Ready", "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    }))
+    .expect("kustomization")
+}
+
+#[test]
+fn a_waiting_message_carries_the_chain_down_to_the_cause() {
+    // c fails on its own; b waits for c (the message c's controller pass wrote); a waits for b.
+    let c = with_ready(
+        "c",
+        "False",
+        "ArtifactFailed",
+        "GitRepository 'ns/r' has no artifact yet: authentication\nfailed",
+    );
+    let b_message = dependencies_ready(&[("ns/c".into(), Some(&c))]).expect_err("c not ready");
+    assert_eq!(
+        b_message,
+        "dependency 'ns/c' is not ready: GitRepository 'ns/r' has no artifact yet: \
+         authentication failed"
+    );
+    let b = with_ready("b", "False", "DependencyNotReady", &b_message);
+    let a_message = dependencies_ready(&[("ns/b".into(), Some(&b))]).expect_err("b not ready");
+    assert_eq!(
+        a_message,
+        format!("dependency 'ns/b' is not ready: {b_message}")
+    );
+    // Ready dependencies are passed over; the first one that is not is named.
+    let ready = with_ready("ok", "True", "ReconciliationSucceeded", "Applied");
+    assert_eq!(
+        dependencies_ready(&[("ns/ok".into(), Some(&ready)), ("ns/b".into(), Some(&b))]),
+        Err(a_message)
+    );
+    // No Ready condition, or an empty message: still says why.
+    let mut fresh = with_ready("d", "Unknown", "Progressing", "");
+    assert_eq!(
+        dependencies_ready(&[("ns/d".into(), Some(&fresh))]),
+        Err("dependency 'ns/d' is not ready: Progressing".to_string())
+    );
+    fresh.status = None;
+    assert_eq!(
+        dependencies_ready(&[("ns/d".into(), Some(&fresh))]),
+        Err("dependency 'ns/d' is not ready: not reconciled yet".to_string())
+    );
+}
+
+#[test]
+fn a_dependency_chain_is_bounded_in_hops_and_length() {
+    // Seven Kustomizations, each waiting for the next: the message stops after five hops.
+    let mut message = "cannot apply ClusterRole x: forbidden".to_string();
+    for i in (0..7).rev() {
+        let dep = with_ready(&format!("k{i}"), "False", "DependencyNotReady", &message);
+        message = dependencies_ready(&[(format!("ns/k{i}"), Some(&dep))]).expect_err("waiting");
+    }
+    assert_eq!(
+        message.matches("dependency '").count(),
+        DEPENDENCY_CHAIN_HOPS
+    );
+    assert!(message.starts_with("dependency 'ns/k0' is not ready: dependency 'ns/k1'"));
+    assert!(
+        message.ends_with("dependency 'ns/k4' is not ready:..."),
+        "{message}"
+    );
+    // A long cause is cut at the byte limit, on a character boundary.
+    let long = with_ready("l", "False", "BuildFailed", &"é".repeat(2000));
+    let message = dependencies_ready(&[("ns/l".into(), Some(&long))]).expect_err("waiting");
+    assert!(
+        message.len() <= DEPENDENCY_CHAIN_MAX_LEN + 3,
+        "{}",
+        message.len()
+    );
+    assert!(message.ends_with("..."));
+}
+
+#[test]
+fn a_dependency_cycle_settles_on_one_message() {
+    // a and b depend on each other: each pass embeds the other's message, and each new message
+    // wakes the other. The bound makes the messages stop changing, so the wakeups stop.
+    let mut b = "not reconciled yet".to_string();
+    let mut history = Vec::new();
+    for _ in 0..2 * DEPENDENCY_CHAIN_HOPS + 2 {
+        let dep_b = with_ready("b", "False", "DependencyNotReady", &b);
+        let a = dependencies_ready(&[("ns/b".into(), Some(&dep_b))]).expect_err("waiting");
+        let dep_a = with_ready("a", "False", "DependencyNotReady", &a);
+        b = dependencies_ready(&[("ns/a".into(), Some(&dep_a))]).expect_err("waiting");
+        history.push((a.clone(), b.clone()));
+    }
+    let last = history.last().expect("passes");
+    assert_eq!(
+        &history[history.len() - 2],
+        last,
+        "still changing: {last:?}"
+    );
+    assert_eq!(
+        last.0.matches("dependency '").count(),
+        DEPENDENCY_CHAIN_HOPS
+    );
+}

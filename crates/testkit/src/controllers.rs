@@ -101,6 +101,9 @@ pub struct Options {
     pub leader_election_namespace: Option<String>,
     /// Log level or filter passed to both (`--log-level`).
     pub log_level: String,
+    /// Log format of both (`--log-format`): `text` (the default here, for readable failure
+    /// messages) or `json` (what the chart deploys).
+    pub log_format: String,
     /// More flags for the kustomize-controller, e.g. those a chart's Deployment passes.
     pub kustomize_flags: Vec<String>,
     /// More flags for the source-controller.
@@ -115,6 +118,7 @@ impl Options {
             kustomize_kubeconfig: kubeconfig.to_path_buf(),
             leader_election_namespace: None,
             log_level: "info".to_string(),
+            log_format: "text".to_string(),
             kustomize_flags: Vec::new(),
             source_flags: Vec::new(),
         }
@@ -374,7 +378,7 @@ fn spawn(
 ) -> Result<Supervised, Error> {
     let mut args = launch.flags;
     args.push(format!("--metrics-addr=127.0.0.1:{}", launch.metrics_port));
-    args.push("--log-format=text".to_string());
+    args.push(format!("--log-format={}", options.log_format));
     args.push(format!("--log-level={}", options.log_level));
     match &options.leader_election_namespace {
         Some(namespace) => {

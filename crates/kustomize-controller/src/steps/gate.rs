@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use mooring_api::conditions::reasons;
+use mooring_api::conditions::{find_condition, reasons, types};
 use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, MIN_INTERVAL};
 use mooring_api::fields;
 use mooring_api::{GitRepository, Kustomization};
@@ -209,7 +209,20 @@ fn source_artifact(
         .status
         .as_ref()
         .and_then(|s| s.artifact.clone())
-        .ok_or_else(|| waiting(format!("GitRepository '{ns}/{name}' has no artifact yet")))?;
+        .ok_or_else(|| {
+            // The source's own Ready message says why (a failing fetch), so that the waiting
+            // message, and the chain of any Kustomization depending on this one, ends at the cause.
+            let why = source
+                .status
+                .as_ref()
+                .and_then(|s| find_condition(&s.conditions, types::READY))
+                .filter(|c| c.status == "False" && !c.message.is_empty())
+                .map(|c| format!(": {}", c.message))
+                .unwrap_or_default();
+            waiting(format!(
+                "GitRepository '{ns}/{name}' has no artifact yet{why}"
+            ))
+        })?;
     let digest = artifact.digest.clone().ok_or_else(|| {
         waiting(format!(
             "GitRepository '{ns}/{name}' artifact has no digest"

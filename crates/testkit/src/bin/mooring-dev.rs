@@ -161,6 +161,8 @@ fn print_usage(running: &Running) {
     println!("  mooring -n {NAMESPACE} tree kustomization {NAME}");
     println!("  mooring -n {NAMESPACE} trace configmap sample-config");
     println!("  mooring -n {NAMESPACE} history kustomization {NAME}");
+    println!("  mooring -n {NAMESPACE} why kustomization {NAME}");
+    println!("  mooring -n {NAMESPACE} events");
     println!();
 }
 
