@@ -256,6 +256,7 @@ current-context: {service_account}
             log_level: "info".to_string(),
             kustomize_flags: self.chart_kustomize_flags()?,
             source_flags: Vec::new(),
+            log_format: "text".to_string(),
         };
         let started = Controllers::start(&options)?;
         Ok(self.controllers.insert(started))
