@@ -385,3 +385,61 @@ async fn an_encrypted_secret_without_spec_decryption_is_refused() {
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
     assert!(secrets.get_opt("locked").await.expect("get").is_none());
 }
+
+#[tokio::test]
+async fn a_substitution_error_inside_a_decrypted_value_does_not_quote_it() {
+    let env = test_env("sops-subst").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let repo = server
+        .create_repo(&unique("sops-subst"), Auth::None)
+        .expect("repo");
+    let key = age_key().expect("age");
+    // A bad expression inside the secret value: the syntax error quotes up to 40 characters
+    // from where it starts, which is the middle of the decrypted value.
+    let secret = encrypt(
+        &[&key],
+        &[],
+        &[],
+        "secret.yaml",
+        secret_yaml("db", &[("password", "q7-${zz9 hidden-tail-w4")], "").as_bytes(),
+    );
+    let commit = repo
+        .commit(
+            &[("deploy/secret.yaml", &secret)],
+            "encrypted, with a bad expression",
+        )
+        .expect("commit");
+    key_secret(
+        &env,
+        "sops-keys",
+        BTreeMap::from([("app.agekey".to_string(), key.identity.clone())]),
+    )
+    .await;
+    let _controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "app",
+        serde_json::json!({
+            "path": "./deploy",
+            "decryption": {"provider": "sops", "secretRef": {"name": "sops-keys"}},
+            "postBuild": {"substitute": {"unused": "value"}},
+        }),
+    )
+    .await;
+    let ks = wait_ks(&env, "app", "refused", 60, |k| {
+        attempted(k, &commit) && failed_with(k, "bad substitution")
+    })
+    .await;
+    let (_, _, message) = ready(&ks).expect("Ready");
+    assert!(message.contains("Secret/"), "names the object: {message}");
+    assert!(message.contains("not shown"), "{message}");
+    for fragment in ["zz9", "hidden-tail", "q7-"] {
+        assert!(
+            !message.contains(fragment),
+            "{fragment} shown in: {message}"
+        );
+    }
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(secrets.get_opt("db").await.expect("get").is_none());
+}

@@ -267,11 +267,26 @@ pub fn normalize_path(path: &str) -> Option<PathBuf> {
 
 /// Builds `input.path` of the artifact and returns kustomize's multi-document YAML.
 pub async fn build(input: BuildInput) -> Result<String, BuildError> {
+    build_revealing(input).await.map(|built| built.yaml)
+}
+
+/// A render, and what SOPS decryption revealed in it.
+#[derive(Debug, Clone, Default)]
+pub struct Built {
+    /// The rendered YAML.
+    pub yaml: String,
+    /// Texts that decryption revealed (values and their base64 forms): whoever reports an
+    /// error about the render scrubs them out, as the build's own errors already are.
+    pub revealed: Vec<String>,
+}
+
+/// [`build`], also returning what decryption revealed; an error of the build has it scrubbed.
+pub async fn build_revealing(input: BuildInput) -> Result<Built, BuildError> {
     let relative = normalize_path(&input.path).ok_or_else(|| BuildError::InvalidPath {
         path: input.path.clone(),
     })?;
     let work_root = input.work_root.clone().unwrap_or_else(std::env::temp_dir);
-    let prepared = tokio::task::spawn_blocking({
+    let mut prepared = tokio::task::spawn_blocking({
         let input = input.clone();
         move || prepare(&input, &relative, &work_root)
     })
@@ -288,13 +303,26 @@ pub async fn build(input: BuildInput) -> Result<String, BuildError> {
         input.timeout,
     )
     .await
-    .map_err(|e| name_top_kustomization(e, &prepared));
+    .map_err(|e| name_top_kustomization(e, &prepared))
+    .map_err(|e| scrub_error(e, &prepared.revealed));
+    let revealed = std::mem::take(&mut prepared.revealed);
     // Removing a large working copy is blocking work; it only unlinks our own links.
     let cleanup = tokio::task::spawn_blocking(move || prepared.dir.close()).await;
     if let Ok(Err(e)) | Err(e) = cleanup.map_err(std::io::Error::other) {
         tracing::warn!(error = %e, "removing a build working copy failed");
     }
-    result
+    result.map(|yaml| Built { yaml, revealed })
+}
+
+/// kustomize prints whole objects in some errors (`missing metadata.name in object ...`): with
+/// decrypted files in the build, its message has what they revealed replaced by `***`.
+fn scrub_error(error: BuildError, revealed: &[String]) -> BuildError {
+    match error {
+        BuildError::Kustomize { message } if !revealed.is_empty() => BuildError::Kustomize {
+            message: crate::substitute::scrub(&message, revealed.iter().map(String::as_str)),
+        },
+        other => other,
+    }
 }
 
 /// kustomize reports a kustomization it cannot decode (an unknown field, say) without naming
@@ -319,6 +347,8 @@ struct Prepared {
     tree: PathBuf,
     build_dir: PathBuf,
     scratch: PathBuf,
+    /// What decrypting the files revealed: never shown in an error.
+    revealed: Vec<String>,
 }
 
 fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prepared, BuildError> {
@@ -359,7 +389,7 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
     }
     write_kustomization(&build_dir, &tree, &overrides)?;
     let scan = sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
-    decrypt_files(&tree, &scan.encryptable, input.decryption.as_deref())?;
+    let revealed = decrypt_files(&tree, &scan.encryptable, input.decryption.as_deref())?;
     if input.max_objects > 0
         && scan.documents > input.max_objects
         && let Some((file, in_file)) = scan.largest
@@ -376,18 +406,20 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
         tree,
         build_dir,
         scratch,
+        revealed,
     })
 }
 
 /// Replaces every SOPS-encrypted file among `files` (inside the working copy `tree`) with its
-/// decrypted form. The working copy is private to this build and removed after it. Without
+/// decrypted form, and returns what the decryption revealed (see [`decrypt::Decrypted`]). The working copy is private to this build and removed after it. Without
 /// `keys` (no `spec.decryption`) an encrypted file is refused: applied as it is, its
 /// ciphertext would land in the cluster.
 fn decrypt_files(
     tree: &Path,
     files: &[(PathBuf, decrypt::Format)],
     keys: Option<&Keys>,
-) -> Result<(), BuildError> {
+) -> Result<Vec<String>, BuildError> {
+    let mut revealed = Vec::new();
     let mut done = std::collections::BTreeSet::new();
     for (path, format) in files {
         if !done.insert(path) {
@@ -411,12 +443,13 @@ fn decrypt_files(
             }
             continue;
         };
-        if let Some(plain) = decrypt::decrypt(&bytes, *format, keys, &display)? {
-            workcopy::write_new_bytes(path, &plain)
+        if let Some(plain) = decrypt::decrypt_revealing(&bytes, *format, keys, &display)? {
+            workcopy::write_new_bytes(path, &plain.bytes)
                 .map_err(|source| BuildError::WorkingCopy { source })?;
+            revealed.extend(plain.revealed);
         }
     }
-    Ok(())
+    Ok(revealed)
 }
 
 /// Generates the kustomization when there is none, and merges the overrides into it.

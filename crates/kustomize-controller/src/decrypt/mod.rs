@@ -14,7 +14,11 @@ mod tree;
 pub use formats::Format;
 pub use keys::Keys;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use self::metadata::Metadata;
+use self::tree::Node;
 
 /// Files larger than this are not decrypted (Flux's limit too).
 pub const MAX_FILE_SIZE: usize = 5 << 20;
@@ -37,6 +41,27 @@ pub fn decrypt(
     keys: &Keys,
     file: &str,
 ) -> Result<Option<Vec<u8>>, DecryptError> {
+    Ok(decrypt_revealing(bytes, format, keys, file)?.map(|decrypted| decrypted.bytes))
+}
+
+/// A decrypted file, and the texts that must not appear in any message from now on.
+#[derive(Debug, Clone, Default)]
+pub struct Decrypted {
+    /// The file, decrypted.
+    pub bytes: Vec<u8>,
+    /// Each decrypted string value, its base64 form (as a Secret's `data` or a generator holds
+    /// it), and the base64 form of the whole file (a generator's `files` entry): what a later
+    /// error (kustomize prints whole objects in some) must have scrubbed out.
+    pub revealed: Vec<String>,
+}
+
+/// [`decrypt`], also returning what the decryption revealed.
+pub fn decrypt_revealing(
+    bytes: &[u8],
+    format: Format,
+    keys: &Keys,
+    file: &str,
+) -> Result<Option<Decrypted>, DecryptError> {
     let error = |reason: String| DecryptError {
         file: file.to_owned(),
         reason,
@@ -66,9 +91,56 @@ pub fn decrypt(
         ))
     })?;
     cipher::decrypt_tree(&mut loaded.branches, &meta, &key).map_err(|e| error(e.to_string()))?;
-    formats::emit(format, &loaded.branches)
-        .map(Some)
-        .map_err(|reason| error(format!("writing the decrypted file failed: {reason}")))
+    let bytes = formats::emit(format, &loaded.branches)
+        .map_err(|reason| error(format!("writing the decrypted file failed: {reason}")))?;
+    let mut revealed = Vec::new();
+    let mut path = Vec::new();
+    // Only a YAML or JSON document can be an object; dotenv and INI keys are all data.
+    let object = matches!(format, Format::Yaml | Format::Json);
+    for branch in &loaded.branches {
+        collect_revealed(branch, &mut path, &meta, object, &mut revealed);
+    }
+    revealed.push(BASE64.encode(&bytes));
+    Ok(Some(Decrypted { bytes, revealed }))
+}
+
+/// A Kubernetes object's own description: `kind`, `metadata.name` and the rest are recorded in
+/// status (inventory, events) anyway, so they are not counted as revealed even when a file has
+/// them encrypted (sops encrypts every value unless told otherwise); scrubbing `Secret` from
+/// every message would only mangle them.
+const OBJECT_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "type"];
+
+/// The string values of `node` at encrypted paths, each as it is and in base64.
+fn collect_revealed(
+    node: &Node,
+    path: &mut Vec<String>,
+    meta: &Metadata,
+    object: bool,
+    out: &mut Vec<String>,
+) {
+    match node {
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                if object && path.is_empty() && OBJECT_FIELDS.contains(&k.as_str()) {
+                    continue;
+                }
+                path.push(k.clone());
+                collect_revealed(v, path, meta, object, out);
+                path.pop();
+            }
+        }
+        Node::List(items) => {
+            for item in items {
+                collect_revealed(item, path, meta, object, out);
+            }
+        }
+        Node::Str(value) if meta.is_encrypted(path) => {
+            out.push(BASE64.encode(value.as_bytes()));
+            out.push(value.clone());
+        }
+        Node::Bytes(value) if meta.is_encrypted(path) => out.push(BASE64.encode(value)),
+        _ => {}
+    }
 }
 
 /// Whether `bytes`, a file in `format`, carries SOPS metadata.

@@ -112,19 +112,28 @@ pub async fn render(
     input.work_root = Some(ctx.artifacts.scratch_dir());
     input.max_objects = ctx.settings.max_render_objects;
     input.decryption = keys.clone();
-    let mut yaml = build::build(input)
+    let built = build::build_revealing(input)
         .await
         .map_err(|e| build_err(e.to_string()))?;
+    let mut yaml = built.yaml;
+    // From here the text may hold decrypted values: errors about it never show them.
+    let revealed = built.revealed;
+    let build_err = |message: String| {
+        build_err(substitute::scrub(
+            &message,
+            revealed.iter().map(String::as_str),
+        ))
+    };
     if let Some(message) = still_encrypted(&yaml, keys.is_some()) {
         return Err(build_err(message));
     }
     let substituted = substitute::should_substitute(spec.post_build.as_ref(), &vars);
     if substituted {
         yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
-            .map_err(|e| build_err(e.to_string()))?;
+            .map_err(|e| build_err(hide_revealed_text(e, &revealed)))?;
     }
     // The text now holds the variables' values, some perhaps from Secrets: errors about it
-    // never show them.
+    // never show them either.
     let build_err = |message: String| {
         if substituted {
             build_err(substitute::scrub_values(&message, &vars))
@@ -182,6 +191,32 @@ pub async fn render(
         objects,
         inventory,
     }))
+}
+
+/// The message of a substitution error, without the text it quotes when that text may be part
+/// of a decrypted value: a syntax error quotes up to 40 characters of the rendered text, which
+/// may start inside a value and so never hold it whole for [`substitute::scrub`] to find. Any
+/// 4 characters in common with a revealed text hide the quote (a false alarm only costs the
+/// quote).
+fn hide_revealed_text(error: substitute::SubstituteError, revealed: &[String]) -> String {
+    if let substitute::SubstituteError::Expand {
+        object,
+        source: substitute::ExpandError::Syntax { position, problem },
+    } = &error
+    {
+        let chars: Vec<char> = position.chars().collect();
+        let shared = chars.windows(4).any(|window| {
+            let piece: String = window.iter().collect();
+            revealed.iter().any(|text| text.contains(&piece))
+        });
+        if shared {
+            return format!(
+                "substitution in {object} failed: bad substitution: {problem} (the text is not \
+                 shown: it may be part of a decrypted value)"
+            );
+        }
+    }
+    error.to_string()
 }
 
 /// Reads the keys of `spec.decryption.secretRef` with the Kustomization's identity (`client`).

@@ -221,8 +221,13 @@ const SHORTEST_SCRUBBED: usize = 4;
 /// `message` with every variable value (of [`SHORTEST_SCRUBBED`] characters or more) replaced by
 /// `***`: for errors about the substituted text, since a value may come from a Secret.
 pub fn scrub_values(message: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut values: Vec<String> = vars
-        .values()
+    scrub(message, vars.values().map(String::as_str))
+}
+
+/// `message` with each of `values` (of [`SHORTEST_SCRUBBED`] characters or more; line breaks
+/// are left out of a value, as messages fold them) replaced by `***`.
+pub fn scrub<'a>(message: &str, values: impl Iterator<Item = &'a str>) -> String {
+    let mut values: Vec<String> = values
         .map(|v| v.replace(['\n', '\r'], ""))
         .filter(|v| v.chars().count() >= SHORTEST_SCRUBBED)
         .collect();
