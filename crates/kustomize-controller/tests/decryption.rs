@@ -139,6 +139,18 @@ async fn sops_files_are_decrypted_applied_refused_when_tampered_and_follow_key_r
         suffix_secret.contains("note_unencrypted: plain-note"),
         "{suffix_secret}"
     );
+    // Flux's usual setting: only data and stringData encrypted, the rest readable in git.
+    let regex_secret = encrypt(
+        &[&age_a],
+        &[],
+        &["--encrypted-regex", "^(data|stringData)$"],
+        "regex.yaml",
+        secret_yaml("for-regex", &[("token", "regex-value")], "").as_bytes(),
+    );
+    assert!(
+        regex_secret.contains("name: for-regex") && !regex_secret.contains("regex-value"),
+        "{regex_secret}"
+    );
     let dotenv = encrypt(
         &[&age_a],
         &[],
@@ -163,7 +175,7 @@ async fn sops_files_are_decrypted_applied_refused_when_tampered_and_follow_key_r
     let binary: Vec<u8> = (0u8..=255).collect();
     let blob = encrypt(&[&age_a], &[], &[], "blob.bin", &binary);
     let kustomization_yaml = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-        resources: [age.yaml, pgp.yaml, both.yaml, suffix.yaml, json.json, map.yaml]\n\
+        resources: [age.yaml, pgp.yaml, both.yaml, suffix.yaml, regex.yaml, json.json, map.yaml]\n\
         secretGenerator:\n  - name: generated\n    envs: [app.env]\n    files: [blob.bin, db.ini]\n\
         \x20   options:\n      disableNameSuffixHash: true\n";
     let first = repo
@@ -174,6 +186,7 @@ async fn sops_files_are_decrypted_applied_refused_when_tampered_and_follow_key_r
                 ("deploy/pgp.yaml", &pgp_secret),
                 ("deploy/both.yaml", &both_secret),
                 ("deploy/suffix.yaml", &suffix_secret),
+                ("deploy/regex.yaml", &regex_secret),
                 ("deploy/app.env", &dotenv),
                 ("deploy/blob.bin", &blob),
                 ("deploy/db.ini", &ini),
@@ -232,6 +245,10 @@ async fn sops_files_are_decrypted_applied_refused_when_tampered_and_follow_key_r
     assert_eq!(
         suffix.get("note_unencrypted").map(String::as_str),
         Some("plain-note")
+    );
+    assert_eq!(
+        get("for-regex").await.get("token").map(String::as_str),
+        Some("regex-value")
     );
     let generated = secrets.get("generated").await.expect("generated Secret");
     let data = generated.data.clone().unwrap_or_default();
