@@ -1,7 +1,7 @@
 //! The GitRepository reconciler's decisions, as plain data in and plain data out: whether the
 //! stored artifact is current, and what the status becomes after a pass.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use mooring_api::conditions::{ConditionStatus, reasons, remove_condition, set_condition, types};
 use mooring_api::{
     Artifact, GitPerson, GitProvenance, GitRepositorySpec, GitRepositoryStatus, GitSigner,
@@ -189,28 +189,9 @@ pub fn next_status(
                 remove_condition(conditions, type_);
             }
             remove_condition(conditions, types::STALLED);
-            set_condition(
+            set_failure(
                 conditions,
-                condition,
-                ConditionStatus::True,
-                reason,
-                message,
-                generation_opt,
-                now,
-            );
-            set_condition(
-                conditions,
-                types::RECONCILING,
-                ConditionStatus::True,
-                reasons::PROGRESSING_WITH_RETRY,
-                "retrying after a failure",
-                generation_opt,
-                now,
-            );
-            set_condition(
-                conditions,
-                types::READY,
-                ConditionStatus::False,
+                (condition, ConditionStatus::True),
                 reason,
                 message,
                 generation_opt,
@@ -226,28 +207,9 @@ pub fn next_status(
             for type_ in FAILURE_CONDITIONS.into_iter().chain([types::STALLED]) {
                 remove_condition(conditions, type_);
             }
-            set_condition(
+            set_failure(
                 conditions,
-                types::SOURCE_VERIFIED,
-                ConditionStatus::False,
-                reason,
-                message,
-                generation_opt,
-                now,
-            );
-            set_condition(
-                conditions,
-                types::RECONCILING,
-                ConditionStatus::True,
-                reasons::PROGRESSING_WITH_RETRY,
-                "retrying after a failure",
-                generation_opt,
-                now,
-            );
-            set_condition(
-                conditions,
-                types::READY,
-                ConditionStatus::False,
+                (types::SOURCE_VERIFIED, ConditionStatus::False),
                 reason,
                 message,
                 generation_opt,
@@ -287,6 +249,39 @@ pub fn next_status(
         }
     }
     status
+}
+
+/// A failure that will be retried: `condition` (a failure condition, or SourceVerified=False)
+/// and Ready=False with `reason` and `message`, and Reconciling=True.
+fn set_failure(
+    conditions: &mut Vec<Condition>,
+    (condition, status): (&str, ConditionStatus),
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    set_condition(
+        conditions, condition, status, reason, message, generation, now,
+    );
+    set_condition(
+        conditions,
+        types::RECONCILING,
+        ConditionStatus::True,
+        reasons::PROGRESSING_WITH_RETRY,
+        "retrying after a failure",
+        generation,
+        now,
+    );
+    set_condition(
+        conditions,
+        types::READY,
+        ConditionStatus::False,
+        reason,
+        message,
+        generation,
+        now,
+    );
 }
 
 /// `status.provenance`, read from the artifact's metadata (`git.*` and `verify.signer.*`).
