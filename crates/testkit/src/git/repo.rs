@@ -121,15 +121,7 @@ impl Repo {
         files: &[(&str, &str)],
         message: &str,
     ) -> Result<String, Error> {
-        self.change(branch, message, |work| {
-            for (path, content) in files {
-                let target = work_path(work, path)?;
-                remove_symlink(&target)?;
-                create_parent(&target)?;
-                write_file(&target, content)?;
-            }
-            Ok(files.iter().map(|(path, _)| path.into()).collect())
-        })
+        self.change(branch, message, |work| write_files(work, files))
     }
 
     /// Like [`Repo::commit`], signed by `signer` (`git commit -S`).
@@ -140,13 +132,7 @@ impl Repo {
         signer: &Signer,
     ) -> Result<String, Error> {
         self.change_signed("main", message, Some(signer), |work| {
-            for (path, content) in files {
-                let target = work_path(work, path)?;
-                remove_symlink(&target)?;
-                create_parent(&target)?;
-                write_file(&target, content)?;
-            }
-            Ok(files.iter().map(|(path, _)| path.into()).collect())
+            write_files(work, files)
         })
     }
 
@@ -154,7 +140,7 @@ impl Repo {
     /// whose message is `message` (so the signature no longer matches the content), points
     /// `main` at it and pushes. Returns the forged commit's SHA.
     pub fn forge_signed(&self, signed: &str, message: &str) -> Result<String, Error> {
-        let _clock = lock(&self.inner.clock);
+        let clock = lock(&self.inner.clock);
         let raw = output(self.git().args(["cat-file", "commit", signed]))?;
         let (headers, _) = raw.split_once("\n\n").unwrap_or((raw.as_str(), ""));
         let forged = format!("{headers}\n\n{message}\n");
@@ -167,15 +153,8 @@ impl Repo {
         )?
         .trim()
         .to_string();
-        self.switch_to("main")?;
-        output(self.git().args(["reset", "-q", "--hard", &sha]))?;
-        output(
-            self.git()
-                .args(["push", "-q", "--force"])
-                .arg(&self.inner.bare)
-                .arg("+refs/heads/main:refs/heads/main"),
-        )?;
-        Ok(sha)
+        drop(clock);
+        self.reset("main", &sha)
     }
 
     /// Removes `paths` (files or directories) from `main`, commits and pushes.
@@ -239,17 +218,7 @@ impl Repo {
             tag.args(["-a", "-m", message]);
         }
         output(tag.args([name, "refs/heads/main"]))?;
-        let refspec = format!("refs/tags/{name}:refs/tags/{name}");
-        output(
-            self.git()
-                .args(["push", "-q"])
-                .arg(&self.inner.bare)
-                .arg(refspec),
-        )?;
-        let commit = format!("refs/tags/{name}^{{commit}}");
-        Ok(output(self.git().args(["rev-parse", &commit]))?
-            .trim()
-            .to_string())
+        self.push_tag(name)
     }
 
     /// Tags the head of `main` with an annotated tag signed by `signer` (`git tag -s`) and
@@ -259,6 +228,11 @@ impl Repo {
         let mut tag = self.git_at(&mut clock);
         signer.configure(&mut tag)?;
         output(tag.args(["tag", "-s", "-m", message, name, "refs/heads/main"]))?;
+        self.push_tag(name)
+    }
+
+    /// Pushes the tag `name`; returns the tagged commit's SHA.
+    fn push_tag(&self, name: &str) -> Result<String, Error> {
         let refspec = format!("refs/tags/{name}:refs/tags/{name}");
         output(
             self.git()
@@ -502,4 +476,16 @@ fn create_parent(target: &Path) -> Result<(), Error> {
         }),
         None => Ok(()),
     }
+}
+
+/// Writes (or overwrites) `files` in the work tree `work`, replacing a symbolic link at a path;
+/// returns their paths for `git add`.
+fn write_files(work: &Path, files: &[(&str, &str)]) -> Result<Vec<std::ffi::OsString>, Error> {
+    for (path, content) in files {
+        let target = work_path(work, path)?;
+        remove_symlink(&target)?;
+        create_parent(&target)?;
+        write_file(&target, content)?;
+    }
+    Ok(files.iter().map(|(path, _)| path.into()).collect())
 }
