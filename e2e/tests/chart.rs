@@ -544,3 +544,27 @@ fn size_limits_and_controller_limits_are_set_from_the_values() {
     let (ok, out) = lint(&["--set", "sourceController.sizeLimits.tmp=lots"]);
     assert!(!ok && out.contains("schema"), "{out}");
 }
+
+/// The artifact URLs the source-controller publishes name the Service's port, so that a port
+/// other than 80 still reaches the artifacts.
+#[test]
+fn advertised_artifact_address_follows_the_service_port() {
+    let adv_addr = |values: &[&str]| {
+        let rendered = render(values);
+        let args =
+            deployment(&rendered, "source-controller")["spec"]["template"]["spec"]["containers"][0]
+                ["args"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        args.iter()
+            .filter_map(|a| a.as_str())
+            .find_map(|a| a.strip_prefix("--storage-adv-addr="))
+            .map(str::to_string)
+            .expect("--storage-adv-addr is passed")
+    };
+    let default = adv_addr(&[]);
+    assert!(default.ends_with(".svc.cluster.local."), "{default}");
+    let moved = adv_addr(&["--set", "sourceController.service.port=8081"]);
+    assert!(moved.ends_with(".svc.cluster.local.:8081"), "{moved}");
+}

@@ -55,7 +55,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     ));
 
     let limits = Limits {
-        max_download_bytes: args.max_artifact_size,
+        max_download_bytes: args.max_download_bytes(),
         ..Limits::default()
     };
     let settings = Settings {

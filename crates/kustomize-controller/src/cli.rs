@@ -56,7 +56,44 @@ pub struct Args {
     #[arg(long, env = "MOORING_MAX_RENDER_OBJECTS", default_value_t = crate::build::DEFAULT_MAX_OBJECTS)]
     pub max_render_objects: usize,
 
-    /// Largest artifact to download, in bytes.
+    /// Largest artifact to download, in bytes; 0 means no limit.
     #[arg(long, env = "MOORING_MAX_ARTIFACT_SIZE", default_value_t = 512 * 1024 * 1024)]
     pub max_artifact_size: u64,
+}
+
+impl Args {
+    /// The download limit `--max-artifact-size` asks for: 0 lifts it.
+    pub fn max_download_bytes(&self) -> u64 {
+        match self.max_artifact_size {
+            0 => u64::MAX,
+            limit => limit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    fn parse(flags: &[&str]) -> Args {
+        Args::try_parse_from(
+            std::iter::once("mooring-kustomize-controller").chain(flags.iter().copied()),
+        )
+        .expect("flags parse")
+    }
+
+    #[test]
+    fn max_artifact_size_zero_lifts_the_download_limit() {
+        assert_eq!(
+            parse(&["--max-artifact-size=0"]).max_download_bytes(),
+            u64::MAX
+        );
+        assert_eq!(
+            parse(&["--max-artifact-size=1024"]).max_download_bytes(),
+            1024
+        );
+        assert_eq!(parse(&[]).max_download_bytes(), 512 * 1024 * 1024);
+    }
 }
