@@ -5,8 +5,11 @@
 //! cluster-admin mode with narrower apply rights, delete with each deletionPolicy, `helm
 //! uninstall`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use mooring_e2e::cluster::{KUSTOMIZE_SERVICE_ACCOUNT, SOURCE_SERVICE_ACCOUNT, chart_dir};
 use mooring_e2e::{Cluster, NAMESPACE, Timer, main_revision, sample_repo};
+use mooring_testkit::controllers::{KUSTOMIZE_CONTROLLER, SOURCE_CONTROLLER};
 use mooring_testkit::examples::example_manifests;
 use mooring_testkit::git::{Auth, GitServer, Repo};
 use mooring_testkit::tools::workspace_root;
@@ -147,6 +150,8 @@ fn helm_install_then_kubectl_drives_the_controllers() {
     timer.step("a pushed commit applied, a removed file pruned");
     drift_is_restored(&cluster);
     timer.step("a field changed with kubectl patch restored");
+    documented_metrics_are_exported(&cluster);
+    timer.step("every metric docs/metrics.md names is exported with its labels, and no other");
     upgrade_to_narrow_apply_rights(&mut cluster, &repo);
     timer.step(
         "helm upgrade to cluster-admin mode, narrow rules: the sample applies, a Secret refused",
@@ -523,6 +528,74 @@ fn drift_is_restored(cluster: &Cluster) {
     let restored = "--for=jsonpath={.data.greeting}=bonjour";
     let wait = cluster.wait(&[restored, "-n", APP, "configmap/sample-config"]);
     cluster.must(wait, "drift restored");
+}
+
+/// docs/metrics.md is a claim about `/metrics`: each metric its tables name is exported by the
+/// controller it belongs to, with the labels the table gives (`none`: no labels), and each
+/// `mooring_*` metric the controllers export is in a table.
+fn documented_metrics_are_exported(cluster: &Cluster) {
+    let doc =
+        std::fs::read_to_string(workspace_root().join("docs/metrics.md")).expect("metrics.md");
+    let documented: BTreeMap<String, BTreeSet<String>> = doc
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.strip_prefix("| `mooring_")?.split('|');
+            let name = format!("mooring_{}", cells.next()?.trim().trim_end_matches('`'));
+            let labels = cells
+                .nth(1)?
+                .split(',')
+                .map(|l| l.trim().trim_matches('`').to_string())
+                .filter(|l| !l.is_empty() && l != "none")
+                .collect();
+            Some((name, labels))
+        })
+        .collect();
+    assert!(
+        documented.len() >= 8,
+        "metric tables found in metrics.md: {documented:?}"
+    );
+    let controllers = cluster.controllers().expect("controllers running");
+    let mut exported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for name in [SOURCE_CONTROLLER, KUSTOMIZE_CONTROLLER] {
+        let text = cluster.must(
+            controllers.metrics(name).map_err(Into::into),
+            "scrape /metrics",
+        );
+        for sample in text.lines().filter(|l| l.starts_with("mooring_")) {
+            let series = sample.split_whitespace().next().unwrap_or_default();
+            let (metric, labels) = series.split_once('{').unwrap_or((series, ""));
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    let base = metric.strip_suffix(suffix)?;
+                    text.contains(&format!("# TYPE {base} histogram"))
+                        .then_some(base)
+                })
+                .unwrap_or(metric);
+            let keys = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|pair| pair.split_once('=').map(|(k, _)| k.to_string()))
+                .filter(|k| k != "le");
+            exported.entry(family.to_string()).or_default().extend(keys);
+        }
+    }
+    for (name, labels) in &documented {
+        let found = exported.get(name);
+        assert_eq!(
+            found,
+            Some(labels),
+            "docs/metrics.md documents {name} with labels {labels:?}; exported: {found:?}"
+        );
+    }
+    let undocumented: Vec<_> = exported
+        .keys()
+        .filter(|n| !documented.contains_key(*n))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "exported but not in docs/metrics.md: {undocumented:?}"
+    );
 }
 
 /// `helm upgrade` to cluster-admin mode with listed rules instead of cluster-admin: the
