@@ -369,8 +369,9 @@ async fn deletion_policy_decides_what_happens_to_applied_objects() {
             &[
                 ("keep/k.yaml", &config_map_yaml("kept", "1")),
                 ("drop/d.yaml", &config_map_yaml("dropped", "1")),
+                ("paused/p.yaml", &config_map_yaml("paused", "1")),
             ],
-            "two",
+            "three",
         )
         .expect("commit");
     let controllers = start(&env, SLOW).await;
@@ -382,9 +383,23 @@ async fn deletion_policy_decides_what_happens_to_applied_objects() {
     )
     .await;
     kustomization(&env, "mirror", serde_json::json!({"path": "./drop"})).await;
-    wait_ks(&env, "orphan", "applied", 60, |k| applied(k, &commit)).await;
-    wait_ks(&env, "mirror", "applied", 60, |k| applied(k, &commit)).await;
+    kustomization(&env, "paused", serde_json::json!({"path": "./paused"})).await;
+    for name in ["orphan", "mirror", "paused"] {
+        wait_ks(&env, name, "applied", 60, |k| applied(k, &commit)).await;
+    }
     let api: Api<mooring_api::Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    // A suspended Kustomization deletes nothing when it is deleted, whatever its policy (here the
+    // default, MirrorPrune with prune: true).
+    api.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .expect("suspend");
+    api.delete("paused", &DeleteParams::default())
+        .await
+        .expect("delete");
     api.delete("orphan", &DeleteParams::default())
         .await
         .expect("delete");
@@ -399,7 +414,7 @@ async fn deletion_policy_decides_what_happens_to_applied_objects() {
         |cm| cm.is_none(),
     )
     .await;
-    for name in ["orphan", "mirror"] {
+    for name in ["orphan", "mirror", "paused"] {
         let gone = kube::runtime::wait::await_condition(
             api.clone(),
             name,
@@ -411,6 +426,10 @@ async fn deletion_policy_decides_what_happens_to_applied_objects() {
             .expect("watch");
     }
     wait_config_map(&env, "kept", "left in place (Orphan)", 5, |cm| cm.is_some()).await;
+    wait_config_map(&env, "paused", "left in place (suspended)", 5, |cm| {
+        cm.is_some()
+    })
+    .await;
     controllers.stop().await;
 }
 
