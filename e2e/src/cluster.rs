@@ -249,7 +249,18 @@ current-context: {service_account}
     /// ([`Cluster::chart_kustomize_flags`]). Controllers already running are stopped first.
     pub fn start_controllers(&mut self) -> Result<&Controllers, Error> {
         self.stop_controllers();
-        let options = controllers::Options {
+        let started = Controllers::start(&self.controller_options()?)?;
+        Ok(self.controllers.insert(started))
+    }
+
+    /// Starts a second pair of controllers with the same identities' rights and Leases: standby
+    /// replicas while the first pair leads. They stop when the returned value is dropped.
+    pub fn start_standby(&self) -> Result<Controllers, Error> {
+        Ok(Controllers::start(&self.controller_options()?)?)
+    }
+
+    fn controller_options(&self) -> Result<controllers::Options, Error> {
+        Ok(controllers::Options {
             source_kubeconfig: self.service_account_kubeconfig(SOURCE_SERVICE_ACCOUNT)?,
             kustomize_kubeconfig: self.service_account_kubeconfig(KUSTOMIZE_SERVICE_ACCOUNT)?,
             leader_election_namespace: Some(NAMESPACE.to_string()),
@@ -257,9 +268,7 @@ current-context: {service_account}
             kustomize_flags: self.chart_kustomize_flags()?,
             source_flags: Vec::new(),
             log_format: "text".to_string(),
-        };
-        let started = Controllers::start(&options)?;
-        Ok(self.controllers.insert(started))
+        })
     }
 
     /// Gives `service_account` of `namespace` the built-in ClusterRole `admin` in that namespace

@@ -348,6 +348,15 @@ impl Controllers {
         http_get(SocketAddr::from(([127, 0, 0, 1], port)), "/metrics")
     }
 
+    /// Whether a controller's `/readyz` answers 200 now (it does only while it leads).
+    pub fn ready(&self, name: &str) -> bool {
+        let port = match name {
+            SOURCE_CONTROLLER => self.source_metrics,
+            _ => self.kustomize_metrics,
+        };
+        answers_200(SocketAddr::from(([127, 0, 0, 1], port)), "/readyz")
+    }
+
     /// The pid of the running kustomize-controller process.
     pub fn kustomize_pid(&self) -> Option<u32> {
         self.kustomize.pid()
@@ -422,11 +431,16 @@ fn wait_healthy(process: &mut Supervised, port: u16) -> Result<(), Error> {
 }
 
 fn healthz_ok(addr: SocketAddr) -> bool {
+    answers_200(addr, "/healthz")
+}
+
+/// Whether `GET path` on `addr` answers 200.
+fn answers_200(addr: SocketAddr, path: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
