@@ -54,6 +54,14 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
                     } else {
                         format!("deleting the applied objects failed, retrying: {error}")
                     };
+                    if leaving {
+                        // The namespace refuses new objects while it terminates, Events
+                        // included: the log is where this is said for sure.
+                        tracing::warn!(
+                            kustomization = %format!("{ns}/{}", ks.name_any()),
+                            "{note}"
+                        );
+                    }
                     publish(&ctx, &ks, EventType::Warning, reasons::PRUNE_FAILED, note).await;
                     if leaving {
                         Ok(Action::await_change())

@@ -514,3 +514,95 @@ async fn references_to_other_namespaces_and_unimplemented_fields_are_refused() {
     assert!(err.to_string().contains("at least 1s"), "{err}");
     controllers.stop().await;
 }
+
+/// Deleting a tenant's namespace takes its RoleBindings with it, so the finalizer could never
+/// delete what the Kustomization applied as the tenant: the controller stops trying, logs a
+/// warning naming what is left outside the namespace (an Event cannot be written in a
+/// terminating namespace), and lets the namespace go.
+#[tokio::test]
+async fn a_deleted_namespace_is_not_held_by_objects_the_tenant_cannot_delete() {
+    use mooring_testkit::controllers::{self, KUSTOMIZE_CONTROLLER};
+
+    let env = common::env("ks-ns-gone").await;
+    let ns = env.namespace.clone();
+    let other = OtherNamespace::create(&env).await;
+    let repo = repo("ns-gone");
+    let map = |name: &str, namespace: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  value: \"1\"\n"
+        )
+    };
+    let commit = repo
+        .commit(
+            &[
+                ("deploy/here.yaml", &map("here", &ns)),
+                ("deploy/there.yaml", &map("there", &other.name)),
+            ],
+            "one map here, one in another namespace",
+        )
+        .expect("commit");
+    grant(&env, &["configmaps"], &["*"]);
+    // In the other namespace the tenant may write but not delete.
+    let rules = json!([{"apiGroups": [""], "resources": ["configmaps"],
+                        "verbs": ["get", "list", "watch", "create", "patch"]}]);
+    env.plane
+        .run_kubectl_with_input(
+            &["apply", "-n", &other.name, "-f", "-"],
+            &format!(
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {TENANT}\nrules: {rules}\n---\n\
+                 apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {TENANT}\n\
+                 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {TENANT}}}\n\
+                 subjects: [{{kind: ServiceAccount, name: {TENANT}, namespace: {ns}}}]\n"
+            ),
+        )
+        .expect("the tenant's rights in the other namespace");
+    // The controller binaries, so that their log can be read.
+    let mut options = controllers::Options::local(env.plane.kubeconfig()).watching(&ns);
+    options
+        .kustomize_flags
+        .push(format!("--default-service-account={TENANT}"));
+    let running = tokio::task::spawn_blocking(move || controllers::Controllers::start(&options))
+        .await
+        .expect("start task")
+        .expect("controllers");
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "app",
+        json!({"path": "./deploy", "targetNamespace": null}),
+    )
+    .await;
+    wait_ks(&env, "app", "applied in both namespaces", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .expect("delete the tenant's namespace");
+    wait_for(
+        &namespaces,
+        &ns,
+        "the tenant's namespace gone, not held by the Kustomization's finalizer",
+        Duration::from_secs(90),
+        |n| n.is_none(),
+    )
+    .await;
+    let there: Api<ConfigMap> = Api::namespaced(env.client.clone(), &other.name);
+    assert!(
+        there.get_opt("there").await.expect("get").is_some(),
+        "the object outside the namespace is left in place"
+    );
+    let log = std::fs::read_to_string(running.log_file(KUSTOMIZE_CONTROLLER)).expect("log");
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("the namespace is being deleted"))
+        .unwrap_or_else(|| panic!("no warning about the namespace in the log:\n{log}"));
+    assert!(
+        warning.contains("there") && warning.contains(&other.name),
+        "the warning names what is left outside the namespace: {warning}"
+    );
+    other.delete().await;
+}
