@@ -116,8 +116,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
         let c = chars[i];
         if c.is_ascii_alphabetic() || c == '_' || c == ':' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i]))
-            {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i])) {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -181,7 +180,8 @@ fn every_metric_in_the_dashboard_is_exported_by_the_controllers() {
     let repo = git
         .create_repo("dashboard-app", Auth::None)
         .expect("repository");
-    let app = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: info\n";
+    let app =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: info\n";
     repo.commit(&[("deploy/settings.yaml", app)], "an app")
         .expect("commit");
     let controllers = Controllers::start(&controllers::Options::local(plane.kubeconfig()))
