@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the pinned test tools (kube-apiserver, kube-controller-manager, kubectl, etcd, kustomize,
-# helm, sops, age, age-keygen) from their upstream Go modules into $MOORING_TOOLS_DIR (default
+# Builds the pinned test tools (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+# etcd, kustomize, helm, sops, age, age-keygen, kwok) from their upstream Go modules into $MOORING_TOOLS_DIR (default
 # ~/.cache/mooring/tools).
 # A tool that is already built at the pinned version is skipped.
 set -euo pipefail
@@ -42,7 +42,7 @@ is_built() { [ -x "$bin_dir/$1" ] && [ "$(cat "$stamp_dir/$1" 2>/dev/null)" = "$
 mark_built() { echo "$2" >"$stamp_dir/$1"; }
 
 build_kubernetes() {
-  local want=(kube-apiserver kube-controller-manager kubectl etcd) missing=()
+  local want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd) missing=()
   for t in "${want[@]}"; do
     local v="$KUBERNETES_VERSION"; [ "$t" = etcd ] && v="$ETCD_VERSION"
     is_built "$t" "$v" || missing+=("$t")
@@ -74,7 +74,10 @@ build_kubernetes() {
       grep -E '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$upstream_mod" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}' | sort -u
       echo ")"
     } >"$work/go.mod"
-    cat >"$work/tools.go" <<'GO'
+  fi
+  # Rewritten every time, so that a build module prepared before a tool was added learns of it.
+  local tools_go
+  tools_go="$(cat <<'GO'
 //go:build tools
 
 package tools
@@ -83,9 +86,13 @@ import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
+)"
+  if [ ! -f "$work/go.sum" ] || [ "$(cat "$work/tools.go" 2>/dev/null)" != "$tools_go" ]; then
+    printf '%s\n' "$tools_go" >"$work/tools.go"
     say "resolving module graph (go mod tidy; downloads a few hundred MB the first time)"
     (cd "$work" && go mod tidy -e >/dev/null) || die "go mod tidy failed for the kubernetes build module"
   fi
@@ -117,5 +124,7 @@ go_install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 go_install_tool sops github.com/getsops/sops/v3/cmd/sops "$SOPS_VERSION"
 go_install_tool age filippo.io/age/cmd/age "$AGE_VERSION"
 go_install_tool age-keygen filippo.io/age/cmd/age-keygen "$AGE_VERSION"
+# kwok simulates nodes and pod lifecycles; it is its own module (with its own k8s.io/* versions).
+go_install_tool kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 build_kubernetes
 say "tools ready in $bin_dir"

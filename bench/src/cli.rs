@@ -39,6 +39,13 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub p1_timeout: u64,
 
+    /// P1 on a cluster where workloads run (kube-controller-manager with its default
+    /// controllers, kube-scheduler, kwok's simulated Nodes): each app is a Deployment, its
+    /// Service, a ConfigMap and a ServiceAccount, and with `wait: true` "Ready" includes the
+    /// Deployment's rollout through real ReplicaSets and (simulated) Pods.
+    #[arg(long)]
+    pub workloads: bool,
+
     /// P3: seconds with nothing changing between the two readings of apiserver_request_total.
     #[arg(long, default_value_t = 60)]
     pub steady_window: u64,

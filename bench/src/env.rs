@@ -46,13 +46,22 @@ pub struct Bench {
 impl Bench {
     /// Starts the control plane, installs the CRDs, starts the git server and both controllers.
     pub async fn start(args: Args, work: &Path) -> Result<Bench, Error> {
-        eprintln!("[bench] starting etcd and kube-apiserver ...");
-        let plane = tokio::task::spawn_blocking(|| {
+        let workloads = args.workloads;
+        if workloads {
+            eprintln!(
+                "[bench] starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler \
+                 and kwok ..."
+            );
+        } else {
+            eprintln!("[bench] starting etcd and kube-apiserver ...");
+        }
+        let plane = tokio::task::spawn_blocking(move || {
             ControlPlane::start(&Options {
                 controller_manager: false,
+                workloads,
                 install_crds: false,
-                // The default /24 has room for 254 Services; P1 at N=1000 creates 1000.
-                extra_apiserver_args: vec!["--service-cluster-ip-range=10.96.0.0/16".to_string()],
+                // The default Service range (a /16) has room for P1's 1000 Services at N=1000.
+                extra_apiserver_args: Vec::new(),
             })
         })
         .await

@@ -150,6 +150,7 @@ async fn run(args: Args) -> Result<(), Error> {
 fn settings(args: &Args) -> BTreeMap<String, String> {
     [
         ("n", args.n.to_string()),
+        ("workloads", args.workloads.to_string()),
         ("interval", args.interval.clone()),
         ("source_interval", args.source_interval.clone()),
         ("steady_window", args.steady_window.to_string()),

@@ -45,6 +45,69 @@ resources:\n- configmaps.yaml\n- services.yaml\n- serviceaccounts.yaml\n- roles.
     ]
 }
 
+/// The files of a P1 app for a cluster where workloads run: a Deployment of one replica, the
+/// Service in front of it, a ConfigMap it reads and the ServiceAccount it runs as (the shape of
+/// the apps in Flux's own benchmark).
+pub fn workload_app_files(app: &str) -> Vec<(String, String)> {
+    let manifests = format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {app}-config
+data:
+  value: \"0\"
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {app}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {app}
+spec:
+  selector:
+    app: {app}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {app}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: {app}
+  template:
+    metadata:
+      labels:
+        app: {app}
+    spec:
+      serviceAccountName: {app}
+      containers:
+      - name: web
+        image: registry.k8s.io/pause:3.10
+        ports:
+        - containerPort: 8080
+        envFrom:
+        - configMapRef:
+            name: {app}-config
+"
+    );
+    vec![
+        (
+            "deploy/kustomization.yaml".to_string(),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- app.yaml\n"
+                .to_string(),
+        ),
+        ("deploy/app.yaml".to_string(), manifests),
+    ]
+}
+
 /// The name of ConfigMap `i` of `app`.
 pub fn config_map_name(app: &str, i: usize) -> String {
     format!("{app}-cm-{i}")

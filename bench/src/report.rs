@@ -137,8 +137,13 @@ pub fn markdown(r: &Results) -> String {
             "(target is for N=1000)"
         };
         let met = (s.n == 1000).then(|| s.all_ready_seconds.is_some_and(|t| t <= 30.0));
+        let shape = if r.settings.get("workloads").is_some_and(|w| w == "true") {
+            " (apps with a Deployment rollout, on kwok's nodes)"
+        } else {
+            ""
+        };
         row(
-            format!("P1 cold start, N={}: CRs created → all Ready", s.n),
+            format!("P1 cold start, N={}{shape}: CRs created → all Ready", s.n),
             format!("{} ({}/{} Ready)", secs(s.all_ready_seconds), s.ready, s.n),
             target,
             verdict(met),

@@ -44,7 +44,8 @@ pub struct ScaleResult {
     pub usage: BTreeMap<String, Usage>,
 }
 
-/// Runs P1: N repositories of 4 objects each, timed from creating the CRs to all Ready.
+/// Runs P1: N repositories of 4 objects each, timed from creating the CRs to all Ready (with
+/// `--workloads`, Ready includes each app's Deployment rollout).
 pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
     let args = &bench.args;
     let n = args.n;
@@ -52,7 +53,7 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
 
     eprintln!("[p1] creating {n} repositories ...");
     let started = Instant::now();
-    let shas = create_repos(bench, n).await?;
+    let shas = create_repos(bench, n, args.workloads).await?;
     let repo_setup_seconds = started.elapsed().as_secs_f64();
     eprintln!("[p1] repositories ready in {repo_setup_seconds:.1}s");
 
@@ -193,8 +194,9 @@ pub fn app_name(i: usize) -> String {
     format!("app-{i}")
 }
 
-/// Creates the N repositories, each with a 4-object app, on two threads; returns their SHAs.
-async fn create_repos(bench: &Bench, n: usize) -> Result<Vec<String>, Error> {
+/// Creates the N repositories, each with a 4-object app (with `workloads`, one holding a
+/// Deployment), on two threads; returns their SHAs.
+async fn create_repos(bench: &Bench, n: usize, workloads: bool) -> Result<Vec<String>, Error> {
     let git = bench.git.clone();
     tokio::task::spawn_blocking(move || {
         let threads = 2;
@@ -210,7 +212,11 @@ async fn create_repos(bench: &Bench, n: usize) -> Result<Vec<String>, Error> {
                                 let repo = git
                                     .empty_repo(&name, Auth::None)
                                     .map_err(Error::git(format!("creating repository {name}")))?;
-                                let files = objects::app_files(&name, 4, &[]);
+                                let files = if workloads {
+                                    objects::workload_app_files(&name)
+                                } else {
+                                    objects::app_files(&name, 4, &[])
+                                };
                                 let refs: Vec<(&str, &str)> = files
                                     .iter()
                                     .map(|(p, c)| (p.as_str(), c.as_str()))

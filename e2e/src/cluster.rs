@@ -47,11 +47,12 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Starts etcd, kube-apiserver and kube-controller-manager without Mooring's CRDs: the
-    /// chart brings them.
+    /// Starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok's
+    /// simulated Nodes (the sample's Deployment rolls out) without Mooring's CRDs: the chart
+    /// brings them.
     pub fn start() -> Result<Self, Error> {
         let plane = ControlPlane::start(&Options {
-            controller_manager: true,
+            workloads: true,
             install_crds: false,
             ..Options::default()
         })?;

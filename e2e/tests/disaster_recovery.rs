@@ -93,7 +93,7 @@ fn an_empty_cluster_given_the_same_two_objects_converges_to_the_same_objects() {
     wait_ready(&original);
     let before = state_of(&original);
     assert_eq!(before.revision, main_revision(&head));
-    assert_eq!(before.inventory.len(), 4, "{:?}", before.inventory);
+    assert_eq!(before.inventory.len(), 5, "{:?}", before.inventory);
     timer.step("the original cluster: chart, controllers, sample Ready");
 
     // The backup: the two objects as kubectl shows them, without what the API server assigned.

@@ -92,6 +92,8 @@ stringData:
 const NARROW_RULES: &str = r#"kustomizeController.rbac.rules=[
   {"apiGroups":[""],"resources":["configmaps","serviceaccounts","services"],
    "verbs":["get","list","watch","create","update","patch","delete"]},
+  {"apiGroups":["apps"],"resources":["deployments"],
+   "verbs":["get","list","watch","create","update","patch","delete"]},
   {"apiGroups":["rbac.authorization.k8s.io"],"resources":["roles"],
    "verbs":["get","list","watch","create","update","patch","delete"]}]"#;
 
@@ -375,6 +377,7 @@ fn apply_examples(cluster: &Cluster, server: &GitServer) -> Repo {
         "configmap/sample-config",
         "serviceaccount/sample",
         "service/sample",
+        "deployment/sample",
         "role/sample-config-reader",
         "configmap/kept",
     ];
@@ -499,7 +502,12 @@ fn commits_are_applied_and_removed_files_pruned(cluster: &Cluster, repo: &Repo) 
     assert_eq!(cluster.must(greeting, "read the ConfigMap"), "bonjour");
 
     // Each commit builds: first stop listing the Role (a named API group), then remove it.
-    let listing = sample_kustomization(&["configmap.yaml", "serviceaccount.yaml", "service.yaml"]);
+    let listing = sample_kustomization(&[
+        "configmap.yaml",
+        "serviceaccount.yaml",
+        "service.yaml",
+        "deployment.yaml",
+    ]);
     repo.commit(
         &[("deploy/kustomization.yaml", &listing)],
         "stop listing the Role",
@@ -646,6 +654,7 @@ fn upgrade_to_narrow_apply_rights(cluster: &mut Cluster, repo: &Repo) {
         "configmap.yaml",
         "serviceaccount.yaml",
         "service.yaml",
+        "deployment.yaml",
         "secret.yaml",
     ]);
     let files = [
@@ -677,6 +686,7 @@ fn upgrade_to_narrow_apply_rights(cluster: &mut Cluster, repo: &Repo) {
         "configmap.yaml",
         "serviceaccount.yaml",
         "service.yaml",
+        "deployment.yaml",
         "role.yaml",
     ]);
     let files = [
@@ -712,6 +722,7 @@ fn deletion_policies_are_honoured(cluster: &Cluster) {
         "configmap/sample-config",
         "serviceaccount/sample",
         "service/sample",
+        "deployment/sample",
         "role/sample-config-reader",
     ];
     cluster.must(cluster.wait(&gone), "MirrorPrune deleted the sample");

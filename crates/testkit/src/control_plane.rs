@@ -1,5 +1,9 @@
 //! A real Kubernetes control plane for tests: etcd and kube-apiserver (and optionally
 //! kube-controller-manager) started from the binaries `make tools` builds, on free 127.0.0.1 ports.
+//!
+//! With [`Options::workloads`] it is a cluster where workloads run: kube-controller-manager with
+//! its default controllers, kube-scheduler, and kwok simulating [`WORKLOAD_NODES`] Nodes and the
+//! lifecycle of their Pods (no kubelet, no container runtime: images are never pulled).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +21,13 @@ use crate::tools::{MissingTool, tool, workspace_root};
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of component logs carried in a start-up error.
 const LOG_TAIL_LINES: usize = 40;
+/// How many simulated Nodes a plane with [`Options::workloads`] has.
+pub const WORKLOAD_NODES: usize = 3;
+/// The label that marks the simulated Nodes kwok manages (value `true`).
+pub const SIMULATED_NODE_LABEL: &str = "node.mooring.dev/simulated";
+/// The lifecycle kwok plays for Nodes and Pods (Ready Nodes, running and Ready Pods, completing
+/// Job Pods, deleted Pods removed).
+const KWOK_STAGES: &str = include_str!("kwok-stages.yaml");
 
 /// Why the control plane could not be started or used.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +51,7 @@ pub enum Error {
         "{component} did not start: {reason}\n--- last lines of the {component} log ---\n{log_tail}"
     )]
     StartUp {
-        /// etcd, kube-apiserver or kube-controller-manager.
+        /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler or kwok.
         component: String,
         /// What went wrong.
         reason: String,
@@ -86,6 +97,11 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 pub struct Options {
     /// Also run kube-controller-manager (garbage collection, namespace deletion, ServiceAccounts).
     pub controller_manager: bool,
+    /// Run workloads: kube-controller-manager with all its default controllers (deployment,
+    /// replicaset, statefulset, job, endpointslice, persistentvolume binder, pvc-protection, ...),
+    /// kube-scheduler, and kwok with [`WORKLOAD_NODES`] simulated Ready Nodes whose Pods become
+    /// Running and Ready (Job Pods then Succeeded). Implies `controller_manager`.
+    pub workloads: bool,
     /// Install the CRDs from the workspace's `crds/` directory.
     pub install_crds: bool,
     /// Extra kube-apiserver flags.
@@ -96,6 +112,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             controller_manager: false,
+            workloads: false,
             install_crds: true,
             extra_apiserver_args: Vec::new(),
         }
@@ -106,6 +123,8 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct ControlPlane {
     // Field order matters: processes stop before the directory they use is removed.
+    kwok: Option<Supervised>,
+    scheduler: Option<Supervised>,
     controller_manager: Option<Supervised>,
     // Behind a lock so that a plane shared as `&'static` can restart it.
     apiserver: Mutex<Supervised>,
@@ -192,7 +211,8 @@ impl ControlPlane {
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
             format!("--service-account-key-file={}", sa_pub.display()),
             format!("--service-account-signing-key-file={}", sa_key.display()),
-            "--service-cluster-ip-range=10.0.0.0/24".to_string(),
+            // Room for the Services of a benchmark's thousands of apps.
+            "--service-cluster-ip-range=10.96.0.0/16".to_string(),
             "--allow-privileged=true".to_string(),
             "--enable-priority-and-fairness=false".to_string(),
             "--v=1".to_string(),
@@ -217,6 +237,8 @@ impl ControlPlane {
             &kubeconfig_yaml(&server, ca.cert_pem(), &admin),
         )?;
         let mut plane = Self {
+            kwok: None,
+            scheduler: None,
             controller_manager: None,
             apiserver: Mutex::new(apiserver),
             etcd: Mutex::new(etcd),
@@ -228,8 +250,11 @@ impl ControlPlane {
             janitor: None,
         };
         plane.wait_ready()?;
-        if options.controller_manager {
-            plane.start_controller_manager(&ca_file, &sa_key)?;
+        if options.controller_manager || options.workloads {
+            plane.start_controller_manager(&ca_file, &sa_key, options.workloads)?;
+        }
+        if options.workloads {
+            plane.start_workload_components()?;
         }
         if options.install_crds {
             plane.install_crds()?;
@@ -269,6 +294,8 @@ impl ControlPlane {
             lock(&self.etcd).pid(),
             apiserver,
             self.controller_manager.as_ref().and_then(Supervised::pid),
+            self.scheduler.as_ref().and_then(Supervised::pid),
+            self.kwok.as_ref().and_then(Supervised::pid),
         ]
         .into_iter()
         .flatten()
@@ -429,19 +456,30 @@ impl ControlPlane {
         }
     }
 
-    fn start_controller_manager(&mut self, ca_file: &Path, sa_key: &Path) -> Result<(), Error> {
+    fn start_controller_manager(
+        &mut self,
+        ca_file: &Path,
+        sa_key: &Path,
+        all_controllers: bool,
+    ) -> Result<(), Error> {
         let bin = tool("kube-controller-manager")?;
         let path = self.dir.path().to_path_buf();
+        let controllers = if all_controllers {
+            // The default set. Those that need what this plane lacks (a cloud provider, CSR
+            // signing keys, node CIDR allocation) disable themselves with a log line.
+            "*"
+        } else {
+            // clusterrole-aggregation fills the built-in `admin`, `edit` and `view` roles,
+            // which tenants bind their ServiceAccounts to.
+            "namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation"
+        };
         let args = vec![
             format!("--kubeconfig={}", self.kubeconfig.display()),
             format!("--authentication-kubeconfig={}", self.kubeconfig.display()),
             format!("--authorization-kubeconfig={}", self.kubeconfig.display()),
             format!("--root-ca-file={}", ca_file.display()),
             format!("--service-account-private-key-file={}", sa_key.display()),
-            // clusterrole-aggregation fills the built-in `admin`, `edit` and `view` roles,
-            // which tenants bind their ServiceAccounts to.
-            "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation"
-                .to_string(),
+            format!("--controllers={controllers}"),
             "--leader-elect=false".to_string(),
             "--bind-address=127.0.0.1".to_string(),
             format!("--secure-port={}", free_port()?),
@@ -451,6 +489,130 @@ impl ControlPlane {
         let kcm = Supervised::spawn("kube-controller-manager", &bin, &args, &[], &log, &path)
             .map_err(io("starting kube-controller-manager"))?;
         self.controller_manager = Some(kcm);
+        Ok(())
+    }
+
+    /// Starts kube-scheduler and kwok, creates the simulated Nodes and waits until they are
+    /// Ready. Blocking.
+    fn start_workload_components(&mut self) -> Result<(), Error> {
+        let path = self.dir.path().to_path_buf();
+        let kubeconfig = self.kubeconfig.display().to_string();
+        let scheduler_args = vec![
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--authentication-kubeconfig={kubeconfig}"),
+            format!("--authorization-kubeconfig={kubeconfig}"),
+            "--leader-elect=false".to_string(),
+            "--bind-address=127.0.0.1".to_string(),
+            format!("--secure-port={}", free_port()?),
+        ];
+        self.scheduler = Some(
+            Supervised::spawn(
+                "kube-scheduler",
+                &tool("kube-scheduler")?,
+                &scheduler_args,
+                &[],
+                &path.join("kube-scheduler.log"),
+                &path,
+            )
+            .map_err(io("starting kube-scheduler"))?,
+        );
+
+        let stages = path.join("kwok-stages.yaml");
+        std::fs::write(&stages, KWOK_STAGES).map_err(io("writing kwok's stages"))?;
+        let kwok_home = path.join("kwok-home");
+        std::fs::create_dir_all(&kwok_home).map_err(io("creating kwok's home"))?;
+        let kwok_args = vec![
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--config={}", stages.display()),
+            "--manage-all-nodes=false".to_string(),
+            format!("--manage-nodes-with-label-selector={SIMULATED_NODE_LABEL}=true"),
+            // kwok renews each Node's Lease: the node lifecycle controller takes that as the
+            // kubelet's heartbeat, so the Nodes stay Ready and untainted.
+            "--node-lease-duration-seconds=40".to_string(),
+            "--cidr=10.244.0.0/16".to_string(),
+            "--node-ip=10.240.0.1".to_string(),
+        ];
+        // kwok also reads ~/.kwok/kwok.yaml when it exists: a home of its own keeps it out.
+        let kwok_env = [("HOME".to_string(), kwok_home.display().to_string())];
+        self.kwok = Some(
+            Supervised::spawn(
+                "kwok",
+                &tool("kwok")?,
+                &kwok_args,
+                &kwok_env,
+                &path.join("kwok.log"),
+                &path,
+            )
+            .map_err(io("starting kwok"))?,
+        );
+
+        let nodes: String = (0..WORKLOAD_NODES)
+            .map(|i| simulated_node_yaml(&format!("simulated-node-{i}")))
+            .collect();
+        self.run_kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=mooring-testkit",
+                "-f",
+                "-",
+            ],
+            &nodes,
+        )?;
+        let ready = self.run_kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "node",
+            "-l",
+            &format!("{SIMULATED_NODE_LABEL}=true"),
+        ]);
+        if let Err(e) = ready {
+            let component = self.kwok.as_ref().expect("kwok was just started");
+            return Err(startup_error(
+                component,
+                format!("the simulated Nodes are not Ready: {e}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates a pre-made PersistentVolume `name` of `capacity` (e.g. `1Gi`) in `storage_class`,
+    /// for a PersistentVolumeClaim of that class to bind to (needs [`Options::workloads`]: the
+    /// binder runs in kube-controller-manager). No StorageClass object exists for the class, so
+    /// binding is immediate. The volume is a hostPath nothing ever writes (kwok runs no
+    /// containers). Blocking.
+    pub fn create_persistent_volume(
+        &self,
+        name: &str,
+        storage_class: &str,
+        capacity: &str,
+    ) -> Result<(), Error> {
+        let pv = format!(
+            "apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: {name}
+spec:
+  storageClassName: {storage_class}
+  capacity:
+    storage: {capacity}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath:
+    path: /tmp/mooring-simulated-volumes/{name}
+"
+        );
+        self.run_kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=mooring-testkit",
+                "-f",
+                "-",
+            ],
+            &pv,
+        )?;
         Ok(())
     }
 
@@ -487,6 +649,25 @@ fn startup_error(component: &Supervised, reason: String) -> Error {
         reason,
         log_tail: component.log_tail(LOG_TAIL_LINES),
     }
+}
+
+/// A Node that kwok manages (by its label) and the scheduler may place Pods on.
+fn simulated_node_yaml(name: &str) -> String {
+    format!(
+        "---
+apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  labels:
+    {SIMULATED_NODE_LABEL}: \"true\"
+    kubernetes.io/hostname: {name}
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+  annotations:
+    kwok.x-k8s.io/node: fake
+"
+    )
 }
 
 fn kubeconfig_yaml(server: &str, ca_pem: &str, admin: &crate::certs::CertPair) -> String {

@@ -31,6 +31,19 @@ pub async fn env(prefix: &str) -> Env {
         .expect("control plane and namespace")
 }
 
+/// The control plane of this test binary where workloads run (kube-controller-manager with its
+/// default controllers, kube-scheduler, kwok's simulated Nodes; started on first use) and a fresh
+/// namespace.
+pub async fn workload_env(prefix: &str) -> Env {
+    let options = Options {
+        workloads: true,
+        ..Options::default()
+    };
+    mooring_testkit::test_env_with(prefix, &options)
+        .await
+        .expect("workload control plane and namespace")
+}
+
 /// The admin configuration of the control plane.
 pub async fn admin_config(plane: &ControlPlane) -> Config {
     let kubeconfig =

@@ -1,11 +1,12 @@
-//! `make run`: a local control plane with Mooring's CRDs, a git server holding
+//! `make run`: a local control plane with Mooring's CRDs where workloads run (kube-scheduler and
+//! kwok's simulated Nodes next to kube-controller-manager), a git server holding
 //! `examples/sample-app`, both controllers as processes, and the example GitRepository and
 //! Kustomization applied. Ctrl-C stops everything.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mooring_testkit::control_plane::{ControlPlane, Options};
+use mooring_testkit::control_plane::{ControlPlane, Options, WORKLOAD_NODES};
 use mooring_testkit::controllers::{self, Controllers};
 use mooring_testkit::examples;
 use mooring_testkit::git::{Auth, GitServer, Repo};
@@ -57,16 +58,18 @@ async fn main() -> anyhow::Result<()> {
 
 async fn start() -> anyhow::Result<Running> {
     let started = Instant::now();
-    eprintln!("[run] starting etcd, kube-apiserver and kube-controller-manager ...");
+    eprintln!(
+        "[run] starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok ..."
+    );
     let plane = tokio::task::spawn_blocking(|| {
         ControlPlane::start(&Options {
-            controller_manager: true,
+            workloads: true,
             ..Options::default()
         })
     })
     .await??;
     eprintln!(
-        "[run] control plane ready, CRDs installed ({:.1}s)",
+        "[run] control plane ready with {WORKLOAD_NODES} simulated Nodes, CRDs installed ({:.1}s)",
         started.elapsed().as_secs_f64()
     );
     let git = tokio::task::spawn_blocking(GitServer::start).await??;
@@ -115,10 +118,23 @@ async fn wait_ready(running: &Running, started: Instant) -> anyhow::Result<()> {
         .unwrap_or_default();
     println!(
         "Kustomization {NAMESPACE}/{NAME} is Ready at {revision}: {:.1}s after the apply, {:.1}s \
-         after start.",
+         after start (with `wait: true`: the Deployment has rolled out).",
         applied.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    // What `kubectl get pods` shows the user: the sample's Pods, Running on simulated Nodes.
+    let pods = running.plane.run_kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        NAMESPACE,
+        "-l",
+        &format!("app.kubernetes.io/name={NAME}"),
+        "-o",
+        "wide",
+    ])?;
+    println!("kubectl get pods -n {NAMESPACE} -o wide:");
+    print!("{pods}");
     println!("Press Ctrl-C to stop everything.");
     Ok(())
 }
@@ -128,7 +144,8 @@ fn print_usage(running: &Running) {
     println!();
     println!("Mooring is running locally:");
     println!(
-        "  control plane  {} (etcd, kube-apiserver, kube-controller-manager)",
+        "  control plane  {} (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok \
+         with {WORKLOAD_NODES} simulated Nodes)",
         running.plane.server()
     );
     println!("  git server     {}", running.repo.http_url());
@@ -141,6 +158,7 @@ fn print_usage(running: &Running) {
     );
     println!("  export PATH={}/bin:$PATH", tools_dir().display());
     println!("  kubectl get gitrepo,ks -A -w");
+    println!("  kubectl get deploy,pods -n {NAMESPACE}   (Pods run on kwok's simulated Nodes)");
     println!();
     println!("Change the sample and have it applied now rather than at the next interval:");
     println!("  git clone {} sample", running.repo.path().display());
