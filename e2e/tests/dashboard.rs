@@ -39,8 +39,8 @@ const PROMQL_WORDS: &[&str] = &[
     "group_right",
 ];
 
-/// The dashboard JSON from the ConfigMap the chart renders with `dashboard.enabled=true`.
-fn rendered_dashboard() -> Value {
+/// The ConfigMaps labelled `grafana_dashboard: "1"` that the chart renders with `values`.
+fn dashboard_config_maps(values: &[&str]) -> Vec<Value> {
     let home = tempfile::tempdir().expect("temp dir");
     let envs = [
         ("HELM_CACHE_HOME", home.path()),
@@ -55,14 +55,19 @@ fn rendered_dashboard() -> Value {
         chart.as_str(),
         "--namespace",
         "mooring-system",
-        "--set",
-        "dashboard.enabled=true",
     ];
+    let args: Vec<&str> = args.iter().chain(values).copied().collect();
     let yaml = run(&helm, &args, &envs).expect("helm template");
     let objects = chart::parse(&yaml).expect("rendered objects");
-    let config_maps: Vec<&Value> = chart::of_kind(&objects, "ConfigMap")
+    chart::of_kind(&objects, "ConfigMap")
         .filter(|cm| cm["metadata"]["labels"]["grafana_dashboard"] == "1")
-        .collect();
+        .cloned()
+        .collect()
+}
+
+/// The dashboard JSON from the ConfigMap the chart renders with `dashboard.enabled=true`.
+fn rendered_dashboard() -> Value {
+    let config_maps = dashboard_config_maps(&["--set", "dashboard.enabled=true"]);
     assert_eq!(config_maps.len(), 1, "one dashboard ConfigMap");
     let json = config_maps[0]["data"]["mooring.json"]
         .as_str()
@@ -149,6 +154,11 @@ fn exported_names(text: &str) -> BTreeSet<String> {
         .filter_map(|l| l.split(['{', ' ']).next())
         .map(str::to_string)
         .collect()
+}
+
+#[test]
+fn the_dashboard_is_off_by_default() {
+    assert!(dashboard_config_maps(&[]).is_empty());
 }
 
 #[test]

@@ -134,15 +134,37 @@ async fn child_starts_a_control_plane() {
     println!("PIDS={}", pids.join(","));
 }
 
+/// Prints the pids of a workload plane (etcd, kube-apiserver, kube-controller-manager,
+/// kube-scheduler, kwok) and exits.
+#[tokio::test]
+#[ignore = "run only as a child process of no_workload_process_outlives_the_test_binary"]
+async fn child_starts_a_workload_plane() {
+    let options = mooring_testkit::control_plane::Options {
+        workloads: true,
+        ..Default::default()
+    };
+    let env = mooring_testkit::test_env_with("child-workloads", &options)
+        .await
+        .expect("workload plane");
+    let pids: Vec<String> = env.plane.pids().iter().map(u32::to_string).collect();
+    println!("PIDS={}", pids.join(","));
+}
+
 #[test]
 fn no_process_outlives_the_test_binary() {
+    assert_child_leaves_nothing("child_starts_a_control_plane", 2);
+}
+
+#[test]
+fn no_workload_process_outlives_the_test_binary() {
+    assert_child_leaves_nothing("child_starts_a_workload_plane", 5);
+}
+
+/// Runs the ignored test `child` in a child test binary, which prints the pids of the `count`
+/// components it started, and checks that none of them outlives it.
+fn assert_child_leaves_nothing(child: &str, count: usize) {
     let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "--exact",
-            "child_starts_a_control_plane",
-            "--ignored",
-            "--nocapture",
-        ])
+        .args(["--exact", child, "--ignored", "--nocapture"])
         .output()
         .expect("run the child test");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -158,7 +180,7 @@ fn no_process_outlives_the_test_binary() {
         .split(',')
         .map(|p| p.parse().expect("pid"))
         .collect();
-    assert_eq!(pids.len(), 2, "etcd and kube-apiserver pids: {pids:?}");
+    assert_eq!(pids.len(), count, "pids of the components: {pids:?}");
     // The supervisors stop their children once the test binary is gone; give them a bounded time.
     let deadline = Instant::now() + Duration::from_secs(15);
     let alive =
