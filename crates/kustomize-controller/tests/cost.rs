@@ -93,7 +93,12 @@ async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
     .await;
 
     let before = controllers.request_count();
-    kustomization(&env, "app", serde_json::json!({"path": "./app", "wait": true})).await;
+    kustomization(
+        &env,
+        "app",
+        serde_json::json!({"path": "./app", "wait": true}),
+    )
+    .await;
     wait_ks(&env, "app", "the measured app Ready", 60, |k| {
         applied(k, &commit)
     })
@@ -111,7 +116,10 @@ async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
         .iter()
         .filter(|(m, p)| m == "GET" && !p.contains("watch=true"))
         .count();
-    assert_eq!(dry_runs, 0, "objects that do not exist need no dry run: {counts:#?}");
+    assert_eq!(
+        dry_runs, 0,
+        "objects that do not exist need no dry run: {counts:#?}"
+    );
     assert_eq!(gets, 0, "health comes from the apply answers: {counts:#?}");
     assert!(
         sent.len() <= 10,
