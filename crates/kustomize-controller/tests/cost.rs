@@ -128,3 +128,82 @@ async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
     );
     controllers.stop().await;
 }
+
+/// Kustomization `name` rendering `./shared` with `${app}` set to `name`.
+async fn shared_app(env: &mooring_testkit::TestEnv, name: &str, interval: &str) {
+    kustomization(
+        env,
+        name,
+        serde_json::json!({"path": "./shared", "interval": interval,
+            "postBuild": {"substitute": {"app": name}}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn kustomizations_sharing_a_build_input_run_kustomize_once_and_unchanged_passes_never() {
+    let env = test_env("cost-builds").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("cost-builds"), Auth::None)
+        .expect("repo");
+    let cm =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${app}\ndata:\n  app: ${app}\n";
+    let commit = repo
+        .commit(&[("shared/cm.yaml", cm)], "one template")
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    let builds = || controllers.kustomize.context.metrics.builds.get();
+    let names = ["a", "b", "c"];
+    for name in names {
+        shared_app(&env, name, "10m").await;
+    }
+    for name in names {
+        wait_ks(&env, name, "Ready", 60, |k| applied(k, &commit)).await;
+        wait_config_map(&env, &format!("cm-{name}"), "substituted", 10, |cm| {
+            data_of(cm, "app").as_deref() == Some(name)
+        })
+        .await;
+    }
+    assert_eq!(
+        builds(),
+        1,
+        "three Kustomizations of one path and overrides, one build"
+    );
+
+    // A spec change that does not touch the build (a new generation: the Kustomization's own
+    // remembered render no longer matches), and requested passes of all three: no build.
+    shared_app(&env, "a", "9m").await;
+    wait_ks(&env, "a", "the new generation observed", 60, |k| {
+        k.status.as_ref().and_then(|s| s.observed_generation) == k.metadata.generation
+            && applied(k, &commit)
+    })
+    .await;
+    for name in names {
+        let passes = controllers.reconciles();
+        poke_kustomization(&env, name, "again").await;
+        wait_until(|| controllers.reconciles() > passes, 30).await;
+    }
+    assert_eq!(builds(), 1, "unchanged input, no kustomize run");
+
+    // Another path is another build.
+    let other = repo
+        .commit(
+            &[("other/cm.yaml", &config_map_yaml("other", "1"))],
+            "another path",
+        )
+        .expect("commit");
+    poke_source(&env, "repo", "other").await;
+    for name in names {
+        wait_ks(&env, name, "Ready at the new commit", 60, |k| {
+            applied(k, &other)
+        })
+        .await;
+    }
+    assert_eq!(builds(), 2, "a new artifact is built once for the three");
+    kustomization(&env, "d", serde_json::json!({"path": "./other"})).await;
+    wait_ks(&env, "d", "Ready", 60, |k| applied(k, &other)).await;
+    assert_eq!(builds(), 3);
+    controllers.stop().await;
+}
