@@ -140,7 +140,7 @@ pub async fn render(
     let substituted = substitute::should_substitute(spec.post_build.as_ref(), &vars);
     if substituted {
         yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
-            .map_err(|e| build_err(hide_revealed_text(e, &revealed)))?;
+            .map_err(|e| build_err(hide_revealed_text(e, revealed)))?;
     }
     // The text now holds the variables' values, some perhaps from Secrets: errors about it
     // never show them either.
