@@ -72,6 +72,19 @@ impl ClientCache {
         }
     }
 
+    /// A cache whose client for the controller's own identity is `own` (built from `base`):
+    /// one connection pool per identity, and what `own` carries (e.g. layers) applies to
+    /// every request sent as the controller.
+    pub fn with_own(base: Config, own: Client) -> Self {
+        let cache = Self::new(base);
+        cache
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(None, own);
+        cache
+    }
+
     /// The controller's client when `service_account` is None, else a client impersonating
     /// `system:serviceaccount:<namespace>:<service_account>`; built on first use, then shared.
     /// Must be called inside a tokio runtime (clients spawn their connection workers there).

@@ -12,6 +12,7 @@ use mooring_runtime::backoff::FailureTracker;
 use tokio::sync::mpsc;
 
 use crate::artifact::{ArtifactCache, ArtifactError, Limits};
+use crate::build::cache::BuildCache;
 use crate::controller::Writers;
 use crate::metrics::Metrics;
 use crate::state::Memories;
@@ -64,7 +65,12 @@ pub struct Context {
     pub sources: Store<GitRepository>,
     /// What each Kustomization last rendered and wrote.
     pub memories: Memories,
+    /// kustomize outputs shared by build input.
+    pub builds: BuildCache,
 }
+
+/// The bytes of kustomize output kept for sharing (a 4-object app renders about 1 KiB).
+pub const BUILD_CACHE_BYTES: usize = 16 << 20;
 
 /// The first retry of a failing Kustomization, doubled per failure up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -122,6 +128,7 @@ impl Context {
             kustomizations,
             sources,
             memories: Memories::default(),
+            builds: BuildCache::new(BUILD_CACHE_BYTES),
         };
         Ok(Parts {
             context,

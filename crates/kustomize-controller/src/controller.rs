@@ -139,6 +139,16 @@ pub struct Writers {
     pub sources: reflector::store::Writer<GitRepository>,
 }
 
+/// Drops from an object kept in a store what the controller never reads: `managedFields`
+/// (often the largest part of a small object) and kubectl's last-applied copy of the object.
+fn slim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(crate::live::LAST_APPLIED);
+    }
+}
+
 /// Runs the Kustomization controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -156,12 +166,14 @@ pub async fn run(
     secret_config.field_selector = watch_config.field_selector.clone();
     let primary = watcher(ks_api.clone(), watch_config.clone())
         .default_backoff()
+        .modify(slim)
         .reflect(writers.kustomizations)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     // Sources are not sharded by our label selector: any Kustomization may use any source.
     let sources = watcher(repo_api, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect(writers.sources)
         .applied_objects()
         .predicate_filter(artifact_hash, Default::default());

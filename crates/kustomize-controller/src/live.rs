@@ -23,8 +23,9 @@ use tokio::sync::mpsc;
 
 use crate::inventory::{ObjectId, Owner};
 
-/// The annotation `kubectl apply` writes: often large, so the view keeps only its hash.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The annotation `kubectl apply` writes (a copy of the whole object): often large, so the
+/// view keeps only its hash.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// What the live view knows of one managed object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub objects: IntCounterVec,
     /// Objects re-applied because someone else changed or deleted them.
     pub drift_corrections: IntCounter,
+    /// kustomize processes run (a build shared or kept is not counted again).
+    pub builds: IntCounter,
 }
 
 impl Metrics {
@@ -39,12 +41,18 @@ impl Metrics {
             "Objects restored after a change by someone else",
         )?;
         registry.register(Box::new(objects.clone()))?;
+        let builds = IntCounter::new(
+            "builds_total",
+            "kustomize builds run; renders shared by key or kept from an earlier pass are not counted",
+        )?;
         registry.register(Box::new(drift_corrections.clone()))?;
+        registry.register(Box::new(builds.clone()))?;
         Ok(Self {
             registry,
             reconcile,
             objects,
             drift_corrections,
+            builds,
         })
     }
 }

@@ -237,6 +237,9 @@ async fn run(
         concurrency: ctx.settings.apply_concurrency,
         wait_timeout: gate.timeout,
         kinds: cluster.kinds.clone(),
+        // What the view shows absent is created without a dry run when nothing else is
+        // written (see `apply`): a cold start costs one request per object.
+        absent: Arc::new(plan.absent()),
     };
     if !plan.apply.is_empty() {
         let widened = apply::widened_inventory(&old, &render).map_err(|e| Error::Build {

@@ -41,7 +41,7 @@ impl Cluster {
         fingerprint: u64,
     ) -> Self {
         Self {
-            clients: ClientCache::new(config),
+            clients: ClientCache::with_own(config, client.clone()),
             kinds: KindCache::new(),
             live: LiveView::new(client, wake),
             fingerprint,

@@ -6,13 +6,14 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use common::{annotate, config_map, env, object};
+use common::{annotate, config_map, counting_client, env, object};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::{Client, ResourceExt};
 use mooring_api::constants::{FORCE_ANNOTATION, SSA_ANNOTATION};
 use mooring_kustomize_controller::apply::{Action, ApplyError, ApplyOptions, apply_all};
+use mooring_kustomize_controller::inventory::ObjectId;
 use serde_json::json;
 
 const ALWAYS: &(dyn Fn(&DynamicObject) -> bool + Sync) = &|_| false;
@@ -410,4 +411,84 @@ async fn if_not_present_and_ignore_are_honoured() {
         cm_data(&env.client, ns, "seed").await,
         Some(json!({"v": "1"}))
     );
+}
+
+/// Options marking every object of `set` as known not to exist.
+fn all_absent(namespace: &str, set: &[DynamicObject]) -> ApplyOptions {
+    let mut opts = ApplyOptions::new(namespace);
+    opts.absent = std::sync::Arc::new(set.iter().map(|o| ObjectId::of(o).expect("id")).collect());
+    opts
+}
+
+#[tokio::test]
+async fn a_set_that_only_creates_costs_one_request_per_object_and_a_failure_undoes_it() {
+    let env = env("apply-create-only").await;
+    let (client, count) = counting_client(env.plane).await;
+    let ns = env.namespace.clone();
+    let role = object(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader", "namespace": ns},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+    }));
+    // Discovery is paid once per kind, not per object: warm it up.
+    let warm = vec![
+        config_map("warm", Some(&ns), json!({"a": "1"})),
+        role.clone(),
+    ];
+    let mut opts = all_absent(&ns, &warm);
+    apply_all(&client, warm, &opts, ALWAYS)
+        .await
+        .expect("warm-up");
+
+    let good = vec![
+        config_map("one", Some(&ns), json!({"a": "1"})),
+        config_map("two", Some(&ns), json!({"b": "2"})),
+    ];
+    opts.absent = all_absent(&ns, &good).absent;
+    let before = count.load(Ordering::SeqCst);
+    let changes = apply_all(&client, good, &opts, ALWAYS)
+        .await
+        .expect("apply");
+    assert_eq!(
+        changes.to_string(),
+        format!("ConfigMap/{ns}/one created\nConfigMap/{ns}/two created")
+    );
+    assert_eq!(count.load(Ordering::SeqCst) - before, 2, "no dry run");
+
+    // One invalid object among creates: what was created (the Role in an earlier stage, the
+    // ConfigMaps beside the Service) is deleted again before the error is returned.
+    let bad_service = object(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad", "namespace": ns},
+        "spec": {"ports": [{"port": 70000}]}
+    }));
+    let mut second_role = role.clone();
+    second_role.metadata.name = Some("writer".into());
+    let set = vec![
+        config_map("good-a", Some(&ns), json!({"a": "1"})),
+        bad_service,
+        second_role,
+        config_map("good-b", Some(&ns), json!({"b": "2"})),
+    ];
+    opts.absent = all_absent(&ns, &set).absent;
+    let err = apply_all(&client, set, &opts, ALWAYS)
+        .await
+        .expect_err("the Service is invalid");
+    assert!(
+        matches!(err, ApplyError::Apply { .. }),
+        "nothing is left applied: {err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("Service/{ns}/bad apply failed")),
+        "{message}"
+    );
+    assert!(message.contains("spec.ports[0].port"), "{message}");
+    for name in ["good-a", "good-b"] {
+        assert_eq!(cm_data(&env.client, &ns, name).await, None, "{name}");
+    }
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(env.client.clone(), &ns);
+    assert!(roles.get_opt("writer").await.expect("get").is_none());
+    // What existed before stays.
+    assert!(roles.get_opt("reader").await.expect("get").is_some());
+    assert!(cm_data(&env.client, &ns, "one").await.is_some());
 }

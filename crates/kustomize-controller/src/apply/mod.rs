@@ -19,6 +19,19 @@
 //! So an invalid custom resource of a new CRD is only found after stage 1 wrote; the error
 //! then carries what was applied before it ([`ApplyError::Partial`]).
 //!
+//! # Sets that only create
+//! The dry-run guards against a half-applied set: an update that was written cannot be taken
+//! back. A create can: deleting the object restores the cluster. So when every object to
+//! write is one the caller knows does not exist ([`ApplyOptions::absent`]: the live view
+//! holds no such managed object), there is no dry run: the objects are applied stage by stage
+//! and, when one fails, every object this apply created is deleted again (uid precondition)
+//! before the error is returned, so the cluster is left as it was: one request per object
+//! instead of two, the case of every first apply. The limit: an object the apply finds
+//! existing after all (created by someone else, without our labels, so outside the view) is
+//! adopted as any existing object is and not deleted by the undo, so if another object of the
+//! set fails, that one keeps the applied fields. A set that mixes creates with updates is
+//! dry-run whole, as above.
+//!
 //! # Created, Configured or Unchanged
 //! The dry-run of an object that does not exist returns no resourceVersion: **Created**. The
 //! API server does not write a server-side apply that changes nothing (the resourceVersion
@@ -45,12 +58,16 @@ mod run;
 mod stages;
 pub mod takeover;
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
 
 use mooring_api::constants::KUSTOMIZE_FIELD_MANAGER;
+
+use crate::inventory::ObjectId;
 
 pub use changeset::{Action, ChangeSet, ChangeSetEntry, ObjectKey, Observed, split_api_version};
 pub use discovery::{KindCache, ResolvedKind};
@@ -77,6 +94,9 @@ pub struct ApplyOptions {
     pub wait_timeout: Duration,
     /// Discovery cache; clone one cache into every options value to share it.
     pub kinds: KindCache,
+    /// Objects the caller knows do not exist. When every object to write is one of them, the
+    /// set is created without dry runs (see the module doc).
+    pub absent: Arc<BTreeSet<ObjectId>>,
 }
 
 impl ApplyOptions {
@@ -90,6 +110,7 @@ impl ApplyOptions {
             concurrency: 8,
             wait_timeout: Duration::from_secs(60),
             kinds: KindCache::new(),
+            absent: Arc::default(),
         }
     }
 }

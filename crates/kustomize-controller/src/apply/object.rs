@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -134,6 +134,37 @@ pub(crate) async fn take_over_fields(
                 }
             })
         })
+}
+
+/// Deletes the object created with `uid` (background; a precondition on the uid leaves any
+/// other object of that name alone). Gone already is fine. Talks to the API server.
+pub(crate) async fn delete_created(
+    client: &Client,
+    target: &Target,
+    uid: &str,
+) -> Result<(), ApplyError> {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match target.api(client).delete(&target.key.name, &params).await {
+        Ok(_) => Ok(()),
+        Err(e) => match refusal(&e) {
+            Refusal::NotFound { .. } | Refusal::NamespaceMissing(_) => Ok(()),
+            other => Err(refused(
+                other,
+                "delete",
+                &target.subject(),
+                |object, reason| ApplyError::Delete {
+                    object,
+                    reason: format!("undoing its creation: {reason}"),
+                },
+            )),
+        },
+    }
 }
 
 /// Deletes the object (foreground: its dependents go first), waits until it is gone, and

@@ -32,6 +32,9 @@ enum Plan {
     Recreate,
     /// `IfNotPresent` and the object exists: leave it.
     Present,
+    /// Known not to exist, in a set that only creates: applied without a dry run, and deleted
+    /// again when another object of the set fails (see [`super`]).
+    Create,
 }
 
 #[derive(Debug)]
@@ -132,15 +135,28 @@ pub async fn apply_all(
         return Err(e);
     }
 
-    // Validate everything that can be validated before the first write, so an invalid object
-    // anywhere in the set usually leaves the cluster untouched.
-    let provided = Provided::from_objects(items.iter().map(|i| &i.target.obj));
-    let upfront: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].crd.is_none())
-        .collect();
-    validate(client, opts, &mut items, &upfront, Some(&provided)).await?;
+    // A set that only creates is not dry-run: what fails is undone by deleting what this
+    // apply created. Otherwise validate everything that can be validated before the first
+    // write, so an invalid object anywhere in the set usually leaves the cluster untouched.
+    let create_only = !items.is_empty()
+        && items
+            .iter()
+            .all(|i| i.mode != SsaMode::IfNotPresent && opts.absent.contains(&i.target.key.id()));
+    if create_only {
+        for item in &mut items {
+            item.plan = Plan::Create;
+        }
+    } else {
+        let provided = Provided::from_objects(items.iter().map(|i| &i.target.obj));
+        let upfront: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].crd.is_none())
+            .collect();
+        validate(client, opts, &mut items, &upfront, Some(&provided)).await?;
+    }
 
     let mut applied = ChangeSet::default();
+    // (item, uid) of the objects this apply created without a dry run.
+    let mut created: Vec<(usize, String)> = Vec::new();
     for stage in Stage::ALL {
         let in_stage: Vec<usize> = (0..items.len())
             .filter(|&i| items[i].stage == stage)
@@ -158,7 +174,10 @@ pub async fn apply_all(
         let mut failures = Vec::new();
         for (&i, result) in in_stage.iter().zip(results) {
             match result {
-                Ok((action, observed)) => {
+                Ok((action, observed, uid)) => {
+                    if let Some(uid) = uid {
+                        created.push((i, uid));
+                    }
                     let item = &items[i];
                     let mut line = entry(item.target.key.clone(), action);
                     line.observed = observed;
@@ -170,13 +189,17 @@ pub async fn apply_all(
                 Err(e) => failures.push(e),
             }
         }
-        if let Some(e) = ApplyError::from_many(failures) {
-            return Err(e.after(&applied));
-        }
-        if stage == Stage::ClusterDefinitions {
-            wait_for_crds(client, opts, &items, &in_stage, &applied)
+        let mut failed = ApplyError::from_many(failures);
+        if failed.is_none() && stage == Stage::ClusterDefinitions {
+            failed = wait_for_crds(client, opts, &items, &in_stage, &applied)
                 .await
-                .map_err(|e| e.after(&applied))?;
+                .err();
+        }
+        if let Some(e) = failed {
+            if create_only {
+                return Err(undo_creates(client, opts, &items, &created, e, &applied).await);
+            }
+            return Err(e.after(&applied));
         }
     }
     report.sort_by_key(|(stage, index, _)| (*stage, *index));
@@ -273,18 +296,39 @@ async fn validate_one(
 /// Writes one object; returns what happened and, when the server answered with the object, what
 /// our write left (so later passes can tell another writer's change apart, and health is known
 /// without a read).
+///
+/// The third value is the uid of an object created without a dry run ([`Plan::Create`]), for
+/// [`undo_creates`].
 async fn write(
     client: &Client,
     opts: &ApplyOptions,
     item: &Item,
-) -> Result<(Action, Option<Observed>), ApplyError> {
+) -> Result<(Action, Option<Observed>, Option<String>), ApplyError> {
     let target = &item.target;
     let manager = opts.field_manager.as_str();
     match &item.plan {
-        Plan::Present => Ok((Action::Skipped, None)),
+        Plan::Present => Ok((Action::Skipped, None, None)),
         Plan::Recreate => {
             object::recreate(client, target, manager, opts.wait_timeout).await?;
-            Ok((Action::Recreated, None))
+            Ok((Action::Recreated, None, None))
+        }
+        Plan::Create => {
+            let mut result = object::apply(client, target, manager).await?;
+            let managed = result.metadata.managed_fields.clone().unwrap_or_default();
+            if managed
+                .iter()
+                .all(|e| e.manager.as_deref() == Some(manager))
+            {
+                let uid = result.metadata.uid.clone();
+                return Ok((Action::Created, Some(observed(&result)), uid));
+            }
+            // It existed without our ownership labels (the caller's view only holds labelled
+            // objects): adopted like any existing object, and never deleted by an undo.
+            if item.mode == SsaMode::Override && takeover::needs_takeover(&managed, manager) {
+                object::take_over_fields(client, target, manager).await?;
+                result = object::apply(client, target, manager).await?;
+            }
+            Ok((Action::Configured, Some(observed(&result)), None))
         }
         Plan::Apply {
             dry_run_version,
@@ -298,11 +342,7 @@ async fn write(
                 dry_run_version.as_deref(),
                 result.metadata.resource_version.as_deref(),
             );
-            let observed = Observed {
-                live: LiveObject::of(&result.metadata),
-                health: health::compute(&serde_json::to_value(&result).unwrap_or_default()),
-            };
-            Ok((action, Some(observed)))
+            Ok((action, Some(observed(&result)), None))
         }
         // validate() leaves nothing Pending before a stage is written.
         Plan::Pending => Err(ApplyError::DryRun {
@@ -310,6 +350,42 @@ async fn write(
             reason: "was not validated".into(),
         }),
     }
+}
+
+/// What the server's answer to an apply shows: the write, and the object's health.
+fn observed(result: &DynamicObject) -> Observed {
+    Observed {
+        live: LiveObject::of(&result.metadata),
+        health: health::compute(&serde_json::to_value(result).unwrap_or_default()),
+    }
+}
+
+/// Deletes the objects of a create-only apply that were created before `failure` (guarded by
+/// their uid, so an object someone replaced meanwhile is left alone), latest stage first, and
+/// returns `failure`; when a deletion fails too, what may remain is reported with it. Talks to
+/// the API server.
+async fn undo_creates(
+    client: &Client,
+    opts: &ApplyOptions,
+    items: &[Item],
+    created: &[(usize, String)],
+    failure: ApplyError,
+    applied: &ChangeSet,
+) -> ApplyError {
+    let mut created: Vec<&(usize, String)> = created.iter().collect();
+    created.sort_by_key(|(i, _)| std::cmp::Reverse(items[*i].stage));
+    let deletes = created
+        .iter()
+        .map(|(i, uid)| object::delete_created(client, &items[*i].target, uid));
+    let results = bounded(deletes.collect(), opts.concurrency).await;
+    let errors: Vec<ApplyError> = results.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() {
+        tracing::debug!(undone = created.len(), error = %failure, "undid the creates of a failed apply");
+        return failure;
+    }
+    let mut all = vec![failure];
+    all.extend(errors);
+    ApplyError::Many(all).after(applied)
 }
 
 /// Waits until every CRD written in the first stage, and every CRD that a later object's kind

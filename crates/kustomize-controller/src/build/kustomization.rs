@@ -25,7 +25,7 @@ const KUSTOMIZATION_API_VERSION: &str = "kustomize.config.k8s.io/v1beta1";
 const KUSTOMIZATION_KIND: &str = "Kustomization";
 
 /// The Kustomization fields that change the build.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Overrides {
     /// `spec.targetNamespace` → `namespace`.
     pub target_namespace: Option<String>,

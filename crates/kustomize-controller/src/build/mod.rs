@@ -8,6 +8,7 @@
 //! timeout. `commonMetadata` is not a kustomize field: it is applied to the parsed objects after
 //! substitution (see [`crate::manifests`]), which is when Flux applies it.
 
+pub mod cache;
 mod kustomization;
 mod run;
 mod sandbox;

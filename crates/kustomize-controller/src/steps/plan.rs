@@ -49,6 +49,15 @@ impl Plan {
         self.apply.contains_key(id)
     }
 
+    /// The objects applied because they do not exist.
+    pub fn absent(&self) -> std::collections::BTreeSet<ObjectId> {
+        self.apply
+            .iter()
+            .filter(|(_, why)| **why == Why::Missing)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// "Kind/ns/name" of the missing objects, for messages.
     pub fn missing(&self) -> Vec<String> {
         self.apply

@@ -10,6 +10,7 @@ use mooring_api::Kustomization;
 use mooring_api::kustomization::ResourceInventory;
 
 use crate::apply::{CrdKinds, KindCache, ObjectKey, place};
+use crate::build::cache::BuildKey;
 use crate::context::Context;
 use crate::decrypt::{self, Keys};
 use crate::error::Error;
@@ -98,26 +99,35 @@ pub async fn render(
     if let Some(previous) = previous.filter(|p| p.key == key && p.provenance == source.provenance) {
         return Ok(previous);
     }
-    let extracted = ctx
-        .artifacts
-        .get(&source.url, &source.digest)
-        .await
-        .map_err(|e| Error::Artifact {
-            revision: revision.clone(),
-            message: e.to_string(),
-        })?;
-    let mut input = build::BuildInput::new(&extracted.dir, &ctx.settings.kustomize).with_spec(spec);
+    let mut input = build::BuildInput::new("", &ctx.settings.kustomize).with_spec(spec);
     input.allow_remote_bases = ctx.settings.allow_remote_bases;
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     input.work_root = Some(ctx.artifacts.scratch_dir());
     input.max_objects = ctx.settings.max_render_objects;
     input.decryption = keys.clone();
-    let built = build::build_revealing(input)
-        .await
-        .map_err(|e| build_err(e.to_string()))?;
-    let mut yaml = built.yaml;
+    // Kustomizations building the same input share one kustomize run and its output; the
+    // artifact is only fetched when it runs.
+    let built = ctx
+        .builds
+        .get_or_build(BuildKey::of(&source.digest, &input), || async {
+            let extracted = ctx
+                .artifacts
+                .get(&source.url, &source.digest)
+                .await
+                .map_err(|e| Error::Artifact {
+                    revision: revision.clone(),
+                    message: e.to_string(),
+                })?;
+            input.artifact_dir = extracted.dir.clone();
+            ctx.metrics.builds.inc();
+            build::build_revealing(input)
+                .await
+                .map_err(|e| build_err(e.to_string()))
+        })
+        .await?;
+    let mut yaml = built.yaml.clone();
     // From here the text may hold decrypted values: errors about it never show them.
-    let revealed = built.revealed;
+    let revealed = &built.revealed;
     let build_err = |message: String| {
         build_err(substitute::scrub(
             &message,
@@ -130,7 +140,7 @@ pub async fn render(
     let substituted = substitute::should_substitute(spec.post_build.as_ref(), &vars);
     if substituted {
         yaml = substitute::substitute(&yaml, &vars, ctx.settings.strict_substitution)
-            .map_err(|e| build_err(hide_revealed_text(e, &revealed)))?;
+            .map_err(|e| build_err(hide_revealed_text(e, revealed)))?;
     }
     // The text now holds the variables' values, some perhaps from Secrets: errors about it
     // never show them either.

@@ -1,0 +1,209 @@
+//! What a Kustomization costs the API server and the machine: the requests of a cold start,
+//! and the kustomize processes of shared and unchanged renders. Counted on the kube client of
+//! the in-process kustomize-controller and on its metrics, against the real API server.
+
+mod flow;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use flow::*;
+use mooring_testkit::git::{Auth, GitServer, Repo};
+use mooring_testkit::test_env;
+
+const SLOW: Duration = Duration::from_secs(3600);
+
+/// The four objects of the bench's app (ConfigMap, Service, ServiceAccount, Role), named with
+/// `prefix`, under `dir`.
+fn app_files(dir: &str, prefix: &str) -> Vec<(String, String)> {
+    let cm = config_map_yaml(&format!("{prefix}-config"), "1");
+    let svc = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {prefix}-svc\nspec:\n  ports:\n  - port: 80\n    targetPort: 8080\n  selector:\n    app: {prefix}\n"
+    );
+    let sa = format!("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {prefix}-sa\n");
+    let role = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {prefix}-role\nrules:\n- apiGroups: [\"\"]\n  resources: [\"configmaps\"]\n  verbs: [\"get\"]\n"
+    );
+    vec![
+        (format!("{dir}/cm.yaml"), cm),
+        (format!("{dir}/svc.yaml"), svc),
+        (format!("{dir}/sa.yaml"), sa),
+        (format!("{dir}/role.yaml"), role),
+    ]
+}
+
+fn push(repo: &Repo, files: &[(String, String)]) -> String {
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    repo.commit(&refs, "apps").expect("commit")
+}
+
+/// Requests as "METHOD resource[/subresource][ dry-run]" with their counts.
+fn by_kind(requests: &[(String, String)]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for (method, path) in requests {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        // /api/v1/namespaces/ns/<resource>/<name>[/<sub>] or /apis/g/v/namespaces/ns/...
+        let after_ns = parts
+            .iter()
+            .position(|p| *p == "namespaces")
+            .map_or(&parts[..0], |i| &parts[(i + 2).min(parts.len())..]);
+        let mut what = format!("{method} {}", after_ns.first().unwrap_or(&path));
+        if let Some(sub) = after_ns.get(2) {
+            what.push('/');
+            what.push_str(sub);
+        }
+        if query.contains("dryRun") {
+            what.push_str(" dry-run");
+        }
+        if query.contains("watch=true") {
+            what.push_str(" watch");
+        }
+        *counts.entry(what).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
+    let env = test_env("cost-cold").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("cost-cold"), Auth::None)
+        .expect("repo");
+    let mut files = app_files("warm", "warm");
+    files.extend(app_files("app", "app"));
+    let commit = push(&repo, &files);
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    // A first app of the same kinds: discovery and the live view's watches are per controller,
+    // not per app, and are paid here.
+    kustomization(
+        &env,
+        "warm",
+        serde_json::json!({"path": "./warm", "wait": true}),
+    )
+    .await;
+    wait_ks(&env, "warm", "the first app Ready", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+
+    let before = controllers.request_count();
+    kustomization(
+        &env,
+        "app",
+        serde_json::json!({"path": "./app", "wait": true}),
+    )
+    .await;
+    wait_ks(&env, "app", "the measured app Ready", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+    // Events are published before the status write that the wait saw.
+    let sent: Vec<(String, String)> = controllers
+        .requests_since(before)
+        .into_iter()
+        .filter(|(_, p)| !p.contains("/warm"))
+        .collect();
+    let counts = by_kind(&sent);
+    eprintln!("requests of one cold start: {} {counts:#?}", sent.len());
+    let dry_runs = sent.iter().filter(|(_, p)| p.contains("dryRun")).count();
+    let gets = sent
+        .iter()
+        .filter(|(m, p)| m == "GET" && !p.contains("watch=true"))
+        .count();
+    assert_eq!(
+        dry_runs, 0,
+        "objects that do not exist need no dry run: {counts:#?}"
+    );
+    assert_eq!(gets, 0, "health comes from the apply answers: {counts:#?}");
+    assert!(
+        sent.len() <= 10,
+        "a cold start sent {} requests: {counts:#?}",
+        sent.len()
+    );
+    controllers.stop().await;
+}
+
+/// Kustomization `name` rendering `./shared` with `${app}` set to `name`.
+async fn shared_app(env: &mooring_testkit::TestEnv, name: &str, interval: &str) {
+    kustomization(
+        env,
+        name,
+        serde_json::json!({"path": "./shared", "interval": interval,
+            "postBuild": {"substitute": {"app": name}}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn kustomizations_sharing_a_build_input_run_kustomize_once_and_unchanged_passes_never() {
+    let env = test_env("cost-builds").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("cost-builds"), Auth::None)
+        .expect("repo");
+    let cm =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${app}\ndata:\n  app: ${app}\n";
+    let commit = repo
+        .commit(&[("shared/cm.yaml", cm)], "one template")
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    let builds = || controllers.kustomize.context.metrics.builds.get();
+    let names = ["a", "b", "c"];
+    for name in names {
+        shared_app(&env, name, "10m").await;
+    }
+    for name in names {
+        wait_ks(&env, name, "Ready", 60, |k| applied(k, &commit)).await;
+        wait_config_map(&env, &format!("cm-{name}"), "substituted", 10, |cm| {
+            data_of(cm, "app").as_deref() == Some(name)
+        })
+        .await;
+    }
+    assert_eq!(
+        builds(),
+        1,
+        "three Kustomizations of one path and overrides, one build"
+    );
+
+    // A spec change that does not touch the build (a new generation: the Kustomization's own
+    // remembered render no longer matches), and requested passes of all three: no build.
+    shared_app(&env, "a", "9m").await;
+    wait_ks(&env, "a", "the new generation observed", 60, |k| {
+        k.status.as_ref().and_then(|s| s.observed_generation) == k.metadata.generation
+            && applied(k, &commit)
+    })
+    .await;
+    for name in names {
+        let passes = controllers.reconciles();
+        poke_kustomization(&env, name, "again").await;
+        wait_until(|| controllers.reconciles() > passes, 30).await;
+    }
+    assert_eq!(builds(), 1, "unchanged input, no kustomize run");
+
+    // Another path is another build.
+    let other = repo
+        .commit(
+            &[("other/cm.yaml", &config_map_yaml("other", "1"))],
+            "another path",
+        )
+        .expect("commit");
+    poke_source(&env, "repo", "other").await;
+    for name in names {
+        wait_ks(&env, name, "Ready at the new commit", 60, |k| {
+            applied(k, &other)
+        })
+        .await;
+    }
+    assert_eq!(builds(), 2, "a new artifact is built once for the three");
+    kustomization(&env, "d", serde_json::json!({"path": "./other"})).await;
+    wait_ks(&env, "d", "Ready", 60, |k| applied(k, &other)).await;
+    assert_eq!(builds(), 3);
+    controllers.stop().await;
+}
