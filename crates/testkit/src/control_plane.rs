@@ -27,6 +27,10 @@ pub const WORKLOAD_NODES: usize = 3;
 pub const SIMULATED_NODE_LABEL: &str = "node.mooring.dev/simulated";
 /// The lifecycle kwok plays for Nodes and Pods (Ready Nodes, running and Ready Pods, completing
 /// Job Pods, deleted Pods removed).
+/// The file (in the plane's directory) kwok serves as the log of every simulated Pod's
+/// containers; see [`ControlPlane::simulated_pod_log`].
+const SIMULATED_POD_LOG: &str = "simulated-pod.log";
+
 const KWOK_STAGES: &str = include_str!("kwok-stages.yaml");
 
 /// Why the control plane could not be started or used.
@@ -518,7 +522,26 @@ impl ControlPlane {
         );
 
         let stages = path.join("kwok-stages.yaml");
-        std::fs::write(&stages, KWOK_STAGES).map_err(io("writing kwok's stages"))?;
+        // kwok's kubelet endpoint serves every simulated Pod's log from one file, so that
+        // `kubectl logs` (API server -> the Node's kubelet port) works on them.
+        let pod_log = path.join(SIMULATED_POD_LOG);
+        std::fs::write(&pod_log, "").map_err(io("creating the simulated pods' log"))?;
+        let kubelet_port = free_port()?;
+        let config = format!(
+            "{KWOK_STAGES}---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: mooring-simulated-pod-log
+spec:
+  selector: {{}}
+  logs:
+  - containers: []
+    logsFile: {}
+",
+            pod_log.display()
+        );
+        std::fs::write(&stages, config).map_err(io("writing kwok's stages"))?;
         let kwok_home = path.join("kwok-home");
         std::fs::create_dir_all(&kwok_home).map_err(io("creating kwok's home"))?;
         let kwok_args = vec![
@@ -530,7 +553,12 @@ impl ControlPlane {
             // kubelet's heartbeat, so the Nodes stay Ready and untainted.
             "--node-lease-duration-seconds=40".to_string(),
             "--cidr=10.244.0.0/16".to_string(),
-            "--node-ip=10.240.0.1".to_string(),
+            // The API server reaches a Node's kubelet at its address and daemon endpoint port:
+            // kwok's server, which speaks TLS with a certificate of its own (the API server
+            // has no --kubelet-certificate-authority, so it does not verify it).
+            "--node-ip=127.0.0.1".to_string(),
+            format!("--node-port={kubelet_port}"),
+            format!("--server-address=127.0.0.1:{kubelet_port}"),
         ];
         // kwok also reads ~/.kwok/kwok.yaml when it exists: a home of its own keeps it out.
         let kwok_env = [("HOME".to_string(), kwok_home.display().to_string())];
@@ -575,6 +603,13 @@ impl ControlPlane {
             ));
         }
         Ok(())
+    }
+
+    /// The file kwok serves as the log of every container of every simulated Pod (needs
+    /// [`Options::workloads`]), through the API as `kubectl logs` reads it. Lines are in the CRI
+    /// log format a kubelet keeps: `<RFC 3339 time> stdout F <line>`.
+    pub fn simulated_pod_log(&self) -> PathBuf {
+        self.dir.path().join(SIMULATED_POD_LOG)
     }
 
     /// Creates a pre-made PersistentVolume `name` of `capacity` (e.g. `1Gi`) in `storage_class`,
