@@ -27,6 +27,13 @@ pub const WORKLOAD_NODES: usize = 3;
 pub const SIMULATED_NODE_LABEL: &str = "node.mooring.dev/simulated";
 /// The lifecycle kwok plays for Nodes and Pods (Ready Nodes, running and Ready Pods, completing
 /// Job Pods, deleted Pods removed).
+/// The file (in the plane's directory) kwok serves as the log of a simulated Pod's containers
+/// when no `Logs` object names the Pod (see [`ControlPlane::serve_pod_log`]): empty.
+const SIMULATED_POD_LOG: &str = "simulated-pod.log";
+
+/// The CRD of kwok's `Logs`, with which a test gives one Pod a log of its own.
+const KWOK_LOGS_CRD: &str = include_str!("kwok-logs-crd.yaml");
+
 const KWOK_STAGES: &str = include_str!("kwok-stages.yaml");
 
 /// Why the control plane could not be started or used.
@@ -518,7 +525,34 @@ impl ControlPlane {
         );
 
         let stages = path.join("kwok-stages.yaml");
-        std::fs::write(&stages, KWOK_STAGES).map_err(io("writing kwok's stages"))?;
+        // kwok's kubelet endpoint serves the simulated Pods' logs (`kubectl logs`: API server ->
+        // the Node's kubelet port): a Pod named by a `Logs` object gets its file, the others an
+        // empty one.
+        self.run_kubectl_with_input(&["apply", "--server-side", "-f", "-"], KWOK_LOGS_CRD)?;
+        self.run_kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/logs.kwok.x-k8s.io",
+        ])?;
+        let pod_log = path.join(SIMULATED_POD_LOG);
+        std::fs::write(&pod_log, "").map_err(io("creating the simulated pods' log"))?;
+        let kubelet_port = free_port()?;
+        let config = format!(
+            "{KWOK_STAGES}---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: mooring-simulated-pod-log
+spec:
+  selector: {{}}
+  logs:
+  - containers: []
+    logsFile: {}
+",
+            pod_log.display()
+        );
+        std::fs::write(&stages, config).map_err(io("writing kwok's stages"))?;
         let kwok_home = path.join("kwok-home");
         std::fs::create_dir_all(&kwok_home).map_err(io("creating kwok's home"))?;
         let kwok_args = vec![
@@ -530,7 +564,13 @@ impl ControlPlane {
             // kubelet's heartbeat, so the Nodes stay Ready and untainted.
             "--node-lease-duration-seconds=40".to_string(),
             "--cidr=10.244.0.0/16".to_string(),
-            "--node-ip=10.240.0.1".to_string(),
+            // The API server reaches a Node's kubelet at its address and daemon endpoint port:
+            // kwok's server, which speaks TLS with a certificate of its own (the API server
+            // has no --kubelet-certificate-authority, so it does not verify it).
+            "--node-ip=127.0.0.1".to_string(),
+            format!("--node-port={kubelet_port}"),
+            format!("--server-address=127.0.0.1:{kubelet_port}"),
+            "--enable-crds=Logs".to_string(),
         ];
         // kwok also reads ~/.kwok/kwok.yaml when it exists: a home of its own keeps it out.
         let kwok_env = [("HOME".to_string(), kwok_home.display().to_string())];
@@ -575,6 +615,63 @@ impl ControlPlane {
             ));
         }
         Ok(())
+    }
+
+    /// Makes kwok serve `cri_log` (non-empty, in the CRI log format a kubelet keeps:
+    /// `<RFC 3339 time> stdout F <line>` per line) as the log of the containers of Pod
+    /// `namespace/pod`, which must be running on a simulated Node (needs
+    /// [`Options::workloads`]); returns once `pods/log` through the API serves it. Blocking.
+    pub fn serve_pod_log(&self, namespace: &str, pod: &str, cri_log: &str) -> Result<(), Error> {
+        assert!(
+            !cri_log.is_empty(),
+            "an empty log cannot be told from no log"
+        );
+        let file = self
+            .dir
+            .path()
+            .join(format!("pod-log-{namespace}-{pod}.log"));
+        std::fs::write(&file, cri_log).map_err(io("writing a simulated pod's log"))?;
+        let logs = format!(
+            "apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Logs
+metadata:
+  name: {pod}
+  namespace: {namespace}
+spec:
+  logs:
+  - containers: []
+    logsFile: {}
+",
+            file.display()
+        );
+        self.run_kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=mooring-testkit",
+                "-f",
+                "-",
+            ],
+            &logs,
+        )?;
+        // kwok learns of the object through a watch; until then the Pod's log is the empty
+        // default.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let served = self.run_kubectl(&["logs", "-n", namespace, pod]);
+            match served {
+                Ok(text) if !text.is_empty() => return Ok(()),
+                _ if Instant::now() > deadline => {
+                    let component = self.kwok.as_ref().expect("a workload plane runs kwok");
+                    return Err(startup_error(
+                        component,
+                        format!("kwok does not serve the log of pod {namespace}/{pod}: {served:?}"),
+                    ));
+                }
+                // Polls a condition with a deadline: nothing notifies when kwok's watch caught up.
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
     }
 
     /// Creates a pre-made PersistentVolume `name` of `capacity` (e.g. `1Gi`) in `storage_class`,

@@ -18,18 +18,30 @@ pub struct Supervised {
 }
 
 /// The supervisor: starts "$@" in its own process group with output to $LOG, records its pid, then
-/// blocks on stdin; EOF (the parent is gone or dropped us) kills the group.
+/// waits on stdin; EOF (the parent is gone or dropped us) kills the group.
 ///
 /// It ignores SIGINT and SIGHUP (and so does its `cat`): Ctrl-C in a terminal signals the whole
 /// foreground process group, and a supervisor killed by it would leave its child running. The
 /// parent handles Ctrl-C and closes the pipe, or dies and the kernel closes it.
+///
+/// SIGTERM, on the other hand, stops the supervisor *and* its child: `timeout`, a service manager
+/// or `kill -TERM -PGID` signal the parent's whole process group, supervisors included, while the
+/// children sit in their own sessions and would never see it. So the `cat` runs in the
+/// background (stdin passed on through fd 3, as a background job's own stdin is /dev/null) and
+/// the shell waits for it, which a trapped TERM interrupts; either way the shell goes on to the
+/// kill.
 const SUPERVISOR: &str = r#"
 trap '' INT HUP
+trap 'term=1' TERM
 log="$1"; pidfile="$2"; shift 2
 setsid "$@" >>"$log" 2>&1 </dev/null &
 child=$!
 echo "$child" >"$pidfile"
-cat >/dev/null
+exec 3<&0
+cat <&3 >/dev/null &
+reader=$!
+[ -n "$term" ] || wait "$reader"
+kill "$reader" 2>/dev/null
 kill -TERM -"$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
 i=0
 while kill -0 "$child" 2>/dev/null && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.1; done
@@ -152,4 +164,28 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether `pid` is a live process (it exists and is not a zombie waiting to be reaped).
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may contain any byte.
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of `pids` is running or `timeout` has passed; returns those still running.
+pub fn wait_until_gone(pids: &[u32], timeout: std::time::Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| is_running(*p)).collect();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -182,27 +182,11 @@ fn assert_child_leaves_nothing(child: &str, count: usize) {
         .collect();
     assert_eq!(pids.len(), count, "pids of the components: {pids:?}");
     // The supervisors stop their children once the test binary is gone; give them a bounded time.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let alive =
-        |pid: &u32| std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid);
-    while pids.iter().any(alive) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let left: Vec<&u32> = pids.iter().filter(|p| alive(p)).collect();
+    let left = mooring_testkit::process::wait_until_gone(&pids, Duration::from_secs(15));
     assert!(
         left.is_empty(),
         "processes left behind after the test binary exited: {left:?}"
     );
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 #[test]
@@ -239,7 +223,7 @@ fn a_bare_control_plane_serves_the_api() {
     drop(plane);
     for pid in pids {
         assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+            !mooring_testkit::process::is_running(pid),
             "pid {pid} survived drop"
         );
     }
