@@ -1,7 +1,7 @@
 //! Prometheus metrics of the source-controller.
 
 use mooring_runtime::reconcile::ReconcileMetrics;
-use prometheus::{HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The source-controller's metrics, registered in one registry.
 #[derive(Clone)]
@@ -14,6 +14,8 @@ pub struct Metrics {
     pub git_duration: HistogramVec,
     /// Size in bytes of each GitRepository's current artifact.
     pub artifact_size: IntGaugeVec,
+    /// Webhook calls answered by the receiver server, by HTTP status code.
+    pub receiver_calls: IntCounterVec,
 }
 
 impl Metrics {
@@ -36,11 +38,20 @@ impl Metrics {
         )?;
         registry.register(Box::new(git_duration.clone()))?;
         registry.register(Box::new(artifact_size.clone()))?;
+        let receiver_calls = IntCounterVec::new(
+            Opts::new(
+                "receiver_requests_total",
+                "Webhook calls answered by the receiver server",
+            ),
+            &["code"],
+        )?;
+        registry.register(Box::new(receiver_calls.clone()))?;
         Ok(Self {
             registry,
             reconcile,
             git_duration,
             artifact_size,
+            receiver_calls,
         })
     }
 }
