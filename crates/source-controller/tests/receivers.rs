@@ -92,12 +92,11 @@ async fn receiver(env: &TestEnv, name: &str, type_: &str, target: &str, events: 
     path
 }
 
+/// Header (name, value) pairs.
+type Headers = Vec<(&'static str, String)>;
+
 /// (type, correct headers, wrong headers) for a call with [`PAYLOAD`].
-fn calls() -> Vec<(
-    &'static str,
-    Vec<(&'static str, String)>,
-    Vec<(&'static str, String)>,
-)> {
+fn calls() -> Vec<(&'static str, Headers, Headers)> {
     let prefixed = format!("sha256={HEX}");
     let wrong_prefixed = format!("sha256={WRONG_HEX}");
     vec![
