@@ -88,6 +88,8 @@ pub struct Context {
     pub hooks: Hooks,
     /// Queues GitRepository reconciles from inside the process (webhook calls).
     pub refresh: Refresh,
+    /// Ref listings shared by GitRepositories with the same URL and credentials.
+    pub listings: std::sync::Arc<crate::git::RefListings>,
 }
 
 /// What feeds the context's stores and queue; [`crate::controller::run`] takes it.
@@ -125,6 +127,7 @@ impl Context {
             receivers,
             hooks: Hooks::default(),
             refresh,
+            listings: Default::default(),
         };
         let feeds = Feeds {
             repositories: writer,
@@ -143,6 +146,7 @@ impl Context {
             receivers: self.receivers.clone(),
             repositories: self.repositories.clone(),
             refresh: self.refresh.clone(),
+            listings: self.listings.clone(),
             max_body,
             calls: self.metrics.receiver_calls.clone(),
         }

@@ -155,11 +155,32 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         None => false,
     };
 
+    let credential = steps::credential_digest(
+        secret.as_ref(),
+        proxy.as_ref(),
+        &format!("{:?}", spec.provider()),
+    );
+    let max_age = crate::decide::listing_max_age(
+        repo.status.as_ref(),
+        repo.meta().generation,
+        repo.annotations()
+            .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+            .map(String::as_str),
+        spec.interval().unwrap_or(Duration::from_secs(60)),
+    );
     let started = Instant::now();
     let resolved = steps::run_blocking(limit, cancel.clone(), {
         let remote = remote.clone();
         let checkout = spec.checkout();
-        move || steps::resolve(&remote, &checkout)
+        let listings = ctx.listings.clone();
+        move || {
+            let sharing = crate::git::Sharing {
+                listings: &listings,
+                credential,
+                max_age,
+            };
+            steps::resolve(&remote, &checkout, Some(sharing))
+        }
     })
     .await;
     ctx.metrics

@@ -182,21 +182,31 @@ impl Refresh {
         )
     }
 
-    /// Queues a reconcile of every GitRepository in `namespace` that `resources` select;
-    /// returns how many.
+    /// Queues a reconcile of every GitRepository in `namespace` that `resources` select, after
+    /// forgetting the shared listings of their URLs (so the first of them lists again, and the
+    /// others share that listing); returns how many.
     pub fn select_and_queue(
         &self,
         repositories: &Store<GitRepository>,
         namespace: &str,
         resources: &[ReceiverResource],
+        listings: &crate::git::RefListings,
     ) -> usize {
+        let selected: Vec<_> = repositories
+            .state()
+            .into_iter()
+            .filter(|r| r.namespace().as_deref() == Some(namespace) && selects(resources, r))
+            .collect();
+        let urls: std::collections::BTreeSet<&str> =
+            selected.iter().map(|r| r.spec.url.as_str()).collect();
+        for url in urls {
+            listings.invalidate_url(url);
+        }
         let mut queued = 0;
-        for repo in repositories.state() {
-            if repo.namespace().as_deref() == Some(namespace) && selects(resources, &repo) {
-                // The controller stopping closes the channel: nothing left to wake.
-                if self.sender.send(ObjectRef::from_obj(&*repo)).is_ok() {
-                    queued += 1;
-                }
+        for repo in selected {
+            // The controller stopping closes the channel: nothing left to wake.
+            if self.sender.send(ObjectRef::from_obj(&*repo)).is_ok() {
+                queued += 1;
             }
         }
         queued

@@ -44,6 +44,8 @@ pub struct Receivers {
     pub repositories: Store<GitRepository>,
     /// Queues reconciles.
     pub refresh: Refresh,
+    /// The shared ref listings, forgotten for the URLs a call announces a change of.
+    pub listings: Arc<crate::git::RefListings>,
     /// The largest body accepted, in bytes.
     pub max_body: usize,
     /// Calls answered, by code.
@@ -169,9 +171,12 @@ async fn answer(
         );
     }
     let namespace = hook.receiver.namespace.clone().unwrap_or_default();
-    let queued = served
-        .refresh
-        .select_and_queue(&served.repositories, &namespace, &hook.resources);
+    let queued = served.refresh.select_and_queue(
+        &served.repositories,
+        &namespace,
+        &hook.resources,
+        &served.listings,
+    );
     tracing::info!(receiver = %who, event = event.as_deref().unwrap_or(""), queued,
         "webhook call accepted");
     (
