@@ -116,18 +116,23 @@ impl Context {
         let (repositories, writer) = reflector::store();
         let (receivers, receivers_writer) = reflector::store();
         let (refresh, queued) = Refresh::channel();
+        let metrics = Metrics::new()?;
+        let listings = std::sync::Arc::new(crate::git::RefListings::counted(
+            metrics.git_requests.with_label_values(&["ls-refs"]),
+            metrics.git_listings_shared.clone(),
+        ));
         let context = Self {
             recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
             client,
             storage: Storage::new(storage),
             settings,
-            metrics: Metrics::new()?,
+            metrics,
             failures: FailureTracker::new(BACKOFF_BASE, BACKOFF_MAX),
             repositories,
             receivers,
             hooks: Hooks::default(),
             refresh,
-            listings: Default::default(),
+            listings,
         };
         let feeds = Feeds {
             repositories: writer,

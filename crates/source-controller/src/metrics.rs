@@ -16,6 +16,11 @@ pub struct Metrics {
     pub artifact_size: IntGaugeVec,
     /// Webhook calls answered by the receiver server, by HTTP status code.
     pub receiver_calls: IntCounterVec,
+    /// Git operations asked of servers, by `operation`: `ls-refs` (a ref listing), `fetch`.
+    pub git_requests: IntCounterVec,
+    /// Ref listings taken from another object's listing (same URL, same credentials) instead
+    /// of asking the server.
+    pub git_listings_shared: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -46,12 +51,27 @@ impl Metrics {
             &["code"],
         )?;
         registry.register(Box::new(receiver_calls.clone()))?;
+        let git_requests = IntCounterVec::new(
+            Opts::new(
+                "git_requests_total",
+                "Git operations asked of git servers, by operation",
+            ),
+            &["operation"],
+        )?;
+        registry.register(Box::new(git_requests.clone()))?;
+        let git_listings_shared = prometheus::IntCounter::new(
+            "git_listings_shared_total",
+            "Ref listings taken from another object's listing of the same URL and credentials",
+        )?;
+        registry.register(Box::new(git_listings_shared.clone()))?;
         Ok(Self {
             registry,
             reconcile,
             git_duration,
             artifact_size,
             receiver_calls,
+            git_requests,
+            git_listings_shared,
         })
     }
 }

@@ -221,10 +221,13 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         move || steps::fetch(&remote, &resolved, &cache)
     })
     .await?;
-    ctx.metrics
-        .git_duration
-        .with_label_values(&["fetch"])
-        .observe(started.elapsed().as_secs_f64());
+    if fetched.downloaded {
+        ctx.metrics
+            .git_duration
+            .with_label_values(&["fetch"])
+            .observe(started.elapsed().as_secs_f64());
+        ctx.metrics.git_requests.with_label_values(&["fetch"]).inc();
+    }
 
     let signers = match &keys {
         Some((mode, keyring)) => {

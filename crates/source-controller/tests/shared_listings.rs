@@ -141,5 +141,14 @@ async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_neve
         1,
         "no fetch without a new commit"
     );
+    // mooring_source_git_requests_total says the same as the server.
+    let metrics = &running.context().metrics;
+    let made = |op: &str| metrics.git_requests.with_label_values(&[op]).get() as usize;
+    assert_eq!(made("fetch"), 1);
+    assert_eq!(
+        made("ls-refs"),
+        count(server, &name, RequestKind::LsRefs) - count(server, &name, RequestKind::Fetch)
+    );
+    assert!(metrics.git_listings_shared.get() >= 2 * OBJECTS as u64);
     running.stop().await;
 }

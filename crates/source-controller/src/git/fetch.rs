@@ -80,6 +80,7 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
         info,
         tag_object,
         lock: shared,
+        downloaded: !present,
     })
 }
 
@@ -137,6 +138,7 @@ pub fn cached(
         info,
         tag_object,
         lock: shared,
+        downloaded: false,
     })
 }
 

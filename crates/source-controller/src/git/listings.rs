@@ -39,6 +39,8 @@ struct Slot {
 #[derive(Default)]
 pub struct RefListings {
     slots: Mutex<HashMap<ListingKey, Arc<Mutex<Slot>>>>,
+    /// Listings made (asked of a server) and listings reused.
+    counts: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
 }
 
 impl std::fmt::Debug for RefListings {
@@ -48,6 +50,14 @@ impl std::fmt::Debug for RefListings {
 }
 
 impl RefListings {
+    /// Shared listings counting into `made` (a listing asked of a server) and `reused`.
+    pub fn counted(made: prometheus::IntCounter, reused: prometheus::IntCounter) -> Self {
+        Self {
+            slots: Mutex::default(),
+            counts: Some((made, reused)),
+        }
+    }
+
     /// Forgets every listing of `url`, whatever the credential: the next asker lists again
     /// (a webhook announced a change).
     pub fn invalidate_url(&self, url: &str) {
@@ -82,7 +92,13 @@ impl RefListings {
         if let (Some(max_age), Some((at, refs))) = (max_age, &held.listed)
             && at.elapsed() < max_age
         {
+            if let Some((_, reused)) = &self.counts {
+                reused.inc();
+            }
             return Ok(refs.clone());
+        }
+        if let Some((made, _)) = &self.counts {
+            made.inc();
         }
         let refs = list()?;
         held.listed = Some((Instant::now(), refs.clone()));

@@ -134,6 +134,8 @@ pub struct Fetched {
     /// Shared lock on the cache: while it is held, no fetch of the same URL changes or deletes
     /// the repository. Drop it when done reading.
     pub lock: CacheLock,
+    /// Whether the server was asked for it (false: the cache held the commit already).
+    pub downloaded: bool,
 }
 
 /// Metadata of a commit, for events and logs.
