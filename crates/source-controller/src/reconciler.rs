@@ -25,6 +25,11 @@ use crate::storage::Storage;
 use crate::verification;
 use crate::verify;
 
+/// Artifact metadata: when the source saw the revision (RFC 3339, milliseconds).
+pub const SEEN_TIME: &str = "source.seenTime";
+/// Artifact metadata: when the artifact of the revision was stored and ready to serve.
+pub const READY_TIME: &str = "source.readyTime";
+
 /// Reconciles one GitRepository: called by the controller on every trigger.
 pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = repo.namespace().unwrap_or_default();
@@ -187,6 +192,8 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         .git_duration
         .with_label_values(&["resolve"])
         .observe(started.elapsed().as_secs_f64());
+    // When this pass saw the remote's revision: for a new commit, when the source saw it.
+    let seen = jiff::Timestamp::now();
     let resolved = match resolved {
         Ok(resolved) => resolved,
         Err(error @ Error::Git { .. }) => {
@@ -261,6 +268,12 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     tracing::info!(namespace = %ns, name = %name, %reason, "building artifact");
 
     let mut built = steps::build_and_store(ctx, &ns, &name, spec, &fetched, &included).await?;
+    let latency = built.artifact.metadata.get_or_insert_default();
+    latency.insert(SEEN_TIME.to_string(), format!("{seen:.3}"));
+    latency.insert(
+        READY_TIME.to_string(),
+        format!("{:.3}", jiff::Timestamp::now()),
+    );
     if let Some(signers) = &signers {
         built
             .artifact

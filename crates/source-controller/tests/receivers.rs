@@ -413,5 +413,40 @@ async fn a_push_announced_by_a_github_webhook_is_applied_with_hourly_intervals()
         "webhook call to applied: {:.2}s",
         started.elapsed().as_secs_f64()
     );
+
+    // The latency on record: commit ≤ seen by the source ≤ artifact ready ≤ applied.
+    let api: Api<mooring_api::Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    let ks = api.get("app").await.expect("Kustomization");
+    let entry = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.history.first())
+        .expect("a history entry")
+        .clone();
+    let metadata = entry.metadata.clone().unwrap_or_default();
+    let at = |key: &str| -> jiff::Timestamp {
+        metadata
+            .get(key)
+            .unwrap_or_else(|| panic!("history metadata has {key}: {metadata:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+    };
+    let secs = |t: jiff::Timestamp| t.as_second();
+    let (commit, seen, ready) = (
+        at("git.commitTime"),
+        at("source.seenTime"),
+        at("source.readyTime"),
+    );
+    let applied = entry.first_reconciled.0;
+    assert!(secs(commit) <= secs(seen), "{commit} ≤ {seen}");
+    assert!(seen <= ready, "{seen} ≤ {ready}");
+    // firstReconciled is written with whole seconds.
+    assert!(secs(ready) <= secs(applied), "{ready} ≤ {applied}");
+    assert!(
+        metadata
+            .get("revision")
+            .is_some_and(|r| r.ends_with(&second)),
+        "the entry is the pushed revision's: {metadata:?}"
+    );
     controllers.stop().await;
 }
