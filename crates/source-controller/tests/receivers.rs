@@ -448,5 +448,8 @@ async fn a_push_announced_by_a_github_webhook_is_applied_with_hourly_intervals()
             .is_some_and(|r| r.ends_with(&second)),
         "the entry is the pushed revision's: {metadata:?}"
     );
+    // Both applied revisions were observed in mooring_kustomize_commit_to_applied_seconds.
+    let histogram = &controllers.kustomize.context.metrics.commit_to_applied;
+    assert!(histogram.get_sample_count() >= 2, "{}", histogram.get_sample_count());
     controllers.stop().await;
 }
