@@ -25,6 +25,11 @@ use crate::storage::Storage;
 use crate::verification;
 use crate::verify;
 
+/// Whether GitRepositories share ref listings (crate::git::RefListings). Off: with it on,
+/// gitrepository.rs `a_token_written_as_the_url_user_never_shows` hangs (not yet understood);
+/// tests/shared_listings.rs is ignored until it is fixed.
+const SHARE_LISTINGS: bool = false;
+
 /// Artifact metadata: when the source saw the revision (RFC 3339, milliseconds).
 pub const SEEN_TIME: &str = "source.seenTime";
 /// Artifact metadata: when the artifact of the revision was stored and ready to serve.
@@ -184,7 +189,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
                 credential,
                 max_age,
             };
-            steps::resolve(&remote, &checkout, Some(sharing))
+            steps::resolve(&remote, &checkout, SHARE_LISTINGS.then_some(sharing))
         }
     })
     .await;

@@ -450,6 +450,10 @@ async fn a_push_announced_by_a_github_webhook_is_applied_with_hourly_intervals()
     );
     // Both applied revisions were observed in mooring_kustomize_commit_to_applied_seconds.
     let histogram = &controllers.kustomize.context.metrics.commit_to_applied;
-    assert!(histogram.get_sample_count() >= 2, "{}", histogram.get_sample_count());
+    assert!(
+        histogram.get_sample_count() >= 2,
+        "{}",
+        histogram.get_sample_count()
+    );
     controllers.stop().await;
 }

@@ -38,6 +38,7 @@ fn count(server: &GitServer, repo: &str, kind: RequestKind) -> usize {
 }
 
 #[tokio::test]
+#[ignore = "listing sharing is switched off (SHARE_LISTINGS in reconciler.rs) until the hang it causes in gitrepository.rs a_token_written_as_the_url_user_never_shows is fixed"]
 async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_never_share() {
     let env = test_env("shared").await.expect("env");
     let server = GitServer::shared().expect("git server");
