@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub const DEFAULT_SOURCE_CMD: &str = "{bin} --leader-elect=false --log-format=json \
 --storage-path={work}/storage --git-cache-path={work}/git-cache \
 --storage-adv-addr=http://127.0.0.1:{artifact_port} --artifact-addr=127.0.0.1:{artifact_port} \
---metrics-addr=127.0.0.1:{ops_port}";
+--receiver-addr=127.0.0.1:{extra_port} --metrics-addr=127.0.0.1:{ops_port}";
 
 /// The kustomize-controller command used unless `--kustomize-cmd` is given.
 pub const DEFAULT_KUSTOMIZE_CMD: &str = "{bin} --leader-elect=false --log-format=json \
@@ -124,7 +124,8 @@ pub struct Args {
     /// The source-controller command, run by `sh -c "exec <cmd>"` with KUBECONFIG set.
     /// Placeholders: {bin}, {work} (a scratch directory of its own), {artifact_port} (where it
     /// serves artifacts; the same in both commands), {ops_port} (probed at --ready-path),
-    /// {extra_port} (another free port), {kubeconfig}, {kustomize} (the kustomize binary).
+    /// {extra_port} (another free port; the default command serves webhook receivers there),
+    /// {kubeconfig}, {kustomize} (the kustomize binary).
     #[arg(long, default_value = DEFAULT_SOURCE_CMD)]
     pub source_cmd: String,
 

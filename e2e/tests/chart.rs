@@ -33,8 +33,20 @@ fn lint(values: &[&str]) -> (bool, String) {
 
 #[test]
 fn helm_lint_is_clean_for_defaults_and_every_option() {
-    let options: [&[&str]; 5] = [
+    let options: [&[&str]; 6] = [
         &[],
+        &[
+            "--set",
+            "sourceController.receiver.ingress.enabled=true",
+            "--set",
+            "sourceController.receiver.ingress.host=hooks.example.com",
+            "--set",
+            "sourceController.receiver.ingress.className=nginx",
+            "--set",
+            "sourceController.receiver.service.type=LoadBalancer",
+            "--set-json",
+            r#"sourceController.receiver.from=[{"ipBlock":{"cidr":"192.0.2.0/24"}}]"#,
+        ],
         &[
             "--set",
             "sourceController.storage.persistence.enabled=true",

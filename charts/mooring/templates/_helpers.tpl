@@ -35,6 +35,9 @@ capabilities:
 {{- define "mooring.metricsPort" -}}8080{{- end -}}
 {{- define "mooring.artifactPort" -}}9090{{- end -}}
 
+{{/* The port of the source-controller's webhook receiver server. */}}
+{{- define "mooring.receiverPort" -}}9292{{- end -}}
+
 {{- define "mooring.source.selector" -}}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: source-controller

@@ -63,7 +63,9 @@ pub struct Artifact {
     /// `ssh`), `verify.signer.fingerprint` (the OpenPGP key fingerprint, or the SSH key's
     /// `SHA256:` fingerprint) and `verify.signer.identity` (the OpenPGP user id, or the SSH
     /// principals), plus `verify.tagSigner.fingerprint` and `verify.tagSigner.identity` in the
-    /// tag modes.
+    /// tag modes. And when the artifact was built: `source.seenTime` (when the source saw the
+    /// revision) and `source.readyTime` (when its artifact was stored), RFC 3339 with
+    /// milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -3,7 +3,7 @@
 //! The schemas accept every field of Flux's v1 APIs so that a Flux manifest validates. A field
 //! a controller does not implement must not be silently ignored: an object that sets one is
 //! refused (Stalled) with a message naming the field. [`KUSTOMIZATION_REFUSED`] and
-//! [`GITREPOSITORY_REFUSED`] are those fields; a test walks both schemas and fails on any field
+//! [`GITREPOSITORY_REFUSED`] and [`RECEIVER_REFUSED`] are those fields; a test walks both schemas and fails on any field
 //! that is neither implemented nor listed here.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -69,6 +69,15 @@ pub const GITREPOSITORY_REFUSED: &[Refused] = &[Refused {
     path: "spec.recurseSubmodules",
     reason: crate::conditions::reasons::GIT_OPERATION_FAILED,
     advice: "submodules are not implemented yet; vendor the submodule or use spec.include",
+}];
+
+/// Receiver fields that are refused. `spec.type` and `spec.resources[].kind` are implemented
+/// for some values only; the source-controller refuses the others naming the value.
+pub const RECEIVER_REFUSED: &[Refused] = &[Refused {
+    path: "spec.resourceFilter",
+    reason: crate::conditions::reasons::RECONCILIATION_FAILED,
+    advice: "CEL resource filters are not implemented; select the GitRepositories by name or \
+             with matchLabels",
 }];
 
 /// The first refused field that `spec` (the spec as JSON) sets.

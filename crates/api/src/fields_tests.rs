@@ -81,6 +81,22 @@ const GITREPOSITORY_IMPLEMENTED: &[&str] = &[
     "spec.verify.secretRef.name",
 ];
 
+/// Receiver fields the source-controller implements. `spec.type` is implemented for the git
+/// servers' types and refused (naming the value) for the registries'; `spec.resources[].kind`
+/// for `GitRepository` only, and `spec.resources[].namespace` only when it is the Receiver's.
+const RECEIVER_IMPLEMENTED: &[&str] = &[
+    "spec.events",
+    "spec.interval",
+    "spec.resources[].apiVersion",
+    "spec.resources[].kind",
+    "spec.resources[].matchLabels",
+    "spec.resources[].name",
+    "spec.resources[].namespace",
+    "spec.secretRef.name",
+    "spec.suspend",
+    "spec.type",
+];
+
 fn crd(kind: &str) -> CustomResourceDefinition {
     crate::crds()
         .into_iter()
@@ -148,6 +164,11 @@ fn every_gitrepository_field_is_implemented_or_refused() {
     );
 }
 
+#[test]
+fn every_receiver_field_is_implemented_or_refused() {
+    check_every_field_is_implemented_or_refused("Receiver", RECEIVER_IMPLEMENTED, RECEIVER_REFUSED);
+}
+
 /// A spec (as JSON) that sets `field` to a value of its type.
 fn setting(field: &Field) -> Value {
     let value = match field.type_.as_str() {
@@ -192,6 +213,7 @@ fn check_every_refused_field_is_refused(kind: &str, list: &[Refused]) {
 fn a_spec_setting_a_refused_field_is_refused_naming_it() {
     check_every_refused_field_is_refused("Kustomization", KUSTOMIZATION_REFUSED);
     check_every_refused_field_is_refused("GitRepository", GITREPOSITORY_REFUSED);
+    check_every_refused_field_is_refused("Receiver", RECEIVER_REFUSED);
 }
 
 #[test]
@@ -243,9 +265,16 @@ fn the_migration_guide_lists_exactly_the_refused_fields() {
                 .iter()
                 .map(|r| ("GitRepository".to_string(), r.path.to_string())),
         )
+        .chain(
+            RECEIVER_REFUSED
+                .iter()
+                .map(|r| ("Receiver".to_string(), r.path.to_string())),
+        )
         .collect();
     // Refused for some values only, by the source-controller's own check.
     expected.push(("GitRepository".to_string(), "spec.provider".to_string()));
+    expected.push(("Receiver".to_string(), "spec.type".to_string()));
+    expected.push(("Receiver".to_string(), "spec.resources[].kind".to_string()));
     let mut found = rows.clone();
     found.sort();
     expected.sort();

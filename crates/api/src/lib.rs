@@ -1,4 +1,4 @@
-//! The Mooring API: the GitRepository and Kustomization custom resources, their status
+//! The Mooring API: the GitRepository, Kustomization and Receiver custom resources, their status
 //! conditions, revision and digest formats, and the names (annotations, labels, finalizer, field
 //! managers) both controllers share.
 //!
@@ -15,6 +15,7 @@ pub mod duration;
 pub mod fields;
 pub mod gitrepository;
 pub mod kustomization;
+pub mod receiver;
 pub mod revision;
 
 pub use common::{Artifact, LocalObjectReference, SecretKeyReference};
@@ -27,4 +28,5 @@ pub use gitrepository::{
     GitVerificationMode,
 };
 pub use kustomization::{DeletionPolicy, Kustomization, KustomizationSpec, KustomizationStatus};
+pub use receiver::{Receiver, ReceiverResource, ReceiverSpec, ReceiverStatus, ReceiverType};
 pub use revision::{CommitAlgorithm, Revision, RevisionError};

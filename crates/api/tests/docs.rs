@@ -54,7 +54,13 @@ fn every_spec_and_status_field_has_a_row() {
             .iter()
             .filter(|p| p.starts_with("spec") || p.starts_with("status"))
             .collect();
-        assert!(documented.len() > 40, "{}", crd.spec.names.kind);
+        // A guard against walking nothing: every kind but the small Receiver has dozens.
+        let at_least = if crd.spec.names.kind == "Receiver" {
+            15
+        } else {
+            40
+        };
+        assert!(documented.len() > at_least, "{}", crd.spec.names.kind);
         for path in documented {
             assert!(
                 doc.contains(&format!("\n| `{path}` |")),

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the kustomize-controller.
 
 use mooring_runtime::reconcile::ReconcileMetrics;
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 /// The kustomize-controller's metrics, registered in one registry.
 #[derive(Clone)]
@@ -16,6 +16,10 @@ pub struct Metrics {
     pub drift_corrections: IntCounter,
     /// kustomize processes run (a build shared or kept is not counted again).
     pub builds: IntCounter,
+    /// From a revision's commit time to its render being applied, per new render. No
+    /// per-object labels, like the other metrics: the history entry holds the per-object
+    /// record.
+    pub commit_to_applied: Histogram,
 }
 
 impl Metrics {
@@ -47,12 +51,23 @@ impl Metrics {
         )?;
         registry.register(Box::new(drift_corrections.clone()))?;
         registry.register(Box::new(builds.clone()))?;
+        let commit_to_applied = Histogram::with_opts(
+            HistogramOpts::new(
+                "commit_to_applied_seconds",
+                "From a revision's commit time to its render applied",
+            )
+            .buckets(vec![
+                0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+            ]),
+        )?;
+        registry.register(Box::new(commit_to_applied.clone()))?;
         Ok(Self {
             registry,
             reconcile,
             objects,
             drift_corrections,
             builds,
+            commit_to_applied,
         })
     }
 }

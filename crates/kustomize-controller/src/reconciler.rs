@@ -290,6 +290,16 @@ async fn run(
 
     let inventory = render.inventory.clone();
     let applied_render = new_render(status, &render, started);
+    if let Some(commit_time) = applied_render
+        .as_ref()
+        .and_then(|a| a.metadata.get("git.commitTime"))
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    {
+        let seconds = jiff::Timestamp::now()
+            .duration_since(commit_time)
+            .as_secs_f64();
+        ctx.metrics.commit_to_applied.observe(seconds.max(0.0));
+    }
     let targets = health::targets(ks, &render);
     let summary = if targets.is_empty() {
         None

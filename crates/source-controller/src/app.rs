@@ -39,7 +39,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let (ctx, writer) = Context::new(
+    let (ctx, feeds) = Context::new(
         client.clone(),
         args.storage_path.clone(),
         Settings::from_args(&args),
@@ -66,6 +66,12 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         shutdown.clone().wait(),
     ));
 
+    let receivers = tokio::spawn(crate::receiver::server::serve(
+        args.receiver_addr,
+        ctx.receiver_server(args.receiver_max_body_size),
+        shutdown.clone().wait(),
+    ));
+
     let watch_config = args.common.watch_config();
     let concurrency = args.common.concurrency;
     run_as_leader(
@@ -74,7 +80,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         "mooring-source-controller",
         readiness,
         shutdown.clone(),
-        move |stop| crate::controller::run(ctx, writer, watch_config, concurrency, stopped(stop)),
+        move |stop| crate::controller::run(ctx, feeds, watch_config, concurrency, stopped(stop)),
     )
     .await?;
     trigger.trigger();
@@ -82,6 +88,12 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     if let Ok(Err(source)) = artifacts.await {
         return Err(StartError::Server {
             what: "artifact",
+            source,
+        });
+    }
+    if let Ok(Err(source)) = receivers.await {
+        return Err(StartError::Server {
+            what: "receiver",
             source,
         });
     }

@@ -49,6 +49,16 @@ pub struct Args {
     #[arg(long, env = "MOORING_ARTIFACT_MAX_CONNECTIONS", default_value_t = 256)]
     pub artifact_max_connections: usize,
 
+    /// Address the webhook receiver server listens on (`POST /hook/<digest>` of each
+    /// Receiver). Like the artifact server it runs on every replica, and only the leader is
+    /// ready, so the Service sends calls to the replica that reconciles.
+    #[arg(long, env = "MOORING_RECEIVER_ADDR", default_value = "0.0.0.0:9292")]
+    pub receiver_addr: SocketAddr,
+
+    /// The largest webhook body accepted, in bytes; larger calls get 413.
+    #[arg(long, env = "MOORING_RECEIVER_MAX_BODY_SIZE", default_value_t = crate::receiver::server::DEFAULT_MAX_BODY)]
+    pub receiver_max_body_size: usize,
+
     /// How many artifacts to keep per GitRepository, the current one included.
     #[arg(long, env = "MOORING_ARTIFACT_RETENTION", default_value_t = DEFAULT_ARTIFACT_RETENTION)]
     pub artifact_retention: usize,

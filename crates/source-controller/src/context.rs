@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store, store::Writer};
-use mooring_api::GitRepository;
+use mooring_api::{GitRepository, Receiver};
 use mooring_runtime::backoff::FailureTracker;
 
 use crate::cli::{
@@ -13,6 +13,7 @@ use crate::cli::{
     DEFAULT_MAX_GIT_TIMEOUT,
 };
 use crate::metrics::Metrics;
+use crate::receiver::{Hooks, Refresh};
 use crate::storage::Storage;
 
 /// The first retry after a failure; each further failure doubles it.
@@ -81,28 +82,79 @@ pub struct Context {
     pub failures: FailureTracker,
     /// Every GitRepository, as seen by the controller's watch.
     pub repositories: Store<GitRepository>,
+    /// Every Receiver, as seen by the controller's watch.
+    pub receivers: Store<Receiver>,
+    /// The webhook paths served.
+    pub hooks: Hooks,
+    /// Queues GitRepository reconciles from inside the process (webhook calls).
+    pub refresh: Refresh,
+    /// Ref listings shared by GitRepositories with the same URL and credentials.
+    pub listings: std::sync::Arc<crate::git::RefListings>,
+}
+
+/// What feeds the context's stores and queue; [`crate::controller::run`] takes it.
+pub struct Feeds {
+    /// Feeds [`Context::repositories`].
+    pub repositories: Writer<GitRepository>,
+    /// Feeds [`Context::receivers`].
+    pub receivers: Writer<Receiver>,
+    /// What [`Context::refresh`] queues.
+    pub refresh: tokio_stream::wrappers::UnboundedReceiverStream<
+        kube::runtime::reflector::ObjectRef<GitRepository>,
+    >,
 }
 
 impl Context {
     /// The context of one controller run, the shipped binary's and an in-process one's alike:
     /// only the client, the storage directory and the settings come from the caller. The
-    /// writer feeds [`Context::repositories`] and goes to [`crate::controller::run`].
+    /// [`Feeds`] go to [`crate::controller::run`].
     pub fn new(
         client: kube::Client,
         storage: PathBuf,
         settings: Settings,
-    ) -> Result<(Self, Writer<GitRepository>), prometheus::Error> {
+    ) -> Result<(Self, Feeds), prometheus::Error> {
         let (repositories, writer) = reflector::store();
+        let (receivers, receivers_writer) = reflector::store();
+        let (refresh, queued) = Refresh::channel();
+        let metrics = Metrics::new()?;
+        let listings = std::sync::Arc::new(crate::git::RefListings::counted(
+            metrics.git_requests.with_label_values(&["ls-refs"]),
+            metrics.git_listings_shared.clone(),
+        ));
         let context = Self {
             recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
             client,
             storage: Storage::new(storage),
             settings,
-            metrics: Metrics::new()?,
+            metrics,
             failures: FailureTracker::new(BACKOFF_BASE, BACKOFF_MAX),
             repositories,
+            receivers,
+            hooks: Hooks::default(),
+            refresh,
+            listings,
         };
-        Ok((context, writer))
+        let feeds = Feeds {
+            repositories: writer,
+            receivers: receivers_writer,
+            refresh: queued,
+        };
+        Ok((context, feeds))
+    }
+}
+
+impl Context {
+    /// What the receiver server reads, accepting bodies up to `max_body` bytes.
+    pub fn receiver_server(&self, max_body: usize) -> crate::receiver::server::Receivers {
+        crate::receiver::server::Receivers {
+            hooks: self.hooks.clone(),
+            receivers: self.receivers.clone(),
+            repositories: self.repositories.clone(),
+            refresh: self.refresh.clone(),
+            listings: self.listings.clone(),
+            max_body,
+            calls: self.metrics.receiver_calls.clone(),
+        }
     }
 }
 

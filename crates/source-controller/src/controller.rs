@@ -11,10 +11,10 @@ use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
-use mooring_api::GitRepository;
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
+use mooring_api::{GitRepository, Receiver};
 
-use crate::context::Context;
+use crate::context::{Context, Feeds};
 use crate::reconciler::{error_policy, reconcile};
 
 /// A hash of what should start a reconcile: the spec (generation), a reconcile request, and
@@ -63,10 +63,38 @@ fn verifying_with(
         .collect()
 }
 
-/// Runs the GitRepository controller until `shutdown` resolves.
+/// Runs the GitRepository and the Receiver controllers until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
+    feeds: Feeds,
+    watch_config: watcher::Config,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let Feeds {
+        repositories: writer,
+        receivers,
+        refresh,
+    } = feeds;
+    futures::join!(
+        run_repositories(
+            ctx.clone(),
+            writer,
+            refresh,
+            watch_config.clone(),
+            concurrency,
+            shutdown.clone()
+        ),
+        run_receivers(ctx, receivers, watch_config, shutdown),
+    );
+}
+
+/// The GitRepository controller; `refresh` is the in-process queue of webhook calls.
+async fn run_repositories(
+    ctx: Arc<Context>,
     writer: reflector::store::Writer<GitRepository>,
+    refresh: impl futures::Stream<Item = ObjectRef<GitRepository>> + Send + 'static,
     watch_config: watcher::Config,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -112,6 +140,7 @@ pub async fn run(
         .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
             verifying_with(&by_keys.state(), &secret)
         })
+        .reconcile_on(refresh)
         .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -121,4 +150,71 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The Receivers whose token is in `secret`.
+fn receivers_reading(
+    receivers: &[Arc<Receiver>],
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<Receiver>> {
+    let ns = secret.namespace();
+    let name = secret.name_any();
+    receivers
+        .iter()
+        .filter(|r| r.namespace() == ns && r.spec.secret_ref.name == name)
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
+}
+
+/// The Receiver controller: publishes each Receiver's path, again when its Secret changes (a
+/// new token is a new path).
+async fn run_receivers(
+    ctx: Arc<Context>,
+    writer: reflector::store::Writer<Receiver>,
+    watch_config: watcher::Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    use crate::receiver::reconciler::{error_policy, reconcile};
+    let api: Api<Receiver> = Api::all(ctx.client.clone());
+    let reader = ctx.receivers.clone();
+    let primary = watcher(api, watch_config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash_of_receiver, Default::default());
+    let mut secret_config = watcher::Config::default().any_semantic();
+    secret_config.field_selector = watch_config.field_selector.clone();
+    let secrets = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
+        secret_config,
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, Default::default());
+    let by_secret = reader.clone();
+    Controller::for_stream(primary, reader)
+        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+            receivers_reading(&by_secret.state(), &secret)
+        })
+        // Receivers are cheap: reading one Secret each.
+        .with_config(Config::default().concurrency(4))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "receiver controller event");
+            }
+        })
+        .await;
+}
+
+/// Like [`trigger_hash`], for a Receiver: its spec and a reconcile request.
+fn trigger_hash_of_receiver(receiver: &Receiver) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    receiver.meta().generation.hash(&mut hasher);
+    receiver
+        .annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }

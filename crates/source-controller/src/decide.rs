@@ -285,6 +285,27 @@ fn set_failure(
 }
 
 /// `status.provenance`, read from the artifact's metadata (`git.*` and `verify.signer.*`).
+/// How old a shared ref listing this pass may use (`None`: list now). An explicit reconcile
+/// request not handled yet, a spec change of an object already reconciled, or a last pass
+/// that failed all list afresh; an idle interval pass, and an object's first pass, take a
+/// listing made for another object with the same URL and credentials within `interval`.
+pub fn listing_max_age(
+    status: Option<&GitRepositoryStatus>,
+    generation: Option<i64>,
+    requested_at: Option<&str>,
+    interval: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let Some(status) = status.filter(|s| !s.conditions.is_empty()) else {
+        return Some(interval);
+    };
+    let unhandled_request =
+        requested_at.is_some() && requested_at != status.last_handled_reconcile_at.as_deref();
+    let spec_changed = status.observed_generation != generation;
+    let failed = mooring_api::conditions::find_condition(&status.conditions, types::READY)
+        .is_some_and(|c| c.status == ConditionStatus::False.as_str());
+    (!(unhandled_request || spec_changed || failed)).then_some(interval)
+}
+
 pub fn provenance(artifact: &Artifact) -> GitProvenance {
     let empty = Default::default();
     let metadata = artifact.metadata.as_ref().unwrap_or(&empty);

@@ -256,3 +256,34 @@ fn provenance_is_read_from_the_artifact_metadata() {
         }
     );
 }
+
+#[test]
+fn only_idle_and_first_passes_share_listings() {
+    let hour = std::time::Duration::from_secs(3600);
+    let spec = spec();
+    let mut status = ready(&spec, "main@sha1:1111111111111111111111111111111111111111");
+    status.observed_generation = Some(1);
+    status.last_handled_reconcile_at = Some("a".into());
+    assert_eq!(listing_max_age(None, Some(1), None, hour), Some(hour));
+    assert_eq!(
+        listing_max_age(Some(&status), Some(1), Some("a"), hour),
+        Some(hour)
+    );
+    assert_eq!(
+        listing_max_age(Some(&status), Some(1), Some("b"), hour),
+        None
+    );
+    assert_eq!(
+        listing_max_age(Some(&status), Some(2), Some("a"), hour),
+        None
+    );
+    let mut failed = status.clone();
+    failed
+        .conditions
+        .iter_mut()
+        .for_each(|c| c.status = "False".into());
+    assert_eq!(
+        listing_max_age(Some(&failed), Some(1), Some("a"), hour),
+        None
+    );
+}

@@ -11,6 +11,7 @@ pub mod error;
 pub mod git;
 pub mod local;
 pub mod metrics;
+pub mod receiver;
 pub mod reconciler;
 pub mod server;
 pub mod steps;

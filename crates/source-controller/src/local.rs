@@ -29,11 +29,15 @@ pub struct LocalOptions {
 pub struct LocalController {
     /// The artifact server's base URL.
     pub base_url: String,
+    /// The receiver server's base URL (`http://127.0.0.1:<port>`); a Receiver's
+    /// `status.webhookPath` goes after it.
+    pub receiver_url: String,
     /// The shared context (metrics, storage).
     pub context: Arc<Context>,
     stop: watch::Sender<bool>,
     controller: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    receiver_server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl LocalController {
@@ -42,19 +46,28 @@ impl LocalController {
         let _ = self.stop.send(true);
         let _ = self.controller.await;
         let _ = self.server.await;
+        let _ = self.receiver_server.await;
     }
+}
+
+/// Why an in-process controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// Registering the metrics failed.
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The receiver server's port could not be bound.
+    #[error("binding the receiver server: {0}")]
+    Bind(std::io::Error),
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Starts the controller and the artifact server with `client`, with the binary's default
-/// settings.
-pub fn start(
-    client: kube::Client,
-    options: LocalOptions,
-) -> Result<LocalController, prometheus::Error> {
+/// Starts the controller, the artifact server and the receiver server (on a free port of
+/// 127.0.0.1) with `client`, with the binary's default settings.
+pub fn start(client: kube::Client, options: LocalOptions) -> Result<LocalController, LocalError> {
     start_with(client, options, |_| {})
 }
 
@@ -64,14 +77,23 @@ pub fn start_with(
     client: kube::Client,
     options: LocalOptions,
     settings: impl FnOnce(&mut Settings),
-) -> Result<LocalController, prometheus::Error> {
+) -> Result<LocalController, LocalError> {
+    // Bound here, synchronously, so that the URL is known before anything is served.
+    let receiver_listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(tokio::net::TcpListener::from_std)
+        .map_err(LocalError::Bind)?;
+    let receiver_url = match receiver_listener.local_addr() {
+        Ok(addr) => format!("http://{addr}"),
+        Err(_) => "http://127.0.0.1".to_string(),
+    };
     let base_url = match options.listener.local_addr() {
         Ok(addr) => format!("http://{addr}"),
         Err(_) => "http://127.0.0.1".to_string(),
     };
     let mut chosen = Settings::with_defaults(options.git_cache, base_url.clone());
     settings(&mut chosen);
-    let (context, writer) = Context::new(client, options.storage.clone(), chosen)?;
+    let (context, feeds) = Context::new(client, options.storage.clone(), chosen)?;
     let context = Arc::new(context);
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(crate::server::serve_on(
@@ -80,18 +102,25 @@ pub fn start_with(
         crate::server::ServerLimits::default(),
         stopped(stop_rx.clone()),
     ));
+    let receiver_server = tokio::spawn(crate::receiver::server::serve_on(
+        receiver_listener,
+        context.receiver_server(crate::receiver::server::DEFAULT_MAX_BODY),
+        stopped(stop_rx.clone()),
+    ));
     let controller = tokio::spawn(crate::controller::run(
         context.clone(),
-        writer,
+        feeds,
         watch_config(None, options.namespace.as_deref()),
         options.concurrency,
         stopped(stop_rx),
     ));
     Ok(LocalController {
         base_url,
+        receiver_url,
         context,
         stop,
         controller,
         server,
+        receiver_server,
     })
 }

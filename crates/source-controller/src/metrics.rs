@@ -1,7 +1,7 @@
 //! Prometheus metrics of the source-controller.
 
 use mooring_runtime::reconcile::ReconcileMetrics;
-use prometheus::{HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The source-controller's metrics, registered in one registry.
 #[derive(Clone)]
@@ -14,6 +14,13 @@ pub struct Metrics {
     pub git_duration: HistogramVec,
     /// Size in bytes of each GitRepository's current artifact.
     pub artifact_size: IntGaugeVec,
+    /// Webhook calls answered by the receiver server, by HTTP status code.
+    pub receiver_calls: IntCounterVec,
+    /// Git operations asked of servers, by `operation`: `ls-refs` (a ref listing), `fetch`.
+    pub git_requests: IntCounterVec,
+    /// Ref listings taken from another object's listing (same URL, same credentials) instead
+    /// of asking the server.
+    pub git_listings_shared: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -36,11 +43,43 @@ impl Metrics {
         )?;
         registry.register(Box::new(git_duration.clone()))?;
         registry.register(Box::new(artifact_size.clone()))?;
+        let receiver_calls = IntCounterVec::new(
+            Opts::new(
+                "receiver_requests_total",
+                "Webhook calls answered by the receiver server",
+            ),
+            &["code"],
+        )?;
+        registry.register(Box::new(receiver_calls.clone()))?;
+        let git_requests = IntCounterVec::new(
+            Opts::new(
+                "git_requests_total",
+                "Git operations asked of git servers, by operation",
+            ),
+            &["operation"],
+        )?;
+        registry.register(Box::new(git_requests.clone()))?;
+        let git_listings_shared = prometheus::IntCounter::new(
+            "git_listings_shared_total",
+            "Ref listings taken from another object's listing of the same URL and credentials",
+        )?;
+        registry.register(Box::new(git_listings_shared.clone()))?;
+        // Every known series from the start, at 0: a rate over a series that appears only
+        // with its first sample misses that sample, and a scrape shows what can be counted.
+        for code in ["200", "202", "401", "404", "405", "413", "503"] {
+            receiver_calls.with_label_values(&[code]);
+        }
+        for operation in ["ls-refs", "fetch"] {
+            git_requests.with_label_values(&[operation]);
+        }
         Ok(Self {
             registry,
             reconcile,
             git_duration,
             artifact_size,
+            receiver_calls,
+            git_requests,
+            git_listings_shared,
         })
     }
 }

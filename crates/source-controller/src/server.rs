@@ -103,7 +103,19 @@ pub async fn serve_on(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let service = TowerToHyperService::new(router(root));
+    serve_router_on(listener, router(root), limits, "artifact server", shutdown).await
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes; `what` names the
+/// server in logs. Shared by the artifact and the receiver servers.
+pub async fn serve_router_on(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    what: &'static str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let service = TowerToHyperService::new(router);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -114,13 +126,13 @@ pub async fn serve_on(
                 Ok(accepted) => accepted,
                 // Out of file descriptors and the like: the listener itself is fine.
                 Err(error) => {
-                    tracing::warn!(%error, "artifact server: accept");
+                    tracing::warn!(%error, "{what}: accept");
                     continue;
                 }
             },
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::debug!(%peer, "artifact server: connection limit reached, closing");
+            tracing::debug!(%peer, "{what}: connection limit reached, closing");
             drop(stream);
             continue;
         };
@@ -133,8 +145,8 @@ pub async fn serve_on(
                 .serve_connection(TokioIo::new(stream), service);
             match tokio::time::timeout(limits.connection_timeout, connection).await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "artifact server: connection"),
-                Err(_) => tracing::debug!(%peer, "artifact server: connection lived too long"),
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "{what}: connection"),
+                Err(_) => tracing::debug!(%peer, "{what}: connection lived too long"),
             }
         });
         // Finished connections are reaped as we go, so the set stays as small as the
@@ -146,7 +158,7 @@ pub async fn serve_on(
         .await
         .is_err()
     {
-        tracing::debug!("artifact server: closing connections still open at shutdown");
+        tracing::debug!("{what}: closing connections still open at shutdown");
     }
     Ok(())
 }

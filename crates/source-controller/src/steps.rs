@@ -217,9 +217,14 @@ pub async fn run_blocking<T: Send + 'static>(
     }
 }
 
-/// Lists the remote's refs (no pack) and resolves the checkout. Talks to git; blocking.
-pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, Error> {
-    git::resolve(remote, checkout).map_err(|e| match &e {
+/// Lists the remote's refs (no pack), or takes a listing shared as `sharing` allows, and
+/// resolves the checkout. Talks to git; blocking.
+pub fn resolve(
+    remote: &Remote,
+    checkout: &GitCheckout,
+    sharing: Option<git::Sharing<'_>>,
+) -> Result<Resolved, Error> {
+    git::resolve_with(remote, checkout, sharing).map_err(|e| match &e {
         // Only a spec change can fix these; Secret problems stay retried, as a Secret can be
         // fixed without touching the GitRepository.
         git::GitError::InvalidSemverRange { .. } | git::GitError::InvalidCommit { .. } => {
@@ -239,6 +244,30 @@ pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, Erro
             message: e.to_string(),
         },
     })
+}
+
+/// A digest of the credential material of a GitRepository (its Secret's data, its proxy
+/// Secret's data, its provider), to key shared listings: equal material, equal digest.
+pub fn credential_digest(
+    secret: Option<&(String, BTreeMap<String, Vec<u8>>)>,
+    proxy: Option<&(String, BTreeMap<String, Vec<u8>>)>,
+    provider: &str,
+) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(provider.as_bytes());
+    for (what, data) in [("secret", secret), ("proxy", proxy)] {
+        hasher.update([0]);
+        hasher.update(what.as_bytes());
+        for (key, value) in data.iter().flat_map(|(_, d)| d.iter()) {
+            // Lengths first, so that no two different maps hash the same bytes.
+            hasher.update((key.len() as u64).to_be_bytes());
+            hasher.update(key.as_bytes());
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(value);
+        }
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// Fetches the resolved commit into the per-URL cache. Talks to git; blocking.

@@ -176,6 +176,7 @@ impl Controllers {
             .map_err(io("creating the controllers' directory"))?;
         let port = || free_port().map_err(|e| Error::FreePort(Box::new(e)));
         let artifact_port = port()?;
+        let receiver_port = port()?;
         let source_metrics = port()?;
         let kustomize_metrics = port()?;
         let artifact_base = format!("http://127.0.0.1:{artifact_port}");
@@ -189,6 +190,7 @@ impl Controllers {
             format!("--git-cache-path={}", path("git-cache")),
             format!("--storage-adv-addr={artifact_base}"),
             format!("--artifact-addr=127.0.0.1:{artifact_port}"),
+            format!("--receiver-addr=127.0.0.1:{receiver_port}"),
         ];
         source_flags.extend(options.source_flags.iter().cloned());
         let source = spawn(

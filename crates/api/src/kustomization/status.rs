@@ -96,7 +96,9 @@ pub struct Snapshot {
     /// The source `revision` that was applied, and who made and signed it, from the source
     /// artifact's metadata: `git.author`, `git.authorTime`, `git.committer`, `git.commitTime`,
     /// `git.tagger`, and with a verifying source `verify.mode`, `verify.signer.type`,
-    /// `verify.signer.fingerprint` and `verify.signer.identity`.
+    /// `verify.signer.fingerprint` and `verify.signer.identity`; and when the source saw the
+    /// revision and had its artifact ready, `source.seenTime` and `source.readyTime`
+    /// (`firstReconciled` is when this render was first applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -31,8 +31,11 @@ pub struct SourceArtifact {
     pub provenance: BTreeMap<String, String>,
 }
 
-/// Artifact metadata entries that say who made and who signed a revision.
-const PROVENANCE_KEYS: [&str; 9] = [
+/// Artifact metadata entries that say who made and who signed a revision, and when the source
+/// saw it and had its artifact ready (for the commit-to-applied latency on record).
+const PROVENANCE_KEYS: [&str; 11] = [
+    "source.seenTime",
+    "source.readyTime",
     "git.author",
     "git.authorTime",
     "git.committer",

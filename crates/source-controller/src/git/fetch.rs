@@ -41,7 +41,10 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
     let (refspec, local_ref) = refspec_for(resolved, &commit);
     let started = std::time::Instant::now();
     let by_sha = resolved.ref_name.is_none().then_some(commit.as_str());
-    let outcome = match receive(&session, &repo, &refspec, by_sha) {
+    // Another object with this URL fetched this ref at this commit already (after listing
+    // it with its own credentials, as this one did): nothing to download.
+    let present = !fresh && peeled_commit(&repo, &local_ref).is_ok_and(|c| c == commit);
+    let outcome = match receive_unless(present, &session, &repo, &refspec, by_sha) {
         Err(Failure::Corrupt(why)) if !fresh => {
             tracing::warn!(path = %paths.repo.display(), %why, "git cache looks corrupt; fetching into a new one");
             repo = cache::recreate(&paths.repo, &options)?;
@@ -77,6 +80,7 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
         info,
         tag_object,
         lock: shared,
+        downloaded: !present,
     })
 }
 
@@ -134,6 +138,7 @@ pub fn cached(
         info,
         tag_object,
         lock: shared,
+        downloaded: false,
     })
 }
 
@@ -172,6 +177,20 @@ fn lock(session: &Session<'_>, path: &Path, exclusive: bool) -> Result<CacheLock
             LockWait::Failed(e) => e,
         }
     })
+}
+
+/// [`receive`], or nothing when the commit is `present` already.
+fn receive_unless(
+    present: bool,
+    session: &Session<'_>,
+    repo: &gix::Repository,
+    refspec: &str,
+    by_sha: Option<&str>,
+) -> Result<u64, Failure> {
+    if present {
+        return Ok(0);
+    }
+    receive(session, repo, refspec, by_sha)
 }
 
 enum Failure {

@@ -27,6 +27,7 @@ mod cache;
 mod classify;
 mod error;
 mod fetch;
+mod listings;
 mod proxy;
 mod refs;
 mod resolve;
@@ -50,8 +51,9 @@ pub use auth::{AuthError, GitAuth, HttpCredentials, Sensitive};
 pub use cache::{CacheLock, evict_unused};
 pub use error::GitError;
 pub use fetch::{cached, fetch};
+pub use listings::{ListingKey, RefListings};
 pub use proxy::ProxyConfig;
-pub use resolve::resolve;
+pub use resolve::{Sharing, resolve, resolve_with};
 pub use transport::alloc_limit_override;
 pub use url::{Scheme, cache_key, redact};
 
@@ -132,6 +134,8 @@ pub struct Fetched {
     /// Shared lock on the cache: while it is held, no fetch of the same URL changes or deletes
     /// the repository. Drop it when done reading.
     pub lock: CacheLock,
+    /// Whether the server was asked for it (false: the cache held the commit already).
+    pub downloaded: bool,
 }
 
 /// Metadata of a commit, for events and logs.

@@ -4,6 +4,7 @@
 use mooring_api::GitCheckout;
 use std::sync::OnceLock;
 
+use super::listings::{ListingKey, RefListings};
 use super::refs::{self, has_commits, listing_refspecs};
 use super::transport::{Session, validate};
 use super::{GitError, Remote, Resolved};
@@ -22,6 +23,26 @@ use super::{GitError, Remote, Resolved};
 ///
 /// An empty repository is [`GitError::EmptyRepository`] whatever the ref kind.
 pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, GitError> {
+    resolve_with(remote, checkout, None)
+}
+
+/// How a [`resolve_with`] may share its listing with others.
+pub struct Sharing<'a> {
+    /// The process's shared listings.
+    pub listings: &'a RefListings,
+    /// A digest of the credential material used (the Secret's and the proxy's data).
+    pub credential: String,
+    /// The oldest listing acceptable; `None`: list now (and share the new listing).
+    pub max_age: Option<std::time::Duration>,
+}
+
+/// [`resolve`], taking the refs from a listing shared with other objects that ask the same URL
+/// the same question with the same credentials, when `sharing` allows it.
+pub fn resolve_with(
+    remote: &Remote,
+    checkout: &GitCheckout,
+    sharing: Option<Sharing<'_>>,
+) -> Result<Resolved, GitError> {
     if let GitCheckout::Commit { branch: None, .. } = checkout {
         let url = validate(remote)?;
         return refs::select(checkout, &[], url.redacted());
@@ -35,7 +56,20 @@ pub fn resolve(remote: &Remote, checkout: &GitCheckout) -> Result<Resolved, GitE
     }
     let session = Session::start(remote, "listing refs")?;
     let scratch = Scratch::new(&session)?;
-    let listed = session.list_refs(&scratch.repo, &listing_refspecs(checkout), true)?;
+    let refspecs = listing_refspecs(checkout);
+    let listed = match sharing {
+        None => session.list_refs(&scratch.repo, &refspecs, true)?,
+        Some(sharing) => {
+            let key = ListingKey {
+                url: remote.url.clone(),
+                credential: sharing.credential,
+                refspecs: refspecs.clone(),
+            };
+            sharing.listings.get_or_list(key, sharing.max_age, || {
+                session.list_refs(&scratch.repo, &refspecs, true)
+            })?
+        }
+    };
     let url = session.url.redacted();
     match refs::select(checkout, &listed, url) {
         Err(e @ (GitError::RefNotFound { .. } | GitError::NoSemverMatch { .. }))

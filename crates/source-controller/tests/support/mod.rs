@@ -17,11 +17,18 @@ pub struct Running {
     pub storage: PathBuf,
     pub cache: PathBuf,
     pub base_url: String,
+    /// The receiver server's base URL.
+    pub receiver_url: String,
     inner: LocalController,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 impl Running {
+    /// The controller's shared context (metrics, stores).
+    pub fn context(&self) -> &mooring_source_controller::context::Context {
+        &self.inner.context
+    }
+
     /// Stops the controller and the artifact server and waits for both.
     pub async fn stop(self) {
         self.inner.stop().await;
@@ -62,6 +69,7 @@ pub async fn start_with(
         storage,
         cache,
         base_url: inner.base_url.clone(),
+        receiver_url: inner.receiver_url.clone(),
         inner,
         _dirs: dirs,
     }
@@ -170,4 +178,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 pub fn since(start: Instant) -> String {
     format!("{:.2}s", start.elapsed().as_secs_f64())
+}
+
+/// POSTs `body` to `url` with `headers` (name, value) and returns the status code and body.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut file = tempfile::NamedTempFile::new().expect("body file");
+    std::io::Write::write_all(&mut file, body).expect("write body");
+    let mut command = tokio::process::Command::new("curl");
+    command.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"]);
+    for (name, value) in headers {
+        command.args(["-H", &format!("{name}: {value}")]);
+    }
+    command
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()))
+        .arg(url);
+    let out = command.output().await.expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.trim().parse().expect("code"), body.trim().to_string())
 }
