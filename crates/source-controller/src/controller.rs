@@ -110,18 +110,7 @@ async fn run_repositories(
         .default_backoff()
         .applied_objects()
         .predicate_filter(artifact_hash, Default::default());
-    // Only the Secrets' metadata is watched: a change of resourceVersion is all it takes to
-    // verify again, and no key material is held in memory.
-    let mut secret_config = watcher::Config::default().any_semantic();
-    secret_config.field_selector = watch_config.field_selector.clone();
-    let secrets = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
-        secret_config,
-    )
-    .default_backoff()
-    // Deletions too: a deleted Secret leaves nothing to verify with.
-    .touched_objects()
-    .predicate_filter(predicates::resource_version, Default::default());
+    let secrets = secret_changes(&ctx, &watch_config);
     let store = reader.clone();
     let by_keys = reader.clone();
     Controller::for_stream(primary, reader)
@@ -182,15 +171,7 @@ async fn run_receivers(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash_of_receiver, Default::default());
-    let mut secret_config = watcher::Config::default().any_semantic();
-    secret_config.field_selector = watch_config.field_selector.clone();
-    let secrets = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
-        secret_config,
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::resource_version, Default::default());
+    let secrets = secret_changes(&ctx, &watch_config);
     let by_secret = reader.clone();
     Controller::for_stream(primary, reader)
         .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
@@ -206,6 +187,24 @@ async fn run_receivers(
             }
         })
         .await;
+}
+
+/// Changes of Secrets in the watched namespaces, deletions included (a deleted Secret leaves
+/// nothing to verify or authenticate with). Only their metadata is watched: a new
+/// resourceVersion is all it takes to look again, and no key material is held in memory.
+fn secret_changes(
+    ctx: &Context,
+    watch_config: &watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + use<> {
+    let mut secret_config = watcher::Config::default().any_semantic();
+    secret_config.field_selector = watch_config.field_selector.clone();
+    watcher(
+        Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
+        secret_config,
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, Default::default())
 }
 
 /// Like [`trigger_hash`], for a Receiver: its spec and a reconcile request.
