@@ -260,8 +260,8 @@ async fn metadata_edits_are_reverted_on_every_kind() {
         o.and_then(|d| d.spec.replicas) == Some(1)
     })
     .await;
-    let corrections = controllers.drift_corrections();
-    assert!(corrections >= 5, "drift corrections counted: {corrections}");
+    // The pass counts its corrections after its writes: the last one may still be counting.
+    wait_until(|| controllers.drift_corrections() >= 5, 10).await;
     controllers.stop().await;
 }
 

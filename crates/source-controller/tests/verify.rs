@@ -69,12 +69,17 @@ fn served_revision(repo: &GitRepository) -> Option<String> {
     Some(repo.status.as_ref()?.artifact.as_ref()?.revision.clone())
 }
 
+/// The artifact's provenance metadata, without its timing (`source.seenTime`,
+/// `source.readyTime`: the receivers' latency test checks those).
 fn metadata(repo: &GitRepository) -> BTreeMap<String, String> {
     repo.status
         .as_ref()
         .and_then(|s| s.artifact.as_ref())
         .and_then(|a| a.metadata.clone())
         .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with("source."))
+        .collect()
 }
 
 /// Pushes a commit that must be refused; returns its SHA and a text the refusal must hold.
