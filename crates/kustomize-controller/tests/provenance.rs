@@ -16,13 +16,23 @@ use mooring_testkit::test_env;
 use serde_json::json;
 
 /// The history entry of `commit`, if the Kustomization recorded one.
+/// The history metadata of `commit`'s entry, without the source's timing (which is checked
+/// here to be present and ordered: seen, then ready).
 fn history_of(ks: &Kustomization, commit: &str) -> Option<BTreeMap<String, String>> {
-    ks.status
+    let mut entry = ks
+        .status
         .as_ref()?
         .history
         .iter()
         .filter_map(|h| h.metadata.clone())
-        .find(|m| m.get("revision").is_some_and(|r| r.ends_with(commit)))
+        .find(|m| m.get("revision").is_some_and(|r| r.ends_with(commit)))?;
+    let seen = entry.remove("source.seenTime");
+    let ready = entry.remove("source.readyTime");
+    assert!(
+        seen.is_some() && ready.is_some() && seen <= ready,
+        "the source's timing in the history: seen {seen:?}, ready {ready:?}"
+    );
+    Some(entry)
 }
 
 #[tokio::test]
