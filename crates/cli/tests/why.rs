@@ -133,6 +133,24 @@ async fn why_follows_dependencies_and_the_source_down_to_the_failing_fetch() {
     );
 
     // A Ready object: said so, exit code 0; the failing source alone is one hop.
+    let sources: Api<mooring_api::GitRepository> = Api::namespaced(env.client.clone(), &ns);
+    let repo_ready = mooring_testkit::wait::try_wait_for(
+        &sources,
+        "repo",
+        "the GitRepository repo Ready",
+        Duration::from_secs(60),
+        |r| {
+            r.and_then(|r| r.status.as_ref())
+                .and_then(|s| mooring_testkit::wait::ready(&s.conditions))
+                .is_some_and(|r| r.0 == "True")
+        },
+    )
+    .await;
+    assert!(
+        repo_ready.is_ok(),
+        "{repo_ready:?}\n{}",
+        controllers.log_tails()
+    );
     let run = mooring(&env, &["why", "source", "repo"]).await;
     assert_eq!(
         (run.code, run.stdout.as_str()),
