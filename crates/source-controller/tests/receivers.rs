@@ -11,8 +11,10 @@
 mod flow;
 mod support;
 
+use support::apply;
+
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use mooring_api::{GitRepository, Receiver};
 use mooring_source_controller::receiver::webhook_path;
 use mooring_testkit::TestEnv;
@@ -25,27 +27,6 @@ const PAYLOAD: &[u8] = b"Hello, World!";
 const HEX: &str = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 /// The same signature with its last digit changed.
 const WRONG_HEX: &str = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18";
-
-async fn apply<K>(env: &TestEnv, manifest: serde_json::Value)
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(env.client.clone(), &env.namespace);
-    let name = manifest["metadata"]["name"]
-        .as_str()
-        .expect("name")
-        .to_string();
-    api.patch(
-        &name,
-        &PatchParams::apply("test").force(),
-        &Patch::Apply(&manifest),
-    )
-    .await
-    .expect("apply");
-}
 
 async fn token_secret(env: &TestEnv) {
     apply::<Secret>(

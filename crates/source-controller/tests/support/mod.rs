@@ -75,9 +75,15 @@ pub async fn start_with(
     }
 }
 
-/// Applies a GitRepository manifest in the test namespace.
-pub async fn apply_repo(env: &TestEnv, manifest: serde_json::Value) -> GitRepository {
-    let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
+/// Applies a manifest of kind `K` in the test namespace (server-side, forced) and returns it.
+pub async fn apply<K>(env: &TestEnv, manifest: serde_json::Value) -> K
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(env.client.clone(), &env.namespace);
     let name = manifest["metadata"]["name"]
         .as_str()
         .expect("name")
@@ -88,7 +94,12 @@ pub async fn apply_repo(env: &TestEnv, manifest: serde_json::Value) -> GitReposi
         &Patch::Apply(&manifest),
     )
     .await
-    .expect("apply GitRepository")
+    .unwrap_or_else(|e| panic!("apply {} {name}: {e}", K::kind(&())))
+}
+
+/// Applies a GitRepository manifest in the test namespace.
+pub async fn apply_repo(env: &TestEnv, manifest: serde_json::Value) -> GitRepository {
+    apply(env, manifest).await
 }
 
 /// A GitRepository manifest.
