@@ -179,6 +179,21 @@ fn clear(path: &Path, entry: &str) -> Result<(), ArtifactError> {
 
 /// Extracts `archive` (gzip-compressed tar) into the existing empty directory `dest`.
 pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), ArtifactError> {
+    // Links are judged again once all are in place (a later link can make an earlier one lead
+    // out), and also when writing stopped early: a refused archive leaves no way out behind.
+    let mut links: Vec<(PathBuf, String)> = Vec::new();
+    let written = write_entries(archive, dest, limits, &mut links);
+    let judged = remove_links_leading_out(dest, &links);
+    written.and(judged)
+}
+
+/// Writes the entries of `archive` under `dest`, recording the links written in `links`.
+fn write_entries(
+    archive: &Path,
+    dest: &Path,
+    limits: &Limits,
+    links: &mut Vec<(PathBuf, String)>,
+) -> Result<(), ArtifactError> {
     let file = File::open(archive).map_err(|e| storage("open", archive, e))?;
     let exceeded = Arc::new(AtomicBool::new(false));
     let budget = limits
@@ -202,9 +217,6 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
     };
     let mut entries_seen: u64 = 0;
     let mut bytes: u64 = 0;
-    // Links are judged again once all are in place: a later link can make an earlier one
-    // lead out.
-    let mut links: Vec<(PathBuf, String)> = Vec::new();
     for entry in tar.entries().map_err(format_error)? {
         let mut entry = entry.map_err(format_error)?;
         let kind = entry.header().entry_type();
@@ -286,18 +298,30 @@ pub fn extract(archive: &Path, dest: &Path, limits: &Limits) -> Result<(), Artif
             _ => return Err(unsafe_entry(&name, "unsupported entry type")),
         }
     }
-    for (rel, name) in &links {
+    Ok(())
+}
+
+/// Removes each link of `links` that now leads out of `dest` (or loops); refuses the archive,
+/// naming the first.
+fn remove_links_leading_out(dest: &Path, links: &[(PathBuf, String)]) -> Result<(), ArtifactError> {
+    let mut refused = None;
+    for (rel, name) in links {
         // A link a later entry replaced is gone; the one now at the path is judged.
-        if let Ok(target) = fs::read_link(dest.join(rel))
+        let path = dest.join(rel);
+        if let Ok(target) = fs::read_link(&path)
             && !resolves_inside(dest, rel, &target)
         {
-            return Err(unsafe_entry(
-                name,
-                "the link target leaves the artifact through another link, or loops",
-            ));
+            fs::remove_file(&path).map_err(|e| storage("remove link", &path, e))?;
+            refused.get_or_insert(name);
         }
     }
-    Ok(())
+    match refused {
+        Some(name) => Err(unsafe_entry(
+            name,
+            "the link target leaves the artifact through another link, or loops",
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
