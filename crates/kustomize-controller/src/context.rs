@@ -1,6 +1,7 @@
 //! What every Kustomization reconcile shares, built in one place for the shipped binary and
 //! for in-process runs (tests, benchmarks), so both run the same wiring.
 
+use mooring_runtime::status::OwnWrites;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Consecutive failures per object, for backoff.
     pub failures: FailureTracker,
+    /// Our status writes that the watch cache may not show yet.
+    pub writes: OwnWrites,
     /// Every Kustomization, as seen by the controller's watch.
     pub kustomizations: Store<Kustomization>,
     /// Every GitRepository (the sources).
@@ -125,6 +128,7 @@ impl Context {
             ),
             metrics,
             failures: FailureTracker::new(MIN_BACKOFF, MAX_BACKOFF),
+            writes: OwnWrites::default(),
             kustomizations,
             sources,
             memories: Memories::default(),

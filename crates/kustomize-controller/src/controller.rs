@@ -158,6 +158,7 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let shutdown = futures::FutureExt::shared(shutdown);
     let ks_api: Api<Kustomization> = Api::all(ctx.client.clone());
     let repo_api: Api<GitRepository> = Api::all(ctx.client.clone());
     // Key Secrets live in their Kustomization's namespace: the namespace restriction of the
@@ -190,7 +191,7 @@ pub async fn run(
     let by_secret = ctx.kustomizations.clone();
     let by_source = ctx.kustomizations.clone();
     let by_dependency = ctx.kustomizations.clone();
-    Controller::for_stream(primary, ctx.kustomizations.clone())
+    let controller = Controller::for_stream(primary, ctx.kustomizations.clone())
         .watches_stream(sources, move |repo: GitRepository| {
             users_of(&by_source, &repo)
         })
@@ -202,13 +203,14 @@ pub async fn run(
         })
         .reconcile_on(UnboundedReceiverStream::new(wakeups))
         .with_config(Config::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }
-        })
+        });
+    mooring_runtime::shutdown::run_until_stopped(controller, ctx.kustomizations.clone(), shutdown)
         .await;
     ctx.local.live.shutdown();
     ctx.remotes.shutdown();

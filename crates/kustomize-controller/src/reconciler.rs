@@ -31,6 +31,10 @@ use crate::target::{self, Cluster};
 
 /// Reconciles one Kustomization: called by the controller on every trigger.
 pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // A pass must never decide from an inventory older than the one it wrote last.
+    if let Some(action) = reconcile::skip_stale_copy(&ctx.writes, &*ks) {
+        return Ok(action);
+    }
     let ns = ks.namespace().unwrap_or_default();
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, ks, |event| async {
@@ -39,6 +43,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
             Finalizer::Cleanup(ks) => match cleanup::cleanup(&ks, &ctx).await {
                 Ok(deleted) => {
                     publish_changes(&ctx, &ks, "Deleted", &deleted).await;
+                    ctx.writes.forget(&*ks);
                     ctx.remotes.release(&ks, &ctx.kustomizations.state());
                     Ok(Action::await_change())
                 }
@@ -165,6 +170,7 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
         metrics: &ctx.metrics.reconcile,
         failures: &ctx.failures,
         recorder: &ctx.recorder,
+        writes: &ctx.writes,
     };
     let pass = reconcile::Pass {
         class,
@@ -247,7 +253,7 @@ async fn run(
             message: e.to_string(),
         })?;
         if let Some(widened) = widened {
-            *status = apply::record_intent(&ctx.client, ks, status, widened).await?;
+            *status = apply::record_intent(&ctx.client, &ctx.writes, ks, status, widened).await?;
         }
     }
     let applied = match apply::apply(&client, &render, &plan, &opts).await {

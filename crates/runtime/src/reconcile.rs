@@ -117,6 +117,23 @@ pub fn action(after: Option<Duration>) -> Action {
     after.map_or_else(Action::await_change, Action::requeue)
 }
 
+/// How long a pass that found a cached copy older than its own last status write waits before
+/// looking again, should the write's watch event (which normally wakes it first) not come.
+pub const STALE_COPY_RETRY: Duration = Duration::from_secs(2);
+
+/// The answer for a pass over `object` when the cache still holds the copy from before this
+/// controller's last status write to it (see [`crate::status::OwnWrites`]): nothing is done
+/// now, the fresh copy's event brings the next pass. `None`: the copy is current, go on.
+pub fn skip_stale_copy<K: Resource>(
+    writes: &crate::status::OwnWrites,
+    object: &K,
+) -> Option<Action> {
+    writes.is_stale(object).then(|| {
+        tracing::debug!(object = %object_key(object), "cached copy predates our status write; waiting for its event");
+        Action::requeue(STALE_COPY_RETRY)
+    })
+}
+
 /// The key under which an object's failures are tracked: `namespace/name`.
 pub fn object_key<K: Resource>(object: &K) -> String {
     format!(
@@ -219,6 +236,9 @@ pub struct Tail<'a> {
     pub failures: &'a FailureTracker,
     /// Publishes the failure Warning Events.
     pub recorder: &'a Recorder,
+    /// Remembers the status write, so that the next pass does not start from the copy the
+    /// cache held before it.
+    pub writes: &'a crate::status::OwnWrites,
 }
 
 /// Why [`finish`] could not finish a pass.
@@ -269,9 +289,11 @@ where
     if decided.write_status {
         let api: Api<K> =
             Api::namespaced(tail.client.clone(), &object.namespace().unwrap_or_default());
-        crate::status::apply_status(&api, &object.name_any(), tail.field_manager, &pass.status)
-            .await
-            .map_err(Error::PatchStatus)?;
+        let written =
+            crate::status::apply_status(&api, &object.name_any(), tail.field_manager, &pass.status)
+                .await
+                .map_err(Error::PatchStatus)?;
+        tail.writes.wrote(object, &written);
     }
     Ok(action(requeue_after(
         &pass.class,

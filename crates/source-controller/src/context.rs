@@ -1,5 +1,6 @@
 //! What every GitRepository reconcile shares.
 
+use mooring_runtime::status::OwnWrites;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Consecutive failures per object, for backoff.
     pub failures: FailureTracker,
+    /// Our status writes that the watch cache may not show yet.
+    pub writes: OwnWrites,
     /// Every GitRepository, as seen by the controller's watch.
     pub repositories: Store<GitRepository>,
     /// Every Receiver, as seen by the controller's watch.
@@ -128,6 +131,7 @@ impl Context {
             settings,
             metrics,
             failures: FailureTracker::new(BACKOFF_BASE, BACKOFF_MAX),
+            writes: OwnWrites::default(),
             repositories,
             receivers,
             hooks: Hooks::default(),

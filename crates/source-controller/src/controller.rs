@@ -1,5 +1,6 @@
 //! Wiring: the GitRepository watch, the include trigger, and the controller loop.
 
+use mooring_runtime::shutdown::run_until_stopped;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -97,7 +98,7 @@ async fn run_repositories(
     refresh: impl futures::Stream<Item = ObjectRef<GitRepository>> + Send + 'static,
     watch_config: watcher::Config,
     concurrency: u16,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let api: Api<GitRepository> = Api::all(ctx.client.clone());
     let reader = ctx.repositories.clone();
@@ -113,7 +114,8 @@ async fn run_repositories(
     let secrets = secret_changes(&ctx, &watch_config);
     let store = reader.clone();
     let by_keys = reader.clone();
-    Controller::for_stream(primary, reader)
+    let stopping = shutdown.clone();
+    let controller = Controller::for_stream(primary, reader.clone())
         .watches_stream(includes, move |changed: GitRepository| {
             let ns = changed.namespace();
             let name = changed.name_any();
@@ -137,8 +139,8 @@ async fn run_repositories(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }
-        })
-        .await;
+        });
+    run_until_stopped(controller, reader, stopping).await;
 }
 
 /// The Receivers whose token is in `secret`.
@@ -161,7 +163,7 @@ async fn run_receivers(
     ctx: Arc<Context>,
     writer: reflector::store::Writer<Receiver>,
     watch_config: watcher::Config,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     use crate::receiver::reconciler::{error_policy, reconcile};
     let api: Api<Receiver> = Api::all(ctx.client.clone());
@@ -173,7 +175,8 @@ async fn run_receivers(
         .predicate_filter(trigger_hash_of_receiver, Default::default());
     let secrets = secret_changes(&ctx, &watch_config);
     let by_secret = reader.clone();
-    Controller::for_stream(primary, reader)
+    let stopping = shutdown.clone();
+    let controller = Controller::for_stream(primary, reader.clone())
         .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
             receivers_reading(&by_secret.state(), &secret)
         })
@@ -185,8 +188,8 @@ async fn run_receivers(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "receiver controller event");
             }
-        })
-        .await;
+        });
+    run_until_stopped(controller, reader, stopping).await;
 }
 
 /// Changes of Secrets in the watched namespaces, deletions included (a deleted Secret leaves

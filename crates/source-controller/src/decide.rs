@@ -284,11 +284,13 @@ fn set_failure(
     );
 }
 
-/// `status.provenance`, read from the artifact's metadata (`git.*` and `verify.signer.*`).
 /// How old a shared ref listing this pass may use (`None`: list now). An explicit reconcile
 /// request not handled yet, a spec change of an object already reconciled, or a last pass
 /// that failed all list afresh; an idle interval pass, and an object's first pass, take a
-/// listing made for another object with the same URL and credentials within `interval`.
+/// listing made for another object with the same URL and credentials within half of
+/// `interval`. So the objects of one URL and credential list at most about twice per
+/// interval however many they are, and a commit is seen at most half an interval later than
+/// each object listing for itself would see it.
 pub fn listing_max_age(
     status: Option<&GitRepositoryStatus>,
     generation: Option<i64>,
@@ -296,16 +298,17 @@ pub fn listing_max_age(
     interval: std::time::Duration,
 ) -> Option<std::time::Duration> {
     let Some(status) = status.filter(|s| !s.conditions.is_empty()) else {
-        return Some(interval);
+        return Some(interval / 2);
     };
     let unhandled_request =
         requested_at.is_some() && requested_at != status.last_handled_reconcile_at.as_deref();
     let spec_changed = status.observed_generation != generation;
     let failed = mooring_api::conditions::find_condition(&status.conditions, types::READY)
         .is_some_and(|c| c.status == ConditionStatus::False.as_str());
-    (!(unhandled_request || spec_changed || failed)).then_some(interval)
+    (!(unhandled_request || spec_changed || failed)).then_some(interval / 2)
 }
 
+/// `status.provenance`, read from the artifact's metadata (`git.*` and `verify.signer.*`).
 pub fn provenance(artifact: &Artifact) -> GitProvenance {
     let empty = Default::default();
     let metadata = artifact.metadata.as_ref().unwrap_or(&empty);

@@ -260,14 +260,15 @@ fn provenance_is_read_from_the_artifact_metadata() {
 #[test]
 fn only_idle_and_first_passes_share_listings() {
     let hour = std::time::Duration::from_secs(3600);
+    let half = Some(hour / 2);
     let spec = spec();
     let mut status = ready(&spec, "main@sha1:1111111111111111111111111111111111111111");
     status.observed_generation = Some(1);
     status.last_handled_reconcile_at = Some("a".into());
-    assert_eq!(listing_max_age(None, Some(1), None, hour), Some(hour));
+    assert_eq!(listing_max_age(None, Some(1), None, hour), half);
     assert_eq!(
         listing_max_age(Some(&status), Some(1), Some("a"), hour),
-        Some(hour)
+        half
     );
     assert_eq!(
         listing_max_age(Some(&status), Some(1), Some("b"), hour),

@@ -25,11 +25,6 @@ use crate::storage::Storage;
 use crate::verification;
 use crate::verify;
 
-/// Whether GitRepositories share ref listings (crate::git::RefListings). Off: with it on,
-/// gitrepository.rs `a_token_written_as_the_url_user_never_shows` hangs (not yet understood);
-/// tests/shared_listings.rs is ignored until it is fixed.
-const SHARE_LISTINGS: bool = false;
-
 /// Artifact metadata: when the source saw the revision (RFC 3339, milliseconds).
 pub const SEEN_TIME: &str = "source.seenTime";
 /// Artifact metadata: when the artifact of the revision was stored and ready to serve.
@@ -37,6 +32,10 @@ pub const READY_TIME: &str = "source.readyTime";
 
 /// Reconciles one GitRepository: called by the controller on every trigger.
 pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // A pass must never decide from an artifact record older than the one it wrote last.
+    if let Some(action) = reconcile::skip_stale_copy(&ctx.writes, &*repo) {
+        return Ok(action);
+    }
     let ns = repo.namespace().unwrap_or_default();
     let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, repo, |event| async {
@@ -95,6 +94,7 @@ async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Er
         metrics: &ctx.metrics.reconcile,
         failures: &ctx.failures,
         recorder: &ctx.recorder,
+        writes: &ctx.writes,
     };
     finish(
         tail,
@@ -183,13 +183,15 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         let remote = remote.clone();
         let checkout = spec.checkout();
         let listings = ctx.listings.clone();
+        let cancel = cancel.clone();
         move || {
             let sharing = crate::git::Sharing {
                 listings: &listings,
                 credential,
                 max_age,
+                cancel: &cancel,
             };
-            steps::resolve(&remote, &checkout, SHARE_LISTINGS.then_some(sharing))
+            steps::resolve(&remote, &checkout, Some(sharing))
         }
     })
     .await;
@@ -470,6 +472,7 @@ async fn cleanup(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, 
         .ok();
     steps::evict_git_caches(&ctx).await;
     ctx.failures.reset(&object_key(&*repo));
+    ctx.writes.forget(&*repo);
     Ok(Action::await_change())
 }
 

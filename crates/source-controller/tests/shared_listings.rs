@@ -1,6 +1,6 @@
 //! GitRepositories with the same URL and credentials share ref listings and fetches, counted
-//! at the git server: 50 objects make one `ls-refs` per interval window and one fetch per new
-//! commit, and an object with other credentials for the same URL never uses their listing.
+//! at the git server: 50 objects make at most two `ls-refs` per interval window (a listing is
+//! shared for half an interval) and one fetch per new commit, and an object with other credentials for the same URL never uses their listing.
 
 #[path = "../../kustomize-controller/tests/flow/mod.rs"]
 mod flow;
@@ -38,7 +38,6 @@ fn count(server: &GitServer, repo: &str, kind: RequestKind) -> usize {
 }
 
 #[tokio::test]
-#[ignore = "listing sharing is switched off (SHARE_LISTINGS in reconciler.rs) until the hang it causes in gitrepository.rs a_token_written_as_the_url_user_never_shows is fixed"]
 async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_never_share() {
     let env = test_env("shared").await.expect("env");
     let server = GitServer::shared().expect("git server");
@@ -89,13 +88,13 @@ async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_neve
         "{OBJECTS} objects Ready in {:.1}s: {listings} ls-refs, {fetches} fetches",
         cold.as_secs_f64()
     );
-    // One listing per window: the cold start fits in one or two windows. A fetch lists the
+    // At most two listings per window: the cold start fits in one or two windows. A fetch lists the
     // one ref it fetches on its own connection (gix's protocol v2 fetch asks `ls-refs` first),
     // so those are counted apart.
     let windows = cold.as_secs() / interval_secs + 1;
     let resolving = listings - fetches;
     assert!(
-        (1..=windows as usize).contains(&resolving),
+        (1..=2 * windows as usize).contains(&resolving),
         "{resolving} listings for {OBJECTS} objects in {windows} window(s)"
     );
     assert_eq!(fetches, 1, "one fetch for the one commit");
@@ -117,7 +116,7 @@ async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_neve
         "team-b's object used team-a's listing ({listings} listings before, {with_b} after)"
     );
 
-    // Idle: two more passes of every object, still one listing per window.
+    // Idle: two more passes of every object, still at most two listings per window.
     let passes = || running.context().metrics.reconcile.total();
     let before = passes();
     let idle_from = Instant::now();
@@ -133,7 +132,7 @@ async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_neve
         idle.as_secs_f64()
     );
     assert!(
-        idle_listings as u64 <= windows,
+        idle_listings as u64 <= 2 * windows,
         "{idle_listings} listings in {:.1}s ({windows} windows of {interval_secs}s)",
         idle.as_secs_f64()
     );

@@ -90,6 +90,8 @@ pub struct GitRepositorySpec {
 
     /// How often the repository is checked for a new revision, for example `1m` or `1h30m`.
     /// A change of this object's spec is handled at once, whatever the interval.
+    /// GitRepositories with the same URL and the same credentials share one ref listing: a
+    /// check may use one made for another of them less than half this interval before.
     #[schemars(pattern(DURATION_PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{
         "rule": "duration(self) >= duration('1s')",
         "message": "must be at least 1s",

@@ -11,7 +11,7 @@ use mooring_api::conditions::reasons;
 use mooring_api::constants::KUSTOMIZE_FIELD_MANAGER;
 use mooring_api::kustomization::{ResourceInventory, ResourceRef};
 use mooring_api::{Kustomization, KustomizationStatus};
-use mooring_runtime::status::apply_status;
+use mooring_runtime::status::{OwnWrites, apply_status};
 
 use crate::apply::{self, ApplyError, ApplyOptions, ChangeSet};
 use crate::error::Error;
@@ -48,10 +48,12 @@ pub fn widened_inventory(
     }))
 }
 
-/// Writes `status` with `inventory`, before the objects it adds are created. Talks to the API
-/// server (with the controller's identity: status is the controller's own).
+/// Writes `status` with `inventory`, before the objects it adds are created, and remembers the
+/// write in `writes`. Talks to the API server (with the controller's identity: status is the
+/// controller's own).
 pub async fn record_intent(
     client: &Client,
+    writes: &OwnWrites,
     ks: &Kustomization,
     status: &KustomizationStatus,
     inventory: ResourceInventory,
@@ -60,9 +62,10 @@ pub async fn record_intent(
     next.inventory = Some(inventory);
     let api: Api<Kustomization> =
         Api::namespaced(client.clone(), &ks.namespace().unwrap_or_default());
-    apply_status(&api, &ks.name_any(), KUSTOMIZE_FIELD_MANAGER, &next)
+    let written = apply_status(&api, &ks.name_any(), KUSTOMIZE_FIELD_MANAGER, &next)
         .await
         .map_err(Error::PatchStatus)?;
+    writes.wrote(ks, &written);
     Ok(next)
 }
 

@@ -7,10 +7,13 @@
 //! with one tenant's token is not an answer for another's.
 //!
 //! Concurrent askers of one key wait for the one listing under way (single flight) instead of
-//! each listing for themselves.
+//! each listing for themselves. No lock is held while a listing talks to the server: a waiter
+//! waits on a condition variable and gives up when its pass is cancelled (its time limit ran
+//! out), and when the listing under way fails or is abandoned, one waiter lists in its place.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::GitError;
@@ -18,6 +21,9 @@ use super::refs::RemoteRef;
 
 /// Slots kept before unused ones are dropped.
 const MAX_SLOTS: usize = 4096;
+
+/// How often a waiter looks at its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// What a listing is shared by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,14 +37,54 @@ pub struct ListingKey {
 }
 
 #[derive(Default)]
-struct Slot {
+struct State {
+    /// The last listing and when it was started.
     listed: Option<(Instant, Vec<RemoteRef>)>,
+    /// A listing is under way.
+    listing: bool,
+    /// When the listings of this slot were last declared out of date: a listing started
+    /// before that is not kept.
+    invalidated: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Slot {
+    state: Mutex<State>,
+    /// Signalled when a listing ends, however it ends.
+    done: Condvar,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Ends a listing under way, also when the lister fails or panics: waiters are woken either
+/// way, and one of them lists when this one left nothing.
+struct Listing<'a> {
+    slot: &'a Slot,
+    started: Instant,
+    refs: Option<Vec<RemoteRef>>,
+}
+
+impl Drop for Listing<'_> {
+    fn drop(&mut self) {
+        let mut state = self.slot.lock();
+        state.listing = false;
+        let current = state.invalidated.is_none_or(|at| self.started >= at);
+        if let Some(refs) = self.refs.take().filter(|_| current) {
+            state.listed = Some((self.started, refs));
+        }
+        drop(state);
+        self.slot.done.notify_all();
+    }
 }
 
 /// The shared listings of one process.
 #[derive(Default)]
 pub struct RefListings {
-    slots: Mutex<HashMap<ListingKey, Arc<Mutex<Slot>>>>,
+    slots: Mutex<HashMap<ListingKey, Arc<Slot>>>,
     /// Listings made (asked of a server) and listings reused.
     counts: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
 }
@@ -59,9 +105,9 @@ impl RefListings {
     }
 
     /// Forgets every listing of `url`, whatever the credential: the next asker lists again
-    /// (a webhook announced a change).
+    /// (a webhook announced a change). Never waits for a listing under way.
     pub fn invalidate_url(&self, url: &str) {
-        let slots: Vec<Arc<Mutex<Slot>>> = {
+        let slots: Vec<Arc<Slot>> = {
             let map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             map.iter()
                 .filter(|(k, _)| k.url == url)
@@ -69,16 +115,22 @@ impl RefListings {
                 .collect()
         };
         for slot in slots {
-            slot.lock().unwrap_or_else(PoisonError::into_inner).listed = None;
+            let mut state = slot.lock();
+            state.listed = None;
+            state.invalidated = Some(Instant::now());
         }
     }
 
     /// The refs for `key`: a listing at most `max_age` old, or a new one made by `list` (also
-    /// when `max_age` is `None`). Blocking: waits for a listing of the same key under way.
+    /// when `max_age` is `None`). Blocking: waits for a listing of the same key under way,
+    /// until it ends or `cancel` is set (then [`GitError::Cancelled`] naming `url`, which is
+    /// the redacted URL).
     pub(crate) fn get_or_list(
         &self,
         key: ListingKey,
         max_age: Option<Duration>,
+        cancel: &AtomicBool,
+        url: &str,
         list: impl FnOnce() -> Result<Vec<RemoteRef>, GitError>,
     ) -> Result<Vec<RemoteRef>, GitError> {
         let slot = {
@@ -88,20 +140,47 @@ impl RefListings {
             }
             map.entry(key).or_default().clone()
         };
-        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let (Some(max_age), Some((at, refs))) = (max_age, &held.listed)
-            && at.elapsed() < max_age
-        {
-            if let Some((_, reused)) = &self.counts {
-                reused.inc();
+        let asked = Instant::now();
+        let mut state = slot.lock();
+        loop {
+            // A listing started after this asker came is fresh enough whatever `max_age`
+            // says: it is the listing this asker would have made.
+            let fresh = |at: &Instant| *at >= asked || max_age.is_some_and(|m| at.elapsed() < m);
+            if let Some((at, refs)) = &state.listed
+                && fresh(at)
+            {
+                if let Some((_, reused)) = &self.counts {
+                    reused.inc();
+                }
+                return Ok(refs.clone());
             }
-            return Ok(refs.clone());
+            if !state.listing {
+                break;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(GitError::Cancelled {
+                    operation: "waiting for a shared ref listing",
+                    url: url.to_owned(),
+                });
+            }
+            state = slot
+                .done
+                .wait_timeout(state, CANCEL_POLL)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+        state.listing = true;
+        drop(state);
+        let mut listing = Listing {
+            slot: &slot,
+            started: Instant::now(),
+            refs: None,
+        };
         if let Some((made, _)) = &self.counts {
             made.inc();
         }
         let refs = list()?;
-        held.listed = Some((Instant::now(), refs.clone()));
+        listing.refs = Some(refs.clone());
         Ok(refs)
     }
 }
@@ -111,6 +190,9 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+
+    static NO: AtomicBool = AtomicBool::new(false);
+    const HOUR: Option<Duration> = Some(Duration::from_secs(3600));
 
     fn key(url: &str, credential: &str) -> ListingKey {
         ListingKey {
@@ -130,23 +212,23 @@ mod tests {
         };
         let hour = Some(Duration::from_secs(3600));
         listings
-            .get_or_list(key("u", "a"), hour, list)
+            .get_or_list(key("u", "a"), hour, &NO, "u", list)
             .expect("list");
         listings
-            .get_or_list(key("u", "a"), hour, list)
+            .get_or_list(key("u", "a"), hour, &NO, "u", list)
             .expect("list");
         assert_eq!(calls.get(), 1, "shared within the window");
         listings
-            .get_or_list(key("u", "b"), hour, list)
+            .get_or_list(key("u", "b"), hour, &NO, "u", list)
             .expect("list");
         assert_eq!(calls.get(), 2, "another credential lists for itself");
         listings
-            .get_or_list(key("u", "a"), None, list)
+            .get_or_list(key("u", "a"), None, &NO, "u", list)
             .expect("list");
         assert_eq!(calls.get(), 3, "no max age: a new listing");
         listings.invalidate_url("u");
         listings
-            .get_or_list(key("u", "b"), hour, list)
+            .get_or_list(key("u", "b"), hour, &NO, "u", list)
             .expect("list");
         assert_eq!(calls.get(), 4, "invalidated");
     }
@@ -155,17 +237,131 @@ mod tests {
     fn a_failed_listing_is_not_kept() {
         let listings = RefListings::default();
         let hour = Some(Duration::from_secs(3600));
-        let failed = listings.get_or_list(key("u", "a"), hour, || {
+        let failed = listings.get_or_list(key("u", "a"), hour, &NO, "u", || {
             Err(GitError::EmptyRepository { url: "u".into() })
         });
         assert!(failed.is_err());
         let calls = Cell::new(0);
         listings
-            .get_or_list(key("u", "a"), hour, || {
+            .get_or_list(key("u", "a"), hour, &NO, "u", || {
                 calls.set(1);
                 Ok(Vec::new())
             })
             .expect("list");
         assert_eq!(calls.get(), 1);
+    }
+
+    /// Starts a listing of key ("u", "a") on another thread that holds until `release` is
+    /// sent, and returns once it is under way.
+    fn held_listing(
+        listings: &Arc<RefListings>,
+        outcome: Result<Vec<RemoteRef>, GitError>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        std::thread::JoinHandle<Result<Vec<RemoteRef>, GitError>>,
+    ) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, under_way) = std::sync::mpsc::channel::<()>();
+        let listings = listings.clone();
+        let lister = std::thread::spawn(move || {
+            listings.get_or_list(key("u", "a"), None, &NO, "u", || {
+                started.send(()).expect("started");
+                wait.recv().expect("release");
+                outcome
+            })
+        });
+        under_way.recv().expect("the listing started");
+        (release, lister)
+    }
+
+    fn refs(name: &str) -> Vec<RemoteRef> {
+        vec![RemoteRef {
+            name: name.into(),
+            commit: Some("0".repeat(40)),
+            symref_target: None,
+        }]
+    }
+
+    #[test]
+    fn a_waiter_takes_the_listing_under_way_instead_of_making_its_own() {
+        let listings = Arc::new(RefListings::default());
+        let (release, lister) = held_listing(&listings, Ok(refs("refs/heads/main")));
+        let waiter = {
+            let listings = listings.clone();
+            std::thread::spawn(move || {
+                listings.get_or_list(key("u", "a"), HOUR, &NO, "u", || {
+                    panic!("the waiter must not list")
+                })
+            })
+        };
+        release.send(()).expect("release");
+        let listed = lister.join().expect("lister").expect("listed");
+        let shared = waiter.join().expect("waiter").expect("shared");
+        assert_eq!(listed, shared);
+    }
+
+    #[test]
+    fn a_waiter_gives_up_when_cancelled_and_holds_no_lock_while_waiting() {
+        let listings = Arc::new(RefListings::default());
+        let (release, lister) = held_listing(&listings, Ok(refs("refs/heads/main")));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let listings = listings.clone();
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                listings.get_or_list(key("u", "a"), None, &cancel, "https://***@host/r", || {
+                    panic!("the waiter must not list")
+                })
+            })
+        };
+        // Invalidation (a webhook, on an async thread) never waits for the listing.
+        listings.invalidate_url("u");
+        cancel.store(true, Ordering::Relaxed);
+        let given_up = waiter.join().expect("waiter");
+        assert!(
+            matches!(&given_up, Err(GitError::Cancelled { url, .. }) if url == "https://***@host/r"),
+            "{given_up:?}"
+        );
+        release.send(()).expect("release");
+        lister.join().expect("lister").expect("listed");
+        // The listing started before the invalidation: it is not kept for later askers.
+        let calls = Cell::new(0);
+        listings
+            .get_or_list(
+                key("u", "a"),
+                Some(Duration::from_secs(3600)),
+                &NO,
+                "u",
+                || {
+                    calls.set(calls.get() + 1);
+                    Ok(Vec::new())
+                },
+            )
+            .expect("list");
+        assert_eq!(
+            calls.get(),
+            1,
+            "a listing from before the invalidation was reused"
+        );
+    }
+
+    #[test]
+    fn when_the_listing_under_way_fails_a_waiter_lists_in_its_place() {
+        let listings = Arc::new(RefListings::default());
+        let failure = Err(GitError::EmptyRepository { url: "u".into() });
+        let (release, lister) = held_listing(&listings, failure);
+        let waiter = {
+            let listings = listings.clone();
+            std::thread::spawn(move || {
+                listings.get_or_list(key("u", "a"), None, &NO, "u", || Ok(refs("refs/tags/v1")))
+            })
+        };
+        release.send(()).expect("release");
+        assert!(lister.join().expect("lister").is_err());
+        let own = waiter
+            .join()
+            .expect("waiter")
+            .expect("the waiter's own listing");
+        assert_eq!(own, refs("refs/tags/v1"));
     }
 }

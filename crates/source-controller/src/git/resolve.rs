@@ -34,6 +34,9 @@ pub struct Sharing<'a> {
     pub credential: String,
     /// The oldest listing acceptable; `None`: list now (and share the new listing).
     pub max_age: Option<std::time::Duration>,
+    /// Set when the pass gives up (its time limit ran out): a wait for another object's
+    /// listing ends then.
+    pub cancel: &'a std::sync::atomic::AtomicBool,
 }
 
 /// [`resolve`], taking the refs from a listing shared with other objects that ask the same URL
@@ -65,9 +68,12 @@ pub fn resolve_with(
                 credential: sharing.credential,
                 refspecs: refspecs.clone(),
             };
-            sharing.listings.get_or_list(key, sharing.max_age, || {
-                session.list_refs(&scratch.repo, &refspecs, true)
-            })?
+            let url = session.url.redacted().to_owned();
+            sharing
+                .listings
+                .get_or_list(key, sharing.max_age, sharing.cancel, &url, || {
+                    session.list_refs(&scratch.repo, &refspecs, true)
+                })?
         }
     };
     let url = session.url.redacted();
