@@ -46,6 +46,18 @@ pub struct Args {
     #[arg(long)]
     pub workloads: bool,
 
+    /// P1/P3: every GitRepository points at one repository, a monorepo holding each app under
+    /// `app-<i>/deploy` (one team repository, one GitRepository and Kustomization per app), so
+    /// that P3 shows how GitRepositories with one URL share ref listings and fetches.
+    #[arg(long)]
+    pub one_url: bool,
+
+    /// P4: how a push is announced: `annotation` (a reconcile request on the GitRepository,
+    /// what `flux reconcile` does) or `webhook` (a GitHub push event, HMAC-signed, posted to a
+    /// Receiver at {extra_port} of the source-controller command).
+    #[arg(long, default_value = "annotation", value_parser = ["annotation", "webhook"])]
+    pub push_via: String,
+
     /// P3: seconds with nothing changing between the two readings of apiserver_request_total.
     #[arg(long, default_value_t = 60)]
     pub steady_window: u64,

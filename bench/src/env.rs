@@ -41,6 +41,9 @@ pub struct Bench {
     pub work: PathBuf,
     /// Watches kube-apiserver held before the controllers started (its own informers).
     pub apiserver_watches: BTreeMap<crate::steady::Key, f64>,
+    /// The source-controller command's {extra_port} (the default command serves webhook
+    /// receivers there).
+    pub receiver_port: u16,
 }
 
 impl Bench {
@@ -121,14 +124,14 @@ impl Bench {
             )?;
             eprintln!("[bench] starting {name}: {command}");
             let process = ControllerProcess::spawn(name, &command, plane.kubeconfig(), &dir)?;
-            Ok::<_, Error>((process, ops_port))
+            Ok::<_, Error>((process, ops_port, extra_port))
         };
-        let (source, source_ops) = start(
+        let (source, source_ops, receiver_port) = start(
             "source-controller",
             &args.source_cmd,
             args.source_controller.as_ref(),
         )?;
-        let (kustomize, kustomize_ops) = start(
+        let (kustomize, kustomize_ops, _) = start(
             "kustomize-controller",
             &args.kustomize_cmd,
             args.kustomize_controller.as_ref(),
@@ -161,6 +164,7 @@ impl Bench {
             kustomize,
             work: work.to_path_buf(),
             apiserver_watches,
+            receiver_port,
         })
     }
 

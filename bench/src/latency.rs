@@ -23,9 +23,14 @@ const APP: &str = "commit-app";
 /// The field manager that plays "someone else" in P5.
 const INTRUDER: &str = "bench-intruder";
 
+/// The Secret holding the P4 webhook token.
+const HOOK_SECRET: &str = "bench-webhook";
+
 /// The app P4 commits to and P5 drifts.
 pub struct App {
     repo: Repo,
+    /// With `--push-via webhook`: the Receiver's URL and its token.
+    hook: Option<(String, String)>,
     values: Vec<String>,
     /// How long its first apply took, seconds (GitRepository creation to Ready).
     pub first_apply_seconds: f64,
@@ -36,6 +41,8 @@ pub struct App {
 pub struct CommitResult {
     /// Objects in the app.
     pub objects: usize,
+    /// How each push was announced: `reconcile request` or `GitHub webhook`.
+    pub announced_by: String,
     /// Seconds from creating the GitRepository to the first apply Ready.
     pub first_apply_seconds: f64,
     /// Push to artifact at the new revision (the reconcile request follows the push at once).
@@ -90,7 +97,7 @@ pub async fn set_up(bench: &Bench) -> Result<App, Error> {
         .create(&PostParams::default(), &source)
         .await
         .map_err(Error::kube("creating the app GitRepository"))?;
-    let ks = objects::kustomization(&bench.kustomization, APP, APP, NAMESPACE, "10m")
+    let ks = objects::kustomization(&bench.kustomization, APP, APP, "./deploy", NAMESPACE, "10m")
         .map_err(Error::Encode)?;
     bench
         .kustomizations(NAMESPACE)
@@ -101,11 +108,109 @@ pub async fn set_up(bench: &Bench) -> Result<App, Error> {
     let at = ks_watch.until(within, |k| applied(k, &sha)).await?;
     let first_apply_seconds = at.duration_since(started).as_secs_f64();
     eprintln!("[p4] first apply of {count} objects: {first_apply_seconds:.2}s");
+    let hook = if bench.args.push_via == "webhook" {
+        Some(receiver(bench).await?)
+    } else {
+        None
+    };
     Ok(App {
         repo,
+        hook,
         values,
         first_apply_seconds,
     })
+}
+
+/// Creates a GitHub Receiver for the app's GitRepository and its token's Secret; returns the
+/// Receiver's URL (the server at {extra_port}, its `status.webhookPath`) and the token.
+async fn receiver(bench: &Bench) -> Result<(String, String), Error> {
+    let token = format!("bench-token-{}", std::process::id());
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(bench.client.clone(), NAMESPACE);
+    let secret = serde_json::from_value(json!({
+        "metadata": {"name": HOOK_SECRET}, "stringData": {"token": token}
+    }))
+    .map_err(Error::Encode)?;
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(Error::kube("creating the webhook token's Secret"))?;
+    let group = format!("notification.{}", bench.args.label_prefix);
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(&group, &bench.args.api_version, "Receiver"),
+        "receivers",
+    );
+    let receivers: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(bench.client.clone(), NAMESPACE, &resource);
+    let (mut watch, _) = DynWatch::one("the app Receiver", receivers.clone(), APP).await?;
+    let object = serde_json::from_value(json!({
+        "apiVersion": resource.api_version, "kind": "Receiver", "metadata": {"name": APP},
+        "spec": {
+            "type": "github", "events": ["push"], "secretRef": {"name": HOOK_SECRET},
+            "resources": [{"apiVersion": bench.gitrepo.api_version, "kind": "GitRepository", "name": APP}]
+        }
+    }))
+    .map_err(Error::Encode)?;
+    receivers
+        .create(&PostParams::default(), &object)
+        .await
+        .map_err(Error::kube("creating the app Receiver"))?;
+    let path = |r: &kube::api::DynamicObject| {
+        r.data["status"]["webhookPath"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+    };
+    let within = Duration::from_secs(bench.args.timeout);
+    watch.until(within, |r| path(r).is_some()).await?;
+    let published = receivers
+        .get(APP)
+        .await
+        .map_err(Error::kube("reading the app Receiver"))?;
+    let path = path(&published)
+        .ok_or_else(|| Error::Setting("the Receiver has no status.webhookPath".into()))?;
+    let url = format!("127.0.0.1:{}{path}", bench.receiver_port);
+    eprintln!("[p4] pushes announced by a GitHub webhook to http://{url}");
+    Ok((url, token))
+}
+
+/// Posts a GitHub `push` event for commit `sha`, signed with `token` (X-Hub-Signature-256), to
+/// `url` (`host:port/path`), and fails unless it is answered with a 2xx status.
+async fn post_push(url: &str, token: &str, sha: &str) -> Result<(), Error> {
+    use hmac::{KeyInit, Mac};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, path) = url
+        .split_once('/')
+        .map(|(a, p)| (a, format!("/{p}")))
+        .ok_or_else(|| Error::Setting(format!("no path in {url}")))?;
+    let body = json!({"ref": "refs/heads/main", "after": sha,
+        "repository": {"full_name": "bench/commit-app"}})
+    .to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
+        .map_err(|e| Error::Setting(format!("webhook key: {e}")))?;
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         X-GitHub-Event: push\r\nX-Hub-Signature-256: sha256={signature}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let failed = |e: std::io::Error| Error::Setting(format!("posting the webhook to {addr}: {e}"));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(failed)?;
+    stream.write_all(request.as_bytes()).await.map_err(failed)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.map_err(failed)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.split_whitespace().nth(1).unwrap_or_default();
+    if status.starts_with('2') {
+        Ok(())
+    } else {
+        Err(Error::Setting(format!(
+            "the Receiver answered {:?}",
+            answer.lines().next().unwrap_or_default()
+        )))
+    }
 }
 
 /// Runs P4: `--commits` commits, each changing one ConfigMap, each followed by a reconcile
@@ -133,15 +238,18 @@ pub async fn commits(bench: &Bench, app: &mut App) -> Result<CommitResult, Error
             .await
             .map_err(|e| Error::Setting(format!("commit thread: {e}")))??;
         let pushed = Instant::now();
-        let patch =
-            json!({"metadata": {"annotations": {annotation.clone(): format!("bench-{k}-{sha}")}}});
-        bench
-            .gitrepos(NAMESPACE)
-            .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Error::kube(
-                "requesting a reconcile of the app GitRepository",
-            ))?;
+        if let Some((url, token)) = &app.hook {
+            post_push(url, token, &sha).await?;
+        } else {
+            let patch = json!({"metadata": {"annotations": {annotation.clone(): format!("bench-{k}-{sha}")}}});
+            bench
+                .gitrepos(NAMESPACE)
+                .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::kube(
+                    "requesting a reconcile of the app GitRepository",
+                ))?;
+        }
         let detected = repo_watch.until(within, |r| has_artifact(r, &sha));
         let done = ks_watch.until(within, |k| applied(k, &sha));
         match tokio::try_join!(detected, done) {
@@ -165,6 +273,11 @@ pub async fn commits(bench: &Bench, app: &mut App) -> Result<CommitResult, Error
     }
     Ok(CommitResult {
         objects: bench.args.app_objects,
+        announced_by: if app.hook.is_some() {
+            "GitHub webhook".into()
+        } else {
+            "reconcile request".into()
+        },
         first_apply_seconds: app.first_apply_seconds,
         detection: summarize(&detection),
         applied_after_detection: summarize(&after),

@@ -127,19 +127,20 @@ pub fn git_repository(
     }))
 }
 
-/// A Kustomization of `./deploy` from GitRepository `source`, into `namespace`, waiting for
-/// health.
+/// A Kustomization of `path` (e.g. `./deploy`) from GitRepository `source`, into `namespace`,
+/// waiting for health.
 pub fn kustomization(
     ar: &ApiResource,
     name: &str,
     source: &str,
+    path: &str,
     namespace: &str,
     interval: &str,
 ) -> Result<DynamicObject, serde_json::Error> {
     serde_json::from_value(json!({
         "apiVersion": ar.api_version, "kind": ar.kind, "metadata": {"name": name},
         "spec": {
-            "interval": interval, "path": "./deploy", "prune": true, "wait": true,
+            "interval": interval, "path": path, "prune": true, "wait": true,
             "timeout": "5m", "targetNamespace": namespace,
             "sourceRef": {"kind": "GitRepository", "name": source}
         }

@@ -248,6 +248,15 @@ pub fn markdown(r: &Results) -> String {
             "",
             "",
         );
+        row(
+            format!(
+                "P3 ref listings per source interval ({:.0} s), fetches' own excepted",
+                s.source_interval_seconds
+            ),
+            format!("{:.2}", s.listings_per_source_interval),
+            "",
+            "",
+        );
         for name in ["source-controller", "kustomize-controller"] {
             if let Some(u) = usage_of(&s.usage, name) {
                 row(
@@ -274,16 +283,17 @@ pub fn markdown(r: &Results) -> String {
             verdict(p50.map(|p| p <= 1.0)),
         );
         row(
-            "P4 detection (push + reconcile request → artifact)".into(),
+            format!("P4 detection (push + {} → artifact)", c.announced_by),
             dist(c.detection.as_ref()),
             "",
             "",
         );
+        let p50 = c.push_to_applied.as_ref().map(|s| s.p50);
         row(
-            "P4 push → applied".into(),
+            format!("P4 push → applied, announced by {}", c.announced_by),
             dist(c.push_to_applied.as_ref()),
-            "",
-            "",
+            "p50 ≤ 1 s",
+            verdict(p50.map(|p| p <= 1.0)),
         );
         row(
             "P4 first apply (GitRepository created → Ready)".into(),

@@ -53,7 +53,11 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
 
     eprintln!("[p1] creating {n} repositories ...");
     let started = Instant::now();
-    let shas = create_repos(bench, n, args.workloads).await?;
+    let shas = if args.one_url {
+        create_monorepo(bench, n, args.workloads).await?
+    } else {
+        create_repos(bench, n, args.workloads).await?
+    };
     let repo_setup_seconds = started.elapsed().as_secs_f64();
     eprintln!("[p1] repositories ready in {repo_setup_seconds:.1}s");
 
@@ -73,7 +77,11 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
             let (repos, kss) = (repos.clone(), kss.clone());
             async move {
                 let name = app_name(i);
-                let url = bench.git_url(&name);
+                let (url, path) = if args.one_url {
+                    (bench.git_url(MONOREPO), format!("./{name}/deploy"))
+                } else {
+                    (bench.git_url(&name), "./deploy".to_string())
+                };
                 let repo = objects::git_repository(
                     &bench.gitrepo,
                     &name,
@@ -90,6 +98,7 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
                     &bench.kustomization,
                     &name,
                     &name,
+                    &path,
                     NAMESPACE,
                     &args.interval,
                 )
@@ -194,6 +203,48 @@ pub fn app_name(i: usize) -> String {
     format!("app-{i}")
 }
 
+/// The repository of every app with `--one-url`.
+const MONOREPO: &str = "monorepo";
+
+/// The files of app `name` (4 objects; with `workloads`, one of them a Deployment) under
+/// `deploy/`.
+fn files_of(name: &str, workloads: bool) -> Vec<(String, String)> {
+    if workloads {
+        objects::workload_app_files(name)
+    } else {
+        objects::app_files(name, 4, &[])
+    }
+}
+
+/// Creates one repository holding all N apps, app `i` under `app-<i>/deploy`, in one commit;
+/// returns its SHA once per app.
+async fn create_monorepo(bench: &Bench, n: usize, workloads: bool) -> Result<Vec<String>, Error> {
+    let git = bench.git.clone();
+    tokio::task::spawn_blocking(move || {
+        let files: Vec<(String, String)> = (0..n)
+            .flat_map(|i| {
+                let name = app_name(i);
+                files_of(&name, workloads)
+                    .into_iter()
+                    .map(move |(path, text)| (format!("{name}/{path}"), text))
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        let repo = git
+            .empty_repo(MONOREPO, Auth::None)
+            .map_err(Error::git("creating the monorepo"))?;
+        let sha = repo
+            .commit(&refs, "every app")
+            .map_err(Error::git("committing to the monorepo"))?;
+        Ok(vec![sha; n])
+    })
+    .await
+    .map_err(|e| Error::Setting(format!("repository thread: {e}")))?
+}
+
 /// Creates the N repositories, each with a 4-object app (with `workloads`, one holding a
 /// Deployment), on two threads; returns their SHAs.
 async fn create_repos(bench: &Bench, n: usize, workloads: bool) -> Result<Vec<String>, Error> {
@@ -212,11 +263,7 @@ async fn create_repos(bench: &Bench, n: usize, workloads: bool) -> Result<Vec<St
                                 let repo = git
                                     .empty_repo(&name, Auth::None)
                                     .map_err(Error::git(format!("creating repository {name}")))?;
-                                let files = if workloads {
-                                    objects::workload_app_files(&name)
-                                } else {
-                                    objects::app_files(&name, 4, &[])
-                                };
+                                let files = files_of(&name, workloads);
                                 let refs: Vec<(&str, &str)> = files
                                     .iter()
                                     .map(|(p, c)| (p.as_str(), c.as_str()))

@@ -68,6 +68,14 @@ pub struct SteadyResult {
     pub git_requests: usize,
     /// Of those, requests that could send objects.
     pub git_fetches: usize,
+    /// Of those, protocol v2 `ls-refs` commands (one per ref listing; a fetch over protocol v2
+    /// makes one of its own).
+    pub git_listings: usize,
+    /// `--source-interval`, in seconds.
+    pub source_interval_seconds: f64,
+    /// Ref listings per source interval, those of fetches excepted: with `--one-url`, how many
+    /// listings all GitRepositories of one URL make per interval window.
+    pub listings_per_source_interval: f64,
     /// Usage of each process during the window.
     pub usage: BTreeMap<String, Usage>,
 }
@@ -94,6 +102,14 @@ pub async fn run(bench: &Bench) -> Result<SteadyResult, Error> {
     let open = parse_counters(&after_text, "apiserver_longrunning_requests");
 
     let intervals = window_seconds / interval;
+    let source_interval = parse_seconds(&args.source_interval)?;
+    let count_kind = |kind: mooring_testkit::git::RequestKind| {
+        git.iter()
+            .filter(|r| r.kind == kind && r.status == 200)
+            .count()
+    };
+    let fetches = count_kind(mooring_testkit::git::RequestKind::Fetch);
+    let listings = count_kind(mooring_testkit::git::RequestKind::LsRefs);
     let rows = request_rows(&before, &after, intervals);
     let sum = |pick: &dyn Fn(&RequestRow) -> bool| {
         rows.iter()
@@ -124,10 +140,11 @@ pub async fn run(bench: &Bench) -> Result<SteadyResult, Error> {
         open_watches,
         rows,
         git_requests: git.len(),
-        git_fetches: git
-            .iter()
-            .filter(|r| r.kind == mooring_testkit::git::RequestKind::Fetch)
-            .count(),
+        git_fetches: fetches,
+        git_listings: listings,
+        source_interval_seconds: source_interval,
+        listings_per_source_interval: listings.saturating_sub(fetches) as f64
+            / (window_seconds / source_interval),
         usage,
     })
 }

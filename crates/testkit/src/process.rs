@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// A process started under the supervisor; killed on drop or when this process exits.
 #[derive(Debug)]
@@ -142,21 +143,33 @@ impl Drop for Supervised {
 /// A process whose only task is to remove `dir` when this process exits (or drops it): for the
 /// temp dirs of servers kept in statics, which are never dropped. Its log and pid file go into
 /// `work_dir` (which may be inside `dir`: the supervisor does not read them after the kill).
+///
+/// Returns once the janitor's TERM handler is set (it says so in its log): a TERM that came
+/// before would end the shell without removing anything.
 pub fn janitor(dir: &Path, work_dir: &Path) -> std::io::Result<Supervised> {
-    let script = "trap 'rm -rf \"$0\"; exit 0' TERM; while :; do sleep 3600 & wait $!; done";
-    let args = [
-        "-c".to_string(),
-        script.to_string(),
-        dir.display().to_string(),
-    ];
-    Supervised::spawn(
-        "janitor",
-        Path::new("/bin/sh"),
-        &args,
-        &[],
-        &work_dir.join("janitor.log"),
-        work_dir,
-    )
+    const ARMED: &str = "janitor armed";
+    let script = format!(
+        "trap 'rm -rf \"$0\"; exit 0' TERM; echo '{ARMED}'; while :; do sleep 3600 & wait $!; done"
+    );
+    let args = ["-c".to_string(), script, dir.display().to_string()];
+    let log = work_dir.join("janitor.log");
+    // The log is appended to: an earlier janitor's line must not count.
+    let _ = std::fs::remove_file(&log);
+    let janitor = Supervised::spawn("janitor", Path::new("/bin/sh"), &args, &[], &log, work_dir)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|text| text.contains(ARMED)) {
+        if std::time::Instant::now() >= deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the janitor did not start within 10 s; its log: {}",
+                    log.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(janitor)
 }
 
 /// The last `lines` lines of a log file ("" when it cannot be read).
