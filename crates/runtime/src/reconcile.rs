@@ -119,15 +119,16 @@ pub fn action(after: Option<Duration>) -> Action {
 
 /// How long a pass that found a cached copy older than its own last status write waits before
 /// looking again, should the write's watch event (which normally wakes it first) not come.
-pub const STALE_COPY_RETRY: Duration = Duration::from_secs(2);
+pub const STALE_COPY_RETRY: Duration = Duration::from_secs(1);
 
 /// The answer for a pass over `object` when the cache still holds the copy from before this
 /// controller's last status write to it (see [`crate::status::OwnWrites`]): nothing is done
 /// now, the fresh copy's event brings the next pass. `None`: the copy is current, go on.
-pub fn skip_stale_copy<K: Resource>(
-    writes: &crate::status::OwnWrites,
-    object: &K,
-) -> Option<Action> {
+pub fn skip_stale_copy<K>(writes: &crate::status::OwnWrites, object: &K) -> Option<Action>
+where
+    K: Resource + HasStatus,
+    K::Status: Serialize,
+{
     writes.is_stale(object).then(|| {
         tracing::debug!(object = %object_key(object), "cached copy predates our status write; waiting for its event");
         Action::requeue(STALE_COPY_RETRY)
@@ -293,7 +294,7 @@ where
             crate::status::apply_status(&api, &object.name_any(), tail.field_manager, &pass.status)
                 .await
                 .map_err(Error::PatchStatus)?;
-        tail.writes.wrote(object, &written);
+        tail.writes.wrote(&written);
     }
     Ok(action(requeue_after(
         &pass.class,

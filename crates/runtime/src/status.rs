@@ -1,6 +1,7 @@
 //! Status writes: server-side apply of `{apiVersion, kind, status}` on the status subresource.
 
 use kube::api::{Patch, PatchParams};
+use kube::core::object::HasStatus;
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,49 +34,60 @@ where
     .await
 }
 
+/// How long a cached copy may disagree with our last status write before it is believed after
+/// all (someone else changed the status since, or the write's event was lost to a re-list).
+pub const OWN_WRITE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The status writes a controller made, remembered so that a pass never starts from a cached
 /// copy older than its own last write.
 ///
 /// The watch cache learns of a write only when its event arrives. A pass queued while the
 /// previous one ran starts at once when that one ends, and may find the object as it was before
-/// the previous pass wrote its status: it would then decide from an old inventory or history
-/// (re-record a revision, miss an object the last pass created). Per object, this keeps the
-/// resourceVersion the object had when a pass that wrote its status began; a cached copy with
-/// that version is known to be old. Only equality is compared: resourceVersions are opaque.
+/// the previous pass wrote its status, or as someone else's change (a spec edit during the
+/// pass) left it before our write: it would then decide from an old inventory or history
+/// (re-record a revision, miss an object the last pass created when pruning). Per object, this
+/// keeps the status the server answered our last write with; a cached copy whose status differs
+/// is older than that write (this controller is the status's only writer). After
+/// [`OWN_WRITE_PATIENCE`] the copy is believed anyway. resourceVersions are not compared: they
+/// are opaque.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
-    before: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    written: std::sync::Mutex<
+        std::collections::HashMap<String, (serde_json::Value, std::time::Instant)>,
+    >,
 }
 
 impl OwnWrites {
-    /// Records that a pass which began with `object` (as the cache held it) wrote its status,
-    /// and the server answered with `written`. A write that changed nothing (same version) is
-    /// not recorded: no event would ever bring a newer copy.
-    pub fn wrote<K: Resource>(&self, object: &K, written: &K) {
-        let (Some(before), Some(after)) = (
-            object.meta().resource_version.as_ref(),
-            written.meta().resource_version.as_ref(),
-        ) else {
-            return;
-        };
-        if before != after {
-            self.lock().insert(key_of(object), before.clone());
-        }
+    /// Records the object as the server answered our status write (`written`).
+    pub fn wrote<K>(&self, written: &K)
+    where
+        K: Resource + HasStatus,
+        K::Status: Serialize,
+    {
+        let status = serde_json::to_value(written.status()).unwrap_or_default();
+        self.lock()
+            .insert(key_of(written), (status, std::time::Instant::now()));
     }
 
-    /// Whether `object` (as the cache holds it) is older than this controller's last status
-    /// write to it. A newer copy ends the record.
-    pub fn is_stale<K: Resource>(&self, object: &K) -> bool {
-        let key = key_of(object);
-        let mut before = self.lock();
-        match (before.get(&key), object.meta().resource_version.as_deref()) {
-            (Some(old), Some(seen)) if old == seen => true,
-            (Some(_), _) => {
-                before.remove(&key);
-                false
-            }
-            (None, _) => false,
+    /// Whether `copy` (as the cache holds it) is older than this controller's last status
+    /// write to it. A copy that shows the write, or a record older than
+    /// [`OWN_WRITE_PATIENCE`], ends the record.
+    pub fn is_stale<K>(&self, copy: &K) -> bool
+    where
+        K: Resource + HasStatus,
+        K::Status: Serialize,
+    {
+        let key = key_of(copy);
+        let mut written = self.lock();
+        let Some((status, at)) = written.get(&key) else {
+            return false;
+        };
+        let shows_it = serde_json::to_value(copy.status()).is_ok_and(|s| &s == status);
+        if shows_it || at.elapsed() >= OWN_WRITE_PATIENCE {
+            written.remove(&key);
+            return false;
         }
+        true
     }
 
     /// Forgets `object` (deleted).
@@ -93,9 +105,14 @@ impl OwnWrites {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
-        // The map holds plain strings: a panic elsewhere cannot leave it inconsistent.
-        self.before.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, (serde_json::Value, std::time::Instant)>,
+    > {
+        // The map holds plain values: a panic elsewhere cannot leave it inconsistent.
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -111,47 +128,71 @@ fn key_of<K: Resource>(object: &K) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec, NamespaceStatus};
+    use kube::core::{ApiResource, Object};
 
-    fn at(version: &str) -> ConfigMap {
-        let mut object = ConfigMap::default();
-        object.metadata.name = Some("a".into());
-        object.metadata.namespace = Some("ns".into());
-        object.metadata.resource_version = Some(version.into());
+    fn with_phase(name: &str, phase: &str) -> Object<NamespaceSpec, NamespaceStatus> {
+        let resource = ApiResource::erase::<Namespace>(&());
+        let mut object = Object::new(name, &resource, NamespaceSpec::default());
+        object.status = Some(NamespaceStatus {
+            phase: Some(phase.into()),
+            ..Default::default()
+        });
         object
     }
 
     #[test]
-    fn the_copy_a_write_was_made_from_is_stale_until_a_newer_one_is_seen() {
+    fn a_copy_without_our_last_write_is_stale_until_one_shows_it() {
         let writes = OwnWrites::default();
-        assert!(!writes.is_stale(&at("5")), "nothing written yet");
-        writes.wrote(&at("5"), &at("5"));
         assert!(
-            !writes.is_stale(&at("5")),
-            "a write that changed nothing leaves no record"
+            !writes.is_stale(&with_phase("a", "Active")),
+            "nothing written yet"
         );
-        writes.wrote(&at("5"), &at("6"));
+        writes.wrote(&with_phase("a", "Terminating"));
         assert!(
-            writes.is_stale(&at("5")),
-            "the cache still shows the pre-write copy"
+            writes.is_stale(&with_phase("a", "Active")),
+            "the cache still shows the status from before the write"
         );
-        assert!(writes.is_stale(&at("5")), "and says so until it moves on");
-        assert!(!writes.is_stale(&at("7")), "the write's own event arrived");
-        assert!(writes.is_empty(), "a newer copy ends the record");
         assert!(
-            !writes.is_stale(&at("5")),
-            "and nothing old is held against later passes"
+            writes.is_stale(&with_phase("a", "Active")),
+            "and says so until it moves on"
+        );
+        assert!(
+            !writes.is_stale(&with_phase("a", "Terminating")),
+            "the write's event arrived"
+        );
+        assert!(
+            writes.is_empty(),
+            "a copy that shows the write ends the record"
+        );
+        assert!(
+            !writes.is_stale(&with_phase("a", "Active")),
+            "nothing is held against later changes"
         );
     }
 
     #[test]
     fn objects_are_told_apart_and_forgotten() {
         let writes = OwnWrites::default();
-        writes.wrote(&at("5"), &at("6"));
-        let mut other = at("5");
-        other.metadata.name = Some("b".into());
-        assert!(!writes.is_stale(&other));
-        writes.forget(&at("9"));
+        writes.wrote(&with_phase("a", "Terminating"));
+        assert!(!writes.is_stale(&with_phase("b", "Active")));
+        writes.forget(&with_phase("a", "Active"));
+        assert!(writes.is_empty());
+    }
+
+    #[test]
+    fn a_copy_is_believed_after_the_patience_runs_out() {
+        let writes = OwnWrites::default();
+        writes.wrote(&with_phase("a", "Terminating"));
+        let mut held = writes.lock();
+        if let Some((_, at)) = held.get_mut("/a") {
+            *at -= OWN_WRITE_PATIENCE;
+        }
+        drop(held);
+        assert!(
+            !writes.is_stale(&with_phase("a", "Active")),
+            "someone else's status wins"
+        );
         assert!(writes.is_empty());
     }
 }

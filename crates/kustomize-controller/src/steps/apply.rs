@@ -65,7 +65,7 @@ pub async fn record_intent(
     let written = apply_status(&api, &ks.name_any(), KUSTOMIZE_FIELD_MANAGER, &next)
         .await
         .map_err(Error::PatchStatus)?;
-    writes.wrote(ks, &written);
+    writes.wrote(&written);
     Ok(next)
 }
 
