@@ -93,6 +93,8 @@ pub struct Context {
     pub refresh: Refresh,
     /// Ref listings shared by GitRepositories with the same URL and credentials.
     pub listings: std::sync::Arc<crate::git::RefListings>,
+    /// Artifacts shared by GitRepositories that pack the same commit the same way.
+    pub archives: crate::archive::shared::SharedArchives,
 }
 
 /// What feeds the context's stores and queue; [`crate::controller::run`] takes it.
@@ -137,6 +139,7 @@ impl Context {
             hooks: Hooks::default(),
             refresh,
             listings,
+            archives: Default::default(),
         };
         let feeds = Feeds {
             repositories: writer,

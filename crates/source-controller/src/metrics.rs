@@ -21,6 +21,9 @@ pub struct Metrics {
     /// Ref listings taken from another object's listing (same URL, same credentials) instead
     /// of asking the server.
     pub git_listings_shared: prometheus::IntCounter,
+    /// Artifacts stored, by `how`: `built` from git objects, or `copied` from another
+    /// GitRepository's artifact of the same commit and options.
+    pub archives: IntCounterVec,
 }
 
 impl Metrics {
@@ -64,6 +67,14 @@ impl Metrics {
             "Ref listings taken from another object's listing of the same URL and credentials",
         )?;
         registry.register(Box::new(git_listings_shared.clone()))?;
+        let archives = IntCounterVec::new(
+            Opts::new(
+                "artifacts_stored_total",
+                "Artifacts stored, built from git objects or copied from an identical one",
+            ),
+            &["how"],
+        )?;
+        registry.register(Box::new(archives.clone()))?;
         // Every known series from the start, at 0: a rate over a series that appears only
         // with its first sample misses that sample, and a scrape shows what can be counted.
         for code in ["200", "202", "401", "404", "405", "413", "503"] {
@@ -71,6 +82,9 @@ impl Metrics {
         }
         for operation in ["ls-refs", "fetch"] {
             git_requests.with_label_values(&[operation]);
+        }
+        for how in ["built", "copied"] {
+            archives.with_label_values(&[how]);
         }
         Ok(Self {
             registry,
@@ -80,6 +94,7 @@ impl Metrics {
             receiver_calls,
             git_requests,
             git_listings_shared,
+            archives,
         })
     }
 }

@@ -14,6 +14,7 @@ use mooring_api::conditions::reasons;
 use mooring_api::constants::MIN_INTERVAL;
 use mooring_api::{Artifact, GitCheckout, GitRepository, GitRepositorySpec};
 
+use crate::archive::shared::{ArchiveKey, Made, copy_shared};
 use crate::archive::{ArchiveOptions, IncludeSource, build_archive};
 use crate::context::Context;
 use crate::error::Error;
@@ -383,26 +384,48 @@ pub async fn build_and_store(
         max_include_size: ctx.settings.max_artifact_size,
         max_file_size: ctx.settings.max_git_object_size,
     };
+    let key = ArchiveKey {
+        repo: fetched.repo_path.clone(),
+        commit: fetched.commit.clone(),
+        options,
+    };
+    // Held while this object copies or builds: others packing the same commit the same way
+    // wait, then copy.
+    let slot = ctx.archives.slot(key.clone());
+    let mut made = slot.lock().await;
+    let shared = made.clone();
     let (ns_owned, name_owned) = (ns.to_string(), name.to_string());
-    let repo_path = fetched.repo_path.clone();
-    let commit = fetched.commit.clone();
     let retention = ctx.settings.retention;
     let stored = tokio::task::spawn_blocking(move || {
-        let result = storage.store(&ns_owned, &name_owned, &commit, |out| {
-            build_archive(&repo_path, &commit, &options, out)
+        let copied = shared.and_then(|shared| {
+            match copy_shared(&storage, &ns_owned, &name_owned, &key.commit, &shared) {
+                Ok(stored) => Some(stored),
+                Err(e) => {
+                    tracing::debug!(namespace = %ns_owned, name = %name_owned, error = %e, "building the artifact: the shared one cannot be copied");
+                    None
+                }
+            }
         });
+        let copied_now = copied.is_some();
+        let result = match copied {
+            Some(stored) => Ok(stored),
+            None => storage.store(&ns_owned, &name_owned, &key.commit, |out| {
+                build_archive(&key.repo, &key.commit, &key.options, out)
+            }),
+        };
         if let Ok((stored, _)) = &result
             && let Err(e) = storage.gc(&ns_owned, &name_owned, retention, &stored.path)
         {
             tracing::warn!(error = %e, "garbage-collecting old artifacts failed");
         }
-        result
+        (result, copied_now)
     })
     .await
     .map_err(|e| Error::Storage {
         reason: reasons::ARCHIVE_OPERATION_FAILED,
         message: e.to_string(),
     })?;
+    let (stored, copied) = stored;
     let (stored, summary) = stored.map_err(|e| match e {
         StoreError::Build(e) => Error::Storage {
             reason: reasons::ARCHIVE_OPERATION_FAILED,
@@ -413,6 +436,17 @@ pub async fn build_and_store(
             message: e.to_string(),
         },
     })?;
+    ctx.metrics
+        .archives
+        .with_label_values(&[if copied { "copied" } else { "built" }])
+        .inc();
+    // The newest file of the key is the one least likely to be collected soon.
+    *made = Some(Made {
+        path: stored.path.clone(),
+        digest: stored.digest.clone(),
+        summary: summary.clone(),
+    });
+    drop(made);
     let info = &fetched.info;
     let mut metadata = BTreeMap::new();
     metadata.insert("git.author".to_string(), info.author.clone());

@@ -1,6 +1,7 @@
 //! GitRepositories with the same URL and credentials share ref listings and fetches, counted
 //! at the git server: 50 objects make at most two `ls-refs` per interval window (a listing is
-//! shared for half an interval) and one fetch per new commit, and an object with other credentials for the same URL never uses their listing.
+//! shared for half an interval), one fetch and one archive build per new commit, and an object
+//! with other credentials for the same URL never uses their listing.
 
 #[path = "../../kustomize-controller/tests/flow/mod.rs"]
 mod flow;
@@ -75,11 +76,13 @@ async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_neve
         )
         .await;
     }
+    let mut artifacts = Vec::new();
     for i in 0..OBJECTS {
-        support::wait_for(&env, &format!("a{i}"), "Ready", |r| {
+        let ready = support::wait_for(&env, &format!("a{i}"), "Ready", |r| {
             support::is_ready_at(r, &first)
         })
         .await;
+        artifacts.push(ready.status.and_then(|s| s.artifact).expect("artifact"));
     }
     let cold = started.elapsed();
     let listings = count(server, &name, RequestKind::LsRefs);
@@ -98,6 +101,31 @@ async fn fifty_objects_on_one_url_list_refs_once_per_window_and_credentials_neve
         "{resolving} listings for {OBJECTS} objects in {windows} window(s)"
     );
     assert_eq!(fetches, 1, "one fetch for the one commit");
+
+    // One archive built; every other object copied it into its own file, which is served with
+    // the digest its status gives.
+    let stored = |how: &str| {
+        running
+            .context()
+            .metrics
+            .archives
+            .with_label_values(&[how])
+            .get()
+    };
+    assert_eq!((stored("built"), stored("copied")), (1, OBJECTS as u64 - 1));
+    let digests: std::collections::BTreeSet<_> =
+        artifacts.iter().map(|a| a.digest.clone()).collect();
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    let urls: std::collections::BTreeSet<_> = artifacts.iter().map(|a| a.url.clone()).collect();
+    assert_eq!(urls.len(), OBJECTS, "each object serves its own file");
+    for artifact in [&artifacts[0], &artifacts[OBJECTS - 1]] {
+        let (code, body) = support::download(&artifact.url).await;
+        assert_eq!(code, 200, "{}", artifact.url);
+        assert_eq!(
+            Some(format!("sha256:{}", support::sha256_hex(&body))),
+            artifact.digest
+        );
+    }
 
     // Another credential for the same URL lists for itself, though a listing is fresh.
     support::apply_repo(

@@ -14,6 +14,7 @@ mod entries;
 mod ignore;
 mod include;
 mod paths;
+pub mod shared;
 mod tree;
 mod writer;
 
@@ -30,7 +31,7 @@ use self::include::{IncludeLoader, IncludePaths};
 use self::tree::TreeWalk;
 
 /// What goes into the artifact besides the commit itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ArchiveOptions {
     /// `spec.ignore`: gitignore-syntax rules. When set, they replace Flux's default exclusions
     /// (the VCS files stay excluded unless re-included); `.sourceignore` files apply either way.
@@ -51,7 +52,7 @@ pub struct ArchiveOptions {
 }
 
 /// One included artifact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IncludeSource {
     /// The included GitRepository's stored `.tar.gz`.
     pub archive: PathBuf,
