@@ -34,6 +34,7 @@ mod resolve;
 mod semver;
 mod ssh;
 mod ssh_secret;
+mod tls;
 mod transport;
 mod url;
 

@@ -183,26 +183,10 @@ impl<'a> Session<'a> {
                 .extra_headers
                 .push(format!("Authorization: Bearer {}", token.expose()));
         }
+        // Made without reading the disk (the system's anchors are read once per process).
+        let tls = super::tls::client_config(auth.ca_pem.as_deref(), auth.client_cert.as_ref())
+            .map_err(GitError::Auth)?;
         let invalid = |key, why| GitError::Auth(AuthError::Invalid { key, why });
-        let certs = match &auth.ca_pem {
-            Some(pem) => Some(
-                reqwest::Certificate::from_pem_bundle(pem)
-                    .map_err(|_| invalid("ca.crt", "it holds no PEM certificate"))?,
-            ),
-            None => None,
-        };
-        let identity = match &auth.client_cert {
-            Some(cert) => {
-                let mut pem = cert.cert_pem.clone();
-                pem.push(b'\n');
-                pem.extend_from_slice(cert.key_pem.expose());
-                Some(
-                    reqwest::Identity::from_pem(&pem)
-                        .map_err(|_| invalid("tls.crt", "not a PEM certificate and key"))?,
-                )
-            }
-            None => None,
-        };
         let proxy = match &self.remote.proxy {
             Some(p) => Some(
                 p.to_reqwest()
@@ -215,12 +199,7 @@ impl<'a> Session<'a> {
             builder = builder
                 .timeout(timeout)
                 .connect_timeout(timeout.min(Duration::from_secs(20)));
-            if let Some(certs) = &certs {
-                builder = builder.tls_certs_merge(certs.iter().cloned());
-            }
-            if let Some(identity) = &identity {
-                builder = builder.identity(identity.clone());
-            }
+            builder = builder.tls_backend_preconfigured(tls.clone());
             if let Some(proxy) = &proxy {
                 builder = builder.proxy(proxy.clone());
             }
