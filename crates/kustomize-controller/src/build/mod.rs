@@ -372,7 +372,16 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
     let scratch = dir.path().join("scratch");
     std::fs::create_dir(&tree).map_err(io)?;
     std::fs::create_dir(&scratch).map_err(io)?;
-    workcopy::mirror(&input.artifact_dir, &tree).map_err(io)?;
+    // Only the part of the artifact the build can reach is mirrored: in a monorepo with a
+    // directory per app, mirroring everything cost more than the build.
+    match reached_subtree(input, relative) {
+        Some(subtree) if !subtree.as_os_str().is_empty() => {
+            std::fs::create_dir_all(tree.join(&subtree)).map_err(io)?;
+            workcopy::mirror(&input.artifact_dir.join(&subtree), &tree.join(&subtree))
+                .map_err(io)?;
+        }
+        _ => workcopy::mirror(&input.artifact_dir, &tree).map_err(io)?,
+    }
     let build_dir = tree.join(relative);
     // A path through a symbolic link must still land inside the artifact.
     let canonical_tree = std::fs::canonicalize(&tree).map_err(io)?;
@@ -409,6 +418,53 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
         scratch,
         revealed,
     })
+}
+
+/// The smallest directory of the artifact (relative to it) that holds everything the build
+/// can reach: the build directory, the components `spec.components` adds, and what the
+/// kustomizations reachable from them name, as written and as resolved through symbolic
+/// links. Scanned on the shared artifact, before the build's own kustomization is written;
+/// the build's sandbox check then runs on the working copy as always. `None` (mirror it all)
+/// when the scan fails (the check on the full copy reports why) or when the directory has no
+/// kustomization file.
+fn reached_subtree(input: &BuildInput, relative: &Path) -> Option<PathBuf> {
+    let root = &input.artifact_dir;
+    let start = root.join(relative);
+    // A kustomization generated for the directory may list any of its subdirectories' own
+    // kustomizations; the scan cannot see those before it is written.
+    kustomization::find(&start)?;
+    let mut reached = sandbox::check(root, &start, input.allow_remote_bases)
+        .ok()?
+        .reached;
+    reached.push(start.clone());
+    for component in &input.components {
+        let dir = root.join(normalize_path(&relative.join(component).to_string_lossy())?);
+        if dir.is_dir() {
+            reached.extend(
+                sandbox::check(root, &dir, input.allow_remote_bases)
+                    .ok()?
+                    .reached,
+            );
+        }
+        reached.push(dir);
+    }
+    let mut common: Option<PathBuf> = None;
+    for path in reached {
+        let inside = path.strip_prefix(root).ok()?.to_path_buf();
+        common = Some(match common {
+            None => inside,
+            Some(prefix) => prefix
+                .components()
+                .zip(inside.components())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    let common = common?;
+    // The directory itself must be a real directory of the artifact, not a link.
+    let meta = std::fs::symlink_metadata(root.join(&common)).ok()?;
+    meta.is_dir().then_some(common)
 }
 
 /// Replaces every SOPS-encrypted file among `files` (inside the working copy `tree`) with its
@@ -530,5 +586,82 @@ mod tests {
         ];
         let labels: std::collections::BTreeSet<_> = errors.iter().map(BuildError::label).collect();
         assert_eq!(labels.len(), errors.len());
+    }
+
+    fn artifact(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        dir
+    }
+
+    fn subtree_of(root: &Path, path: &str, components: &[&str]) -> Option<String> {
+        let mut input = BuildInput::new(root, "/kustomize");
+        input.path = path.to_owned();
+        input.components = components.iter().map(|c| c.to_string()).collect();
+        reached_subtree(&input, &normalize_path(path).expect("path"))
+            .map(|p| p.display().to_string())
+    }
+
+    #[test]
+    fn only_what_the_build_can_reach_is_mirrored() {
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
+        let root = artifact(&[
+            ("app-1/deploy/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("app-1/deploy/cm.yaml", cm),
+            ("app-2/deploy/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("app-2/deploy/cm.yaml", cm),
+            ("apps/base/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("apps/base/cm.yaml", cm),
+            ("apps/prod/kustomization.yaml", "resources: [../base]\n"),
+            ("apps/comp/kustomization.yaml", "kind: Component\n"),
+            ("plain/cm.yaml", cm),
+        ]);
+        let root = root.path();
+        // A directory per app: only that app's directory.
+        assert_eq!(
+            subtree_of(root, "app-1/deploy", &[]).as_deref(),
+            Some("app-1/deploy")
+        );
+        // An overlay over a base: both, through their common parent.
+        assert_eq!(subtree_of(root, "apps/prod", &[]).as_deref(), Some("apps"));
+        // A component that spec.components adds counts too.
+        assert_eq!(
+            subtree_of(root, "app-1/deploy", &["../../apps/comp"]).as_deref(),
+            Some("")
+        );
+        // A directory whose kustomization is generated, and a scan that fails: all of it.
+        assert_eq!(subtree_of(root, "plain", &[]), None);
+        std::fs::write(
+            root.join("apps/prod/kustomization.yaml"),
+            "resources: [../../..]\n",
+        )
+        .expect("write");
+        assert_eq!(subtree_of(root, "apps/prod", &[]), None);
+
+        // A link inside the app to a file elsewhere: the link's target is reached too.
+        std::os::unix::fs::symlink(
+            "../../apps/base/cm.yaml",
+            root.join("app-2/deploy/shared.yaml"),
+        )
+        .expect("symlink");
+        std::fs::write(
+            root.join("app-2/deploy/kustomization.yaml"),
+            "resources: [shared.yaml]\n",
+        )
+        .expect("write");
+        assert_eq!(subtree_of(root, "app-2/deploy", &[]).as_deref(), Some(""));
+
+        // The working copy of app-1 holds app-1 and nothing of its siblings.
+        let work = tempfile::tempdir().expect("work");
+        let mut input = BuildInput::new(root, "/kustomize");
+        input.path = "app-1/deploy".into();
+        let prepared = prepare(&input, Path::new("app-1/deploy"), work.path()).expect("prepare");
+        assert!(prepared.build_dir.join("cm.yaml").is_file());
+        assert!(!prepared.tree.join("app-2").exists());
+        assert!(!prepared.tree.join("apps").exists());
     }
 }

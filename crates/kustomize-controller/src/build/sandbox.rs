@@ -186,6 +186,11 @@ pub struct Scan {
     /// The files that may be SOPS-encrypted: resource files, and the files secretGenerators
     /// read, each with the format it would be encrypted in. Paths inside the working copy.
     pub encryptable: Vec<(PathBuf, Format)>,
+    /// Every path inside `root` the build can reach: each kustomization directory scanned
+    /// (the start as given and as resolved) and each local entry, as written and as resolved
+    /// through symbolic links. kustomize, confined to each kustomization's directory, reads
+    /// nothing outside the directories and files named here.
+    pub reached: Vec<PathBuf>,
 }
 
 impl Scan {
@@ -209,10 +214,16 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
         fs::canonicalize(root).map_err(|source| BuildError::WorkingCopy { source })?;
     let mut queue = VecDeque::from([start.to_path_buf()]);
     let mut seen = BTreeSet::new();
+    if let Ok(resolved) = fs::canonicalize(start)
+        && let Ok(inside) = resolved.strip_prefix(&canonical_root)
+    {
+        scan.reached.push(root.join(inside));
+    }
     while let Some(dir) = queue.pop_front() {
         if !seen.insert(dir.clone()) {
             continue;
         }
+        scan.reached.push(dir.clone());
         let Some(file) = find(&dir) else { continue };
         let display = display_path(&file, root);
         let text = fs::read_to_string(&file).map_err(|e| BuildError::InvalidKustomization {
@@ -254,6 +265,10 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
                     "the path leaves the artifact through a symbolic link",
                 ));
             }
+            if let Ok(inside) = resolved.strip_prefix(&canonical_root) {
+                scan.reached.push(root.join(inside));
+            }
+            scan.reached.push(local.clone());
             if DIRECTORY_FIELDS.contains(&field) && resolved.is_dir() {
                 let inside = resolved.strip_prefix(&canonical_root).unwrap_or(&resolved);
                 queue.push_back(root.join(inside));
