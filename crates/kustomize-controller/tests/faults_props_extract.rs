@@ -439,7 +439,11 @@ fn hostile(case: Case) -> Result<(), TestCaseError> {
         let message = e.to_string();
         prop_assert!(LABELS.contains(&e.label()), "unexpected error {e:?}");
         prop_assert!(!message.trim().is_empty());
-        if let ArtifactError::UnsafeEntry { entry, .. } = e {
+        // A flipped byte can rename an entry: the error then rightly names it as the damaged
+        // archive holds it, so the names are compared only for undamaged archives.
+        if let ArtifactError::UnsafeEntry { entry, .. } = e
+            && matches!(case.damage, Damage::None)
+        {
             prop_assert!(
                 case.entries.iter().any(|x| x.name.replace(OUTSIDE, "")
                     == entry.replace(&*outside.to_string_lossy(), "")),
