@@ -374,14 +374,9 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
     std::fs::create_dir(&scratch).map_err(io)?;
     // Only the part of the artifact the build can reach is mirrored: in a monorepo with a
     // directory per app, mirroring everything cost more than the build.
-    match reached_subtree(input, relative) {
-        Some(subtree) if !subtree.as_os_str().is_empty() => {
-            std::fs::create_dir_all(tree.join(&subtree)).map_err(io)?;
-            workcopy::mirror(&input.artifact_dir.join(&subtree), &tree.join(&subtree))
-                .map_err(io)?;
-        }
-        _ => workcopy::mirror(&input.artifact_dir, &tree).map_err(io)?,
-    }
+    let subtree = reached_subtree(input, relative).unwrap_or_default();
+    std::fs::create_dir_all(tree.join(&subtree)).map_err(io)?;
+    workcopy::mirror(&input.artifact_dir.join(&subtree), &tree.join(&subtree)).map_err(io)?;
     let build_dir = tree.join(relative);
     // A path through a symbolic link must still land inside the artifact.
     let canonical_tree = std::fs::canonicalize(&tree).map_err(io)?;

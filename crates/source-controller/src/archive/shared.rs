@@ -88,17 +88,13 @@ impl SharedArchives {
     }
 
     /// How many keys are remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .by_key
             .len()
-    }
-
-    /// Whether no key is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
