@@ -28,6 +28,10 @@ const DIGEST_IN_NAME: usize = 12;
 const TEMP_PREFIX: &str = ".tmp-";
 /// The digests remembered by [`Storage::holds`] are forgotten when there are this many.
 const VERIFIED_LIMIT: usize = 4096;
+/// File times come from the kernel's coarse clock, which may lag `SystemTime::now()` by a
+/// tick: a temp file this process wrote just after opening the storage can look older than
+/// the opening. Files written this much before the opening are still taken for ours.
+const CLOCK_SLACK: Duration = Duration::from_secs(1);
 /// A temp file older than this was left by a crashed write and is removed by [`Storage::gc`],
 /// even when it was written after this process opened the storage.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
@@ -151,7 +155,8 @@ pub struct Storage {
     /// Files whose digest was read in full, with the stamp they had then: an unchanged file
     /// is not hashed again on every pass.
     verified: Arc<Mutex<HashMap<PathBuf, (FileStamp, String)>>>,
-    /// When this process opened the storage: no write of its own is older.
+    /// When this process opened the storage, less [`CLOCK_SLACK`]: no write of its own is
+    /// older.
     opened: SystemTime,
 }
 
@@ -161,7 +166,7 @@ impl Storage {
         Self {
             root: root.into(),
             verified: Arc::default(),
-            opened: SystemTime::now(),
+            opened: SystemTime::now() - CLOCK_SLACK,
         }
     }
 
