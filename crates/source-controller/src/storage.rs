@@ -5,9 +5,11 @@
 //! file instead of replacing one a consumer may be downloading or about to verify, and a
 //! rebuild of identical content lands on the same name (the archive is deterministic).
 //! Files are written to a hidden temp file in the target directory, synced, then renamed into
-//! place, so a reader only ever sees complete artifacts. A temp file last written before this
-//! process opened the storage was left by a process that died mid-write (a crash, an OOM kill)
-//! and is removed by the next GC of its directory.
+//! place, so a reader only ever sees complete artifacts. Each process names its temp files with
+//! a tag of its own: a temp file without this process's tag was left by a process that died
+//! mid-write (a crash, an OOM kill) and is removed by the next GC of its directory. File times
+//! are not used for this, as they tick coarsely and a kill just before a restart would leave a
+//! file that looks as new as the restarted process's own writes.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -28,12 +30,8 @@ const DIGEST_IN_NAME: usize = 12;
 const TEMP_PREFIX: &str = ".tmp-";
 /// The digests remembered by [`Storage::holds`] are forgotten when there are this many.
 const VERIFIED_LIMIT: usize = 4096;
-/// File times come from the kernel's coarse clock, which may lag `SystemTime::now()` by a
-/// tick: a temp file this process wrote just after opening the storage can look older than
-/// the opening. Files written this much before the opening are still taken for ours.
-const CLOCK_SLACK: Duration = Duration::from_secs(1);
 /// A temp file older than this was left by a crashed write and is removed by [`Storage::gc`],
-/// even when it was written after this process opened the storage.
+/// even when it carries this process's tag.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Why a storage operation failed.
@@ -155,9 +153,9 @@ pub struct Storage {
     /// Files whose digest was read in full, with the stamp they had then: an unchanged file
     /// is not hashed again on every pass.
     verified: Arc<Mutex<HashMap<PathBuf, (FileStamp, String)>>>,
-    /// When this process opened the storage, less [`CLOCK_SLACK`]: no write of its own is
-    /// older.
-    opened: SystemTime,
+    /// Prefix of the temp files this storage writes: [`TEMP_PREFIX`], a tag unique to this
+    /// process and storage, and `-`.
+    temp_prefix: Arc<str>,
 }
 
 impl Storage {
@@ -166,8 +164,14 @@ impl Storage {
         Self {
             root: root.into(),
             verified: Arc::default(),
-            opened: SystemTime::now() - CLOCK_SLACK,
+            temp_prefix: format!("{TEMP_PREFIX}{}-", instance_tag()).into(),
         }
+    }
+
+    /// The prefix of the temp files this storage writes; a temp file in storage without it
+    /// is taken for a dead process's.
+    pub fn temp_prefix(&self) -> &str {
+        &self.temp_prefix
     }
 
     /// Whether the artifact at `path` is a regular file with `digest` (`sha256:<hex>`). The
@@ -266,7 +270,7 @@ impl Storage {
             source,
         };
         let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+            .prefix(&*self.temp_prefix)
             .suffix(ARTIFACT_SUFFIX)
             .tempfile_in(&dir)
             .map_err(write_error)?;
@@ -321,7 +325,8 @@ impl Storage {
 
     /// Removes old artifacts of `namespace/name`: keeps the newest `keep` files by mtime,
     /// counting `keep_path` (the advertised artifact, never removed), and removes temp files
-    /// left by crashed writes: last written before this storage was opened, or long ago. Returns the removed paths, relative to the root. Blocking.
+    /// left by crashed writes: those without this storage's tag, and any written long ago.
+    /// Returns the removed paths, relative to the root. Blocking.
     pub fn gc(
         &self,
         namespace: &str,
@@ -356,7 +361,7 @@ impl Storage {
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if file_name.starts_with(TEMP_PREFIX) {
                 let age = now.duration_since(modified).unwrap_or_default();
-                if modified < self.opened || age > STALE_TEMP_AGE {
+                if !file_name.starts_with(&*self.temp_prefix) || age > STALE_TEMP_AGE {
                     stale_temps.push(file_name);
                 }
             } else if file_name.ends_with(ARTIFACT_SUFFIX) {
@@ -404,6 +409,19 @@ impl Storage {
         let encoded: Vec<String> = path.split('/').map(encode_segment).collect();
         format!("{scheme}{base}/{}", encoded.join("/"))
     }
+}
+
+/// A tag no other process (a restarted one included, whose pid may well be the same in a
+/// container) and no other storage of this process uses: the clock at creation, the pid and a
+/// counter.
+fn instance_tag() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{nanos:x}{:x}{count:x}", std::process::id())
 }
 
 /// The artifacts to remove: all but the newest `keep` (the current one counts and stays).

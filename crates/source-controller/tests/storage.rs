@@ -139,8 +139,10 @@ fn gc_removes_stale_temp_files_only() {
     let (_dir, storage) = storage();
     let s = store_bytes(&storage, "app", "c", b"x");
     let dir = storage.root().join("gitrepository/ns/app");
-    let stale = dir.join(".tmp-old.tar.gz");
-    let fresh = dir.join(".tmp-new.tar.gz");
+    // Both carry this process's tag; only the one written long ago is collected.
+    let stale_name = format!("{}old.tar.gz", storage.temp_prefix());
+    let stale = dir.join(&stale_name);
+    let fresh = dir.join(format!("{}new.tar.gz", storage.temp_prefix()));
     fs::write(&stale, b"").expect("write");
     fs::write(&fresh, b"").expect("write");
     File::options()
@@ -150,7 +152,7 @@ fn gc_removes_stale_temp_files_only() {
         .set_modified(SystemTime::now() - Duration::from_secs(7200))
         .expect("mtime");
     let removed = storage.gc("ns", "app", 1, &s.path).expect("gc");
-    assert_eq!(removed, ["gitrepository/ns/app/.tmp-old.tar.gz"]);
+    assert_eq!(removed, [format!("gitrepository/ns/app/{stale_name}")]);
     assert!(fresh.exists());
 }
 
@@ -159,29 +161,19 @@ fn gc_removes_temp_files_a_previous_process_left() {
     let (dir, storage) = storage();
     store_bytes(&storage, "app", "c", b"x");
     let artifacts = storage.root().join("gitrepository/ns/app");
-    // Killed mid-write a moment before this process started.
-    let killed = artifacts.join(".tmp-killed.tar.gz");
+    // Killed mid-write the instant before the restart: the file is as new as anything the
+    // restarted process writes, so only its name tells it apart.
+    let killed_name = format!("{}killed.tar.gz", storage.temp_prefix());
+    let killed = artifacts.join(&killed_name);
     fs::write(&killed, b"partial").expect("write");
-    File::options()
-        .write(true)
-        .open(&killed)
-        .expect("open")
-        .set_modified(SystemTime::now() - Duration::from_secs(5))
-        .expect("mtime");
     // The restarted process opens the same storage; its own write in flight stays.
     let restarted = Storage::new(dir.path().join("data"));
-    let own = artifacts.join(".tmp-own.tar.gz");
+    assert_ne!(restarted.temp_prefix(), storage.temp_prefix());
+    let own = artifacts.join(format!("{}own.tar.gz", restarted.temp_prefix()));
     fs::write(&own, b"").expect("write");
-    // As the clock reads now (file times tick coarsely, and may lag it by a few ms).
-    File::options()
-        .write(true)
-        .open(&own)
-        .expect("open")
-        .set_modified(SystemTime::now())
-        .expect("mtime");
     let s = store_bytes(&restarted, "app", "d", b"y");
     let removed = restarted.gc("ns", "app", 2, &s.path).expect("gc");
-    assert_eq!(removed, ["gitrepository/ns/app/.tmp-killed.tar.gz"]);
+    assert_eq!(removed, [format!("gitrepository/ns/app/{killed_name}")]);
     assert!(own.exists());
 }
 
