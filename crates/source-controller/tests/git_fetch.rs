@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mooring_source_controller::git::{GitAuth, GitError, ProxyConfig, Remote, fetch, resolve};
-use mooring_testkit::git::Auth;
+use mooring_testkit::git::{Auth, Credential, RequestKind};
 
 #[test]
 fn http_without_auth_resolves_without_fetching_then_fetches() {
@@ -107,6 +107,69 @@ fn https_bearer_token() {
     let err = resolve(&wrong, &branch("main")).expect_err("wrong token");
     assert_eq!(err.reason(), "AuthenticationFailed", "{err}");
     assert!(!err.to_string().contains("tok-wrong-999"), "{err}");
+}
+
+/// The kinds of the requests `repo` received since the last clear, in order.
+fn request_kinds(s: &mooring_testkit::git::GitServer, repo: &str) -> Vec<RequestKind> {
+    s.requests(repo).iter().map(|r| r.kind).collect()
+}
+
+#[test]
+fn listings_of_a_known_server_send_only_ls_refs_on_a_kept_connection() {
+    let s = server();
+    let repo = s
+        .create_repo("listing-kept", Auth::basic("bot", "kept-pw"))
+        .expect("repo");
+    let remote = https(&repo, &[("username", "bot"), ("password", "kept-pw")]);
+    s.clear_requests(repo.name());
+    let first = resolve(&remote, &branch("main")).expect("resolve");
+    assert_eq!(
+        request_kinds(s, repo.name()),
+        [RequestKind::RefAdvertisement, RequestKind::LsRefs],
+        "the first listing asks for the capabilities, with the credentials at once"
+    );
+    assert!(
+        s.requests(repo.name()).iter().all(|r| r.succeeded()
+            && r.credential
+                == Credential::Basic {
+                    username: "bot".into()
+                }),
+        "{:?}",
+        s.requests(repo.name())
+    );
+
+    // The capabilities are remembered: one request per listing, and a new commit is seen.
+    let head = repo
+        .commit(&[("next.yaml", "kind: ConfigMap\n")], "next")
+        .expect("commit");
+    s.clear_requests(repo.name());
+    let second = resolve(&remote, &branch("main")).expect("resolve");
+    assert_ne!(first.commit, second.commit);
+    assert_eq!(second.commit, head);
+    assert_eq!(request_kinds(s, repo.name()), [RequestKind::LsRefs]);
+
+    // A tag is peeled to its commit, and a missing branch still names the default one.
+    repo.tag("v1.0.0", true, "release").expect("tag");
+    let tagged = resolve(&remote, &mooring_api::GitCheckout::Tag("v1.0.0".into())).expect("tag");
+    assert_eq!(tagged.commit, head);
+    let err = resolve(&remote, &branch("nope")).expect_err("no such branch");
+    assert!(err.to_string().contains("main"), "{err}");
+
+    // A wrong password fails as gix reports it; after any failed listing the server's
+    // capabilities are asked for again.
+    let wrong = https(&repo, &[("username", "bot"), ("password", "wrong-pw")]);
+    let err = resolve(&wrong, &branch("main")).expect_err("wrong password");
+    assert!(
+        matches!(err, GitError::AuthenticationFailed { .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("wrong-pw"), "{err}");
+    s.clear_requests(repo.name());
+    resolve(&remote, &branch("main")).expect("resolve");
+    assert_eq!(
+        request_kinds(s, repo.name()),
+        [RequestKind::RefAdvertisement, RequestKind::LsRefs]
+    );
 }
 
 #[test]

@@ -27,6 +27,7 @@ mod cache;
 mod classify;
 mod error;
 mod fetch;
+mod http_listing;
 mod listings;
 mod proxy;
 mod refs;

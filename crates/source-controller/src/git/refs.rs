@@ -76,6 +76,22 @@ pub(crate) fn listing_refspecs(checkout: &GitCheckout) -> Vec<String> {
     }
 }
 
+/// The `ref-prefix` arguments of an `ls-refs` for `checkout`, as gix derives them from
+/// [`listing_refspecs`]; `None` for a `name`, whose short forms gix expands by its own rules.
+pub(crate) fn listing_prefixes(checkout: &GitCheckout) -> Option<Vec<String>> {
+    let wanted = match checkout {
+        GitCheckout::Branch(branch)
+        | GitCheckout::Commit {
+            branch: Some(branch),
+            ..
+        } => format!("refs/heads/{branch}"),
+        GitCheckout::Tag(tag) => format!("refs/tags/{tag}"),
+        GitCheckout::Semver(_) => "refs/tags/".to_owned(),
+        GitCheckout::Name(_) | GitCheckout::Commit { branch: None, .. } => return None,
+    };
+    Some(vec![wanted, "HEAD".to_owned()])
+}
+
 /// A full lower-case SHA-1, or [`GitError::InvalidCommit`].
 pub(crate) fn validate_commit(commit: &str) -> Result<String, GitError> {
     if commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()) {

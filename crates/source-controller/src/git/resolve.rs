@@ -5,14 +5,16 @@ use mooring_api::GitCheckout;
 use std::sync::OnceLock;
 
 use super::listings::{ListingKey, RefListings};
-use super::refs::{self, has_commits, listing_refspecs};
+use super::refs::{self, RemoteRef, has_commits, listing_prefixes, listing_refspecs};
 use super::transport::{Session, validate};
 use super::{GitError, Remote, Resolved};
 
 /// Resolves `checkout` on `remote` to a commit and Flux revision. Blocking; see the module doc.
 ///
-/// - Branch, tag, `name`, semver: one handshake and one `ls-refs` (the server filters by the
-///   ref's prefix); annotated tags are peeled to their commit. No pack is fetched.
+/// - Branch, tag, `name`, semver: one `ls-refs` (the server filters by the ref's prefix),
+///   after the capability advertisement when this process has not seen the server's yet;
+///   annotated tags are peeled to their commit. No pack is fetched. Over HTTP(S) the listing
+///   takes a kept-alive connection ([`super::http_listing`]).
 /// - Commit: no network at all (with a branch, one `ls-refs` checks that the branch exists);
 ///   whether the commit exists is known only when [`super::fetch`] asks for it.
 ///
@@ -58,10 +60,20 @@ pub fn resolve_with(
         })?;
     }
     let session = Session::start(remote, "listing refs")?;
-    let scratch = Scratch::new(&session)?;
     let refspecs = listing_refspecs(checkout);
+    let prefixes = listing_prefixes(checkout);
+    let list = || -> Result<Vec<RemoteRef>, GitError> {
+        if let Some(refs) = prefixes
+            .as_deref()
+            .and_then(|prefixes| super::http_listing::list(&session, prefixes))
+        {
+            return Ok(refs);
+        }
+        let scratch = Scratch::new(&session)?;
+        session.list_refs(&scratch.repo, &refspecs, true)
+    };
     let listed = match sharing {
-        None => session.list_refs(&scratch.repo, &refspecs, true)?,
+        None => list()?,
         Some(sharing) => {
             let key = ListingKey {
                 url: remote.url.clone(),
@@ -71,9 +83,7 @@ pub fn resolve_with(
             let url = session.url.redacted().to_owned();
             sharing
                 .listings
-                .get_or_list(key, sharing.max_age, sharing.cancel, &url, || {
-                    session.list_refs(&scratch.repo, &refspecs, true)
-                })?
+                .get_or_list(key, sharing.max_age, sharing.cancel, &url, list)?
         }
     };
     let url = session.url.redacted();
@@ -82,6 +92,7 @@ pub fn resolve_with(
             if !has_commits(&listed) =>
         {
             // HEAD is unborn or missing: list every ref to tell an empty repository apart.
+            let scratch = Scratch::new(&session)?;
             let all = session.list_refs(&scratch.repo, &["HEAD".to_owned()], false)?;
             if has_commits(&all) {
                 Err(e)

@@ -1,0 +1,575 @@
+//! Ref listings over HTTP(S) on shared, kept-alive connections.
+//!
+//! gix's blocking transport builds a new HTTP client for every listing, with a thread of its
+//! own and a runtime thread inside the client, then asks for the server's capabilities before
+//! it sends `ls-refs`. At one listing per GitRepository per interval that was most of an idle
+//! source-controller's CPU. Here one async client per TLS configuration keeps its connections
+//! open between listings and runs on one runtime thread for the whole process; the protocol v2
+//! `ls-refs` command is sent as one POST, and the capability advertisement it depends on is
+//! asked for once per URL and remembered.
+//!
+//! Only the plain case is taken here: HTTP(S) without a proxy (in a Secret or the environment)
+//! and without credentials in the URL. Anything else, and any failure or answer that is not
+//! what protocol v2 says (an HTTP error, a redirect, a v0 server, a malformed line), gives
+//! `None`: the caller then lists through gix, so its error messages and their classification
+//! stay the ones users see.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use super::auth::{GitAuth, HttpCredentials};
+use super::refs::RemoteRef;
+use super::transport::Session;
+use super::url::Scheme;
+
+/// Sent as `User-Agent`; git servers expect it to start with `git/`.
+const USER_AGENT: &str = concat!("git/mooring-", env!("CARGO_PKG_VERSION"));
+/// A larger answer is not read here (gix then lists instead).
+const MAX_BODY: usize = 8 << 20;
+/// The URLs whose capabilities are remembered; the memory is emptied when it has this many.
+const MAX_SERVERS: usize = 4096;
+/// The proxy variables reqwest and gix would honour; when one is set, gix lists.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// What a server's capability advertisement said about `ls-refs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Capabilities {
+    /// `ls-refs=unborn`: an unborn HEAD is listed (how an empty repository shows).
+    unborn: bool,
+}
+
+/// The process's clients and what they learned of servers.
+struct Plane {
+    runtime: tokio::runtime::Handle,
+    /// One client per TLS configuration (the Secret's CA and client certificate).
+    clients: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+    /// Per (TLS configuration, URL): the capabilities the server advertised.
+    servers: Mutex<HashMap<([u8; 32], String), Capabilities>>,
+}
+
+/// The process-wide plane, with its runtime thread started on first use; `None` when the
+/// thread cannot be started (gix lists then).
+fn plane() -> Option<&'static Plane> {
+    static PLANE: OnceLock<Option<Plane>> = OnceLock::new();
+    PLANE
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("git-http".to_owned())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .ok()?;
+            Some(Plane {
+                runtime: handle,
+                clients: Mutex::default(),
+                servers: Mutex::default(),
+            })
+        })
+        .as_ref()
+}
+
+/// Lists the refs under `prefixes` (each a `ref-prefix` argument) on the session's server, or
+/// `None` when this path does not apply or did not get a well-formed answer. Blocking.
+pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<RemoteRef>> {
+    let remote = session.remote;
+    let url = session.url.for_gix();
+    let plain = session.url.scheme() != Scheme::Ssh
+        && remote.proxy.is_none()
+        && url.user().is_none()
+        && !session.url.has_password()
+        && !PROXY_VARIABLES
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+    if !plain || remote.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let plane = plane()?;
+    let tls = tls_key(&remote.auth);
+    let client = plane.client(tls, &remote.auth)?;
+    let base = remote.url.trim_end_matches('/').to_owned();
+    let auth = remote.auth.http.clone();
+    let server_key = (tls, base.clone());
+    let known = plane
+        .servers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&server_key)
+        .copied();
+    let prefixes = prefixes.to_vec();
+    let timeout = session.remaining();
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    plane.runtime.spawn(async move {
+        let listing = async {
+            let (capabilities, learned) = match known {
+                Some(capabilities) => (capabilities, false),
+                None => (advertised(&client, &base, auth.as_ref()).await?, true),
+            };
+            let refs = ls_refs(&client, &base, auth.as_ref(), capabilities, &prefixes).await;
+            Some((capabilities, learned, refs))
+        };
+        let outcome = tokio::time::timeout(timeout, listing).await.ok().flatten();
+        let _ = sender.send(outcome);
+    });
+    let (capabilities, learned, refs) = receiver.recv().ok()??;
+    let mut servers = plane.servers.lock().unwrap_or_else(PoisonError::into_inner);
+    match refs {
+        Some(_) if learned => {
+            if servers.len() >= MAX_SERVERS {
+                servers.clear();
+            }
+            servers.insert(server_key, capabilities);
+        }
+        Some(_) => {}
+        // Whatever changed on the server is found out anew next time.
+        None => {
+            servers.remove(&server_key);
+        }
+    }
+    refs
+}
+
+impl Plane {
+    /// The client for the TLS configuration `key` of `auth`, made on first use.
+    fn client(&self, key: [u8; 32], auth: &GitAuth) -> Option<reqwest::Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&key) {
+            return Some(client.clone());
+        }
+        let tls =
+            super::tls::client_config(auth.ca_pem.as_deref(), auth.client_cert.as_ref()).ok()?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(20))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(USER_AGENT)
+            .build()
+            .ok()?;
+        clients.insert(key, client.clone());
+        Some(client)
+    }
+}
+
+/// What tells TLS configurations apart: the Secret's CA and client certificate and key.
+fn tls_key(auth: &GitAuth) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in [
+        auth.ca_pem.as_deref(),
+        auth.client_cert.as_ref().map(|c| c.cert_pem.as_slice()),
+        auth.client_cert
+            .as_ref()
+            .map(|c| c.key_pem.expose().as_slice()),
+    ] {
+        match part {
+            Some(bytes) => {
+                hasher.update((bytes.len() as u64 + 1).to_be_bytes());
+                hasher.update(bytes);
+            }
+            None => hasher.update(0u64.to_be_bytes()),
+        }
+    }
+    hasher.finalize().into()
+}
+
+/// The request with the credentials of `auth` and the protocol v2 header.
+fn authorized(
+    request: reqwest::RequestBuilder,
+    auth: Option<&HttpCredentials>,
+) -> reqwest::RequestBuilder {
+    let request = request.header("Git-Protocol", "version=2");
+    match auth {
+        Some(HttpCredentials::Basic { username, password }) => {
+            request.basic_auth(username, Some(password.expose()))
+        }
+        Some(HttpCredentials::Bearer(token)) => request.bearer_auth(token.expose()),
+        None => request,
+    }
+}
+
+/// The body of a 200 answer of content type `content_type`, at most [`MAX_BODY`] bytes.
+async fn body_of(response: reqwest::Response, content_type: &str) -> Option<Vec<u8>> {
+    if response.status() != reqwest::StatusCode::OK {
+        return None;
+    }
+    let typed = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == content_type)
+        });
+    if !typed
+        || response
+            .content_length()
+            .is_some_and(|l| l > MAX_BODY as u64)
+    {
+        return None;
+    }
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
+}
+
+/// Asks `base` for its capability advertisement.
+async fn advertised(
+    client: &reqwest::Client,
+    base: &str,
+    auth: Option<&HttpCredentials>,
+) -> Option<Capabilities> {
+    let url = format!("{base}/info/refs?service=git-upload-pack");
+    let response = authorized(client.get(url), auth).send().await.ok()?;
+    let body = body_of(response, "application/x-git-upload-pack-advertisement").await?;
+    parse_advertisement(&body)
+}
+
+/// Sends `ls-refs` for `prefixes` to `base`.
+async fn ls_refs(
+    client: &reqwest::Client,
+    base: &str,
+    auth: Option<&HttpCredentials>,
+    capabilities: Capabilities,
+    prefixes: &[String],
+) -> Option<Vec<RemoteRef>> {
+    let url = format!("{base}/git-upload-pack");
+    let request = client
+        .post(url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-git-upload-pack-request",
+        )
+        .header(
+            reqwest::header::ACCEPT,
+            "application/x-git-upload-pack-result",
+        )
+        .body(ls_refs_request(capabilities, prefixes));
+    let response = authorized(request, auth).send().await.ok()?;
+    let body = body_of(response, "application/x-git-upload-pack-result").await?;
+    parse_refs(&body)
+}
+
+/// One pkt-line.
+#[derive(Debug, PartialEq, Eq)]
+enum Pkt<'a> {
+    Data(&'a [u8]),
+    Flush,
+    Delim,
+    ResponseEnd,
+}
+
+/// Splits `body` into pkt-lines; `None` when it is not a sequence of them.
+fn pkt_lines(mut body: &[u8]) -> Option<Vec<Pkt<'_>>> {
+    let mut lines = Vec::new();
+    while !body.is_empty() {
+        let length = std::str::from_utf8(body.get(..4)?).ok()?;
+        let length = usize::from_str_radix(length, 16).ok()?;
+        lines.push(match length {
+            0 => Pkt::Flush,
+            1 => Pkt::Delim,
+            2 => Pkt::ResponseEnd,
+            3 => return None,
+            n => Pkt::Data(body.get(4..n)?),
+        });
+        body = &body[length.max(4)..];
+    }
+    Some(lines)
+}
+
+/// Appends `text` to `out` as one pkt-line.
+fn push_pkt(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(format!("{:04x}", text.len() + 4).as_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// The text of a data line without its line feed.
+fn text(line: &[u8]) -> Option<&str> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    std::str::from_utf8(line).ok()
+}
+
+/// Reads a protocol v2 capability advertisement (with or without the `# service=` preamble
+/// some servers send first); `None` for any other answer, or a server without `ls-refs`.
+fn parse_advertisement(body: &[u8]) -> Option<Capabilities> {
+    let lines = pkt_lines(body)?;
+    let mut lines = lines.iter().peekable();
+    if let Some(Pkt::Data(first)) = lines.peek()
+        && text(first)?.starts_with("# service=")
+    {
+        lines.next();
+        if lines.next() != Some(&Pkt::Flush) {
+            return None;
+        }
+    }
+    match lines.next() {
+        Some(Pkt::Data(line)) if text(line)? == "version 2" => {}
+        _ => return None,
+    }
+    let mut found = None;
+    for line in lines {
+        match line {
+            Pkt::Data(line) => {
+                let line = text(line)?;
+                if let Some(value) = line.strip_prefix("ls-refs") {
+                    let features = value.strip_prefix('=').unwrap_or_default();
+                    found = Some(Capabilities {
+                        unborn: features.split(' ').any(|f| f == "unborn"),
+                    });
+                }
+            }
+            Pkt::Flush => return found,
+            Pkt::Delim | Pkt::ResponseEnd => return None,
+        }
+    }
+    None
+}
+
+/// The `ls-refs` command for `prefixes`, asking for symbolic refs' targets and peeled tags.
+fn ls_refs_request(capabilities: Capabilities, prefixes: &[String]) -> Vec<u8> {
+    let mut body = Vec::new();
+    push_pkt(&mut body, "command=ls-refs\n");
+    body.extend_from_slice(b"0001");
+    push_pkt(&mut body, "peel\n");
+    push_pkt(&mut body, "symrefs\n");
+    if capabilities.unborn {
+        push_pkt(&mut body, "unborn\n");
+    }
+    for prefix in prefixes {
+        push_pkt(&mut body, &format!("ref-prefix {prefix}\n"));
+    }
+    body.extend_from_slice(b"0000");
+    body
+}
+
+/// Reads an `ls-refs` answer: `<oid|unborn> <name>[ symref-target:<ref>][ peeled:<oid>]` lines
+/// up to a flush. `None` for anything else (an `ERR` line, a malformed one).
+fn parse_refs(body: &[u8]) -> Option<Vec<RemoteRef>> {
+    let lines = pkt_lines(body)?;
+    let mut refs = Vec::new();
+    let mut lines = lines.into_iter();
+    for line in lines.by_ref() {
+        let line = match line {
+            Pkt::Data(line) => text(line)?,
+            Pkt::Flush => break,
+            Pkt::Delim | Pkt::ResponseEnd => return None,
+        };
+        let mut fields = line.split(' ');
+        let object = fields.next()?;
+        let name = fields.next().filter(|n| !n.is_empty())?;
+        let object = match object {
+            "unborn" => None,
+            oid if is_sha1(oid) => Some(oid.to_owned()),
+            _ => return None,
+        };
+        let mut remote_ref = RemoteRef {
+            name: name.to_owned(),
+            commit: object,
+            symref_target: None,
+        };
+        for attribute in fields {
+            if let Some(target) = attribute.strip_prefix("symref-target:") {
+                remote_ref.symref_target = Some(target.to_owned());
+            } else if let Some(peeled) = attribute.strip_prefix("peeled:") {
+                if !is_sha1(peeled) {
+                    return None;
+                }
+                remote_ref.commit = Some(peeled.to_owned());
+            }
+        }
+        refs.push(remote_ref);
+    }
+    // Nothing may follow the flush; a listing must end with one.
+    if lines.next().is_some() || !body.ends_with(b"0000") {
+        return None;
+    }
+    Some(refs)
+}
+
+/// 40 lower-case hex digits.
+fn is_sha1(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkts(lines: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in lines {
+            match *line {
+                "0000" | "0001" => out.extend_from_slice(line.as_bytes()),
+                text => push_pkt(&mut out, text),
+            }
+        }
+        out
+    }
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+
+    #[test]
+    fn a_v2_advertisement_is_read_with_or_without_the_service_preamble() {
+        let v2 = [
+            "version 2\n",
+            "agent=git/2.47.0\n",
+            "ls-refs=unborn\n",
+            "fetch=shallow wait-for-done\n",
+            "object-format=sha1\n",
+            "0000",
+        ];
+        assert_eq!(
+            parse_advertisement(&pkts(&v2)),
+            Some(Capabilities { unborn: true })
+        );
+        let mut preamble = vec!["# service=git-upload-pack\n", "0000"];
+        preamble.extend(v2);
+        assert_eq!(
+            parse_advertisement(&pkts(&preamble)),
+            Some(Capabilities { unborn: true })
+        );
+        let plain = ["version 2\n", "ls-refs\n", "fetch\n", "0000"];
+        assert_eq!(
+            parse_advertisement(&pkts(&plain)),
+            Some(Capabilities { unborn: false })
+        );
+    }
+
+    #[test]
+    fn other_advertisements_are_left_to_gix() {
+        // A v0 server lists its refs in the advertisement itself.
+        let v0 = [
+            "# service=git-upload-pack\n",
+            "0000",
+            &format!("{A} HEAD\0multi_ack symref=HEAD:refs/heads/main\n"),
+            &format!("{A} refs/heads/main\n"),
+            "0000",
+        ];
+        assert_eq!(parse_advertisement(&pkts(&v0)), None);
+        // v2 without ls-refs, a truncated answer, an HTML page.
+        assert_eq!(
+            parse_advertisement(&pkts(&["version 2\n", "fetch\n", "0000"])),
+            None
+        );
+        assert_eq!(
+            parse_advertisement(&pkts(&["version 2\n", "ls-refs\n"])),
+            None
+        );
+        assert_eq!(parse_advertisement(b"<html>sign in</html>"), None);
+    }
+
+    #[test]
+    fn the_request_asks_for_peeled_tags_symrefs_and_the_prefixes() {
+        let body = ls_refs_request(
+            Capabilities { unborn: true },
+            &["refs/heads/main".to_owned(), "HEAD".to_owned()],
+        );
+        assert_eq!(
+            String::from_utf8(body).expect("text"),
+            "0014command=ls-refs\n00010009peel\n000csymrefs\n000bunborn\n\
+             001fref-prefix refs/heads/main\n0014ref-prefix HEAD\n0000"
+        );
+        let body = ls_refs_request(Capabilities { unborn: false }, &["HEAD".to_owned()]);
+        assert!(!String::from_utf8(body).expect("text").contains("unborn"));
+    }
+
+    #[test]
+    fn refs_are_read_with_peeled_tags_symrefs_and_unborn_heads() {
+        let body = pkts(&[
+            &format!("{A} HEAD symref-target:refs/heads/main\n"),
+            &format!("{A} refs/heads/main\n"),
+            &format!("{B} refs/tags/v1.0.0 peeled:{A}\n"),
+            "0000",
+        ]);
+        let refs = parse_refs(&body).expect("refs");
+        assert_eq!(
+            refs,
+            [
+                RemoteRef {
+                    name: "HEAD".into(),
+                    commit: Some(A.into()),
+                    symref_target: Some("refs/heads/main".into()),
+                },
+                RemoteRef {
+                    name: "refs/heads/main".into(),
+                    commit: Some(A.into()),
+                    symref_target: None,
+                },
+                RemoteRef {
+                    name: "refs/tags/v1.0.0".into(),
+                    commit: Some(A.into()),
+                    symref_target: None,
+                },
+            ]
+        );
+        let empty = pkts(&["unborn HEAD symref-target:refs/heads/main\n", "0000"]);
+        assert_eq!(
+            parse_refs(&empty).expect("refs"),
+            [RemoteRef {
+                name: "HEAD".into(),
+                commit: None,
+                symref_target: Some("refs/heads/main".into()),
+            }]
+        );
+        assert_eq!(parse_refs(b"0000").expect("no refs"), []);
+    }
+
+    #[test]
+    fn malformed_listings_are_left_to_gix() {
+        for body in [
+            pkts(&["ERR access denied\n", "0000"]),
+            pkts(&[&format!("{A} refs/heads/main\n")]),
+            pkts(&["xyz refs/heads/main\n", "0000"]),
+            pkts(&[&format!("{B} refs/tags/v1 peeled:nothex\n"), "0000"]),
+            pkts(&[&format!("{A}\n"), "0000"]),
+            pkts(&["0000", &format!("{A} refs/heads/main\n")]),
+            b"0003".to_vec(),
+            b"00".to_vec(),
+            b"zzzz".to_vec(),
+            b"0010short".to_vec(),
+        ] {
+            assert_eq!(
+                parse_refs(&body),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn tls_configurations_are_told_apart_by_every_part() {
+        let none = GitAuth::none();
+        let with_ca = GitAuth {
+            ca_pem: Some(b"ca".to_vec()),
+            ..GitAuth::none()
+        };
+        let with_other_ca = GitAuth {
+            ca_pem: Some(b"cb".to_vec()),
+            ..GitAuth::none()
+        };
+        assert_eq!(tls_key(&none), tls_key(&GitAuth::none()));
+        assert_ne!(tls_key(&none), tls_key(&with_ca));
+        assert_ne!(tls_key(&with_ca), tls_key(&with_other_ca));
+    }
+}
