@@ -13,7 +13,9 @@
 //! - HTTPS: basic auth answers the server's 401 through a gix credentials callback; a bearer
 //!   token is an `Authorization` header on every request (gix's `http.extraHeader`); the CA and
 //!   client certificate and the proxy configure the reqwest client. Credentials are never sent
-//!   over plain `http://`.
+//!   over plain `http://`. Ref listings without a proxy take a kept-alive async client instead
+//!   (`http_listing`), which sends the Secret's credentials with each request; any failure there
+//!   is listed again through gix, so errors read the same.
 //! - SSH: the OpenSSH client, given a private temp dir with the key (0600), `known_hosts`
 //!   (strict checking, no other host-key source) and, for an encrypted key, an `SSH_ASKPASS`
 //!   script that prints the passphrase from a 0600 file. The key is never decrypted in process,

@@ -30,7 +30,8 @@ pub(crate) struct Session<'a> {
     pub(crate) operation: &'static str,
     pub(crate) deadline: Instant,
     ssh: Option<SshFiles>,
-    watchdog: Watchdog,
+    /// Started by the first operation that needs it (a fetch); a listing does not.
+    watchdog: std::sync::OnceLock<Watchdog>,
 }
 
 /// Checks the URL and that the credentials fit it; no I/O.
@@ -69,7 +70,7 @@ impl<'a> Session<'a> {
             operation,
             deadline,
             ssh,
-            watchdog: Watchdog::start(deadline, remote.cancel.clone()),
+            watchdog: std::sync::OnceLock::new(),
         })
     }
 
@@ -89,9 +90,14 @@ impl<'a> Session<'a> {
         gix::open::Options::isolated().config_overrides(overrides)
     }
 
-    /// The flag gix checks between reads: set on timeout or cancellation.
+    /// The flag gix checks between reads: set on timeout or cancellation (by a watchdog thread
+    /// started at the first call).
     pub(crate) fn interrupt(&self) -> &AtomicBool {
-        &self.watchdog.state.interrupt
+        &self
+            .watchdog
+            .get_or_init(|| Watchdog::start(self.deadline, self.remote.cancel.clone()))
+            .state
+            .interrupt
     }
 
     /// Time left until the deadline.
@@ -234,7 +240,10 @@ impl<'a> Session<'a> {
             secrets,
             has_credentials: auth.http.is_some() || self.url.has_password(),
             timeout: self.remote.timeout,
-            timed_out: self.watchdog.state.timed_out.load(Ordering::Relaxed),
+            timed_out: match self.watchdog.get() {
+                Some(watchdog) => watchdog.state.timed_out.load(Ordering::Relaxed),
+                None => Instant::now() >= self.deadline,
+            },
             cancelled: self.remote.cancel.load(Ordering::Relaxed),
             ssh_log: self.ssh.as_ref().map(SshFiles::log),
             commit,
