@@ -31,6 +31,9 @@ const USER_AGENT: &str = concat!("git/mooring-", env!("CARGO_PKG_VERSION"));
 const MAX_BODY: usize = 8 << 20;
 /// The URLs whose capabilities are remembered; the memory is emptied when it has this many.
 const MAX_SERVERS: usize = 4096;
+/// The clients kept (each holds its TLS material and idle connections); the set is emptied
+/// when it has this many, so rotated Secrets do not pile up.
+const MAX_CLIENTS: usize = 64;
 /// The proxy variables reqwest and gix would honour; when one is set, gix lists.
 const PROXY_VARIABLES: [&str; 6] = [
     "HTTP_PROXY",
@@ -159,6 +162,9 @@ impl Plane {
             .user_agent(USER_AGENT)
             .build()
             .ok()?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
         clients.insert(key, client.clone());
         Some(client)
     }
