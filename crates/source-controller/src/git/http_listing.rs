@@ -3,10 +3,10 @@
 //! gix's blocking transport builds a new HTTP client for every listing, with a thread of its
 //! own and a runtime thread inside the client, then asks for the server's capabilities before
 //! it sends `ls-refs`. At one listing per GitRepository per interval that was most of an idle
-//! source-controller's CPU. Here one async client per TLS configuration keeps its connections
-//! open between listings and runs on one runtime thread for the whole process; the protocol v2
-//! `ls-refs` command is sent as one POST, and the capability advertisement it depends on is
-//! asked for once per URL and remembered.
+//! source-controller's CPU. Here an async client per TLS configuration keeps its connections
+//! open between listings, on a small runtime that the listing's own thread drives (no thread is
+//! started or woken for a listing); the protocol v2 `ls-refs` command is sent as one POST, and
+//! the capability advertisement it depends on is asked for once per URL and remembered.
 //!
 //! Only the plain case is taken here: HTTP(S) without a proxy (in a Secret or the environment)
 //! and without credentials in the URL. Anything else, and any failure or answer that is not
@@ -51,41 +51,35 @@ struct Capabilities {
     unborn: bool,
 }
 
-/// The process's clients and what they learned of servers.
-struct Plane {
-    runtime: tokio::runtime::Handle,
+/// A runtime to run listings on, with the clients made on it. The calling (blocking) thread
+/// drives it itself while it lists: no other thread is woken for a listing. Between listings
+/// it waits in [`IDLE`], kept connections included (hyper checks a kept connection before it
+/// reuses it, and sends again on one that closed before the request went out).
+struct Local {
+    runtime: tokio::runtime::Runtime,
     /// One client per TLS configuration (the Secret's CA and client certificate).
-    clients: Mutex<HashMap<[u8; 32], reqwest::Client>>,
-    /// Per (TLS configuration, URL): the capabilities the server advertised.
-    servers: Mutex<HashMap<([u8; 32], String), Capabilities>>,
+    clients: HashMap<[u8; 32], reqwest::Client>,
 }
 
-/// The process-wide plane, with its runtime thread started on first use; `None` when the
-/// thread cannot be started (gix lists then).
-fn plane() -> Option<&'static Plane> {
-    static PLANE: OnceLock<Option<Plane>> = OnceLock::new();
-    PLANE
-        .get_or_init(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            let handle = runtime.handle().clone();
-            std::thread::Builder::new()
-                .name("git-http".to_owned())
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))
-                .ok()?;
-            Some(Plane {
-                runtime: handle,
-                clients: Mutex::default(),
-                servers: Mutex::default(),
-            })
-        })
-        .as_ref()
+/// Runtimes not in use; at most [`MAX_IDLE_RUNTIMES`] are kept.
+static IDLE: Mutex<Vec<Local>> = Mutex::new(Vec::new());
+/// More runtimes than this are only made when more listings run at once, and dropped after.
+const MAX_IDLE_RUNTIMES: usize = 4;
+
+/// Per (TLS configuration, URL): the capabilities the server advertised.
+type Servers = HashMap<([u8; 32], String), Capabilities>;
+
+fn servers() -> std::sync::MutexGuard<'static, Servers> {
+    static SERVERS: OnceLock<Mutex<Servers>> = OnceLock::new();
+    SERVERS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Lists the refs under `prefixes` (each a `ref-prefix` argument) on the session's server, or
-/// `None` when this path does not apply or did not get a well-formed answer. Blocking.
+/// `None` when this path does not apply or did not get a well-formed answer. Blocking: call it
+/// from a blocking thread (`spawn_blocking`), never from an async task.
 pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<RemoteRef>> {
     let remote = session.remote;
     let url = session.url.for_gix();
@@ -99,35 +93,47 @@ pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<Rem
     if !plain || remote.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    let plane = plane()?;
+    let mut local = match IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+        Some(local) => local,
+        None => Local {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?,
+            clients: HashMap::new(),
+        },
+    };
     let tls = tls_key(&remote.auth);
-    let client = plane.client(tls, &remote.auth)?;
+    let client = local.client(tls, &remote.auth)?;
     let base = remote.url.trim_end_matches('/').to_owned();
-    let auth = remote.auth.http.clone();
+    let auth = remote.auth.http.as_ref();
     let server_key = (tls, base.clone());
-    let known = plane
-        .servers
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&server_key)
-        .copied();
-    let prefixes = prefixes.to_vec();
-    let timeout = session.remaining();
-    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    plane.runtime.spawn(async move {
-        let listing = async {
-            let (capabilities, learned) = match known {
-                Some(capabilities) => (capabilities, false),
-                None => (advertised(&client, &base, auth.as_ref()).await?, true),
-            };
-            let refs = ls_refs(&client, &base, auth.as_ref(), capabilities, &prefixes).await;
-            Some((capabilities, learned, refs))
+    let known = servers().get(&server_key).copied();
+    let listing = async {
+        let (capabilities, learned) = match known {
+            Some(capabilities) => (capabilities, false),
+            None => (advertised(&client, &base, auth).await?, true),
         };
-        let outcome = tokio::time::timeout(timeout, listing).await.ok().flatten();
-        let _ = sender.send(outcome);
-    });
-    let (capabilities, learned, refs) = receiver.recv().ok()??;
-    let mut servers = plane.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        let refs = ls_refs(&client, &base, auth, capabilities, prefixes).await;
+        Some((capabilities, learned, refs))
+    };
+    let outcome = local
+        .runtime
+        // The timer is made inside: it needs the runtime's context.
+        .block_on(async { tokio::time::timeout(session.remaining(), listing).await })
+        .ok()
+        .flatten();
+    {
+        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_RUNTIMES {
+            idle.push(local);
+        }
+    }
+    let mut servers = servers();
+    let Some((capabilities, learned, refs)) = outcome else {
+        servers.remove(&server_key);
+        return None;
+    };
     match refs {
         Some(_) if learned => {
             if servers.len() >= MAX_SERVERS {
@@ -144,11 +150,10 @@ pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<Rem
     refs
 }
 
-impl Plane {
+impl Local {
     /// The client for the TLS configuration `key` of `auth`, made on first use.
-    fn client(&self, key: [u8; 32], auth: &GitAuth) -> Option<reqwest::Client> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = clients.get(&key) {
+    fn client(&mut self, key: [u8; 32], auth: &GitAuth) -> Option<reqwest::Client> {
+        if let Some(client) = self.clients.get(&key) {
             return Some(client.clone());
         }
         let tls =
@@ -162,10 +167,10 @@ impl Plane {
             .user_agent(USER_AGENT)
             .build()
             .ok()?;
-        if clients.len() >= MAX_CLIENTS {
-            clients.clear();
+        if self.clients.len() >= MAX_CLIENTS {
+            self.clients.clear();
         }
-        clients.insert(key, client.clone());
+        self.clients.insert(key, client.clone());
         Some(client)
     }
 }
