@@ -160,10 +160,6 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
     let included = steps::included_artifacts(repo, &ctx.repositories, &ctx.storage)?;
 
     let status = repo.status.clone().unwrap_or_default();
-    let in_storage = match &status.artifact {
-        Some(artifact) => steps::artifact_present(&ctx.storage, artifact).await,
-        None => false,
-    };
 
     let credential = steps::credential_digest(
         secret.as_ref(),
@@ -179,22 +175,43 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         spec.interval().unwrap_or(Duration::from_secs(60)),
     );
     let started = Instant::now();
-    let resolved = steps::run_blocking(limit, cancel.clone(), {
+    // One blocking task checks the stored artifact and lists refs: an idle pass wakes no
+    // other thread.
+    let checked_and_resolved = steps::run_blocking(limit, cancel.clone(), {
         let remote = remote.clone();
         let checkout = spec.checkout();
         let listings = ctx.listings.clone();
         let cancel = cancel.clone();
+        let storage = ctx.storage.clone();
+        let artifact = status.artifact.clone();
         move || {
+            let in_storage = artifact
+                .as_ref()
+                .is_some_and(|artifact| steps::artifact_present_blocking(&storage, artifact));
             let sharing = crate::git::Sharing {
                 listings: &listings,
                 credential,
                 max_age,
                 cancel: &cancel,
             };
-            steps::resolve(&remote, &checkout, Some(sharing))
+            Ok((
+                in_storage,
+                steps::resolve(&remote, &checkout, Some(sharing)),
+            ))
         }
     })
     .await;
+    let (in_storage, resolved) = match checked_and_resolved {
+        Ok(both) => both,
+        // Timed out: the storage is looked at on its own.
+        Err(error) => {
+            let in_storage = match &status.artifact {
+                Some(artifact) => steps::artifact_present(&ctx.storage, artifact).await,
+                None => false,
+            };
+            (in_storage, Err(error))
+        }
+    };
     ctx.metrics
         .git_duration
         .with_label_values(&["resolve"])

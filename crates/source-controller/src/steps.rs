@@ -477,12 +477,17 @@ pub async fn build_and_store(
 /// file is new to this process or changed on disk, one `stat` otherwise (see
 /// [`Storage::holds`]). A corrupted file, even of the same size, is therefore rebuilt.
 pub async fn artifact_present(storage: &Storage, artifact: &Artifact) -> bool {
-    let Some(digest) = artifact.digest.clone() else {
-        return false;
-    };
     let storage = storage.clone();
-    let path = artifact.path.clone();
-    tokio::task::spawn_blocking(move || storage.holds(&path, &digest))
+    let artifact = artifact.clone();
+    tokio::task::spawn_blocking(move || artifact_present_blocking(&storage, &artifact))
         .await
         .unwrap_or(false)
+}
+
+/// [`artifact_present`], on the calling thread. Blocking.
+pub fn artifact_present_blocking(storage: &Storage, artifact: &Artifact) -> bool {
+    artifact
+        .digest
+        .as_deref()
+        .is_some_and(|digest| storage.holds(&artifact.path, digest))
 }
