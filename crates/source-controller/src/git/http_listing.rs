@@ -378,10 +378,14 @@ fn parse_refs(body: &[u8]) -> Option<Vec<RemoteRef>> {
     let lines = pkt_lines(body)?;
     let mut refs = Vec::new();
     let mut lines = lines.into_iter();
+    let mut ended = false;
     for line in lines.by_ref() {
         let line = match line {
             Pkt::Data(line) => text(line)?,
-            Pkt::Flush => break,
+            Pkt::Flush => {
+                ended = true;
+                break;
+            }
             Pkt::Delim | Pkt::ResponseEnd => return None,
         };
         let mut fields = line.split(' ');
@@ -409,8 +413,8 @@ fn parse_refs(body: &[u8]) -> Option<Vec<RemoteRef>> {
         }
         refs.push(remote_ref);
     }
-    // Nothing may follow the flush; a listing must end with one.
-    if lines.next().is_some() || !body.ends_with(b"0000") {
+    // A listing ends with a flush, and nothing follows it.
+    if !ended || lines.next().is_some() {
         return None;
     }
     Some(refs)
@@ -550,6 +554,8 @@ mod tests {
         for body in [
             pkts(&["ERR access denied\n", "0000"]),
             pkts(&[&format!("{A} refs/heads/main\n")]),
+            // Cut off after a line whose text happens to end like a flush.
+            pkts(&[&format!("{A} refs/heads/x0000")]),
             pkts(&["xyz refs/heads/main\n", "0000"]),
             pkts(&[&format!("{B} refs/tags/v1 peeled:nothex\n"), "0000"]),
             pkts(&[&format!("{A}\n"), "0000"]),
