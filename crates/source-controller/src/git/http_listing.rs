@@ -15,8 +15,9 @@
 //! stay the ones users see.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
@@ -52,9 +53,10 @@ struct Capabilities {
 }
 
 /// A runtime to run listings on, with the clients made on it. The calling (blocking) thread
-/// drives it itself while it lists: no other thread is woken for a listing. Between listings
-/// it waits in [`IDLE`], kept connections included (hyper checks a kept connection before it
-/// reuses it, and sends again on one that closed before the request went out).
+/// drives it itself while it lists: a listing on a kept connection wakes no other thread (a
+/// new connection's name lookup runs on the runtime's blocking thread). Between listings it
+/// waits in [`IDLE`] with its kept connections; nothing watches them there, so a connection
+/// the server closed meanwhile fails the first request, which is then sent once more.
 struct Local {
     runtime: tokio::runtime::Runtime,
     /// One client per TLS configuration (the Secret's CA and client certificate).
@@ -66,8 +68,23 @@ static IDLE: Mutex<Vec<Local>> = Mutex::new(Vec::new());
 /// More runtimes than this are only made when more listings run at once, and dropped after.
 const MAX_IDLE_RUNTIMES: usize = 4;
 
-/// Per (TLS configuration, URL): the capabilities the server advertised.
-type Servers = HashMap<([u8; 32], String), Capabilities>;
+/// What is known of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    /// Its protocol v2 capability advertisement.
+    V2(Capabilities),
+    /// When it answered the capability request with something else (protocol v0, another
+    /// object format): gix lists it until [`RECHECK_UNSUPPORTED`] has passed.
+    Unsupported(Instant),
+}
+
+/// How long a server that does not speak protocol v2 as used here is left to gix.
+const RECHECK_UNSUPPORTED: Duration = Duration::from_secs(600);
+/// How often a listing under way looks at the caller's cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// Per (TLS configuration, URL): what the server advertised.
+type Servers = HashMap<([u8; 32], String), Server>;
 
 fn servers() -> std::sync::MutexGuard<'static, Servers> {
     static SERVERS: OnceLock<Mutex<Servers>> = OnceLock::new();
@@ -90,9 +107,17 @@ pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<Rem
         && !PROXY_VARIABLES
             .iter()
             .any(|v| std::env::var_os(v).is_some());
-    if !plain || remote.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+    if !plain || remote.cancel.load(Ordering::Relaxed) {
         return None;
     }
+    let base = remote.url.trim_end_matches('/').to_owned();
+    let tls = tls_key(&remote.auth);
+    let server_key = (tls, base.clone());
+    let known = match servers().get(&server_key) {
+        Some(Server::Unsupported(at)) if at.elapsed() < RECHECK_UNSUPPORTED => return None,
+        Some(Server::V2(capabilities)) => Some(*capabilities),
+        _ => None,
+    };
     let mut local = match IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop() {
         Some(local) => local,
         None => Local {
@@ -103,26 +128,27 @@ pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<Rem
             clients: HashMap::new(),
         },
     };
-    let tls = tls_key(&remote.auth);
-    let client = local.client(tls, &remote.auth)?;
-    let base = remote.url.trim_end_matches('/').to_owned();
-    let auth = remote.auth.http.as_ref();
-    let server_key = (tls, base.clone());
-    let known = servers().get(&server_key).copied();
-    let listing = async {
-        let (capabilities, learned) = match known {
-            Some(capabilities) => (capabilities, false),
-            None => (advertised(&client, &base, auth).await?, true),
+    let outcome = local.client(tls, &remote.auth).and_then(|client| {
+        let auth = remote.auth.http.as_ref();
+        let listing = async {
+            let capabilities = match known {
+                Some(capabilities) => capabilities,
+                None => match advertised(&client, &base, auth).await? {
+                    Some(capabilities) => capabilities,
+                    None => return Some(Listed::Unsupported),
+                },
+            };
+            let refs = ls_refs(&client, &base, auth, capabilities, prefixes).await?;
+            Some(Listed::Refs(capabilities, refs))
         };
-        let refs = ls_refs(&client, &base, auth, capabilities, prefixes).await;
-        Some((capabilities, learned, refs))
-    };
-    let outcome = local
-        .runtime
-        // The timer is made inside: it needs the runtime's context.
-        .block_on(async { tokio::time::timeout(session.remaining(), listing).await })
-        .ok()
-        .flatten();
+        // The timers are made inside: they need the runtime's context.
+        local.runtime.block_on(async {
+            tokio::select! {
+                outcome = tokio::time::timeout(session.remaining(), listing) => outcome.ok().flatten(),
+                () = cancelled(&remote.cancel) => None,
+            }
+        })
+    });
     {
         let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE_RUNTIMES {
@@ -130,24 +156,48 @@ pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<Rem
         }
     }
     let mut servers = servers();
-    let Some((capabilities, learned, refs)) = outcome else {
-        servers.remove(&server_key);
-        return None;
-    };
-    match refs {
-        Some(_) if learned => {
-            if servers.len() >= MAX_SERVERS {
-                servers.clear();
-            }
-            servers.insert(server_key, capabilities);
+    if servers.len() >= MAX_SERVERS {
+        servers.clear();
+    }
+    match outcome {
+        Some(Listed::Refs(capabilities, refs)) => {
+            servers.insert(server_key, Server::V2(capabilities));
+            Some(refs)
         }
-        Some(_) => {}
+        Some(Listed::Unsupported) => {
+            servers.insert(server_key, Server::Unsupported(Instant::now()));
+            None
+        }
         // Whatever changed on the server is found out anew next time.
         None => {
             servers.remove(&server_key);
+            None
         }
     }
-    refs
+}
+
+/// What a listing here came to (`None` when it failed).
+enum Listed {
+    Refs(Capabilities, Vec<RemoteRef>),
+    /// The server answered the capability request, but not in protocol v2 with `ls-refs`.
+    Unsupported,
+}
+
+/// Ends when `cancel` is set.
+async fn cancelled(cancel: &AtomicBool) {
+    while !cancel.load(Ordering::Relaxed) {
+        tokio::time::sleep(CANCEL_POLL).await;
+    }
+}
+
+/// Sends `request`, and once more when that fails: a kept connection the server closed while
+/// its runtime was parked fails the first send. Both requests here only read.
+async fn send(request: reqwest::RequestBuilder) -> Option<reqwest::Response> {
+    let again = request.try_clone();
+    match request.send().await {
+        Ok(response) => Some(response),
+        Err(_) => again?.send().await.ok(),
+    }
 }
 
 impl Local {
@@ -163,7 +213,9 @@ impl Local {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(20))
-            .pool_idle_timeout(Duration::from_secs(90))
+            // A runtime runs one listing at a time: one kept connection per host is enough.
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(USER_AGENT)
             .build()
             .ok()?;
@@ -243,16 +295,17 @@ async fn body_of(response: reqwest::Response, content_type: &str) -> Option<Vec<
     Some(body)
 }
 
-/// Asks `base` for its capability advertisement.
+/// Asks `base` for its capability advertisement: `None` when that failed, `Some(None)` when
+/// the server answered but not in protocol v2 with `ls-refs` over SHA-1.
 async fn advertised(
     client: &reqwest::Client,
     base: &str,
     auth: Option<&HttpCredentials>,
-) -> Option<Capabilities> {
+) -> Option<Option<Capabilities>> {
     let url = format!("{base}/info/refs?service=git-upload-pack");
-    let response = authorized(client.get(url), auth).send().await.ok()?;
+    let response = send(authorized(client.get(url), auth)).await?;
     let body = body_of(response, "application/x-git-upload-pack-advertisement").await?;
-    parse_advertisement(&body)
+    Some(parse_advertisement(&body))
 }
 
 /// Sends `ls-refs` for `prefixes` to `base`.
@@ -275,7 +328,7 @@ async fn ls_refs(
             "application/x-git-upload-pack-result",
         )
         .body(ls_refs_request(capabilities, prefixes));
-    let response = authorized(request, auth).send().await.ok()?;
+    let response = send(authorized(request, auth)).await?;
     let body = body_of(response, "application/x-git-upload-pack-result").await?;
     parse_refs(&body)
 }
@@ -293,8 +346,11 @@ enum Pkt<'a> {
 fn pkt_lines(mut body: &[u8]) -> Option<Vec<Pkt<'_>>> {
     let mut lines = Vec::new();
     while !body.is_empty() {
-        let length = std::str::from_utf8(body.get(..4)?).ok()?;
-        let length = usize::from_str_radix(length, 16).ok()?;
+        let length = body.get(..4)?;
+        if !length.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let length = usize::from_str_radix(std::str::from_utf8(length).ok()?, 16).ok()?;
         lines.push(match length {
             0 => Pkt::Flush,
             1 => Pkt::Delim,
@@ -320,7 +376,8 @@ fn text(line: &[u8]) -> Option<&str> {
 }
 
 /// Reads a protocol v2 capability advertisement (with or without the `# service=` preamble
-/// some servers send first); `None` for any other answer, or a server without `ls-refs`.
+/// some servers send first); `None` for any other answer, a server without `ls-refs`, or one
+/// whose objects are not named by SHA-1.
 fn parse_advertisement(body: &[u8]) -> Option<Capabilities> {
     let lines = pkt_lines(body)?;
     let mut lines = lines.iter().peekable();
@@ -341,11 +398,15 @@ fn parse_advertisement(body: &[u8]) -> Option<Capabilities> {
         match line {
             Pkt::Data(line) => {
                 let line = text(line)?;
-                if let Some(value) = line.strip_prefix("ls-refs") {
-                    let features = value.strip_prefix('=').unwrap_or_default();
-                    found = Some(Capabilities {
-                        unborn: features.split(' ').any(|f| f == "unborn"),
-                    });
+                let (key, value) = line.split_once('=').unwrap_or((line, ""));
+                match key {
+                    "ls-refs" => {
+                        found = Some(Capabilities {
+                            unborn: value.split(' ').any(|f| f == "unborn"),
+                        });
+                    }
+                    "object-format" if value != "sha1" => return None,
+                    _ => {}
                 }
             }
             Pkt::Flush => return found,
@@ -490,6 +551,12 @@ mod tests {
             parse_advertisement(&pkts(&["version 2\n", "ls-refs\n"])),
             None
         );
+        assert_eq!(
+            parse_advertisement(&pkts(&["version 2\n", "ls-refs-x\n", "0000"])),
+            None
+        );
+        let sha256 = ["version 2\n", "ls-refs\n", "object-format=sha256\n", "0000"];
+        assert_eq!(parse_advertisement(&pkts(&sha256)), None);
         assert_eq!(parse_advertisement(b"<html>sign in</html>"), None);
     }
 
@@ -561,6 +628,8 @@ mod tests {
             pkts(&[&format!("{A}\n"), "0000"]),
             pkts(&["0000", &format!("{A} refs/heads/main\n")]),
             b"0003".to_vec(),
+            // A length must be four hex digits: `+000` is no flush.
+            b"+000".to_vec(),
             b"00".to_vec(),
             b"zzzz".to_vec(),
             b"0010short".to_vec(),
