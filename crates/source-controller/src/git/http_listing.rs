@@ -100,10 +100,9 @@ fn servers() -> std::sync::MutexGuard<'static, Servers> {
 /// from a blocking thread (`spawn_blocking`), never from an async task.
 pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<RemoteRef>> {
     let remote = session.remote;
-    let url = session.url.for_gix();
+    // `has_password` also counts a user alone, as an HTTP(S) URL's token.
     let plain = session.url.scheme() != Scheme::Ssh
         && remote.proxy.is_none()
-        && url.user().is_none()
         && !session.url.has_password()
         && !PROXY_VARIABLES
             .iter()

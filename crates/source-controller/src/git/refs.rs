@@ -76,20 +76,18 @@ pub(crate) fn listing_refspecs(checkout: &GitCheckout) -> Vec<String> {
     }
 }
 
-/// The `ref-prefix` arguments of an `ls-refs` for `checkout`, as gix derives them from
-/// [`listing_refspecs`]; `None` for a `name`, whose short forms gix expands by its own rules.
+/// The `ref-prefix` arguments of an `ls-refs` for `checkout`: [`listing_refspecs`] up to a
+/// wildcard, as gix derives them; `None` for a `name`, whose short forms gix expands by its
+/// own rules.
 pub(crate) fn listing_prefixes(checkout: &GitCheckout) -> Option<Vec<String>> {
-    let wanted = match checkout {
-        GitCheckout::Branch(branch)
-        | GitCheckout::Commit {
-            branch: Some(branch),
-            ..
-        } => format!("refs/heads/{branch}"),
-        GitCheckout::Tag(tag) => format!("refs/tags/{tag}"),
-        GitCheckout::Semver(_) => "refs/tags/".to_owned(),
-        GitCheckout::Name(_) | GitCheckout::Commit { branch: None, .. } => return None,
+    if let GitCheckout::Name(_) = checkout {
+        return None;
+    }
+    let prefix = |spec: String| match spec.split_once('*') {
+        Some((prefix, _)) => prefix.to_owned(),
+        None => spec,
     };
-    Some(vec![wanted, "HEAD".to_owned()])
+    Some(listing_refspecs(checkout).into_iter().map(prefix).collect())
 }
 
 /// A full lower-case SHA-1, or [`GitError::InvalidCommit`].

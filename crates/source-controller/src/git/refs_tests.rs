@@ -177,3 +177,21 @@ fn empty_listing_has_no_commits() {
     assert!(!has_commits(&[unborn]));
     assert!(has_commits(&listing()));
 }
+
+#[test]
+fn listing_prefixes_are_the_refspecs_up_to_a_wildcard() {
+    let prefixes = |c: GitCheckout| listing_prefixes(&c);
+    assert_eq!(
+        prefixes(GitCheckout::Branch("main".into())),
+        Some(vec!["refs/heads/main".to_owned(), "HEAD".to_owned()])
+    );
+    assert_eq!(
+        prefixes(GitCheckout::Tag("v1".into())),
+        Some(vec!["refs/tags/v1".to_owned(), "HEAD".to_owned()])
+    );
+    assert_eq!(
+        prefixes(GitCheckout::Semver(">=1".into())),
+        Some(vec!["refs/tags/".to_owned(), "HEAD".to_owned()])
+    );
+    assert_eq!(prefixes(GitCheckout::Name("refs/pull/1/head".into())), None);
+}
