@@ -29,6 +29,12 @@ pub fn identity() -> String {
 /// Runs `controller` while this replica leads (or always, without leader election), until
 /// shutdown is signalled or leadership is lost. `controller` gets a future that resolves when it
 /// must stop, and should finish its in-flight work before returning.
+///
+/// The controller runs as a task of its own on the runtime's workers, not inside the caller's
+/// `block_on`: a reconcile woken by a timer or a socket then runs on the worker that saw the
+/// event, instead of that worker waking the main thread to poll the whole controller (measured:
+/// the idle source-controller's CPU per minute, docs/benchmarks.md). A panic in the controller
+/// is resumed here, as it was when the controller ran inline.
 pub async fn run_as_leader<F, Fut>(
     client: kube::Client,
     args: &CommonArgs,
@@ -39,7 +45,7 @@ pub async fn run_as_leader<F, Fut>(
 ) -> Result<(), StartError>
 where
     F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if !args.leader_elect {
@@ -51,7 +57,7 @@ where
                 let _ = stop_tx.send(true);
             }
         });
-        controller(stop_rx).await;
+        joined(tokio::spawn(controller(stop_rx)).await);
         stopper.abort();
         return Ok(());
     }
@@ -77,18 +83,17 @@ where
     }
     tracing::info!("leading: starting the controller");
     readiness.set(true);
-    let run = controller(stop_rx);
-    tokio::pin!(run);
+    let mut run = tokio::spawn(controller(stop_rx));
     tokio::select! {
-        _ = &mut run => {}
+        ended = &mut run => joined(ended),
         _ = shutdown.clone().wait() => {
             let _ = stop_tx.send(true);
-            run.await;
+            joined(run.await);
         }
         _ = leadership.lost() => {
             tracing::warn!("leadership lost: stopping the controller");
             let _ = stop_tx.send(true);
-            run.await;
+            joined(run.await);
         }
     }
     readiness.set(false);
@@ -99,6 +104,15 @@ where
 /// Resolves when `stop` becomes true (for `Controller::graceful_shutdown_on`).
 pub async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Resumes a panic of the controller's task; the task is never cancelled.
+fn joined(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = ended
+        && error.is_panic()
+    {
+        std::panic::resume_unwind(error.into_panic());
+    }
 }
 
 /// A small stable hash (FNV-1a) for Lease names.

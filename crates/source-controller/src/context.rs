@@ -93,6 +93,9 @@ pub struct Context {
     pub refresh: Refresh,
     /// Ref listings shared by GitRepositories with the same URL and credentials.
     pub listings: std::sync::Arc<crate::git::RefListings>,
+    /// The HTTP clients of ref listings made on the controller's runtime (their kept
+    /// connections belong to it).
+    pub listing_clients: std::sync::Arc<crate::git::AsyncClients>,
     /// Artifacts shared by GitRepositories that pack the same commit the same way.
     pub archives: crate::archive::shared::SharedArchives,
 }
@@ -139,6 +142,7 @@ impl Context {
             hooks: Hooks::default(),
             refresh,
             listings,
+            listing_clients: Default::default(),
             archives: Default::default(),
         };
         let feeds = Feeds {

@@ -107,6 +107,43 @@ async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Er
     .map_err(|reconcile::Error::PatchStatus(e)| Error::PatchStatus(e))
 }
 
+/// Whether the stored artifact is in storage with its digest, and the resolved checkout, in one
+/// blocking task (one thread woken for both); `Err` when the time limit ran out.
+async fn checked_and_resolved(
+    ctx: &Context,
+    remote: &crate::git::Remote,
+    spec: &mooring_api::GitRepositorySpec,
+    status: &GitRepositoryStatus,
+    credential: String,
+    max_age: Option<Duration>,
+    limit: steps::TimeLimit,
+) -> Result<(bool, Result<crate::git::Resolved, Error>), Error> {
+    let cancel = remote.cancel.clone();
+    steps::run_blocking(limit, cancel.clone(), {
+        let remote = remote.clone();
+        let checkout = spec.checkout();
+        let listings = ctx.listings.clone();
+        let storage = ctx.storage.clone();
+        let artifact = status.artifact.clone();
+        move || {
+            let in_storage = artifact
+                .as_ref()
+                .is_some_and(|artifact| steps::artifact_present_blocking(&storage, artifact));
+            let sharing = crate::git::Sharing {
+                listings: &listings,
+                credential,
+                max_age,
+                cancel: &cancel,
+            };
+            Ok((
+                in_storage,
+                steps::resolve(&remote, &checkout, Some(sharing)),
+            ))
+        }
+    })
+    .await
+}
+
 /// Validates, resolves, and rebuilds the artifact when needed. Talks to the API and git.
 async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error> {
     let ns = repo.namespace().unwrap_or_default();
@@ -175,32 +212,34 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         spec.interval().unwrap_or(Duration::from_secs(60)),
     );
     let started = Instant::now();
-    // One blocking task checks the stored artifact and lists refs: an idle pass wakes no
-    // other thread.
-    let checked_and_resolved = steps::run_blocking(limit, cancel.clone(), {
-        let remote = remote.clone();
-        let checkout = spec.checkout();
-        let listings = ctx.listings.clone();
-        let cancel = cancel.clone();
-        let storage = ctx.storage.clone();
-        let artifact = status.artifact.clone();
-        move || {
-            let in_storage = artifact
-                .as_ref()
-                .is_some_and(|artifact| steps::artifact_present_blocking(&storage, artifact));
-            let sharing = crate::git::Sharing {
-                listings: &listings,
-                credential,
+    // The common pass, an artifact already checked in storage and a listing on a kept
+    // connection (or a shared one), needs no blocking thread: it runs here.
+    let quick = match &status.artifact {
+        Some(artifact)
+            if artifact
+                .digest
+                .as_deref()
+                .is_some_and(|digest| ctx.storage.holds_known(&artifact.path, digest)) =>
+        {
+            crate::git::resolve_async(
+                &remote,
+                &spec.checkout(),
+                &ctx.listings,
+                credential.clone(),
                 max_age,
-                cancel: &cancel,
-            };
-            Ok((
-                in_storage,
-                steps::resolve(&remote, &checkout, Some(sharing)),
-            ))
+                &ctx.listing_clients,
+            )
+            .await
         }
-    })
-    .await;
+        _ => crate::git::Quick::NotHere,
+    };
+    let checked_and_resolved = match quick {
+        crate::git::Quick::Resolved(resolved) => Ok((true, Ok(resolved))),
+        crate::git::Quick::TimedOut => Err(steps::timed_out(limit)),
+        crate::git::Quick::NotHere => {
+            checked_and_resolved(ctx, &remote, spec, &status, credential, max_age, limit).await
+        }
+    };
     let (in_storage, resolved) = match checked_and_resolved {
         Ok(both) => both,
         // Timed out: the storage is looked at on its own.

@@ -210,11 +210,16 @@ pub async fn run_blocking<T: Send + 'static>(
         }),
         Err(_) => {
             cancel.store(true, Ordering::Relaxed);
-            Err(Error::Git {
-                reason: reasons::GIT_OPERATION_FAILED,
-                message: format!("timeout after {timeout:?} ({})", limit.source),
-            })
+            Err(timed_out(limit))
         }
+    }
+}
+
+/// The error of git work that ran out of `limit`.
+pub fn timed_out(limit: TimeLimit) -> Error {
+    Error::Git {
+        reason: reasons::GIT_OPERATION_FAILED,
+        message: format!("timeout after {:?} ({})", limit.duration, limit.source),
     }
 }
 

@@ -178,6 +178,9 @@ impl Storage {
     /// file is hashed in full the first time and whenever its size, times or inode changed
     /// since it was last found good; otherwise the answer costs one `stat`. Blocking.
     pub fn holds(&self, path: &str, digest: &str) -> bool {
+        if self.holds_known(path, digest) {
+            return true;
+        }
         let Ok(file_path) = self.local_path(path) else {
             return false;
         };
@@ -188,18 +191,10 @@ impl Storage {
             return false;
         }
         let stamp = FileStamp::of(&meta);
-        let mut verified = self
-            .verified
+        self.verified
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if verified
-            .get(&file_path)
-            .is_some_and(|(known, good)| *known == stamp && good == digest)
-        {
-            return true;
-        }
-        verified.remove(&file_path);
-        drop(verified);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&file_path);
         if !self.verify(path, digest) {
             return false;
         }
@@ -219,6 +214,27 @@ impl Storage {
             verified.insert(file_path, (stamp, digest.to_string()));
         }
         true
+    }
+
+    /// Whether the artifact at `path` is a file already found to hold `digest` and unchanged
+    /// since (same size, times and inode): one `stat`, never a read. `false` says only that
+    /// [`Storage::holds`] must decide.
+    pub fn holds_known(&self, path: &str, digest: &str) -> bool {
+        let Ok(file_path) = self.local_path(path) else {
+            return false;
+        };
+        let Ok(meta) = fs::symlink_metadata(&file_path) else {
+            return false;
+        };
+        if !meta.file_type().is_file() {
+            return false;
+        }
+        let stamp = FileStamp::of(&meta);
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&file_path)
+            .is_some_and(|(known, good)| *known == stamp && good == digest)
     }
 
     /// The storage root.

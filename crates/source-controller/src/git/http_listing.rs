@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
+use super::Remote;
 use super::auth::{GitAuth, HttpCredentials};
 use super::refs::RemoteRef;
 use super::transport::Session;
-use super::url::Scheme;
+use super::url::{RepoUrl, Scheme};
 
 /// Sent as `User-Agent`; git servers expect it to start with `git/`.
 const USER_AGENT: &str = concat!("git/mooring-", env!("CARGO_PKG_VERSION"));
@@ -100,24 +101,7 @@ fn servers() -> std::sync::MutexGuard<'static, Servers> {
 /// from a blocking thread (`spawn_blocking`), never from an async task.
 pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<RemoteRef>> {
     let remote = session.remote;
-    // `has_password` also counts a user alone, as an HTTP(S) URL's token.
-    let plain = session.url.scheme() != Scheme::Ssh
-        && remote.proxy.is_none()
-        && !session.url.has_password()
-        && !PROXY_VARIABLES
-            .iter()
-            .any(|v| std::env::var_os(v).is_some());
-    if !plain || remote.cancel.load(Ordering::Relaxed) {
-        return None;
-    }
-    let base = remote.url.trim_end_matches('/').to_owned();
-    let tls = tls_key(&remote.auth);
-    let server_key = (tls, base.clone());
-    let known = match servers().get(&server_key) {
-        Some(Server::Unsupported(at)) if at.elapsed() < RECHECK_UNSUPPORTED => return None,
-        Some(Server::V2(capabilities)) => Some(*capabilities),
-        _ => None,
-    };
+    let target = Target::of(remote, &session.url)?;
     let mut local = match IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop() {
         Some(local) => local,
         None => Local {
@@ -128,19 +112,9 @@ pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<Rem
             clients: HashMap::new(),
         },
     };
-    let outcome = local.client(tls, &remote.auth).and_then(|client| {
-        let auth = remote.auth.http.as_ref();
-        let listing = async {
-            let capabilities = match known {
-                Some(capabilities) => capabilities,
-                None => match advertised(&client, &base, auth).await? {
-                    Some(capabilities) => capabilities,
-                    None => return Some(Listed::Unsupported),
-                },
-            };
-            let refs = ls_refs(&client, &base, auth, capabilities, prefixes).await?;
-            Some(Listed::Refs(capabilities, refs))
-        };
+    // A runtime runs one listing at a time: one kept connection per host is enough.
+    let outcome = client_in(&mut local.clients, target.tls, &remote.auth, 1).and_then(|client| {
+        let listing = target.list(&client, remote.auth.http.as_ref(), prefixes);
         // The timers are made inside: they need the runtime's context.
         local.runtime.block_on(async {
             tokio::select! {
@@ -155,23 +129,117 @@ pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<Rem
             idle.push(local);
         }
     }
-    let mut servers = servers();
-    if servers.len() >= MAX_SERVERS {
-        servers.clear();
+    target.remember(outcome)
+}
+
+/// The clients of listings made on the controller's own runtime ([`list_async`]), one per TLS
+/// configuration. Their connections belong to the runtime they were made on: keep one set per
+/// runtime (the controller's context holds it).
+#[derive(Default)]
+pub struct AsyncClients(Mutex<HashMap<[u8; 32], reqwest::Client>>);
+
+impl std::fmt::Debug for AsyncClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncClients").finish_non_exhaustive()
     }
-    match outcome {
-        Some(Listed::Refs(capabilities, refs)) => {
-            servers.insert(server_key, Server::V2(capabilities));
-            Some(refs)
+}
+
+/// [`list`] for an async caller, on the caller's runtime: a listing on a kept connection is one
+/// write and one read on the thread that runs the pass. No time limit of its own (the caller
+/// sets one), and no cancel flag (dropping the future cancels it).
+pub(crate) async fn list_async(
+    remote: &Remote,
+    url: &RepoUrl,
+    prefixes: &[String],
+    clients: &AsyncClients,
+) -> Option<Vec<RemoteRef>> {
+    let target = Target::of(remote, url)?;
+    // Listings of many objects may run at once on this runtime.
+    let client = client_in(
+        &mut clients.0.lock().unwrap_or_else(PoisonError::into_inner),
+        target.tls,
+        &remote.auth,
+        4,
+    )?;
+    let outcome = target
+        .list(&client, remote.auth.http.as_ref(), prefixes)
+        .await;
+    target.remember(outcome)
+}
+
+/// Where a listing here goes, when this path applies.
+struct Target {
+    /// The URL without a trailing `/`.
+    base: String,
+    /// The TLS configuration's key ([`tls_key`]).
+    tls: [u8; 32],
+    /// The server's capabilities, when already known.
+    known: Option<Capabilities>,
+}
+
+impl Target {
+    /// `None` when gix must list: SSH, a proxy (in the Secret or the environment), credentials
+    /// in the URL, a cancelled operation, or a server recently found not to speak protocol v2.
+    fn of(remote: &Remote, url: &RepoUrl) -> Option<Target> {
+        // `has_password` also counts a user alone, as an HTTP(S) URL's token.
+        let plain = url.scheme() != Scheme::Ssh
+            && remote.proxy.is_none()
+            && !url.has_password()
+            && !PROXY_VARIABLES
+                .iter()
+                .any(|v| std::env::var_os(v).is_some());
+        if !plain || remote.cancel.load(Ordering::Relaxed) {
+            return None;
         }
-        Some(Listed::Unsupported) => {
-            servers.insert(server_key, Server::Unsupported(Instant::now()));
-            None
+        let base = remote.url.trim_end_matches('/').to_owned();
+        let tls = tls_key(&remote.auth);
+        let known = match servers().get(&(tls, base.clone())) {
+            Some(Server::Unsupported(at)) if at.elapsed() < RECHECK_UNSUPPORTED => return None,
+            Some(Server::V2(capabilities)) => Some(*capabilities),
+            _ => None,
+        };
+        Some(Target { base, tls, known })
+    }
+
+    /// Asks for the capabilities when they are not known yet, then sends `ls-refs`.
+    async fn list(
+        &self,
+        client: &reqwest::Client,
+        auth: Option<&HttpCredentials>,
+        prefixes: &[String],
+    ) -> Option<Listed> {
+        let capabilities = match self.known {
+            Some(capabilities) => capabilities,
+            None => match advertised(client, &self.base, auth).await? {
+                Some(capabilities) => capabilities,
+                None => return Some(Listed::Unsupported),
+            },
+        };
+        let refs = ls_refs(client, &self.base, auth, capabilities, prefixes).await?;
+        Some(Listed::Refs(capabilities, refs))
+    }
+
+    /// Remembers what the listing showed of the server, and gives its refs.
+    fn remember(self, outcome: Option<Listed>) -> Option<Vec<RemoteRef>> {
+        let mut servers = servers();
+        if servers.len() >= MAX_SERVERS {
+            servers.clear();
         }
-        // Whatever changed on the server is found out anew next time.
-        None => {
-            servers.remove(&server_key);
-            None
+        let key = (self.tls, self.base);
+        match outcome {
+            Some(Listed::Refs(capabilities, refs)) => {
+                servers.insert(key, Server::V2(capabilities));
+                Some(refs)
+            }
+            Some(Listed::Unsupported) => {
+                servers.insert(key, Server::Unsupported(Instant::now()));
+                None
+            }
+            // Whatever changed on the server is found out anew next time.
+            None => {
+                servers.remove(&key);
+                None
+            }
         }
     }
 }
@@ -200,31 +268,33 @@ async fn send(request: reqwest::RequestBuilder) -> Option<reqwest::Response> {
     }
 }
 
-impl Local {
-    /// The client for the TLS configuration `key` of `auth`, made on first use.
-    fn client(&mut self, key: [u8; 32], auth: &GitAuth) -> Option<reqwest::Client> {
-        if let Some(client) = self.clients.get(&key) {
-            return Some(client.clone());
-        }
-        let tls =
-            super::tls::client_config(auth.ca_pem.as_deref(), auth.client_cert.as_ref()).ok()?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(20))
-            // A runtime runs one listing at a time: one kept connection per host is enough.
-            .pool_max_idle_per_host(1)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(USER_AGENT)
-            .build()
-            .ok()?;
-        if self.clients.len() >= MAX_CLIENTS {
-            self.clients.clear();
-        }
-        self.clients.insert(key, client.clone());
-        Some(client)
+/// The client in `clients` for the TLS configuration `key` of `auth`, made on first use with at
+/// most `idle_per_host` kept connections per host.
+fn client_in(
+    clients: &mut HashMap<[u8; 32], reqwest::Client>,
+    key: [u8; 32],
+    auth: &GitAuth,
+    idle_per_host: usize,
+) -> Option<reqwest::Client> {
+    if let Some(client) = clients.get(&key) {
+        return Some(client.clone());
     }
+    let tls = super::tls::client_config(auth.ca_pem.as_deref(), auth.client_cert.as_ref()).ok()?;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(idle_per_host)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(USER_AGENT)
+        .build()
+        .ok()?;
+    if clients.len() >= MAX_CLIENTS {
+        clients.clear();
+    }
+    clients.insert(key, client.clone());
+    Some(client)
 }
 
 /// What tells TLS configurations apart: the Secret's CA and client certificate and key.

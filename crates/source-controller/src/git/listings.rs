@@ -133,13 +133,7 @@ impl RefListings {
         url: &str,
         list: impl FnOnce() -> Result<Vec<RemoteRef>, GitError>,
     ) -> Result<Vec<RemoteRef>, GitError> {
-        let slot = {
-            let mut map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            if map.len() >= MAX_SLOTS && !map.contains_key(&key) {
-                map.retain(|_, s| Arc::strong_count(s) > 1);
-            }
-            map.entry(key).or_default().clone()
-        };
+        let slot = self.slot(key);
         let asked = Instant::now();
         let mut state = slot.lock();
         loop {
@@ -182,6 +176,55 @@ impl RefListings {
         let refs = list()?;
         listing.refs = Some(refs.clone());
         Ok(refs)
+    }
+
+    /// [`RefListings::get_or_list`] for an async caller, which never waits: the refs of a
+    /// listing at most `max_age` old, or of a new one made by `list`. `None` when another
+    /// listing of the key is under way (the caller then waits for it with `get_or_list`) or
+    /// when `list` gave nothing (a waiter, or the caller, then lists in its place).
+    pub(crate) async fn get_or_list_async(
+        &self,
+        key: ListingKey,
+        max_age: Option<Duration>,
+        list: impl Future<Output = Option<Vec<RemoteRef>>>,
+    ) -> Option<Vec<RemoteRef>> {
+        let slot = self.slot(key);
+        {
+            let mut state = slot.lock();
+            if let Some((at, refs)) = &state.listed
+                && max_age.is_some_and(|m| at.elapsed() < m)
+            {
+                if let Some((_, reused)) = &self.counts {
+                    reused.inc();
+                }
+                return Some(refs.clone());
+            }
+            if state.listing {
+                return None;
+            }
+            state.listing = true;
+        }
+        let mut listing = Listing {
+            slot: &slot,
+            started: Instant::now(),
+            refs: None,
+        };
+        // Counted when it gave refs: otherwise the lister that takes over counts its own.
+        let refs = list.await?;
+        if let Some((made, _)) = &self.counts {
+            made.inc();
+        }
+        listing.refs = Some(refs.clone());
+        Some(refs)
+    }
+
+    /// The slot of `key`, made on first use.
+    fn slot(&self, key: ListingKey) -> Arc<Slot> {
+        let mut map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_SLOTS && !map.contains_key(&key) {
+            map.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        map.entry(key).or_default().clone()
     }
 }
 
@@ -363,5 +406,61 @@ mod tests {
             .expect("waiter")
             .expect("the waiter's own listing");
         assert_eq!(own, refs("refs/tags/v1"));
+    }
+
+    /// Polls `future` once (the futures here never wait on anything but the test).
+    fn now<T>(future: impl Future<Output = T>) -> T {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(value) => value,
+            std::task::Poll::Pending => panic!("the future waited"),
+        }
+    }
+
+    #[test]
+    fn an_async_asker_shares_fresh_listings_and_never_waits_for_one_under_way() {
+        let listings = Arc::new(RefListings::default());
+        // A listing made here is shared with the blocking askers, and the other way round.
+        let made = now(listings
+            .get_or_list_async(key("u", "a"), HOUR, async { Some(refs("refs/heads/main")) }));
+        assert_eq!(made, Some(refs("refs/heads/main")));
+        let shared = listings
+            .get_or_list(key("u", "a"), HOUR, &NO, "u", || panic!("shared"))
+            .expect("shared");
+        assert_eq!(shared, refs("refs/heads/main"));
+        let again = now(listings.get_or_list_async(key("u", "a"), HOUR, async {
+            panic!("a fresh listing is reused")
+        }));
+        assert_eq!(again, Some(refs("refs/heads/main")));
+        // No max age: a new listing, as for the blocking asker.
+        let new = now(listings
+            .get_or_list_async(key("u", "a"), None, async { Some(refs("refs/heads/next")) }));
+        assert_eq!(new, Some(refs("refs/heads/next")));
+
+        // Another asker's listing under way: `None` at once, and the blocking asker waits.
+        let (release, lister) = held_listing(&listings, Ok(refs("refs/tags/v2")));
+        let under_way = now(listings.get_or_list_async(key("u", "a"), None, async {
+            panic!("must not list while another listing is under way")
+        }));
+        assert_eq!(under_way, None);
+        release.send(()).expect("release");
+        lister.join().expect("lister").expect("listed");
+    }
+
+    #[test]
+    fn an_async_listing_that_gives_nothing_is_taken_over_by_the_next_asker() {
+        let listings = RefListings::default();
+        let failed = now(listings.get_or_list_async(key("u", "a"), HOUR, async { None }));
+        assert_eq!(failed, None);
+        // The slot is free again and nothing was kept: the blocking asker lists.
+        let calls = Cell::new(0);
+        let listed = listings
+            .get_or_list(key("u", "a"), HOUR, &NO, "u", || {
+                calls.set(calls.get() + 1);
+                Ok(refs("refs/heads/main"))
+            })
+            .expect("list");
+        assert_eq!((calls.get(), listed), (1, refs("refs/heads/main")));
     }
 }

@@ -55,9 +55,10 @@ pub use auth::{AuthError, GitAuth, HttpCredentials, Sensitive};
 pub use cache::{CacheLock, evict_unused};
 pub use error::GitError;
 pub use fetch::{cached, fetch};
+pub use http_listing::AsyncClients;
 pub use listings::{ListingKey, RefListings};
 pub use proxy::ProxyConfig;
-pub use resolve::{Sharing, resolve, resolve_with};
+pub use resolve::{Quick, Sharing, resolve, resolve_async, resolve_with};
 pub use transport::alloc_limit_override;
 pub use url::{Scheme, cache_key, redact};
 

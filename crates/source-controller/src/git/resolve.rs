@@ -4,6 +4,7 @@
 use mooring_api::GitCheckout;
 use std::sync::OnceLock;
 
+use super::http_listing::AsyncClients;
 use super::listings::{ListingKey, RefListings};
 use super::refs::{self, RemoteRef, has_commits, listing_prefixes, listing_refspecs};
 use super::transport::{Session, validate};
@@ -103,6 +104,65 @@ pub fn resolve_with(
             }
         }
         result => result,
+    }
+}
+
+/// What [`resolve_async`] came to.
+#[derive(Debug)]
+pub enum Quick {
+    /// The checkout, resolved.
+    Resolved(Resolved),
+    /// The remote's time limit ran out.
+    TimedOut,
+    /// Not answered here: [`resolve_with`] must (SSH, a proxy, credentials in the URL, a
+    /// server not speaking protocol v2, another object's listing of the URL under way, any
+    /// failure, or a checkout that does not resolve, so that errors are worded by gix as
+    /// before).
+    NotHere,
+}
+
+/// [`resolve_with`] for the common case of a pass, without a blocking thread: a commit without
+/// a branch (no network), or a branch, tag or semver range whose refs come from a shared
+/// listing fresh enough for `max_age` or from one `ls-refs` on a kept-alive connection of the
+/// caller's runtime ([`super::http_listing::list_async`]). Bounded by `remote.timeout`.
+pub async fn resolve_async(
+    remote: &Remote,
+    checkout: &GitCheckout,
+    listings: &RefListings,
+    credential: String,
+    max_age: Option<std::time::Duration>,
+    clients: &AsyncClients,
+) -> Quick {
+    let Ok(url) = validate(remote) else {
+        return Quick::NotHere;
+    };
+    let listed = if let GitCheckout::Commit { branch: None, .. } = checkout {
+        Vec::new()
+    } else {
+        if let GitCheckout::Semver(range) = checkout
+            && super::semver::Range::parse(range).is_err()
+        {
+            return Quick::NotHere;
+        }
+        let Some(prefixes) = listing_prefixes(checkout) else {
+            return Quick::NotHere;
+        };
+        let key = ListingKey {
+            url: remote.url.clone(),
+            credential,
+            refspecs: listing_refspecs(checkout),
+        };
+        let list = super::http_listing::list_async(remote, &url, &prefixes, clients);
+        let listing = listings.get_or_list_async(key, max_age, list);
+        match tokio::time::timeout(remote.timeout, listing).await {
+            Err(_) => return Quick::TimedOut,
+            Ok(None) => return Quick::NotHere,
+            Ok(Some(listed)) => listed,
+        }
+    };
+    match refs::select(checkout, &listed, url.redacted()) {
+        Ok(resolved) => Quick::Resolved(resolved),
+        Err(_) => Quick::NotHere,
     }
 }
 
