@@ -96,6 +96,8 @@ pub struct Context {
     /// The HTTP clients of ref listings made on the controller's runtime (their kept
     /// connections belong to it).
     pub listing_clients: std::sync::Arc<crate::git::AsyncClients>,
+    /// When builds last had unused git caches evicted.
+    pub evictions: std::sync::Arc<crate::steps::Evictions>,
     /// Artifacts shared by GitRepositories that pack the same commit the same way.
     pub archives: crate::archive::shared::SharedArchives,
 }
@@ -143,6 +145,7 @@ impl Context {
             refresh,
             listings,
             listing_clients: Default::default(),
+            evictions: Default::default(),
             archives: Default::default(),
         };
         let feeds = Feeds {

@@ -356,7 +356,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         .artifact_size
         .with_label_values(&[&ns, &name])
         .set(built.artifact.size.unwrap_or(0));
-    steps::evict_git_caches(ctx).await;
+    steps::evict_git_caches_soon(ctx);
     if !built.dropped_symlinks.is_empty() {
         publish(
             ctx,

@@ -286,6 +286,53 @@ async fn git_caches_go_when_no_gitrepository_uses_their_url() {
 }
 
 #[tokio::test]
+async fn the_cache_of_a_url_no_gitrepository_uses_goes_after_a_build_elsewhere() {
+    let env = test_env("src-evict-moved").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let first = server
+        .create_repo(&unique("first"), Auth::None)
+        .expect("repo");
+    let second = server
+        .create_repo(&unique("second"), Auth::None)
+        .expect("repo");
+    let one = first.commit(&[("a.yaml", "a: 1\n")], "a").expect("commit");
+    let two = second.commit(&[("b.yaml", "b: 1\n")], "b").expect("commit");
+    let running = start(&env, None).await;
+    apply_repo(&env, repo_manifest("mover", first.http_url(), json!({}))).await;
+    wait_for(&env, "mover", "Ready", |r| is_ready_at(r, &one)).await;
+    assert_eq!(
+        caches(&running.cache),
+        vec![mooring_source_controller::git::cache_key(first.http_url())]
+    );
+    // Moving to another URL builds an artifact there; the old URL's cache goes without any
+    // deletion, at most one eviction spacing after that build (builds close together share
+    // one eviction).
+    apply_repo(&env, repo_manifest("mover", second.http_url(), json!({}))).await;
+    wait_for(&env, "mover", "Ready at the new URL", |r| {
+        is_ready_at(r, &two)
+    })
+    .await;
+    let only_second = vec![mooring_source_controller::git::cache_key(second.http_url())];
+    let deadline = mooring_source_controller::steps::EVICTION_SPACING + Duration::from_secs(20);
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let evicted = tokio::time::timeout(deadline, async {
+        while caches(&running.cache) != only_second {
+            every.tick().await;
+        }
+    })
+    .await;
+    assert!(
+        evicted.is_ok(),
+        "the unused cache stayed for {deadline:?}: {:?}",
+        caches(&running.cache)
+    );
+    faults::record(&Row::passed_once(
+        "git caches evicted when their URL is no longer used (no deletion)",
+    ));
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn a_file_over_the_object_limit_fails_naming_the_limit_and_others_go_on() {
     let env = test_env("src-bigfile").await.expect("env");
     let server = GitServer::shared().expect("git server");

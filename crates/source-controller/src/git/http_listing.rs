@@ -4,10 +4,14 @@
 //! own and a runtime thread inside the client, then asks for the server's capabilities before
 //! it sends `ls-refs`. At one listing per GitRepository per interval that was most of an idle
 //! source-controller's CPU. Here an async client per TLS configuration keeps its connections
-//! open between listings, on a small runtime that the listing's own thread drives (a listing
-//! on a kept connection wakes no other thread); the protocol v2 `ls-refs` command is sent as
-//! one POST, and the capability advertisement it depends on is asked for once per URL and
-//! remembered. A server that answers it in another protocol is left to gix for a while.
+//! open between listings; the protocol v2 `ls-refs` command is sent as one POST, and the
+//! capability advertisement it depends on is asked for once per URL and remembered. A server
+//! that answers it in another protocol is left to gix for a while.
+//!
+//! Two ways in: [`list_async`], on the controller's runtime, for a pass that needs nothing
+//! else blocking (the common idle pass: no thread but the pass's own worker takes part), and
+//! [`list`], from a blocking thread, on a small runtime that thread drives itself (a listing on
+//! a kept connection wakes no other thread).
 //!
 //! Only the plain case is taken here: HTTP(S) without a proxy (in a Secret or the environment)
 //! and without credentials in the URL. Anything else, and any failure or answer that is not

@@ -7,7 +7,10 @@
 //! **Blocking.** gix's HTTP transport is blocking only, and SSH runs the external `ssh`, so
 //! [`resolve`] and [`fetch`] block: call them from `tokio::task::spawn_blocking`. Each is bounded
 //! by [`Remote::timeout`] (a reqwest client timeout, `ssh -o ConnectTimeout`, and a watchdog that
-//! interrupts gix between reads) and stops early when [`Remote::cancel`] is set.
+//! interrupts gix between reads) and stops early when [`Remote::cancel`] is set. The one
+//! exception is [`resolve_async`]: a pass whose refs come from a shared listing or from one
+//! `ls-refs` on a kept connection of the controller's own runtime resolves without a blocking
+//! thread, and leaves everything else (and every failure) to [`resolve_with`].
 //!
 //! Transports:
 //! - HTTPS: basic auth answers the server's 401 through a gix credentials callback; a bearer
