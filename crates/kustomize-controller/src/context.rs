@@ -42,6 +42,9 @@ pub struct Settings {
     pub max_render_objects: usize,
 }
 
+/// The least time between two evictions of unused extracted artifacts asked for by renders.
+pub const ARTIFACT_EVICTION_SPACING: Duration = Duration::from_secs(10);
+
 /// Shared state of the reconciler.
 pub struct Context {
     /// The controller's own client (watches, status, discovery).
@@ -51,7 +54,10 @@ pub struct Context {
     /// The remote clusters that `spec.kubeConfig` names.
     pub remotes: Remotes,
     /// Downloaded and extracted artifacts, shared by digest.
-    pub artifacts: ArtifactCache,
+    pub artifacts: Arc<ArtifactCache>,
+    /// Evictions of unused extracted artifacts asked for by renders
+    /// ([`crate::steps::render`]): at most one per [`ARTIFACT_EVICTION_SPACING`].
+    pub artifact_evictions: Arc<mooring_runtime::spaced::Spaced>,
     /// Command-line settings.
     pub settings: Settings,
     /// Publishes Kubernetes Events.
@@ -120,7 +126,8 @@ impl Context {
             client: client.clone(),
             local: Arc::new(Cluster::new(config, client.clone(), wake_tx.clone(), 0)),
             remotes: Remotes::new(wake_tx),
-            artifacts: ArtifactCache::new(cache_dir, limits)?,
+            artifacts: Arc::new(ArtifactCache::new(cache_dir, limits)?),
+            artifact_evictions: mooring_runtime::spaced::Spaced::new(ARTIFACT_EVICTION_SPACING),
             settings,
             recorder: Recorder::new(
                 client.clone(),

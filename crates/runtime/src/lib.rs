@@ -12,5 +12,6 @@ pub mod links;
 pub mod reconcile;
 pub mod server;
 pub mod shutdown;
+pub mod spaced;
 pub mod status;
 pub mod telemetry;

@@ -96,8 +96,8 @@ pub struct Context {
     /// The HTTP clients of ref listings made on the controller's runtime (their kept
     /// connections belong to it).
     pub listing_clients: std::sync::Arc<crate::git::AsyncClients>,
-    /// When builds last had unused git caches evicted.
-    pub evictions: std::sync::Arc<crate::steps::Evictions>,
+    /// Evictions of unused git caches asked for by builds ([`crate::steps::evict_git_caches_soon`]).
+    pub evictions: std::sync::Arc<mooring_runtime::spaced::Spaced>,
     /// Artifacts shared by GitRepositories that pack the same commit the same way.
     pub archives: crate::archive::shared::SharedArchives,
 }
@@ -145,7 +145,7 @@ impl Context {
             refresh,
             listings,
             listing_clients: Default::default(),
-            evictions: Default::default(),
+            evictions: mooring_runtime::spaced::Spaced::new(crate::steps::EVICTION_SPACING),
             archives: Default::default(),
         };
         let feeds = Feeds {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -351,41 +351,14 @@ pub async fn evict_git_caches(ctx: &Context) {
 /// of N times (measured: 4% of the source-controller's CPU at N=1000 went to reading that
 /// directory). A deletion still evicts at once ([`evict_git_caches`]).
 pub fn evict_git_caches_soon(ctx: &Context) {
-    let evictions = ctx.evictions.clone();
-    if evictions.pending.swap(true, Ordering::AcqRel) {
-        return;
-    }
     let store = ctx.repositories.clone();
     let root = ctx.settings.git_cache.clone();
-    tokio::spawn(async move {
-        let last = *evictions
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(last) = last {
-            tokio::time::sleep_until((last + EVICTION_SPACING).into()).await;
-        }
-        // Builds finished from here on ask for a run of their own.
-        evictions.pending.store(false, Ordering::Release);
-        *evictions
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-        evict(&store, root).await;
-    });
+    ctx.evictions
+        .request(async move { evict(&store, root).await });
 }
 
 /// The least time between two evictions asked for by builds.
 pub const EVICTION_SPACING: Duration = Duration::from_secs(10);
-
-/// The state of [`evict_git_caches_soon`].
-#[derive(Debug, Default)]
-pub struct Evictions {
-    /// A run is waiting for its turn.
-    pending: AtomicBool,
-    /// When the last run started.
-    last: std::sync::Mutex<Option<Instant>>,
-}
 
 async fn evict(store: &Store<GitRepository>, root: std::path::PathBuf) {
     let live: Vec<String> = store

@@ -175,8 +175,9 @@ impl Storage {
     }
 
     /// Whether the artifact at `path` is a regular file with `digest` (`sha256:<hex>`). The
-    /// file is hashed in full the first time and whenever its size, times or inode changed
-    /// since it was last found good; otherwise the answer costs one `stat`. Blocking.
+    /// file is hashed in full the first time (unless this `Storage` wrote it, hashing it as it
+    /// went) and whenever its size, times or inode changed since it was last found good;
+    /// otherwise the answer costs one `stat`. Blocking.
     pub fn holds(&self, path: &str, digest: &str) -> bool {
         if self.holds_known(path, digest) {
             return true;
@@ -202,18 +203,23 @@ impl Storage {
         // true after the read is remembered.
         let unchanged = fs::symlink_metadata(&file_path).is_ok_and(|m| FileStamp::of(&m) == stamp);
         if unchanged {
-            let mut verified = self
-                .verified
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Files of old revisions are collected from disk but not from here: start over
-            // now and then rather than grow with every revision ever served.
-            if verified.len() >= VERIFIED_LIMIT {
-                verified.clear();
-            }
-            verified.insert(file_path, (stamp, digest.to_string()));
+            self.remember_good(file_path, stamp, digest);
         }
         true
+    }
+
+    /// Remembers that the file at `file_path`, as `stamp` shows it, holds `digest`.
+    fn remember_good(&self, file_path: PathBuf, stamp: FileStamp, digest: &str) {
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Files of old revisions are collected from disk but not from here: start over now and
+        // then rather than grow with every revision ever served.
+        if verified.len() >= VERIFIED_LIMIT {
+            verified.clear();
+        }
+        verified.insert(file_path, (stamp, digest.to_string()));
     }
 
     /// Whether the artifact at `path` is a file already found to hold `digest` and unchanged
@@ -317,6 +323,10 @@ impl Storage {
             digest: format!("sha256:{hex}"),
             size: writer.size,
         };
+        // Hashed while it was written: the next pass's check needs only a `stat`.
+        if let Ok(meta) = fs::symlink_metadata(&target) {
+            self.remember_good(target, FileStamp::of(&meta), &stored.digest);
+        }
         Ok((stored, built))
     }
 

@@ -90,6 +90,33 @@ fn verify_detects_missing_tampered_and_wrong_algorithm() {
 }
 
 #[test]
+fn a_stored_artifact_is_known_good_until_its_file_changes() {
+    let (_dir, storage) = storage();
+    let stored = store_bytes(&storage, "app", "abc", b"content");
+    // Hashed while written: known without reading it again.
+    assert!(storage.holds_known(&stored.path, &stored.digest));
+    assert!(!storage.holds_known(&stored.path, "sha256:0000"));
+    assert!(storage.holds(&stored.path, &stored.digest));
+    // Same size, other bytes, other modification time: no longer known, and found bad.
+    let path = storage.local_path(&stored.path).expect("path");
+    fs::write(&path, b"CONTENT").expect("write");
+    File::options()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_modified(SystemTime::now() - Duration::from_secs(60))
+        .expect("mtime");
+    assert!(!storage.holds_known(&stored.path, &stored.digest));
+    assert!(!storage.holds(&stored.path, &stored.digest));
+    // A new Storage (a restarted process) knows nothing until it has read the file.
+    let again = store_bytes(&storage, "app", "def", b"other");
+    let restarted = Storage::new(storage.root());
+    assert!(!restarted.holds_known(&again.path, &again.digest));
+    assert!(restarted.holds(&again.path, &again.digest));
+    assert!(restarted.holds_known(&again.path, &again.digest));
+}
+
+#[test]
 fn gc_keeps_newest_and_current() {
     let (_dir, storage) = storage();
     let base = SystemTime::now() - Duration::from_secs(1000);

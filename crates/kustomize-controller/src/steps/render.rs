@@ -173,7 +173,7 @@ pub async fn render(
     manifests::stamp_owner(&mut objects, &ks.name_any(), &ns);
     let scopes = scopes_of(&clients.target.client, &cluster.kinds, &objects).await;
     place_all(&mut objects, default_namespace, &scopes);
-    evict_unused_artifacts(ctx).await;
+    evict_unused_artifacts(ctx);
     // A render with decrypted Secrets is recorded by a digest keyed with the decryption keys.
     let digest_key = keys.as_ref().map(|k| k.fingerprint().as_slice());
     let digest = inventory::render_digest_keyed(&objects, digest_key)
@@ -377,20 +377,26 @@ pub fn place_all(
     }
 }
 
-/// Removes extracted artifacts that no source points at any more; called after a new render,
-/// so the cache holds about one tree per source.
-async fn evict_unused_artifacts(ctx: &Context) {
-    let keep: HashSet<String> = ctx
-        .sources
-        .state()
-        .iter()
-        .filter_map(|s| s.status.as_ref()?.artifact.as_ref()?.digest.clone())
-        .collect();
-    match ctx.artifacts.retain(&keep).await {
-        Ok(0) => {}
-        Ok(evicted) => tracing::debug!(evicted, "evicted unused artifacts"),
-        Err(e) => tracing::warn!(error = %e, "evicting unused artifacts failed"),
-    }
+/// Removes extracted artifacts that no source points at any more; asked for after each render,
+/// so the cache holds about one tree per source, and run at most once per
+/// [`crate::context::ARTIFACT_EVICTION_SPACING`]: each run reads every source and the cache
+/// directory, which at one run per render grew with the square of the number of
+/// Kustomizations.
+fn evict_unused_artifacts(ctx: &Context) {
+    let sources = ctx.sources.clone();
+    let artifacts = ctx.artifacts.clone();
+    ctx.artifact_evictions.request(async move {
+        let keep: HashSet<String> = sources
+            .state()
+            .iter()
+            .filter_map(|s| s.status.as_ref()?.artifact.as_ref()?.digest.clone())
+            .collect();
+        match artifacts.retain(&keep).await {
+            Ok(0) => {}
+            Ok(evicted) => tracing::debug!(evicted, "evicted unused artifacts"),
+            Err(e) => tracing::warn!(error = %e, "evicting unused artifacts failed"),
+        }
+    });
 }
 
 #[cfg(test)]
