@@ -13,4 +13,5 @@ pub mod reconcile;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+pub mod stores;
 pub mod telemetry;
