@@ -9,7 +9,6 @@ pub mod events;
 pub mod flags;
 pub mod leader;
 pub mod links;
-pub mod malloc;
 pub mod reconcile;
 pub mod server;
 pub mod shutdown;
