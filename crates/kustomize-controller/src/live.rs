@@ -86,7 +86,11 @@ impl LiveObject {
     pub fn carries(&self, meta: &ObjectMeta) -> bool {
         let contains = |field: Field, want: &Option<BTreeMap<String, String>>| {
             want.iter().flatten().all(|(k, v)| {
-                k == LAST_APPLIED || self.metadata.binary_search(&hash_of((&field, k, v))).is_ok()
+                k == LAST_APPLIED
+                    || self
+                        .metadata
+                        .binary_search(&hash_of((&field, k, v)))
+                        .is_ok()
             })
         };
         contains(Field::Label, &meta.labels) && contains(Field::Annotation, &meta.annotations)
