@@ -18,6 +18,8 @@ use mooring_api::{GitRepository, Kustomization};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use mooring_runtime::stores::slim;
+
 use crate::context::Context;
 use crate::reconciler::{error_policy, reconcile};
 
@@ -137,16 +139,6 @@ pub struct Writers {
     pub kustomizations: reflector::store::Writer<Kustomization>,
     /// Feeds `Context::sources`.
     pub sources: reflector::store::Writer<GitRepository>,
-}
-
-/// Drops from an object kept in a store what the controller never reads: `managedFields`
-/// (often the largest part of a small object) and kubectl's last-applied copy of the object.
-fn slim<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(crate::live::LAST_APPLIED);
-    }
 }
 
 /// Runs the Kustomization controller until `shutdown` resolves.

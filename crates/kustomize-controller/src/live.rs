@@ -23,9 +23,8 @@ use tokio::sync::mpsc;
 
 use crate::inventory::{ObjectId, Owner};
 
-/// The annotation `kubectl apply` writes (a copy of the whole object): often large, so the
-/// view keeps only its hash.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The annotation `kubectl apply` writes (a copy of the whole object): often large.
+pub use mooring_runtime::stores::LAST_APPLIED;
 
 /// What the live view knows of one managed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,46 +39,61 @@ pub struct LiveObject {
     /// the status entries): it moves when any field manager writes spec, data or metadata, and
     /// stays when only status changes.
     pub writers: u64,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Annotations (the last-applied-configuration value replaced by its hash).
-    pub annotations: BTreeMap<String, String>,
+    /// The labels and annotations, each `(key, value)` pair as a hash (tagged by which of the
+    /// two it is), sorted: all a pass asks of them is whether a rendered pair is carried, and
+    /// as maps of strings they were most of what the view held per object.
+    pub metadata: Box<[u64]>,
+}
+
+/// Whether a metadata pair is a label or an annotation.
+#[derive(Hash)]
+enum Field {
+    Label,
+    Annotation,
 }
 
 impl LiveObject {
     /// The view of an object's metadata (a watch event, or the answer to a write).
     pub fn of(meta: &ObjectMeta) -> Self {
-        let labels = meta.labels.clone().unwrap_or_default();
+        let labels = meta.labels.as_ref();
         let owner = match (
-            labels.get(KUSTOMIZE_NAMESPACE_LABEL),
-            labels.get(KUSTOMIZE_NAME_LABEL),
+            labels.and_then(|l| l.get(KUSTOMIZE_NAMESPACE_LABEL)),
+            labels.and_then(|l| l.get(KUSTOMIZE_NAME_LABEL)),
         ) {
             (Some(namespace), Some(name)) => Some(Owner::new(namespace, name)),
             _ => None,
         };
-        let mut annotations = meta.annotations.clone().unwrap_or_default();
-        if let Some(value) = annotations.get_mut(LAST_APPLIED) {
-            *value = format!("{:x}", hash_of(&*value));
-        }
+        let pairs = |field: Field, map: &Option<BTreeMap<String, String>>| {
+            map.iter()
+                .flatten()
+                .map(move |(k, v)| hash_of((&field, k, v)))
+                .collect::<Vec<_>>()
+        };
+        let mut metadata = pairs(Field::Label, &meta.labels);
+        metadata.extend(pairs(Field::Annotation, &meta.annotations));
+        metadata.sort_unstable();
         Self {
             resource_version: meta.resource_version.clone().unwrap_or_default(),
             generation: meta.generation,
             owner,
             writers: writers_of(meta.managed_fields.as_deref().unwrap_or_default()),
-            labels,
-            annotations,
+            metadata: metadata.into_boxed_slice(),
         }
     }
 
     /// Whether every label and annotation of `meta` (a rendered object) is present here with
-    /// the same value.
+    /// the same value (kubectl's last-applied copy apart).
     pub fn carries(&self, meta: &ObjectMeta) -> bool {
-        let contains = |want: &Option<BTreeMap<String, String>>, have: &BTreeMap<_, _>| {
-            want.iter()
-                .flatten()
-                .all(|(k, v)| have.get(k) == Some(v) || k == LAST_APPLIED)
+        let contains = |field: Field, want: &Option<BTreeMap<String, String>>| {
+            want.iter().flatten().all(|(k, v)| {
+                k == LAST_APPLIED
+                    || self
+                        .metadata
+                        .binary_search(&hash_of((&field, k, v)))
+                        .is_ok()
+            })
         };
-        contains(&meta.labels, &self.labels) && contains(&meta.annotations, &self.annotations)
+        contains(Field::Label, &meta.labels) && contains(Field::Annotation, &meta.annotations)
     }
 }
 

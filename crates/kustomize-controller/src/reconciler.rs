@@ -391,10 +391,7 @@ fn new_render(
 /// Starts the live view's watch of every kind of the render that discovery knows.
 fn watch_kinds(cluster: &Cluster, render: &Render) {
     for desired in &render.objects {
-        let Some(types) = desired.object.types.as_ref() else {
-            continue;
-        };
-        if let Some(kind) = cluster.kinds.cached(&types.api_version, &types.kind) {
+        if let Some(kind) = cluster.kinds.cached(&desired.api_version, &desired.id.kind) {
             cluster.live.ensure_watch(&kind.resource);
         }
     }

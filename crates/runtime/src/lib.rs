@@ -14,4 +14,5 @@ pub mod server;
 pub mod shutdown;
 pub mod spaced;
 pub mod status;
+pub mod stores;
 pub mod telemetry;

@@ -52,9 +52,10 @@ pub const OWN_WRITE_PATIENCE: std::time::Duration = std::time::Duration::from_se
 /// are opaque.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
-    written: std::sync::Mutex<
-        std::collections::HashMap<String, (serde_json::Value, std::time::Instant)>,
-    >,
+    /// Per object, a hash of the status written (not the status itself: kept as parsed JSON,
+    /// a status with its conditions and inventory took kilobytes per object until its next
+    /// pass) and when.
+    written: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
 }
 
 impl OwnWrites {
@@ -64,7 +65,7 @@ impl OwnWrites {
         K: Resource + HasStatus,
         K::Status: Serialize,
     {
-        let status = serde_json::to_value(written.status()).unwrap_or_default();
+        let status = status_hash(&written.status());
         self.lock()
             .insert(key_of(written), (status, std::time::Instant::now()));
     }
@@ -82,7 +83,7 @@ impl OwnWrites {
         let Some((status, at)) = written.get(&key) else {
             return false;
         };
-        let shows_it = serde_json::to_value(copy.status()).is_ok_and(|s| &s == status);
+        let shows_it = status_hash(&copy.status()) == *status;
         if shows_it || at.elapsed() >= OWN_WRITE_PATIENCE {
             written.remove(&key);
             return false;
@@ -107,13 +108,23 @@ impl OwnWrites {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<String, (serde_json::Value, std::time::Instant)>,
-    > {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, std::time::Instant)>>
+    {
         // The map holds plain values: a panic elsewhere cannot leave it inconsistent.
         self.written.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A hash of `status` as JSON with its keys sorted (through `serde_json::Value`, whose maps are
+/// ordered), so that equal statuses hash alike whatever order a map of theirs iterates in.
+fn status_hash<S: Serialize>(status: &S) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let text = serde_json::to_value(status)
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn key_of<K: Resource>(object: &K) -> String {

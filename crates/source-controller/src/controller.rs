@@ -14,6 +14,7 @@ use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
 use mooring_api::{GitRepository, Receiver};
+use mooring_runtime::stores::slim;
 
 use crate::context::{Context, Feeds};
 use crate::reconciler::{error_policy, reconcile};
@@ -104,6 +105,7 @@ async fn run_repositories(
     let reader = ctx.repositories.clone();
     let primary = watcher(api.clone(), watch_config.clone())
         .default_backoff()
+        .modify(slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
@@ -170,6 +172,7 @@ async fn run_receivers(
     let reader = ctx.receivers.clone();
     let primary = watcher(api, watch_config.clone())
         .default_backoff()
+        .modify(slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash_of_receiver, Default::default());

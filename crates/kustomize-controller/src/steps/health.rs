@@ -34,15 +34,9 @@ pub fn targets(ks: &Kustomization, render: &Render) -> Vec<Target> {
     let mut targets: Vec<Target> = Vec::new();
     if ks.spec.wait {
         for desired in &render.objects {
-            let api_version = desired
-                .object
-                .types
-                .as_ref()
-                .map(|t| t.api_version.clone())
-                .unwrap_or_default();
             targets.push(Target {
                 id: desired.id.clone(),
-                api_version,
+                api_version: desired.api_version.clone(),
             });
         }
     }

@@ -83,7 +83,8 @@ pub fn plan(
 ) -> Plan {
     let mut apply = BTreeMap::new();
     for desired in &render.objects {
-        let mode = ssa_mode(&desired.object.metadata);
+        let object = desired.object();
+        let mode = ssa_mode(&object.metadata);
         if mode == SsaMode::Ignore {
             continue;
         }
@@ -114,7 +115,7 @@ pub fn plan(
                 let foreign_write = now.resource_version != ours.live.resource_version
                     && (now.writers != ours.live.writers
                         || (now.generation.is_some() && now.generation != ours.live.generation));
-                let carried = now.carries(&desired.object.metadata);
+                let carried = now.carries(&object.metadata);
                 (foreign_write || !carried).then_some(Why::Drifted)
             }
         };
@@ -134,6 +135,15 @@ mod tests {
     use serde_json::json;
 
     fn desired(name: &str, hash: u64, labels: &[(&str, &str)]) -> Desired {
+        desired_annotated(name, hash, labels, None)
+    }
+
+    fn desired_annotated(
+        name: &str,
+        hash: u64,
+        labels: &[(&str, &str)],
+        ssa: Option<&str>,
+    ) -> Desired {
         let mut object: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": "apps"},
@@ -145,11 +155,11 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         );
-        Desired {
-            id: ObjectId::of(&object).expect("id"),
-            hash,
-            object,
-        }
+        object.metadata.annotations =
+            ssa.map(|mode| [("kustomize.mooring.dev/ssa".to_string(), mode.to_string())].into());
+        let mut desired = Desired::new(ObjectId::of(&object).expect("id"), &object);
+        desired.hash = hash;
+        desired
     }
 
     fn live(rv: &str, generation: i64, writers: u64, labels: &[(&str, &str)]) -> LiveObject {
@@ -302,22 +312,8 @@ mod tests {
 
     #[test]
     fn ignored_and_if_not_present_objects_follow_their_mode() {
-        let mut ignored = desired("ignored", 1, &[]);
-        ignored.object.metadata.annotations = Some(
-            [(
-                "kustomize.mooring.dev/ssa".to_string(),
-                "Ignore".to_string(),
-            )]
-            .into(),
-        );
-        let mut once = desired("once", 1, &[]);
-        once.object.metadata.annotations = Some(
-            [(
-                "kustomize.mooring.dev/ssa".to_string(),
-                "IfNotPresent".to_string(),
-            )]
-            .into(),
-        );
+        let ignored = desired_annotated("ignored", 1, &[], Some("Ignore"));
+        let once = desired_annotated("once", 1, &[], Some("IfNotPresent"));
         let render = render(vec![ignored, once]);
         let written = HashMap::from([(
             render.objects[1].id.clone(),

@@ -28,8 +28,38 @@ pub struct Desired {
     pub id: ObjectId,
     /// The hash of its manifest.
     pub hash: u64,
-    /// The manifest.
-    pub object: DynamicObject,
+    /// Its apiVersion.
+    pub api_version: String,
+    /// The manifest as JSON text. A render is kept between passes for every Kustomization;
+    /// as parsed JSON (maps of maps) its objects took several times the bytes of their text.
+    manifest: Box<str>,
+}
+
+impl Desired {
+    /// The rendered `object`, with its identity.
+    pub fn new(id: ObjectId, object: &DynamicObject) -> Self {
+        // Serializing a parsed object cannot fail; the hash is that of the same text either way.
+        let manifest = serde_json::to_string(object).unwrap_or_default();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&manifest, &mut hasher);
+        Self {
+            id,
+            hash: std::hash::Hasher::finish(&hasher),
+            api_version: object
+                .types
+                .as_ref()
+                .map(|t| t.api_version.clone())
+                .unwrap_or_default(),
+            manifest: manifest.into_boxed_str(),
+        }
+    }
+
+    /// The manifest, parsed again from its text.
+    pub fn object(&self) -> DynamicObject {
+        #[allow(clippy::expect_used)]
+        serde_json::from_str(&self.manifest)
+            .expect("the JSON text of a DynamicObject parses back into one")
+    }
 }
 
 /// A render of one revision.
@@ -52,7 +82,7 @@ pub struct Render {
 impl Render {
     /// The manifests, for the apply engine.
     pub fn manifests(&self) -> Vec<DynamicObject> {
-        self.objects.iter().map(|d| d.object.clone()).collect()
+        self.objects.iter().map(Desired::object).collect()
     }
 }
 
@@ -183,11 +213,7 @@ pub async fn render(
         .into_iter()
         .map(|object| {
             let id = ObjectId::of(&object).map_err(|e| build_err(e.to_string()))?;
-            Ok(Desired {
-                id,
-                hash: hash_json(&object),
-                object,
-            })
+            Ok(Desired::new(id, &object))
         })
         .collect::<Result<_, Error>>()?;
     if let Some(message) = duplicate(&objects).or_else(|| unrecordable(&objects)) {
@@ -411,11 +437,7 @@ mod tests {
     fn desired(name: &str) -> Desired {
         let object = obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": name, "namespace": "apps"}}));
-        Desired {
-            id: ObjectId::of(&object).expect("id"),
-            hash: hash_json(&object),
-            object,
-        }
+        Desired::new(ObjectId::of(&object).expect("id"), &object)
     }
 
     #[test]
