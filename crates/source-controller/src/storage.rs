@@ -182,16 +182,9 @@ impl Storage {
         if self.holds_known(path, digest) {
             return true;
         }
-        let Ok(file_path) = self.local_path(path) else {
+        let Some((file_path, stamp)) = self.stamped(path) else {
             return false;
         };
-        let Ok(meta) = fs::symlink_metadata(&file_path) else {
-            return false;
-        };
-        if !meta.file_type().is_file() {
-            return false;
-        }
-        let stamp = FileStamp::of(&meta);
         self.verified
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -206,6 +199,15 @@ impl Storage {
             self.remember_good(file_path, stamp, digest);
         }
         true
+    }
+
+    /// The local path of the artifact at `path` and its stamp, when it is a regular file.
+    fn stamped(&self, path: &str) -> Option<(PathBuf, FileStamp)> {
+        let file_path = self.local_path(path).ok()?;
+        let meta = fs::symlink_metadata(&file_path).ok()?;
+        meta.file_type()
+            .is_file()
+            .then(|| (file_path, FileStamp::of(&meta)))
     }
 
     /// Remembers that the file at `file_path`, as `stamp` shows it, holds `digest`.
@@ -226,16 +228,9 @@ impl Storage {
     /// since (same size, times and inode): one `stat`, never a read. `false` says only that
     /// [`Storage::holds`] must decide.
     pub fn holds_known(&self, path: &str, digest: &str) -> bool {
-        let Ok(file_path) = self.local_path(path) else {
+        let Some((file_path, stamp)) = self.stamped(path) else {
             return false;
         };
-        let Ok(meta) = fs::symlink_metadata(&file_path) else {
-            return false;
-        };
-        if !meta.file_type().is_file() {
-            return false;
-        }
-        let stamp = FileStamp::of(&meta);
         self.verified
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
