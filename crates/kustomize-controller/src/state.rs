@@ -93,9 +93,12 @@ impl Memories {
 
 /// A stable hash of a JSON-serializable value.
 pub fn hash_json<T: serde::Serialize>(value: &T) -> u64 {
+    hash_text(&serde_json::to_string(value).unwrap_or_default())
+}
+
+/// [`hash_json`] of a value already serialized as `text`.
+pub fn hash_text(text: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(value)
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    text.hash(&mut hasher);
     hasher.finish()
 }

@@ -83,8 +83,8 @@ pub fn plan(
 ) -> Plan {
     let mut apply = BTreeMap::new();
     for desired in &render.objects {
-        let object = desired.object();
-        let mode = ssa_mode(&object.metadata);
+        let metadata = desired.metadata();
+        let mode = ssa_mode(&metadata);
         if mode == SsaMode::Ignore {
             continue;
         }
@@ -115,7 +115,7 @@ pub fn plan(
                 let foreign_write = now.resource_version != ours.live.resource_version
                     && (now.writers != ours.live.writers
                         || (now.generation.is_some() && now.generation != ours.live.generation));
-                let carried = now.carries(&object.metadata);
+                let carried = now.carries(&metadata);
                 (foreign_write || !carried).then_some(Why::Drifted)
             }
         };

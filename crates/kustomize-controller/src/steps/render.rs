@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::decrypt::{self, Keys};
 use crate::error::Error;
 use crate::inventory::{self, ObjectId};
-use crate::state::hash_json;
+use crate::state::{hash_json, hash_text};
 use crate::steps::gate::SourceArtifact;
 use crate::target::Clients;
 use crate::{build, manifests, substitute};
@@ -40,11 +40,9 @@ impl Desired {
     pub fn new(id: ObjectId, object: &DynamicObject) -> Self {
         // Serializing a parsed object cannot fail; the hash is that of the same text either way.
         let manifest = serde_json::to_string(object).unwrap_or_default();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&manifest, &mut hasher);
         Self {
             id,
-            hash: std::hash::Hasher::finish(&hasher),
+            hash: hash_text(&manifest),
             api_version: object
                 .types
                 .as_ref()
@@ -59,6 +57,20 @@ impl Desired {
         #[allow(clippy::expect_used)]
         serde_json::from_str(&self.manifest)
             .expect("the JSON text of a DynamicObject parses back into one")
+    }
+
+    /// The manifest's metadata alone, parsed from its text (the rest is skipped, not built):
+    /// what a pass's plan reads of every object.
+    pub fn metadata(&self) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        #[derive(serde::Deserialize)]
+        struct Only {
+            #[serde(default)]
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        }
+        #[allow(clippy::expect_used)]
+        serde_json::from_str::<Only>(&self.manifest)
+            .expect("the JSON text of a DynamicObject parses back into one")
+            .metadata
     }
 }
 
