@@ -107,8 +107,17 @@ async fn apply(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, Er
     .map_err(|reconcile::Error::PatchStatus(e)| Error::PatchStatus(e))
 }
 
-/// Whether the stored artifact is in storage with its digest, and the resolved checkout, in one
-/// blocking task (one thread woken for both); `Err` when the time limit ran out.
+/// What a pass's blocking task found of the remote.
+enum Found {
+    /// The checkout, resolved from a listing.
+    Resolved(crate::git::Resolved),
+    /// A URL never fetched before: its ref, fetched without a listing ([`steps::fetch_new`]).
+    Fetched(crate::git::Fetched),
+}
+
+/// Whether the stored artifact is in storage with its digest, and the resolved checkout (or,
+/// with nothing in storage and a URL never fetched, the fetched one), in one blocking task (one
+/// thread woken for all); `Err` when the time limit ran out.
 async fn checked_and_resolved(
     ctx: &Context,
     remote: &crate::git::Remote,
@@ -117,18 +126,26 @@ async fn checked_and_resolved(
     credential: String,
     max_age: Option<Duration>,
     limit: steps::TimeLimit,
-) -> Result<(bool, Result<crate::git::Resolved, Error>), Error> {
+) -> Result<(bool, Result<Found, Error>), Error> {
     let cancel = remote.cancel.clone();
     steps::run_blocking(limit, cancel.clone(), {
         let remote = remote.clone();
         let checkout = spec.checkout();
         let listings = ctx.listings.clone();
         let storage = ctx.storage.clone();
+        let cache = ctx.settings.git_cache.clone();
         let artifact = status.artifact.clone();
         move || {
             let in_storage = artifact
                 .as_ref()
                 .is_some_and(|artifact| steps::artifact_present_blocking(&storage, artifact));
+            if !in_storage {
+                match steps::fetch_new(&remote, &checkout, &cache) {
+                    Ok(Some(fetched)) => return Ok((false, Ok(Found::Fetched(fetched)))),
+                    Ok(None) => {}
+                    Err(error) => return Ok((false, Err(error))),
+                }
+            }
             let sharing = crate::git::Sharing {
                 listings: &listings,
                 credential,
@@ -137,7 +154,7 @@ async fn checked_and_resolved(
             };
             Ok((
                 in_storage,
-                steps::resolve(&remote, &checkout, Some(sharing)),
+                steps::resolve(&remote, &checkout, Some(sharing)).map(Found::Resolved),
             ))
         }
     })
@@ -234,7 +251,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         _ => crate::git::Quick::NotHere,
     };
     let checked_and_resolved = match quick {
-        crate::git::Quick::Resolved(resolved) => Ok((true, Ok(resolved))),
+        crate::git::Quick::Resolved(resolved) => Ok((true, Ok(Found::Resolved(resolved)))),
         crate::git::Quick::TimedOut => Err(steps::timed_out(limit)),
         crate::git::Quick::NotHere => {
             checked_and_resolved(ctx, &remote, spec, &status, credential, max_age, limit).await
@@ -251,14 +268,18 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
             (in_storage, Err(error))
         }
     };
+    let operation = match &resolved {
+        Ok(Found::Fetched(_)) => "fetch",
+        _ => "resolve",
+    };
     ctx.metrics
         .git_duration
-        .with_label_values(&["resolve"])
+        .with_label_values(&[operation])
         .observe(started.elapsed().as_secs_f64());
     // When this pass saw the remote's revision: for a new commit, when the source saw it.
     let seen = jiff::Timestamp::now();
-    let resolved = match resolved {
-        Ok(resolved) => resolved,
+    let found = match resolved {
+        Ok(found) => found,
         Err(error @ Error::Git { .. }) => {
             // The remote is down, but what was served must not stay lost: the cache still
             // holds the commit. The failure is reported all the same.
@@ -271,31 +292,36 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         Err(error) => return Err(error),
     };
     let included_artifacts: Vec<Artifact> = included.iter().map(|i| i.artifact.clone()).collect();
-    let rebuild = rebuild_reason(
-        spec,
-        &status,
-        &resolved.revision,
-        in_storage,
-        &included_artifacts,
-    );
+    let revision = match &found {
+        Found::Resolved(resolved) => &resolved.revision,
+        Found::Fetched(fetched) => &fetched.revision,
+    };
+    let rebuild = rebuild_reason(spec, &status, revision, in_storage, &included_artifacts);
     // With verification on, the served revision is fetched and verified on every pass, so
     // that a key removed from the Secret stops it being served.
     if rebuild.is_none() && keys.is_none() {
         return unchanged(ctx, &status, included_artifacts, None);
     }
 
-    let started = Instant::now();
-    let fetched = steps::run_blocking(limit, cancel.clone(), {
-        let cache = ctx.settings.git_cache.clone();
-        let resolved = resolved.clone();
-        move || steps::fetch(&remote, &resolved, &cache)
-    })
-    .await?;
+    let fetched = match found {
+        Found::Fetched(fetched) => fetched,
+        Found::Resolved(resolved) => {
+            let started = Instant::now();
+            let fetched = steps::run_blocking(limit, cancel.clone(), {
+                let cache = ctx.settings.git_cache.clone();
+                move || steps::fetch(&remote, &resolved, &cache)
+            })
+            .await?;
+            if fetched.downloaded {
+                ctx.metrics
+                    .git_duration
+                    .with_label_values(&["fetch"])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            fetched
+        }
+    };
     if fetched.downloaded {
-        ctx.metrics
-            .git_duration
-            .with_label_values(&["fetch"])
-            .observe(started.elapsed().as_secs_f64());
         ctx.metrics.git_requests.with_label_values(&["fetch"]).inc();
     }
 
@@ -377,7 +403,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         "NewArtifact",
         format!(
             "stored artifact for revision '{}' ({reason})",
-            resolved.revision
+            fetched.revision
         ),
     )
     .await;

@@ -284,6 +284,19 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache: &Path) -> Result<Fetch
     })
 }
 
+/// [`git::fetch_new`]: the tip of a branch or tag of a URL never fetched, without a listing
+/// first; `Ok(None)` when the usual resolve and fetch must run.
+pub fn fetch_new(
+    remote: &Remote,
+    checkout: &GitCheckout,
+    cache: &Path,
+) -> Result<Option<Fetched>, Error> {
+    git::fetch_new(remote, checkout, cache).map_err(|e| Error::Git {
+        reason: e.reason(),
+        message: e.to_string(),
+    })
+}
+
 /// Rebuilds `artifact` (the one in status, missing or damaged in storage) from the git cache
 /// alone, for when the remote cannot be reached: the archive is deterministic, so the same
 /// commit with the same settings gives the same bytes and the same path. Returns whether the

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use mooring_testkit::git::{Auth, GitServer};
+use mooring_testkit::git::{Auth, GitServer, RequestKind};
 use mooring_testkit::test_env;
 use serde_json::json;
 use support::*;
@@ -46,6 +46,7 @@ async fn a_repository_becomes_ready_with_a_downloadable_artifact_and_follows_new
         .expect("commit");
     let running = start(&env, None).await;
 
+    server.clear_requests(repo.name());
     let started = Instant::now();
     apply_repo(&env, repo_manifest("app", repo.http_url(), json!({}))).await;
     let ready = wait_for(&env, "app", "Ready at the first commit", |r| {
@@ -68,6 +69,22 @@ async fn a_repository_becomes_ready_with_a_downloadable_artifact_and_follows_new
     assert_eq!(artifact.size, Some(body.len() as i64));
     let meta = artifact.metadata.clone().unwrap_or_default();
     assert_eq!(meta.get("git.subject").map(String::as_str), Some("first"));
+    // A URL never fetched is fetched at once, without a listing of its own first: the server
+    // sees only the fetch's capability request, `ls-refs` and `fetch`.
+    let kinds: Vec<RequestKind> = server
+        .requests(repo.name())
+        .iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            RequestKind::RefAdvertisement,
+            RequestKind::LsRefs,
+            RequestKind::Fetch
+        ],
+        "the requests of a new GitRepository"
+    );
 
     // Nothing is fetched when nothing changed: ask for a reconcile and watch it being handled.
     server.clear_requests(repo.name());
@@ -84,14 +101,16 @@ async fn a_repository_becomes_ready_with_a_downloadable_artifact_and_follows_new
             == Some("now-1")
     })
     .await;
-    assert!(
-        server.ref_listing_count(repo.name()) >= 1,
-        "the remote refs were listed"
-    );
+    // One `ls-refs`: the capabilities the fetch's handshake showed are not asked for again.
+    let kinds: Vec<RequestKind> = server
+        .requests(repo.name())
+        .iter()
+        .map(|r| r.kind)
+        .collect();
     assert_eq!(
-        server.fetch_count(repo.name()),
-        0,
-        "no pack was fetched for an unchanged commit"
+        kinds,
+        [RequestKind::LsRefs],
+        "the remote refs were listed, and no pack was fetched for an unchanged commit"
     );
 
     // A new commit produces a new artifact and revision.
@@ -242,6 +261,45 @@ async fn authentication_over_https_and_ssh() {
         is_ready_at(r, &ssh_commit)
     })
     .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_branch_of_a_url_never_fetched_names_the_default_branch() {
+    let env = test_env("src-newref").await.expect("env");
+    let server = GitServer::shared().expect("git server");
+    let repo = server
+        .create_repo(&unique("newref"), Auth::None)
+        .expect("repo");
+    let running = start(&env, None).await;
+    // The first pass fetches the branch without listing it; the fetch finds no such ref, and
+    // the pass reports it as a listing would.
+    apply_repo(
+        &env,
+        repo_manifest(
+            "newref",
+            repo.http_url(),
+            json!({"ref": {"branch": "nope"}}),
+        ),
+    )
+    .await;
+    let failed = wait_for(&env, "newref", "Ready=False for a missing branch", |r| {
+        ready(r).is_some_and(|(s, _, _)| s == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).expect("Ready");
+    assert!(
+        message.contains("branch 'nope' not found") && message.contains("'main'"),
+        "{reason}: {message}"
+    );
+    assert!(
+        failed
+            .status
+            .as_ref()
+            .and_then(|s| s.artifact.as_ref())
+            .is_none(),
+        "no artifact"
+    );
     running.stop().await;
 }
 

@@ -171,6 +171,41 @@ pub(crate) async fn list_async(
     target.remember(outcome)
 }
 
+/// Remembers what gix's handshake with the server of `remote` said of `ls-refs`, as an answer to
+/// this module's own capability request would have: a fetch of a new URL then spares the next
+/// listing here that request.
+pub(crate) fn remember_handshake(
+    remote: &Remote,
+    url: &RepoUrl,
+    handshake: &gix::protocol::Handshake,
+) {
+    let Some(target) = Target::of(remote, url) else {
+        return;
+    };
+    if target.known.is_some()
+        || handshake.server_protocol_version != gix::protocol::transport::Protocol::V2
+    {
+        return;
+    }
+    let capabilities = &handshake.capabilities;
+    let sha1 = capabilities
+        .capability("object-format")
+        .and_then(|c| c.value().map(|v| v == "sha1"))
+        .unwrap_or(true);
+    let Some(ls_refs) = capabilities.capability("ls-refs").filter(|_| sha1) else {
+        return;
+    };
+    let unborn = ls_refs.supports("unborn").unwrap_or(false);
+    let mut servers = servers();
+    if servers.len() >= MAX_SERVERS {
+        servers.clear();
+    }
+    servers.insert(
+        (target.tls, target.base),
+        Server::V2(Capabilities { unborn }),
+    );
+}
+
 /// Where a listing here goes, when this path applies.
 struct Target {
     /// The URL without a trailing `/`.

@@ -57,7 +57,7 @@ use std::time::Duration;
 pub use auth::{AuthError, GitAuth, HttpCredentials, Sensitive};
 pub use cache::{CacheLock, evict_unused};
 pub use error::GitError;
-pub use fetch::{cached, fetch};
+pub use fetch::{cached, fetch, fetch_new};
 pub use http_listing::AsyncClients;
 pub use listings::{ListingKey, RefListings};
 pub use proxy::ProxyConfig;
