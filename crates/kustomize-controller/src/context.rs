@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use mooring_api::{GitRepository, Kustomization};
 use mooring_runtime::backoff::FailureTracker;
+use mooring_runtime::events::{Recorder, Reporter};
 use tokio::sync::mpsc;
 
 use crate::artifact::{ArtifactCache, ArtifactError, Limits};

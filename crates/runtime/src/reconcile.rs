@@ -8,9 +8,9 @@
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
+use crate::events::{EventType, Recorder};
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, Resource, ResourceExt};
 use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};

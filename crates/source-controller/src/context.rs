@@ -4,10 +4,10 @@ use mooring_runtime::status::OwnWrites;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store, store::Writer};
 use mooring_api::{GitRepository, Receiver};
 use mooring_runtime::backoff::FailureTracker;
+use mooring_runtime::events::{Recorder, Reporter};
 
 use crate::cli::{
     Args, DEFAULT_ARTIFACT_RETENTION, DEFAULT_MAX_ARTIFACT_SIZE, DEFAULT_MAX_GIT_OBJECT_SIZE,
