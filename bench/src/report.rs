@@ -164,6 +164,12 @@ pub fn markdown(r: &Results) -> String {
             "",
             "",
         );
+        row(
+            "P1 per-Kustomization time from its artifact to Ready".into(),
+            dist(s.artifact_to_ready.as_ref()),
+            "",
+            "",
+        );
         let src = usage_of(&s.usage, "source-controller");
         let ks = usage_of(&s.usage, "kustomize-controller");
         let total = src.zip(ks).map(|(a, b)| a.peak_rss_mib + b.peak_rss_mib);

@@ -36,6 +36,9 @@ pub struct ScaleResult {
     pub all_ready_seconds: Option<f64>,
     /// When each Kustomization became Ready, from the first create.
     pub ready_at: Option<Summary>,
+    /// Each Kustomization's time from its GitRepository's artifact (as the harness's watch saw
+    /// it) to Ready: the kustomize-controller's share, apart from when the source got to it.
+    pub artifact_to_ready: Option<Summary>,
     /// Kustomizations Ready when P1 ended (N unless it timed out).
     pub ready: usize,
     /// API requests during P1 (first create to last Ready); `per_interval` is per Kustomization.
@@ -180,6 +183,20 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
     };
     let max = |m: &HashMap<String, f64>| m.values().copied().fold(0.0, f64::max);
     let times: Vec<f64> = ready_at.values().copied().collect();
+    let mut lagging: Vec<(f64, &String, f64)> = ready_at
+        .iter()
+        .filter_map(|(name, ready)| {
+            let artifact = *artifact_at.get(name)?;
+            Some((ready - artifact, name, artifact))
+        })
+        .collect();
+    lagging.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (lag, name, artifact) in lagging.iter().take(5) {
+        eprintln!(
+            "[p1] slow after its artifact: {name}, artifact at {artifact:.1}s, Ready {lag:.1}s later"
+        );
+    }
+    let lags: Vec<f64> = lagging.iter().map(|(lag, _, _)| *lag).collect();
     let result = ScaleResult {
         n,
         repo_setup_seconds,
@@ -187,6 +204,7 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
         all_artifacts_seconds: (artifact_at.len() == n).then(|| max(&artifact_at)),
         all_ready_seconds: complete.then(|| max(&ready_at)),
         ready_at: summarize(&times),
+        artifact_to_ready: summarize(&lags),
         ready: ready_at.len(),
         requests,
         usage,

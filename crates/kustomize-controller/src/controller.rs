@@ -183,6 +183,7 @@ pub async fn run(
     let by_secret = ctx.kustomizations.clone();
     let by_source = ctx.kustomizations.clone();
     let by_dependency = ctx.kustomizations.clone();
+    let gate = mooring_runtime::fair::Gate::new(concurrency);
     let controller = Controller::for_stream(primary, ctx.kustomizations.clone())
         .watches_stream(sources, move |repo: GitRepository| {
             users_of(&by_source, &repo)
@@ -194,9 +195,11 @@ pub async fn run(
             decrypting_with(&by_secret, &secret)
         })
         .reconcile_on(UnboundedReceiverStream::new(wakeups))
-        .with_config(Config::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile, error_policy, ctx.clone())
+        // kube's own limit hands out waiting objects in no order; the gate is first come,
+        // first served (see `mooring_runtime::fair`).
+        .with_config(Config::default())
+        .graceful_shutdown_on(gate.closing(shutdown.clone()))
+        .run(gate.wrap(reconcile), error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");

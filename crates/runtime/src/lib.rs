@@ -6,6 +6,7 @@ pub mod app;
 pub mod backoff;
 pub mod errors;
 pub mod events;
+pub mod fair;
 pub mod flags;
 pub mod leader;
 pub mod links;

@@ -117,6 +117,7 @@ async fn run_repositories(
     let store = reader.clone();
     let by_keys = reader.clone();
     let stopping = shutdown.clone();
+    let gate = mooring_runtime::fair::Gate::new(concurrency);
     let controller = Controller::for_stream(primary, reader.clone())
         .watches_stream(includes, move |changed: GitRepository| {
             let ns = changed.namespace();
@@ -134,9 +135,11 @@ async fn run_repositories(
             verifying_with(&by_keys.state(), &secret)
         })
         .reconcile_on(refresh)
-        .with_config(Config::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        // kube's own limit hands out waiting objects in no order; the gate is first come,
+        // first served (see `mooring_runtime::fair`).
+        .with_config(Config::default())
+        .graceful_shutdown_on(gate.closing(shutdown))
+        .run(gate.wrap(reconcile), error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
