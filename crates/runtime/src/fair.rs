@@ -106,7 +106,7 @@ mod tests {
                 let (gate, order) = (gate.clone(), order.clone());
                 Box::pin(async move {
                     let _turn = gate.enter().await.expect("a turn");
-                    order.lock().unwrap().push(i);
+                    order.lock().expect("order").push(i);
                 })
             })
             .collect();
@@ -116,7 +116,7 @@ mod tests {
         }
         drop(first);
         futures::future::join_all(passes).await;
-        assert_eq!(*order.lock().unwrap(), (0..50).collect::<Vec<_>>());
+        assert_eq!(*order.lock().expect("order"), (0..50).collect::<Vec<_>>());
     }
 
     #[tokio::test]
