@@ -137,6 +137,16 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
     let mut status = ks.status.clone().unwrap_or_default();
     let result = run(&ks, &ctx, &mut memory, &mut status, started).await;
     ctx.memories.put(owner, memory);
+    if matches!(result, Err(Error::Waiting { .. })) && awaits_new_source(&ks, &ctx) {
+        ctx.metrics.reconcile.observe(
+            Class::Waiting {
+                after: Duration::ZERO,
+            }
+            .label(),
+            started.elapsed(),
+        );
+        return Ok(Action::requeue(ctx.settings.requeue_dependency));
+    }
     let (outcome, class) = match result {
         Ok(pass) => (pass.outcome, pass.class),
         Err(error) => {
@@ -181,6 +191,42 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
     finish(tail, &*ks, Some(&status), pass, started)
         .await
         .map_err(|reconcile::Error::PatchStatus(e)| Error::PatchStatus(e))
+}
+
+/// Whether `ks` is new, has never written a status, and waits for a source that exists, has
+/// no artifact yet and has not failed: the state of every Kustomization applied together with
+/// its GitRepository (a bootstrap, a new app). Such a pass writes no status: the source's
+/// artifact, or its failure, changes the source and wakes `ks` (see `controller::users_of`), and
+/// the pass then reports what it finds. A Kustomization older than `--requeue-dependency`
+/// (when this pass requeues it) reports the wait as any other.
+fn awaits_new_source(ks: &Kustomization, ctx: &Context) -> bool {
+    let young = ks
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|created| {
+            let age = jiff::Timestamp::now().duration_since(created.0);
+            age < jiff::SignedDuration::try_from(ctx.settings.requeue_dependency)
+                .unwrap_or_default()
+        });
+    let reported = ks.status.as_ref().is_some_and(|s| !s.conditions.is_empty());
+    if !young || reported || !ks.spec.depends_on.is_empty() {
+        return false;
+    }
+    let ns = ks
+        .spec
+        .source_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ks.namespace().unwrap_or_default());
+    let source = kube::runtime::reflector::ObjectRef::new(&ks.spec.source_ref.name).within(&ns);
+    ctx.sources.get(&source).is_some_and(|repo| {
+        let status = repo.status.as_ref();
+        let failed = status
+            .and_then(|s| mooring_api::conditions::find_condition(&s.conditions, "Ready"))
+            .is_some_and(|c| c.status == "False");
+        status.and_then(|s| s.artifact.as_ref()).is_none() && !failed
+    })
 }
 
 /// One pass: gate → render → plan → apply → prune → health. `memory` and `status` are updated

@@ -207,3 +207,33 @@ async fn kustomizations_sharing_a_build_input_run_kustomize_once_and_unchanged_p
     assert_eq!(builds(), 3);
     controllers.stop().await;
 }
+
+#[tokio::test]
+async fn a_kustomization_created_with_its_source_writes_no_waiting_status_at_first() {
+    let env = test_env("cost-new-source").await.expect("env");
+    let requeue = Duration::from_secs(3);
+    let controllers = start(&env, requeue).await;
+    // A source that exists but never gets an artifact, and never fails: suspended.
+    let api: kube::Api<mooring_api::GitRepository> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    apply_json(&api, serde_json::json!({
+        "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository", "metadata": {"name": "repo"},
+        "spec": {"url": "http://127.0.0.1:9/none.git", "interval": "10m", "suspend": true}
+    }))
+    .await;
+    let created = std::time::Instant::now();
+    kustomization(&env, "fresh", serde_json::json!({"path": "./app"})).await;
+    let waiting = wait_ks(&env, "fresh", "the wait reported", 60, |k| {
+        ready(k).is_some_and(|(_, _, m)| m.contains("has no artifact yet"))
+    })
+    .await;
+    // The first pass wrote nothing (the source's artifact or failure would have woken it); the
+    // pass `--requeue-dependency` later found the Kustomization no longer new and reported.
+    let after = created.elapsed();
+    assert!(
+        after >= requeue - Duration::from_millis(500),
+        "the wait was reported {after:?} after creation: {:?}",
+        ready(&waiting)
+    );
+    controllers.stop().await;
+}

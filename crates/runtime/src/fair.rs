@@ -85,7 +85,9 @@ impl Gate {
                 let Some(_turn) = gate.enter().await else {
                     return Ok(Action::await_change());
                 };
-                reconcile(object, ctx).await
+                // Boxed: a waiting pass then holds a pointer, not the space of a whole pass
+                // (a backlog of 1,000 waiting passes cost ~10 MiB unboxed).
+                Box::pin(reconcile(object, ctx)).await
             })
         }
     }
