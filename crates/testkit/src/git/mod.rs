@@ -165,7 +165,24 @@ pub(crate) fn write_file(path: &Path, content: &str) -> Result<(), Error> {
     })
 }
 
+/// A listener on a free port below the kernel's ephemeral range, so that no `bind` to port 0
+/// and no outgoing connection of another test can take the port while the server is stopped
+/// ([`GitServer::stop_serving`](server::GitServer::stop_serving)); a port from the ephemeral
+/// range when none of those is free.
 pub(crate) fn bind(what: &'static str) -> Result<TcpListener, Error> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const FIRST: u16 = 10_000;
+    if low > FIRST + 1000 {
+        for _ in 0..64 {
+            let port = rand::random_range(FIRST..low);
+            if let Ok(listener) = bind_port(what, port) {
+                return Ok(listener);
+            }
+        }
+    }
     bind_port(what, 0)
 }
 
