@@ -39,7 +39,7 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
     let exclusive = lock(&session, &paths.lock, true)?;
     let options = session.open_options();
     let (mut repo, fresh) = cache::open_or_create(&paths.repo, &options)?;
-    let (refspec, local_ref) = refspec_for(resolved, &commit);
+    let (refspec, local_ref) = refspec_for(resolved.ref_name.as_deref(), &commit);
     let started = std::time::Instant::now();
     let by_sha = resolved.ref_name.is_none().then_some(commit.as_str());
     // Another object with this URL fetched this ref at this commit already (after listing
@@ -120,12 +120,7 @@ pub fn fetch_new(
         // Another object's fetch of this URL came first.
         return Ok(None);
     }
-    let resolved = Resolved {
-        commit: String::new(),
-        revision: String::new(),
-        ref_name: Some(ref_name.clone()),
-    };
-    let (refspec, local_ref) = refspec_for(&resolved, "");
+    let (refspec, local_ref) = refspec_for(Some(&ref_name), "");
     match receive(&session, &repo, &refspec, None) {
         Ok(objects) => tracing::debug!(
             url = session.url.redacted(),
@@ -242,16 +237,17 @@ pub fn cached(
     })
 }
 
-/// The refspec to fetch and the local ref it writes.
-fn refspec_for(resolved: &Resolved, commit: &str) -> (String, String) {
-    let local = match &resolved.ref_name {
+/// The refspec to fetch and the local ref it writes: of the remote ref `ref_name`, else of
+/// `commit` by its SHA.
+fn refspec_for(ref_name: Option<&str>, commit: &str) -> (String, String) {
+    let local = match ref_name {
         Some(name) => format!(
             "refs/mooring/{}",
             name.strip_prefix("refs/").unwrap_or(name)
         ),
         None => format!("refs/mooring/commits/{commit}"),
     };
-    let source = resolved.ref_name.as_deref().unwrap_or(commit);
+    let source = ref_name.unwrap_or(commit);
     (format!("+{source}:{local}"), local)
 }
 
@@ -422,14 +418,14 @@ mod tests {
     fn one_refspec_per_fetch() {
         let r = resolved(&format!("main@sha1:{SHA}"), Some("refs/heads/main"));
         assert_eq!(
-            refspec_for(&r, SHA),
+            refspec_for(r.ref_name.as_deref(), SHA),
             (
                 "+refs/heads/main:refs/mooring/heads/main".into(),
                 "refs/mooring/heads/main".into()
             )
         );
         let r = resolved(&format!("sha1:{SHA}"), None);
-        let (spec, local) = refspec_for(&r, SHA);
+        let (spec, local) = refspec_for(r.ref_name.as_deref(), SHA);
         assert_eq!(spec, format!("+{SHA}:refs/mooring/commits/{SHA}"));
         assert_eq!(local, format!("refs/mooring/commits/{SHA}"));
     }
