@@ -34,6 +34,7 @@ mod error;
 mod fetch;
 mod http_listing;
 mod listings;
+pub mod pack;
 mod proxy;
 mod refs;
 mod resolve;
