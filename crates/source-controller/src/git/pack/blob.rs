@@ -88,7 +88,9 @@ impl Read for PackedBlob {
             }
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let got = self.z.read(&mut self.src, &mut buf[..want])?;
         if got == 0 {
             return Err(io::Error::new(

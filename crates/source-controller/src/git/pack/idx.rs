@@ -25,7 +25,10 @@ pub(super) fn write(
         let second = entries[pair[0]].offset.max(entries[pair[1]].offset);
         return Err(malformed(
             second,
-            format!("object {} appears twice in the pack", hex::encode(ids[pair[0]])),
+            format!(
+                "object {} appears twice in the pack",
+                hex::encode(ids[pair[0]])
+            ),
         ));
     }
 

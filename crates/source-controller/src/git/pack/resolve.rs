@@ -207,7 +207,10 @@ impl Deltas<'_> {
         if base_size != base.len() as u64 {
             return Err(malformed(
                 at,
-                format!("delta expects a base of {base_size} bytes, its base has {}", base.len()),
+                format!(
+                    "delta expects a base of {base_size} bytes, its base has {}",
+                    base.len()
+                ),
             ));
         }
         let size = varint(&mut delta, at)?;
@@ -240,17 +243,26 @@ impl Deltas<'_> {
                 let Some(copy) = base.get(offset..offset.saturating_add(len)) else {
                     return Err(malformed(
                         at,
-                        format!("delta copies {len} bytes at {offset} of a {}-byte base", base.len()),
+                        format!(
+                            "delta copies {len} bytes at {offset} of a {}-byte base",
+                            base.len()
+                        ),
                     ));
                 };
                 if out.len() + len > size {
-                    return Err(malformed(at, format!("delta result exceeds its {size} bytes")));
+                    return Err(malformed(
+                        at,
+                        format!("delta result exceeds its {size} bytes"),
+                    ));
                 }
                 out.extend_from_slice(copy);
             } else if op != 0 {
                 let len = usize::from(op);
                 if out.len() + len > size {
-                    return Err(malformed(at, format!("delta result exceeds its {size} bytes")));
+                    return Err(malformed(
+                        at,
+                        format!("delta result exceeds its {size} bytes"),
+                    ));
                 }
                 let start = out.len();
                 out.resize(start + len, 0);

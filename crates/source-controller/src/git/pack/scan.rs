@@ -100,7 +100,9 @@ pub(super) fn scan(path: &Path, interrupt: &AtomicBool) -> Result<Scanned, PackE
         z.reset();
         let mut total = 0;
         loop {
-            let got = z.read(&mut src, &mut out).map_err(|e| read_error(offset, e))?;
+            let got = z
+                .read(&mut src, &mut out)
+                .map_err(|e| read_error(offset, e))?;
             if got == 0 {
                 break;
             }
@@ -108,7 +110,10 @@ pub(super) fn scan(path: &Path, interrupt: &AtomicBool) -> Result<Scanned, PackE
             if total > header.size {
                 return Err(malformed(
                     offset,
-                    format!("entry inflates to more than the {} bytes of its header", header.size),
+                    format!(
+                        "entry inflates to more than the {} bytes of its header",
+                        header.size
+                    ),
                 ));
             }
             if let Some(sha) = &mut sha {
@@ -123,7 +128,10 @@ pub(super) fn scan(path: &Path, interrupt: &AtomicBool) -> Result<Scanned, PackE
         if total != header.size {
             return Err(malformed(
                 offset,
-                format!("entry inflates to {total} bytes, its header says {}", header.size),
+                format!(
+                    "entry inflates to {total} bytes, its header says {}",
+                    header.size
+                ),
             ));
         }
         let object = match (object, sha) {

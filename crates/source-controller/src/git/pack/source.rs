@@ -199,7 +199,10 @@ pub(super) fn read_header<R: Read>(src: &mut Source<R>) -> Result<Header, PackEr
             let mut back = u64::from(b & 0x7f);
             while b & 0x80 != 0 {
                 if back >= 1 << 56 {
-                    return Err(malformed(offset, "delta base offset does not fit in 64 bits"));
+                    return Err(malformed(
+                        offset,
+                        "delta base offset does not fit in 64 bits",
+                    ));
                 }
                 b = next()?;
                 back = ((back + 1) << 7) | u64::from(b & 0x7f);
@@ -261,7 +264,10 @@ impl Inflater {
                 .z
                 .decompress(input, out, FlushDecompress::None)
                 .map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt zlib stream: {e}"))
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("corrupt zlib stream: {e}"),
+                    )
                 })?;
             // Both differences are bounded by the slices' lengths.
             let consumed = (self.z.total_in() - in_before) as usize;

@@ -144,14 +144,20 @@ fn ours(pack: &[u8], limit: u64) -> Result<Vec<u8>, PackError> {
 
 /// Deterministic text of `lines` lines; `seed` changes every line.
 fn text(seed: u64, lines: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut out = Vec::new();
     for n in 0..lines {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        writeln!(out, "line {n}: value {:016x} and some words to fill it", state)
-            .expect("write to vec");
+        writeln!(
+            out,
+            "line {n}: value {:016x} and some words to fill it",
+            state
+        )
+        .expect("write to vec");
     }
     out
 }
@@ -253,7 +259,10 @@ fn a_deep_chain_resolves_with_a_cache_of_about_one_object() {
     // Each version of a.txt is about 5 KiB; a 12 KiB limit holds a base and a result, and the
     // cache (also the limit) about two, so bases are rebuilt from their chain.
     let repo = deltified_repo(40);
-    for args in [&["--delta-base-offset", "--depth=50"][..], &["--depth=50"][..]] {
+    for args in [
+        &["--delta-base-offset", "--depth=50"][..],
+        &["--depth=50"][..],
+    ] {
         let pack = repo.pack(args);
         assert_like_git(&repo, &pack, 12 << 10);
     }
@@ -332,7 +341,19 @@ fn assert_malformed(pack: &[u8], what: &str) {
 fn truncated_packs_are_malformed() {
     let (_, pack) = sample();
     let len = pack.len();
-    for cut in [0, 5, 11, 12, 13, 20, len / 3, len / 2, len - 21, len - 20, len - 1] {
+    for cut in [
+        0,
+        5,
+        11,
+        12,
+        13,
+        20,
+        len / 3,
+        len / 2,
+        len - 21,
+        len - 20,
+        len - 1,
+    ] {
         assert_malformed(&pack[..cut], &format!("cut at {cut}"));
     }
 }
@@ -413,7 +434,10 @@ fn a_thin_pack_misses_its_base() {
         b"main\n^main~1\n",
     );
     let (_, refs) = delta_kinds(&pack);
-    assert!(refs > 0, "git made no REF_DELTA against the excluded commit");
+    assert!(
+        refs > 0,
+        "git made no REF_DELTA against the excluded commit"
+    );
     match ours(&pack, NO_LIMIT) {
         Err(PackError::MissingBase(id)) => assert_eq!(id.len(), 40),
         other => panic!("expected MissingBase, got {other:?}"),
@@ -426,7 +450,12 @@ fn interrupt_stops_indexing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("p.pack");
     std::fs::write(&path, pack).expect("write pack");
-    let got = index_pack(&path, &dir.path().join("p.idx"), NO_LIMIT, &AtomicBool::new(true));
+    let got = index_pack(
+        &path,
+        &dir.path().join("p.idx"),
+        NO_LIMIT,
+        &AtomicBool::new(true),
+    );
     assert!(matches!(got, Err(PackError::Interrupted)), "{got:?}");
     assert!(!dir.path().join("p.idx").exists());
 }
@@ -511,7 +540,9 @@ fn packed_blob_is_none_when_loose_or_absent() {
     let mut repo = Repo::new();
     repo.commit(&[("f", b"loose")]);
     let objects = repo.path().join(".git/objects");
-    let loose = oid(&String::from_utf8_lossy(&repo.git(&["rev-parse", "main:f"])));
+    let loose = oid(&String::from_utf8_lossy(
+        &repo.git(&["rev-parse", "main:f"]),
+    ));
     assert!(packed_blob(&objects, &loose).expect("loose").is_none());
     repacked(&repo);
     let absent = oid("0123456789012345678901234567890123456789");
@@ -525,16 +556,16 @@ fn packed_blob_refuses_a_corrupt_stream() {
     let content = text(9, 400);
     repo.commit(&[("f", &content)]);
     let objects = repacked(&repo);
-    let id = oid(&String::from_utf8_lossy(&repo.git(&["rev-parse", "main:f"])));
+    let id = oid(&String::from_utf8_lossy(
+        &repo.git(&["rev-parse", "main:f"]),
+    ));
     let pack_path = pack_file(&objects);
     let offset = {
         let blob = packed_blob(&objects, &id).expect("lookup").expect("whole");
         assert_eq!(blob.size, content.len() as u64);
-        let index = gix::odb::pack::index::File::at(
-            pack_path.with_extension("idx"),
-            gix::hash::Kind::Sha1,
-        )
-        .expect("index");
+        let index =
+            gix::odb::pack::index::File::at(pack_path.with_extension("idx"), gix::hash::Kind::Sha1)
+                .expect("index");
         index.pack_offset_at_index(index.lookup(id).expect("in index"))
     };
     let original = std::fs::read(&pack_path).expect("pack");
@@ -553,7 +584,10 @@ fn packed_blob_refuses_a_corrupt_stream() {
         std::fs::write(&pack_path, &bytes).expect("write pack");
         let mut blob = packed_blob(&objects, &id).expect("lookup").expect("whole");
         let mut got = Vec::new();
-        assert!(blob.read_to_end(&mut got).is_err(), "{what} stream read as ok");
+        assert!(
+            blob.read_to_end(&mut got).is_err(),
+            "{what} stream read as ok"
+        );
     }
 }
 
