@@ -70,8 +70,19 @@ pub fn index_pack(
     limit: u64,
     interrupt: &AtomicBool,
 ) -> Result<Indexed, PackError> {
+    index_with_cache(pack, idx, limit, limit, interrupt)
+}
+
+/// [`index_pack`] with a cache of resolved bases of `cache` bytes.
+fn index_with_cache(
+    pack: &Path,
+    idx: &Path,
+    limit: u64,
+    cache: u64,
+    interrupt: &AtomicBool,
+) -> Result<Indexed, PackError> {
     let scanned = scan::scan(pack, interrupt)?;
-    let ids = resolve::resolve(pack, &scanned.entries, limit, interrupt)?;
+    let ids = resolve::resolve(pack, &scanned.entries, limit, cache, interrupt)?;
     idx::write(idx, &scanned.entries, &ids, &scanned.checksum)?;
     Ok(Indexed {
         checksum: gix::ObjectId::from(scanned.checksum),

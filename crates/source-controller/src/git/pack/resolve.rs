@@ -2,7 +2,7 @@
 //!
 //! Deltas form trees rooted at whole objects. The trees are walked depth first; a node's content
 //! is needed once, when all its children are applied to it. Contents of nodes with children wait
-//! in a cache of at most `limit` bytes; one evicted is rebuilt from its nearest cached ancestor
+//! in a cache (of `limit` bytes in [`super::index_pack`]); one evicted is rebuilt from its nearest cached ancestor
 //! (or the whole object at the root), so memory stays proportional to `limit` and ordinary
 //! chains are inflated once.
 
@@ -27,11 +27,12 @@ struct Resolved {
     parent: Option<u32>,
 }
 
-/// The id of every entry, in pack order.
+/// The id of every entry, in pack order, keeping at most `cache` bytes of resolved bases.
 pub(super) fn resolve(
     pack: &Path,
     entries: &[Entry],
     limit: u64,
+    cache: u64,
     interrupt: &AtomicBool,
 ) -> Result<Vec<[u8; 20]>, PackError> {
     let mut resolved: Vec<Option<Resolved>> = Vec::with_capacity(entries.len());
@@ -69,7 +70,7 @@ pub(super) fn resolve(
         src: Source::new(File::open(pack)?, 0),
         z: Inflater::new(),
         limit,
-        cache: Cache::new(limit),
+        cache: Cache::new(cache),
     };
     // Roots in reverse, so the walk goes through the pack roughly in order.
     let mut stack: Vec<u32> = roots.into_iter().rev().collect();

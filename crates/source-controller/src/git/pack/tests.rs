@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use sha1::{Digest, Sha1};
 
 use super::scan::{Object, scan};
-use super::{PackError, index_pack, packed_blob};
+use super::{PackError, index_pack, index_with_cache, packed_blob};
 
 const NO_LIMIT: u64 = 64 << 20;
 
@@ -255,16 +255,33 @@ fn ref_delta_pack_indexes_like_git() {
 }
 
 #[test]
-fn a_deep_chain_resolves_with_a_cache_of_about_one_object() {
-    // Each version of a.txt is about 5 KiB; a 12 KiB limit holds a base and a result, and the
-    // cache (also the limit) about two, so bases are rebuilt from their chain.
+fn a_deep_chain_resolves_with_a_limit_near_its_objects() {
+    // Each version of a.txt is about 5 KiB: a 6 KiB limit holds a base and a result, and the
+    // cache about one of them.
     let repo = deltified_repo(40);
     for args in [
         &["--delta-base-offset", "--depth=50"][..],
         &["--depth=50"][..],
     ] {
         let pack = repo.pack(args);
-        assert_like_git(&repo, &pack, 12 << 10);
+        assert_like_git(&repo, &pack, 6 << 10);
+    }
+}
+
+#[test]
+fn without_a_cache_every_base_is_rebuilt_from_its_root() {
+    let repo = deltified_repo(40);
+    for args in [
+        &["--delta-base-offset", "--depth=50"][..],
+        &["--depth=50"][..],
+    ] {
+        let pack = repo.pack(args);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pack_path, idx_path) = (dir.path().join("p.pack"), dir.path().join("p.idx"));
+        std::fs::write(&pack_path, &pack).expect("write pack");
+        let never = AtomicBool::new(false);
+        index_with_cache(&pack_path, &idx_path, NO_LIMIT, 0, &never).expect("index");
+        assert!(std::fs::read(&idx_path).expect("idx") == repo.git_index(&pack));
     }
 }
 
