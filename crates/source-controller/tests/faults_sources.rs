@@ -332,41 +332,119 @@ async fn the_cache_of_a_url_no_gitrepository_uses_goes_after_a_build_elsewhere()
     running.stop().await;
 }
 
+/// Bytes no compressor shrinks and that differ for each `seed` (xorshift64).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// Reads the artifact at `url` as a stream and returns the size of `path` in it, after
+/// checking that every byte of it is zero.
+async fn zeros_in_artifact(url: &str, path: &str) -> u64 {
+    let (code, body) = download(url).await;
+    assert_eq!(code, 200, "artifact {url}");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(body.as_slice()));
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_str() != Some(path) {
+            continue;
+        }
+        let size = entry.header().size().expect("size");
+        let mut read = 0u64;
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let n = std::io::Read::read(&mut entry, &mut buffer).expect("read");
+            if n == 0 {
+                break;
+            }
+            assert!(buffer[..n].iter().all(|b| *b == 0), "a non-zero byte");
+            read += n as u64;
+        }
+        assert_eq!(read, size);
+        return size;
+    }
+    panic!("{path} is not in the artifact");
+}
+
 #[tokio::test]
-async fn a_file_over_the_object_limit_fails_naming_the_limit_and_others_go_on() {
+async fn a_file_over_the_object_limit_is_streamed_and_a_deltified_one_refused_naming_the_limit() {
     let env = test_env("src-bigfile").await.expect("env");
     let server = GitServer::shared().expect("git server");
+    let limit: u64 = 8 << 20;
+    // Zeros pack to almost nothing: a small download that would take its full size in memory
+    // if it were read whole. git stores such a file whole in the pack, so it is streamed.
     let big = server
         .create_repo(&unique("big"), Auth::None)
         .expect("repo");
-    // Zeros pack to almost nothing: a small download that would take its full size in memory.
     let size = faults::scaled(48 << 20, 1 << 30) as u64;
     big.commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "manifests")
         .expect("commit");
-    big.commit_zeros("blob.bin", size, "a big file")
+    let big_commit = big
+        .commit_zeros("blob.bin", size, "a big file")
         .expect("commit the big file");
+    // Two nearly equal files over the limit in one commit: git stores the second as a delta
+    // of the first, and resolving it needs both whole in memory.
+    let deltified = server
+        .create_repo(&unique("delta"), Auth::None)
+        .expect("repo");
+    let first = noise(12 << 20, 7);
+    let mut second = first.clone();
+    second[100] ^= 0xff;
+    deltified
+        .commit_bytes(
+            &[
+                (
+                    b"deploy/cm.yaml".as_slice(),
+                    b"kind: ConfigMap\n".as_slice(),
+                ),
+                (b"a.bin".as_slice(), first.as_slice()),
+                (b"b.bin".as_slice(), second.as_slice()),
+            ],
+            "two big similar files",
+        )
+        .expect("commit");
     let small = server
         .create_repo(&unique("small"), Auth::None)
         .expect("repo");
     let commit = small
         .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "small")
         .expect("commit");
-    let running = start_with(&env, None, 4, |s| s.max_git_object_size = Some(8 << 20)).await;
+    let running = start_with(&env, None, 4, |s| s.max_git_object_size = Some(limit)).await;
     apply_repo(&env, repo_manifest("big", big.http_url(), json!({}))).await;
+    apply_repo(
+        &env,
+        repo_manifest("delta", deltified.http_url(), json!({})),
+    )
+    .await;
     apply_repo(&env, repo_manifest("small", small.http_url(), json!({}))).await;
 
-    let failed = wait_for(&env, "big", "refused", |r| {
+    let served = wait_for(&env, "big", "Ready", |r| is_ready_at(r, &big_commit)).await;
+    let artifact = served
+        .status
+        .as_ref()
+        .and_then(|s| s.artifact.as_ref())
+        .expect("artifact");
+    assert_eq!(zeros_in_artifact(&artifact.url, "blob.bin").await, size);
+
+    let failed = wait_for(&env, "delta", "refused", |r| {
         ready(r).is_some_and(|(s, _, _)| s == "False")
     })
     .await;
     let (_, _, message) = ready(&failed).expect("Ready");
     assert!(
-        message.contains("--max-git-object-size") && message.contains(&(8u64 << 20).to_string()),
+        message.contains("--max-git-object-size") && message.contains(&limit.to_string()),
         "{message}"
     );
     wait_for(&env, "small", "Ready", |r| is_ready_at(r, &commit)).await;
     faults::record(&Row::passed_once(format!(
-        "a {} MiB file over the object limit: refused, others served",
+        "a {} MiB file over the object limit: streamed into the artifact; a deltified one refused; others served",
         size >> 20
     )));
     running.stop().await;

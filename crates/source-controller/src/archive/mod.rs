@@ -46,8 +46,8 @@ pub struct ArchiveOptions {
     pub max_size: Option<u64>,
     /// Largest total of file bytes extracted from all included artifacts.
     pub max_include_size: Option<u64>,
-    /// Largest single file (git blob) read into memory; a larger one fails the archive,
-    /// naming the file.
+    /// Largest single file (git blob) read into memory. A larger one is copied as a stream
+    /// when a pack stores it whole, and fails the archive, naming the file, otherwise.
     pub max_file_size: Option<u64>,
 }
 
@@ -103,6 +103,9 @@ pub enum ArchiveError {
     /// A tree or blob could not be read.
     #[error("read git object {id}: {source}")]
     ReadObject { id: String, source: gix::Error },
+    /// A blob stored whole in a pack could not be opened as a stream.
+    #[error("read git object {id} from its pack: {source}")]
+    ReadPackedObject { id: String, source: io::Error },
     /// The tree has a name git would refuse (`..`, a slash, NUL).
     #[error("the commit's tree has an invalid entry name at {path:?}")]
     InvalidTreeEntry { path: String },
@@ -134,7 +137,7 @@ pub enum ArchiveError {
     /// The included artifacts hold more file bytes than allowed.
     #[error("included artifacts exceed the limit of {limit} extracted bytes")]
     IncludeTooLarge { limit: u64 },
-    /// A file is larger than `max_file_size`.
+    /// A file is larger than `max_file_size` and not stored whole in a pack.
     #[error(
         "file {path:?} is {size} bytes, more than the {limit} bytes this controller reads into memory (--max-git-object-size)"
     )]
@@ -157,7 +160,7 @@ impl ArchiveError {
             Self::OpenRepository { .. } => "OpenRepository",
             Self::InvalidCommit { .. } => "InvalidCommit",
             Self::ResolveCommit { .. } => "ResolveCommit",
-            Self::ReadObject { .. } => "ReadObject",
+            Self::ReadObject { .. } | Self::ReadPackedObject { .. } => "ReadObject",
             Self::InvalidTreeEntry { .. } => "InvalidTreeEntry",
             Self::TreeTooDeep { .. } => "TreeTooDeep",
             Self::SparseDirMissing { .. } => "SparseDirMissing",

@@ -131,11 +131,23 @@ fn append<W: Write>(
                             })?
                             .size();
                         if size > limit {
-                            return Err(ArchiveError::FileTooLarge {
-                                path: super::paths::display(path),
-                                size,
-                                limit,
-                            });
+                            // Stored whole in a pack, it is copied as a stream; a loose or
+                            // deltified object would have to be read whole.
+                            let objects = repo.objects.store_ref().path();
+                            let blob = crate::git::pack::packed_blob(objects, id)
+                                .map_err(|source| ArchiveError::ReadPackedObject {
+                                    id: id.to_string(),
+                                    source,
+                                })?
+                                .ok_or_else(|| ArchiveError::FileTooLarge {
+                                    path: super::paths::display(path),
+                                    size,
+                                    limit,
+                                })?;
+                            header.set_size(blob.size);
+                            return tar
+                                .append_data(&mut header, as_path(path), blob)
+                                .map_err(ArchiveError::Write);
                         }
                     }
                     let blob = repo

@@ -53,6 +53,17 @@ pub fn fetch(remote: &Remote, resolved: &Resolved, cache_root: &Path) -> Result<
         }
         other => other,
     };
+    let outcome = match outcome {
+        Err(Failure::Other(refused @ GitError::ObjectTooLarge { .. })) => receive_streamed(
+            &session,
+            &repo,
+            resolved.ref_name.as_deref(),
+            &commit,
+            &local_ref,
+            refused,
+        ),
+        other => other,
+    };
     let stats = outcome.map_err(|failure| match failure {
         Failure::Other(e) => e,
         Failure::Corrupt(detail) => GitError::Cache {
@@ -121,7 +132,13 @@ pub fn fetch_new(
         return Ok(None);
     }
     let (refspec, local_ref) = refspec_for(Some(&ref_name), "");
-    match receive(&session, &repo, &refspec, None) {
+    let outcome = match receive(&session, &repo, &refspec, None) {
+        Err(Failure::Other(refused @ GitError::ObjectTooLarge { .. })) => {
+            receive_streamed(&session, &repo, Some(&ref_name), "", &local_ref, refused)
+        }
+        other => other,
+    };
+    match outcome {
         Ok(objects) => tracing::debug!(
             url = session.url.redacted(),
             objects,
@@ -287,6 +304,34 @@ fn receive_unless(
         return Ok(0);
     }
     receive(session, repo, refspec, by_sha)
+}
+
+/// After gix refused the repository for an object larger than it reads into memory: the
+/// fetch again with the pack streamed to disk and indexed in bounded memory
+/// ([`super::http_fetch`]). The refusal stands where that path does not apply.
+fn receive_streamed(
+    session: &Session<'_>,
+    repo: &gix::Repository,
+    ref_name: Option<&str>,
+    commit: &str,
+    local_ref: &str,
+    refused: GitError,
+) -> Result<u64, Failure> {
+    let Some(limit) = session.remote.object_size_limit else {
+        return Err(Failure::Other(refused));
+    };
+    match super::http_fetch::fetch(session, repo, ref_name, commit, local_ref, limit) {
+        Ok(Some(objects)) => {
+            tracing::debug!(
+                url = session.url.redacted(),
+                objects,
+                "fetched a repository with a file larger than --max-git-object-size, streamed"
+            );
+            Ok(objects)
+        }
+        Ok(None) => Err(Failure::Other(refused)),
+        Err(e) => Err(Failure::Other(e)),
+    }
 }
 
 enum Failure {

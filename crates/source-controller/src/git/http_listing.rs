@@ -53,7 +53,7 @@ const PROXY_VARIABLES: [&str; 6] = [
 
 /// What a server's capability advertisement said about `ls-refs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Capabilities {
+pub(super) struct Capabilities {
     /// `ls-refs=unborn`: an unborn HEAD is listed (how an empty repository shows).
     unborn: bool,
 }
@@ -207,19 +207,19 @@ pub(crate) fn remember_handshake(
 }
 
 /// Where a listing here goes, when this path applies.
-struct Target {
+pub(super) struct Target {
     /// The URL without a trailing `/`.
-    base: String,
+    pub(super) base: String,
     /// The TLS configuration's key ([`tls_key`]).
-    tls: [u8; 32],
+    pub(super) tls: [u8; 32],
     /// The server's capabilities, when already known.
-    known: Option<Capabilities>,
+    pub(super) known: Option<Capabilities>,
 }
 
 impl Target {
     /// `None` when gix must list: SSH, a proxy (in the Secret or the environment), credentials
     /// in the URL, a cancelled operation, or a server recently found not to speak protocol v2.
-    fn of(remote: &Remote, url: &RepoUrl) -> Option<Target> {
+    pub(super) fn of(remote: &Remote, url: &RepoUrl) -> Option<Target> {
         // `has_password` also counts a user alone, as an HTTP(S) URL's token.
         let plain = url.scheme() != Scheme::Ssh
             && remote.proxy.is_none()
@@ -254,7 +254,7 @@ impl Target {
                 None => return Some(Listed::Unsupported),
             },
         };
-        let refs = ls_refs(client, &self.base, auth, capabilities, prefixes).await?;
+        let refs = ls_refs(client, &self.base, auth, capabilities, prefixes, true).await?;
         Some(Listed::Refs(capabilities, refs))
     }
 
@@ -291,7 +291,7 @@ enum Listed {
 }
 
 /// Ends when `cancel` is set.
-async fn cancelled(cancel: &AtomicBool) {
+pub(super) async fn cancelled(cancel: &AtomicBool) {
     while !cancel.load(Ordering::Relaxed) {
         tokio::time::sleep(CANCEL_POLL).await;
     }
@@ -299,7 +299,7 @@ async fn cancelled(cancel: &AtomicBool) {
 
 /// Sends `request`, and once more when that fails: a kept connection the server closed while
 /// its runtime was parked fails the first send. Both requests here only read.
-async fn send(request: reqwest::RequestBuilder) -> Option<reqwest::Response> {
+pub(super) async fn send(request: reqwest::RequestBuilder) -> Option<reqwest::Response> {
     let again = request.try_clone();
     match request.send().await {
         Ok(response) => Some(response),
@@ -309,7 +309,7 @@ async fn send(request: reqwest::RequestBuilder) -> Option<reqwest::Response> {
 
 /// The client in `clients` for the TLS configuration `key` of `auth`, made on first use with at
 /// most `idle_per_host` kept connections per host.
-fn client_in(
+pub(super) fn client_in(
     clients: &mut HashMap<[u8; 32], reqwest::Client>,
     key: [u8; 32],
     auth: &GitAuth,
@@ -358,7 +358,7 @@ fn tls_key(auth: &GitAuth) -> [u8; 32] {
 }
 
 /// The request with the credentials of `auth` and the protocol v2 header.
-fn authorized(
+pub(super) fn authorized(
     request: reqwest::RequestBuilder,
     auth: Option<&HttpCredentials>,
 ) -> reqwest::RequestBuilder {
@@ -406,7 +406,7 @@ async fn body_of(response: reqwest::Response, content_type: &str) -> Option<Vec<
 
 /// Asks `base` for its capability advertisement: `None` when that failed, `Some(None)` when
 /// the server answered but not in protocol v2 with `ls-refs` over SHA-1.
-async fn advertised(
+pub(super) async fn advertised(
     client: &reqwest::Client,
     base: &str,
     auth: Option<&HttpCredentials>,
@@ -417,13 +417,14 @@ async fn advertised(
     Some(parse_advertisement(&body))
 }
 
-/// Sends `ls-refs` for `prefixes` to `base`.
-async fn ls_refs(
+/// Sends `ls-refs` for `prefixes` to `base`; `peel`: a tag's commit instead of its object.
+pub(super) async fn ls_refs(
     client: &reqwest::Client,
     base: &str,
     auth: Option<&HttpCredentials>,
     capabilities: Capabilities,
     prefixes: &[String],
+    peel: bool,
 ) -> Option<Vec<RemoteRef>> {
     let url = format!("{base}/git-upload-pack");
     let request = client
@@ -436,7 +437,7 @@ async fn ls_refs(
             reqwest::header::ACCEPT,
             "application/x-git-upload-pack-result",
         )
-        .body(ls_refs_request(capabilities, prefixes));
+        .body(ls_refs_request(capabilities, prefixes, peel));
     let response = send(authorized(request, auth)).await?;
     let body = body_of(response, "application/x-git-upload-pack-result").await?;
     parse_refs(&body)
@@ -473,13 +474,13 @@ fn pkt_lines(mut body: &[u8]) -> Option<Vec<Pkt<'_>>> {
 }
 
 /// Appends `text` to `out` as one pkt-line.
-fn push_pkt(out: &mut Vec<u8>, text: &str) {
+pub(super) fn push_pkt(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(format!("{:04x}", text.len() + 4).as_bytes());
     out.extend_from_slice(text.as_bytes());
 }
 
 /// The text of a data line without its line feed.
-fn text(line: &[u8]) -> Option<&str> {
+pub(super) fn text(line: &[u8]) -> Option<&str> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     std::str::from_utf8(line).ok()
 }
@@ -525,12 +526,15 @@ fn parse_advertisement(body: &[u8]) -> Option<Capabilities> {
     None
 }
 
-/// The `ls-refs` command for `prefixes`, asking for symbolic refs' targets and peeled tags.
-fn ls_refs_request(capabilities: Capabilities, prefixes: &[String]) -> Vec<u8> {
+/// The `ls-refs` command for `prefixes`, asking for symbolic refs' targets and (`peel`) peeled
+/// tags.
+fn ls_refs_request(capabilities: Capabilities, prefixes: &[String], peel: bool) -> Vec<u8> {
     let mut body = Vec::new();
     push_pkt(&mut body, "command=ls-refs\n");
     body.extend_from_slice(b"0001");
-    push_pkt(&mut body, "peel\n");
+    if peel {
+        push_pkt(&mut body, "peel\n");
+    }
     push_pkt(&mut body, "symrefs\n");
     if capabilities.unborn {
         push_pkt(&mut body, "unborn\n");
@@ -591,7 +595,7 @@ fn parse_refs(body: &[u8]) -> Option<Vec<RemoteRef>> {
 }
 
 /// 40 lower-case hex digits.
-fn is_sha1(text: &str) -> bool {
+pub(super) fn is_sha1(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -674,14 +678,18 @@ mod tests {
         let body = ls_refs_request(
             Capabilities { unborn: true },
             &["refs/heads/main".to_owned(), "HEAD".to_owned()],
+            true,
         );
         assert_eq!(
             String::from_utf8(body).expect("text"),
             "0014command=ls-refs\n00010009peel\n000csymrefs\n000bunborn\n\
              001fref-prefix refs/heads/main\n0014ref-prefix HEAD\n0000"
         );
-        let body = ls_refs_request(Capabilities { unborn: false }, &["HEAD".to_owned()]);
+        let body = ls_refs_request(Capabilities { unborn: false }, &["HEAD".to_owned()], true);
         assert!(!String::from_utf8(body).expect("text").contains("unborn"));
+        // Unpeeled: an annotated tag is listed by its own object.
+        let body = ls_refs_request(Capabilities { unborn: false }, &["HEAD".to_owned()], false);
+        assert!(!String::from_utf8(body).expect("text").contains("peel"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod cache;
 mod classify;
 mod error;
 mod fetch;
+mod http_fetch;
 mod http_listing;
 mod listings;
 pub mod pack;
