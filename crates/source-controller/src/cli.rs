@@ -70,9 +70,10 @@ pub struct Args {
     #[arg(long, env = "MOORING_MAX_GIT_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub max_git_timeout: std::time::Duration,
 
-    /// The largest single file (git object) read into memory, in bytes (0: no limit). A
-    /// repository with a larger file fails with a message naming it, instead of growing the
-    /// controller by the file's size (with several fetches at once, past its memory limit).
+    /// The largest single file (git object) read into memory, in bytes (0: no limit). A larger
+    /// file that the pack stores whole is fetched over HTTP(S) into a pack on disk and archived
+    /// as a stream; over SSH, through a proxy, or stored as a delta it fails with a message
+    /// naming the limit, instead of growing the controller by the file's size.
     #[arg(long, env = "MOORING_MAX_GIT_OBJECT_SIZE", default_value_t = DEFAULT_MAX_GIT_OBJECT_SIZE)]
     pub max_git_object_size: u64,
 

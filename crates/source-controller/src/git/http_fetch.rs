@@ -455,7 +455,12 @@ mod tests {
         let b = "b".repeat(40);
         let c = "c".repeat(40);
         std::fs::write(dir.path().join("shallow"), format!("{c}\n{b}\n")).expect("write");
-        update_shallow(dir.path(), &[A.to_owned(), b.clone()], std::slice::from_ref(&c)).expect("update");
+        update_shallow(
+            dir.path(),
+            &[A.to_owned(), b.clone()],
+            std::slice::from_ref(&c),
+        )
+        .expect("update");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("shallow")).expect("read"),
             format!("{A}\n{b}\n")

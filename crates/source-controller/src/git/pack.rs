@@ -57,8 +57,9 @@ pub enum PackError {
 ///
 /// Whole objects of any size are hashed while they stream through a fixed buffer. Delta bases
 /// and delta results are held in memory and refused above `limit`; resolved objects that are
-/// bases of further deltas are kept in a cache of at most `limit` bytes. Besides that, memory
-/// grows with the number of objects (about a hundred bytes each), not with their size.
+/// bases of further deltas are kept in a cache of at most [`MAX_CACHE`] bytes (or `limit`, if
+/// smaller), so one indexing holds at most twice `limit` plus that. Besides that, memory grows
+/// with the number of objects (about a hundred bytes each), not with their size.
 ///
 /// A pack holding the same object twice is refused as malformed (git writes both entries
 /// unless `--strict`). The index goes to a temporary file next to `idx` and is renamed into
@@ -70,8 +71,12 @@ pub fn index_pack(
     limit: u64,
     interrupt: &AtomicBool,
 ) -> Result<Indexed, PackError> {
-    index_with_cache(pack, idx, limit, limit, interrupt)
+    index_with_cache(pack, idx, limit, limit.min(MAX_CACHE), interrupt)
 }
+
+/// The most resolved delta bases [`index_pack`] keeps: enough for the delta chains of
+/// manifests and source files, small next to the limit of one object.
+pub const MAX_CACHE: u64 = 8 << 20;
 
 /// [`index_pack`] with a cache of resolved bases of `cache` bytes.
 fn index_with_cache(
