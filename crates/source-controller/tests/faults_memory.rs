@@ -93,7 +93,20 @@ async fn anonymous_memory_stays_bounded_with_a_huge_file_and_many_fetches() {
     // Over --max-git-object-size (32 MiB by default) and stored whole in the pack: fetched,
     // indexed and archived as a stream.
     apply_repo(&env, repo_manifest("huge", big.http_url(), json!({}))).await;
-    wait_for(&env, "huge", "Ready", |r| is_ready_at(r, &huge_commit)).await;
+    let api: kube::Api<mooring_api::GitRepository> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    let started = std::time::Instant::now();
+    // Longer than other waits: a debug build inflates, hashes and compresses the whole file.
+    mooring_testkit::wait::wait_for(&api, "huge", "Ready", Duration::from_secs(300), |r| {
+        r.is_some_and(|r| is_ready_at(r, &huge_commit))
+    })
+    .await
+    .expect("the GitRepository exists");
+    eprintln!(
+        "the {} MiB file fetched and archived in {:.1} s",
+        size >> 20,
+        started.elapsed().as_secs_f64()
+    );
     let after_huge = rss_anon_kib(pid).unwrap_or(0);
 
     // Many repositories at once, each its own URL, so each is fetched and archived.
