@@ -389,6 +389,26 @@ async fn a_file_over_the_object_limit_is_streamed_and_a_deltified_one_refused_na
     let big_commit = big
         .commit_zeros("blob.bin", size, "a big file")
         .expect("commit the big file");
+    // The same by an annotated tag and by commit, each its own URL (a shared cache would
+    // already hold the file): the tag's own object and a bare commit are fetched as well.
+    let (tagged, by_commit) = (
+        server
+            .create_repo(&unique("big-tag"), Auth::None)
+            .expect("repo"),
+        server
+            .create_repo(&unique("big-commit"), Auth::None)
+            .expect("repo"),
+    );
+    let mut other_commits = Vec::new();
+    for repo in [&tagged, &by_commit] {
+        repo.commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "manifests")
+            .expect("commit");
+        other_commits.push(
+            repo.commit_zeros("blob.bin", 4 * limit, "a big file")
+                .expect("commit the big file"),
+        );
+    }
+    tagged.tag("v1", true, "release").expect("tag");
     // Two nearly equal files over the limit in one commit: git stores the second as a delta
     // of the first, and resolving it needs both whole in memory.
     let deltified = server
@@ -423,6 +443,20 @@ async fn a_file_over_the_object_limit_is_streamed_and_a_deltified_one_refused_na
         repo_manifest("delta", deltified.http_url(), json!({})),
     )
     .await;
+    apply_repo(
+        &env,
+        repo_manifest("big-tag", tagged.http_url(), json!({"ref": {"tag": "v1"}})),
+    )
+    .await;
+    apply_repo(
+        &env,
+        repo_manifest(
+            "big-commit",
+            by_commit.http_url(),
+            json!({"ref": {"commit": other_commits[1]}}),
+        ),
+    )
+    .await;
     apply_repo(&env, repo_manifest("small", small.http_url(), json!({}))).await;
 
     let served = wait_for(&env, "big", "Ready", |r| is_ready_at(r, &big_commit)).await;
@@ -432,6 +466,49 @@ async fn a_file_over_the_object_limit_is_streamed_and_a_deltified_one_refused_na
         .and_then(|s| s.artifact.as_ref())
         .expect("artifact");
     assert_eq!(zeros_in_artifact(&artifact.url, "blob.bin").await, size);
+    // A later small change is fetched by gix on top of the streamed pack and shallow boundary:
+    // the cache gains a pack and keeps the streamed one (a cache found unusable would be made
+    // anew, holding one pack).
+    let packs_dir = running
+        .cache
+        .join(mooring_source_controller::git::cache_key(big.http_url()))
+        .join("objects/pack");
+    let packs = || {
+        std::fs::read_dir(&packs_dir)
+            .expect("packs")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".pack"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let streamed = packs();
+    assert_eq!(streamed.len(), 1, "{streamed:?}");
+    let next = big
+        .commit(&[("deploy/cm.yaml", "kind: ConfigMap\n# v2\n")], "v2")
+        .expect("commit");
+    let api: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
+    let patch = json!({"metadata": {"annotations": {"reconcile.mooring.dev/requestedAt": "v2"}}});
+    api.patch("big", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate");
+    wait_for(&env, "big", "Ready at v2", |r| is_ready_at(r, &next)).await;
+    let after = packs();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.is_superset(&streamed), "{after:?}");
+    for (name, commit) in ["big-tag", "big-commit"].iter().zip(&other_commits) {
+        let served = wait_for(&env, name, "Ready", |r| is_ready_at(r, commit)).await;
+        let artifact = served
+            .status
+            .as_ref()
+            .and_then(|s| s.artifact.as_ref())
+            .expect("artifact");
+        assert_eq!(
+            zeros_in_artifact(&artifact.url, "blob.bin").await,
+            4 * limit
+        );
+        if *name == "big-tag" {
+            assert_eq!(artifact.revision, format!("v1@sha1:{commit}"));
+        }
+    }
 
     let failed = wait_for(&env, "delta", "refused", |r| {
         ready(r).is_some_and(|(s, _, _)| s == "False")
