@@ -373,3 +373,73 @@ fn a_proxy_secret_routes_requests_through_the_proxy() {
         "the request went to the proxy only"
     );
 }
+
+#[test]
+fn a_file_over_the_object_limit_is_streamed_over_https_with_credentials_and_refused_over_ssh() {
+    let s = server();
+    let repo = s
+        .create_repo("big-streamed", Auth::basic("bot", "stream-pw"))
+        .expect("repo");
+    let size: u64 = 4 << 20;
+    let head = repo
+        .commit_zeros("big.bin", size, "a big file")
+        .expect("commit");
+    let mut remote = https(&repo, &[("username", "bot"), ("password", "stream-pw")]);
+    remote.object_size_limit = Some(1 << 20);
+    let resolved = resolve(&remote, &branch("main")).expect("resolve");
+    s.clear_requests(repo.name());
+    let cache = cache();
+    let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch");
+    assert_eq!(fetched.commit, head);
+    // gix's fetch brings the pack and refuses it; the streamed one lists the ref unpeeled and
+    // fetches it, on the same credentials.
+    let kinds = request_kinds(s, repo.name());
+    assert_eq!(
+        kinds.iter().filter(|k| **k == RequestKind::Fetch).count(),
+        2,
+        "{kinds:?}"
+    );
+    let requests = s.requests(repo.name());
+    let streamed = &requests[requests.len() - 2..];
+    assert_eq!(
+        streamed.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        [RequestKind::LsRefs, RequestKind::Fetch],
+        "{requests:?}"
+    );
+    assert!(
+        streamed.iter().all(|r| r.succeeded()
+            && r.credential
+                == Credential::Basic {
+                    username: "bot".into()
+                }),
+        "{requests:?}"
+    );
+    let blob = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&fetched.repo_path)
+        .args(["rev-parse", &format!("{head}:big.bin")])
+        .output()
+        .expect("git rev-parse");
+    let blob = gix::ObjectId::from_hex(String::from_utf8_lossy(&blob.stdout).trim().as_bytes())
+        .expect("the file's blob");
+    let packed = mooring_source_controller::git::pack::packed_blob(
+        &fetched.repo_path.join("objects"),
+        &blob,
+    )
+    .expect("read the pack")
+    .expect("stored whole in a pack");
+    assert_eq!(packed.size, size);
+    drop(fetched);
+
+    // Over SSH the pack cannot be streamed: the limit is named.
+    let ssh_repo = s.create_repo("big-over-ssh", Auth::None).expect("repo");
+    ssh_repo
+        .commit_zeros("big.bin", size, "a big file")
+        .expect("commit");
+    let mut remote = ssh(&ssh_repo);
+    remote.object_size_limit = Some(1 << 20);
+    let resolved = resolve(&remote, &branch("main")).expect("resolve");
+    let err = fetch(&remote, &resolved, cache.path()).expect_err("refused");
+    assert!(matches!(err, GitError::ObjectTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("--max-git-object-size"), "{err}");
+}
