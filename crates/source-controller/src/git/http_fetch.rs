@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::GitError;
@@ -321,7 +321,8 @@ fn update_shallow(
     ids.dedup();
     let mut text = ids.join("\n");
     text.push('\n');
-    let temp = PathBuf::from(format!("{}.tmp-streamed", path.display()));
+    // Named as git names its lock files: one a killed fetch leaves is removed by the next.
+    let temp = git_dir.join("shallow.lock");
     std::fs::write(&temp, text)
         .and_then(|()| std::fs::rename(&temp, &path))
         .map_err(|e| cache_error(&path, "writing the shallow file", e))
