@@ -71,9 +71,9 @@ pub struct Args {
     pub max_git_timeout: std::time::Duration,
 
     /// The largest single file (git object) read into memory, in bytes (0: no limit). A larger
-    /// file that the pack stores whole is fetched over HTTP(S) into a pack on disk and archived
-    /// as a stream; over SSH, through a proxy, or stored as a delta it fails with a message
-    /// naming the limit, instead of growing the controller by the file's size.
+    /// file that the pack stores whole is fetched into a pack on disk and archived as a stream;
+    /// one stored as a delta of another fails with a message naming the limit, instead of
+    /// growing the controller by the file's size.
     #[arg(long, env = "MOORING_MAX_GIT_OBJECT_SIZE", default_value_t = DEFAULT_MAX_GIT_OBJECT_SIZE)]
     pub max_git_object_size: u64,
 

@@ -308,7 +308,7 @@ fn receive_unless(
 
 /// After gix refused the repository for an object larger than it reads into memory: the
 /// fetch again with the pack streamed to disk and indexed in bounded memory
-/// ([`super::http_fetch`]). The refusal stands where that path does not apply.
+/// ([`super::streamed`]). The refusal stands where that path does not apply.
 fn receive_streamed(
     session: &Session<'_>,
     repo: &gix::Repository,
@@ -320,7 +320,7 @@ fn receive_streamed(
     let Some(limit) = session.remote.object_size_limit else {
         return Err(Failure::Other(refused));
     };
-    match super::http_fetch::fetch(session, repo, ref_name, commit, local_ref, limit) {
+    match super::streamed::fetch(session, repo, ref_name, commit, local_ref, limit) {
         Ok(Some(objects)) => {
             tracing::debug!(
                 url = session.url.redacted(),

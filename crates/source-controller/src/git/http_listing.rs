@@ -33,7 +33,7 @@ use super::transport::Session;
 use super::url::{RepoUrl, Scheme};
 
 /// Sent as `User-Agent`; git servers expect it to start with `git/`.
-const USER_AGENT: &str = concat!("git/mooring-", env!("CARGO_PKG_VERSION"));
+pub(super) const USER_AGENT: &str = concat!("git/mooring-", env!("CARGO_PKG_VERSION"));
 /// A larger answer is not read here (gix then lists instead).
 const MAX_BODY: usize = 8 << 20;
 /// The URLs whose capabilities are remembered; the memory is emptied when it has this many.

@@ -120,22 +120,18 @@ impl<'a> Session<'a> {
     }
 
     /// Connects `remote` with our credentials callback and, for HTTP(S), our client options.
-    pub(crate) fn connect<'x, 'r>(
+    /// gix's credentials callback: the Secret's basic credentials, and never a credential
+    /// helper or a prompt.
+    pub(crate) fn authenticate(
         &self,
-        repo: &'r gix::Repository,
-        remote: &'x gix::Remote<'r>,
-    ) -> Result<Connection<'x, 'r>, GitError> {
-        let mut conn = remote
-            .connect(Direction::Fetch)
-            .map_err(|e| self.classify(&e, None))?;
+    ) -> impl FnMut(Action) -> Result<Option<Outcome>, gix::Error> + use<> {
         let basic = match &self.remote.auth.http {
             Some(HttpCredentials::Basic { username, password }) => {
                 Some((username.clone(), password.expose().clone()))
             }
             _ => None,
         };
-        // Always set: without a callback gix would run credential helpers or prompt.
-        conn.set_credentials(move |action| match action {
+        move |action| match action {
             Action::Get(ctx) => Ok(basic.as_ref().map(|(username, password)| Outcome {
                 identity: gix::sec::identity::Account {
                     username: username.clone(),
@@ -145,7 +141,19 @@ impl<'a> Session<'a> {
                 next: ctx.into(),
             })),
             Action::Store(_) | Action::Erase(_) => Ok(None),
-        });
+        }
+    }
+
+    pub(crate) fn connect<'x, 'r>(
+        &self,
+        repo: &'r gix::Repository,
+        remote: &'x gix::Remote<'r>,
+    ) -> Result<Connection<'x, 'r>, GitError> {
+        let mut conn = remote
+            .connect(Direction::Fetch)
+            .map_err(|e| self.classify(&e, None))?;
+        // Always set: without a callback gix would run credential helpers or prompt.
+        conn.set_credentials(self.authenticate());
         if self.url.scheme() != Scheme::Ssh {
             conn.set_transport_options(self.http_options(repo)?);
         }

@@ -7,11 +7,12 @@
 //! whole objects can be hashed while they are inflated: [`super::pack::index_pack`] does so,
 //! and the archive later reads them as a stream ([`super::pack::packed_blob`]).
 //!
-//! This path is taken only after gix refused a repository for an object's size, and only where
-//! the ref listings of [`super::http_listing`] apply (HTTP(S) without a proxy or credentials in
-//! the URL); elsewhere the refusal stands. The request is one protocol v2 `fetch` of the ref's
-//! object at depth 1, without `thin-pack` (every delta's base is in the pack), sent with the
-//! Secret's credentials and TLS settings.
+//! This path is taken only after gix refused a repository for an object's size. It fetches one
+//! object at depth 1 with no haves, so every delta's base is in the pack. Where the ref
+//! listings of [`super::http_listing`] apply (HTTP(S) without a proxy or credentials in the
+//! URL) the request is one protocol v2 `fetch` sent here with the Secret's credentials and TLS
+//! settings; elsewhere (SSH, a proxy) gix's transport and handshake carry it, with the
+//! negotiation and the pack's reception done here.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -29,11 +30,16 @@ use super::transport::Session;
 /// The content type of a protocol v2 command's answer.
 const RESULT_TYPE: &str = "application/x-git-upload-pack-result";
 
-/// Fetches the object `ref_name` names on the server now (or `commit`, for a checkout by
-/// commit) at depth 1 into the cache repository `repo`, indexes the pack with at most `limit`
-/// bytes of one object in memory, records the shallow boundary the server sent, and points
-/// `local_ref` at the object. Returns how many objects the pack held, or `Ok(None)` when this
-/// path does not apply to the session's URL. Blocking.
+/// Fetches the object `ref_name` names on the server now (or `commit`) at depth 1 into the
+/// cache repository `repo`, indexes the pack with at most `limit` bytes of one object in
+/// memory, records the shallow boundary the server sent, and points `local_ref` at the object.
+/// Returns how many objects the pack held, or `Ok(None)` when this path does not apply.
+/// Blocking.
+///
+/// Over HTTP(S) without a proxy or credentials in the URL the request is this module's own
+/// (the ref is listed unpeeled, so an annotated tag keeps its tag object); anywhere else (SSH,
+/// a proxy) it goes through gix's transport and handshake with `commit` as the one want, and
+/// `local_ref` then points at the commit (`Ok(None)` when `commit` is not known).
 pub(crate) fn fetch(
     session: &Session<'_>,
     repo: &gix::Repository,
@@ -42,22 +48,10 @@ pub(crate) fn fetch(
     local_ref: &str,
     limit: u64,
 ) -> Result<Option<u64>, GitError> {
-    let remote = session.remote;
-    let Some(target) = Target::of(remote, &session.url) else {
+    let target = Target::of(session.remote, &session.url);
+    if target.is_none() && !is_sha1(commit) {
         return Ok(None);
-    };
-    let failed = |detail: String| GitError::Remote {
-        operation: session.operation,
-        url: session.url.redacted().to_owned(),
-        detail,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| failed(format!("starting the HTTP client: {e}")))?;
-    let client = client_in(&mut HashMap::new(), target.tls, &remote.auth, 1)
-        .ok_or_else(|| failed("building the HTTP client failed".to_owned()))?;
-    let auth = remote.auth.http.as_ref();
+    }
     let pack_dir = repo.objects.store_ref().path().join("pack");
     std::fs::create_dir_all(&pack_dir)
         .map_err(|e| cache_error(&pack_dir, "creating the pack directory", e))?;
@@ -67,7 +61,86 @@ pub(crate) fn fetch(
         .suffix(".pack")
         .tempfile_in(&pack_dir)
         .map_err(|e| cache_error(&pack_dir, "creating a file for the received pack", e))?;
+    let want = match target {
+        Some(target) => {
+            let (want, answer) =
+                receive_over_http(session, &target, ref_name, commit, received.as_file_mut())?;
+            update_shallow(repo.git_dir(), &answer.shallow, &answer.unshallow)?;
+            want
+        }
+        None => {
+            receive_through_gix(session, repo, commit, received.as_file_mut())?;
+            commit.to_owned()
+        }
+    };
+    received
+        .as_file_mut()
+        .sync_all()
+        .map_err(|e| cache_error(&pack_dir, "writing the received pack", e))?;
 
+    let temp_idx = received.path().with_extension("idx");
+    let indexed = pack::index_pack(received.path(), &temp_idx, limit, session.interrupt())
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&temp_idx);
+            match e {
+                PackError::ObjectTooLarge { .. } => GitError::ObjectTooLarge {
+                    operation: session.operation,
+                    url: session.url.redacted().to_owned(),
+                    limit,
+                },
+                PackError::Interrupted => out_of_time(session),
+                other => failed(session, format!("the received pack: {other}")),
+            }
+        })?;
+    let name = pack_dir.join(format!("pack-{}", indexed.checksum.to_hex()));
+    // The pack first, then its index: an index is what makes a pack visible to readers.
+    received
+        .persist(name.with_extension("pack"))
+        .map_err(|e| cache_error(&pack_dir, "keeping the received pack", e.error))?;
+    std::fs::rename(&temp_idx, name.with_extension("idx"))
+        .map_err(|e| cache_error(&pack_dir, "keeping the received pack's index", e))?;
+
+    let id = gix::ObjectId::from_hex(want.as_bytes())
+        .map_err(|e| failed(session, format!("the server named object {want:?}: {e}")))?;
+    repo.reference(
+        local_ref,
+        id,
+        gix::refs::transaction::PreviousValue::Any,
+        "fetch of a repository with a large file",
+    )
+    .map_err(|e| GitError::Cache {
+        path: repo.git_dir().to_owned(),
+        detail: format!("updating {local_ref}: {}", super::classify::chain(&e)),
+    })?;
+    Ok(Some(indexed.objects))
+}
+
+fn failed(session: &Session<'_>, detail: String) -> GitError {
+    GitError::Remote {
+        operation: session.operation,
+        url: session.url.redacted().to_owned(),
+        detail,
+    }
+}
+
+/// Lists `ref_name` unpeeled (or takes `commit`) and fetches it over HTTP(S), writing the pack
+/// to `pack`; returns the object fetched and the answer's shallow lines.
+fn receive_over_http(
+    session: &Session<'_>,
+    target: &Target,
+    ref_name: Option<&str>,
+    commit: &str,
+    pack: &mut File,
+) -> Result<(String, Answer), GitError> {
+    let remote = session.remote;
+    let failed = |detail: String| failed(session, detail);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failed(format!("starting the HTTP client: {e}")))?;
+    let client = client_in(&mut HashMap::new(), target.tls, &remote.auth, 1)
+        .ok_or_else(|| failed("building the HTTP client failed".to_owned()))?;
+    let auth = remote.auth.http.as_ref();
     let work = async {
         let capabilities = match target.known {
             Some(capabilities) => capabilities,
@@ -115,14 +188,13 @@ pub(crate) fn fetch(
             )));
         }
         let mut answer = Answer::default();
-        let file = received.as_file_mut();
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| failed(format!("receiving the pack: {e}")))?
         {
             answer
-                .feed(&chunk, file)
+                .feed(&chunk, pack)
                 .map_err(|e| failed(format!("receiving the pack: {e}")))?;
         }
         if !answer.ended {
@@ -138,51 +210,126 @@ pub(crate) fn fetch(
             () = cancelled(&remote.cancel) => None,
         }
     });
-    let (want, answer) = match outcome {
-        Some(done) => done?,
-        None => return Err(out_of_time(session)),
-    };
-    received
-        .as_file_mut()
-        .sync_all()
-        .map_err(|e| cache_error(&pack_dir, "writing the received pack", e))?;
+    outcome.unwrap_or_else(|| Err(out_of_time(session)))
+}
 
-    let temp_idx = received.path().with_extension("idx");
-    let indexed = pack::index_pack(received.path(), &temp_idx, limit, session.interrupt())
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temp_idx);
-            match e {
-                PackError::ObjectTooLarge { .. } => GitError::ObjectTooLarge {
-                    operation: session.operation,
-                    url: session.url.redacted().to_owned(),
-                    limit,
-                },
-                PackError::Interrupted => out_of_time(session),
-                other => failed(format!("the received pack: {other}")),
-            }
-        })?;
-    let name = pack_dir.join(format!("pack-{}", indexed.checksum.to_hex()));
-    // The pack first, then its index: an index is what makes a pack visible to readers.
-    received
-        .persist(name.with_extension("pack"))
-        .map_err(|e| cache_error(&pack_dir, "keeping the received pack", e.error))?;
-    std::fs::rename(&temp_idx, name.with_extension("idx"))
-        .map_err(|e| cache_error(&pack_dir, "keeping the received pack's index", e))?;
-
-    update_shallow(repo.git_dir(), &answer.shallow, &answer.unshallow)?;
-    let id = gix::ObjectId::from_hex(want.as_bytes())
-        .map_err(|e| failed(format!("the server named object {want:?}: {e}")))?;
-    repo.reference(
-        local_ref,
-        id,
-        gix::refs::transaction::PreviousValue::Any,
-        "fetch of a repository with a large file",
+/// Fetches `commit` at depth 1 through gix's transport (its SSH command or HTTP client with the
+/// session's settings), negotiating here: one want, no haves. The pack goes to `pack`; gix
+/// writes the shallow boundary.
+fn receive_through_gix(
+    session: &Session<'_>,
+    repo: &gix::Repository,
+    commit: &str,
+    pack: &mut File,
+) -> Result<(), GitError> {
+    use gix::protocol::fetch as proto;
+    let classify = |e: gix::Error| session.classify(&e, None);
+    let want = gix::ObjectId::from_hex(commit.as_bytes())
+        .map_err(|e| failed(session, format!("object {commit:?}: {e}")))?;
+    let remote = session.gix_remote(repo, &[])?;
+    let mut conn = session.connect(repo, &remote)?;
+    let transport = conn.transport_mut();
+    let mut handshake = gix::protocol::handshake(
+        &mut *transport,
+        gix::protocol::transport::Service::UploadPack,
+        session.authenticate(),
+        Vec::new(),
+        &mut gix::progress::Discard,
     )
-    .map_err(|e| GitError::Cache {
-        path: repo.git_dir().to_owned(),
-        detail: format!("updating {local_ref}: {}", super::classify::chain(&e)),
-    })?;
-    Ok(Some(indexed.objects))
+    .map_err(classify)?;
+    let interrupt = session.interrupt();
+    let depth = gix::protocol::fetch::Shallow::DepthAtRemote(std::num::NonZeroU32::MIN);
+    let mut copied: Result<(), std::io::Error> = Ok(());
+    gix::protocol::fetch(
+        &mut OneWant(want),
+        |reader, _, interrupt| {
+            copied = copy_pack(reader, pack, interrupt);
+            Ok(copied.is_ok())
+        },
+        gix::progress::Discard,
+        interrupt,
+        proto::Context {
+            handshake: &mut handshake,
+            transport: &mut *transport,
+            user_agent: ("agent", Some(super::http_listing::USER_AGENT.into())),
+            trace_packetlines: false,
+        },
+        proto::Options {
+            shallow_file: repo.shallow_file().map_err(classify)?,
+            shallow: &depth,
+            tags: proto::Tags::None,
+            reject_shallow_remote: false,
+        },
+    )
+    .map_err(classify)?;
+    if handshake.server_protocol_version == gix::protocol::transport::Protocol::V2 {
+        let _ = gix::protocol::indicate_end_of_interaction(&mut *transport, false);
+    }
+    copied.map_err(|e| {
+        if interrupt.load(Ordering::Relaxed) {
+            out_of_time(session)
+        } else {
+            failed(session, format!("receiving the pack: {e}"))
+        }
+    })
+}
+
+/// Copies the pack from `reader` to `pack` through gix's buffer, looking at `interrupt` between
+/// reads.
+fn copy_pack(
+    reader: &mut dyn std::io::BufRead,
+    pack: &mut File,
+    interrupt: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    loop {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("interrupted"));
+        }
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        pack.write_all(chunk)?;
+        let n = chunk.len();
+        reader.consume(n);
+    }
+}
+
+/// The negotiation of a fetch into an empty repository: one object wanted, nothing to offer.
+struct OneWant(gix::ObjectId);
+
+impl gix::protocol::fetch::Negotiate for OneWant {
+    fn mark_complete_and_common_ref(
+        &mut self,
+    ) -> Result<gix::protocol::fetch::negotiate::Action, gix::Error> {
+        Ok(gix::protocol::fetch::negotiate::Action::MustNegotiate {
+            remote_ref_target_known: vec![false],
+        })
+    }
+
+    fn add_wants(
+        &mut self,
+        arguments: &mut gix::protocol::fetch::Arguments,
+        _remote_ref_target_known: &[bool],
+    ) -> bool {
+        arguments.want(self.0);
+        true
+    }
+
+    fn one_round(
+        &mut self,
+        _state: &mut gix::protocol::fetch::negotiate::one_round::State,
+        _arguments: &mut gix::protocol::fetch::Arguments,
+        _previous_response: Option<&gix::protocol::fetch::Response>,
+    ) -> Result<(gix::protocol::fetch::negotiate::Round, bool), gix::Error> {
+        let round = gix::protocol::fetch::negotiate::Round {
+            haves_sent: 0,
+            in_vain: 0,
+            haves_to_send: 0,
+            previous_response_had_at_least_one_in_common: false,
+        };
+        Ok((round, true))
+    }
 }
 
 /// The protocol v2 `fetch` of `want` at depth 1: no haves (the pack then needs nothing of the
