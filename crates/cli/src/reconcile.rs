@@ -103,6 +103,9 @@ pub struct Outcome {
     /// the kustomize-controller published for it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
+    /// When the request was written, by the API server's clock where it can be read.
+    #[serde(skip)]
+    pub requested: Timestamp,
 }
 
 /// Runs `reconcile`.
@@ -123,7 +126,8 @@ pub async fn run(global: &Global, args: ReconcileArgs) -> Result<(), Error> {
             .clone()
             .unwrap_or(cluster.namespace.clone());
         let outcome =
-            request::<GitRepository>(&cluster, &namespace, &source.name, &args.wait, "").await?;
+            request::<GitRepository>(&cluster, &namespace, &source.name, &args.wait, "", None)
+                .await?;
         let failed = !outcome.succeeded;
         outcomes.push(outcome);
         if failed {
@@ -131,12 +135,17 @@ pub async fn run(global: &Global, args: ReconcileArgs) -> Result<(), Error> {
         }
     }
     let namespace = cluster.namespace.clone();
+    // The source's new artifact may have the Kustomization apply it before its own request
+    // arrives: its change set then counts from the source's request.
+    let since = outcomes.first().map(|source| source.requested);
     let outcome = match target.kind {
         TargetKind::Source => {
-            request::<GitRepository>(&cluster, &namespace, &target.name, &args.wait, "").await?
+            request::<GitRepository>(&cluster, &namespace, &target.name, &args.wait, "", None)
+                .await?
         }
         TargetKind::Kustomization => {
-            request::<Kustomization>(&cluster, &namespace, &target.name, &args.wait, "").await?
+            request::<Kustomization>(&cluster, &namespace, &target.name, &args.wait, "", since)
+                .await?
         }
     };
     outcomes.push(outcome);
@@ -188,14 +197,16 @@ fn text(o: &Outcome) -> String {
     text
 }
 
-/// Requests a reconcile of `namespace/name` (with `extra_spec`, a merge-patch of the spec such
-/// as resuming it, in the same write) and waits for its outcome.
+/// Requests a reconcile of `namespace/name` (`resume`, when not empty, also resumes it in the
+/// same write and is said in the progress line) and waits for its outcome. A Kustomization's change set
+/// counts the Events since the request, or since `changes_since` if that is earlier.
 pub async fn request<K: Reconcilable>(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
     wait: &WaitArgs,
     resume: &str,
+    changes_since: Option<Timestamp>,
 ) -> Result<Outcome, Error> {
     let kind = K::kind(&()).to_string();
     let subject = format!("{kind} {namespace}/{name}");
@@ -233,8 +244,9 @@ pub async fn request<K: Reconcilable>(
     let (succeeded, reason, message) = ready.map_or((false, String::new(), String::new()), |c| {
         (c.status == "True", c.reason, c.message)
     });
+    let requested = requested_since(&written, &token);
     let changes = if kind == "Kustomization" {
-        let since = requested_since(&written, &token);
+        let since = changes_since.map_or(requested, |earlier| earlier.min(requested));
         change_set(cluster, &done, since).await?
     } else {
         Vec::new()
@@ -249,6 +261,7 @@ pub async fn request<K: Reconcilable>(
         message,
         revision: done.revision(),
         changes,
+        requested,
     })
 }
 

@@ -70,10 +70,12 @@ pub async fn resume(global: &Global, args: WaitArgs) -> Result<(), Error> {
     let name = &args.target.name;
     let outcome = match args.target.kind {
         TargetKind::Source => {
-            request::<GitRepository>(&cluster, &namespace, name, &args, "resumed and ").await?
+            request::<GitRepository>(&cluster, &namespace, name, &args, "resumed and ", None)
+                .await?
         }
         TargetKind::Kustomization => {
-            request::<Kustomization>(&cluster, &namespace, name, &args, "resumed and ").await?
+            request::<Kustomization>(&cluster, &namespace, name, &args, "resumed and ", None)
+                .await?
         }
     };
     report(global.output, &[outcome])
