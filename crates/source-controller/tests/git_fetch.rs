@@ -422,6 +422,7 @@ fn a_file_over_the_object_limit_is_streamed_over_https_with_credentials_and_over
     .expect("read the pack")
     .expect("stored whole in a pack");
     assert_eq!(packed.size, size);
+    assert_shallow_at(&fetched.repo_path, &head);
     drop(fetched);
 
     // Over SSH the pack comes through gix's transport, negotiated and written here.
@@ -441,6 +442,16 @@ fn a_file_over_the_object_limit_is_streamed_over_https_with_credentials_and_over
     .expect("read the pack")
     .expect("stored whole in a pack");
     assert_eq!(packed.size, size);
+    assert_shallow_at(&fetched.repo_path, &ssh_head);
+}
+
+/// The cache lists `commit` as a shallow boundary (its parents were not fetched), and no
+/// temporary boundary file is left.
+fn assert_shallow_at(git_dir: &std::path::Path, commit: &str) {
+    let shallow = std::fs::read_to_string(git_dir.join("shallow")).expect("shallow file");
+    assert!(shallow.lines().any(|l| l == commit), "{shallow}");
+    assert!(!git_dir.join("shallow.streamed").exists());
+    assert!(!git_dir.join("shallow.lock").exists());
 }
 
 /// The id of the blob at `path` in `commit` of the bare repository `git_dir` (git CLI).

@@ -61,16 +61,15 @@ pub(crate) fn fetch(
         .suffix(".pack")
         .tempfile_in(&pack_dir)
         .map_err(|e| cache_error(&pack_dir, "creating a file for the received pack", e))?;
-    let want = match target {
+    let (want, shallow, unshallow) = match target {
         Some(target) => {
             let (want, answer) =
                 receive_over_http(session, &target, ref_name, commit, received.as_file_mut())?;
-            update_shallow(repo.git_dir(), &answer.shallow, &answer.unshallow)?;
-            want
+            (want, answer.shallow, answer.unshallow)
         }
         None => {
-            receive_through_gix(session, repo, commit, received.as_file_mut())?;
-            commit.to_owned()
+            let shallow = receive_through_gix(session, repo, commit, received.as_file_mut())?;
+            (commit.to_owned(), shallow, Vec::new())
         }
     };
     received
@@ -99,6 +98,8 @@ pub(crate) fn fetch(
         .map_err(|e| cache_error(&pack_dir, "keeping the received pack", e.error))?;
     std::fs::rename(&temp_idx, name.with_extension("idx"))
         .map_err(|e| cache_error(&pack_dir, "keeping the received pack's index", e))?;
+    // Only once the commits are in the cache.
+    update_shallow(repo.git_dir(), &shallow, &unshallow)?;
 
     let id = gix::ObjectId::from_hex(want.as_bytes())
         .map_err(|e| failed(session, format!("the server named object {want:?}: {e}")))?;
@@ -214,14 +215,14 @@ fn receive_over_http(
 }
 
 /// Fetches `commit` at depth 1 through gix's transport (its SSH command or HTTP client with the
-/// session's settings), negotiating here: one want, no haves. The pack goes to `pack`; gix
-/// writes the shallow boundary.
+/// session's settings), negotiating here: one want, no haves. The pack goes to `pack`; returns
+/// the shallow boundary the server sent.
 fn receive_through_gix(
     session: &Session<'_>,
     repo: &gix::Repository,
     commit: &str,
     pack: &mut File,
-) -> Result<(), GitError> {
+) -> Result<Vec<String>, GitError> {
     use gix::protocol::fetch as proto;
     let classify = |e: gix::Error| session.classify(&e, None);
     let want = gix::ObjectId::from_hex(commit.as_bytes())
@@ -239,6 +240,11 @@ fn receive_through_gix(
     .map_err(classify)?;
     let interrupt = session.interrupt();
     let depth = gix::protocol::fetch::Shallow::DepthAtRemote(std::num::NonZeroU32::MIN);
+    // gix writes the boundary to a file of its own here, merged into the cache's `shallow`
+    // once the pack is kept (and gix, finding no shallow file, sends no `shallow` lines: with
+    // no haves it has none to send).
+    let boundary = repo.git_dir().join("shallow.streamed");
+    remove_if_present(&boundary)?;
     let mut copied: Result<(), std::io::Error> = Ok(());
     gix::protocol::fetch(
         &mut OneWant(want),
@@ -255,7 +261,7 @@ fn receive_through_gix(
             trace_packetlines: false,
         },
         proto::Options {
-            shallow_file: repo.shallow_file().map_err(classify)?,
+            shallow_file: boundary.clone(),
             shallow: &depth,
             tags: proto::Tags::None,
             reject_shallow_remote: false,
@@ -271,7 +277,22 @@ fn receive_through_gix(
         } else {
             failed(session, format!("receiving the pack: {e}"))
         }
-    })
+    })?;
+    let shallow = match std::fs::read_to_string(&boundary) {
+        Ok(text) => text.lines().map(str::to_owned).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(cache_error(&boundary, "reading the shallow boundary", e)),
+    };
+    remove_if_present(&boundary)?;
+    Ok(shallow)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), GitError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(cache_error(path, "removing", e)),
+    }
 }
 
 /// Copies the pack from `reader` to `pack` through gix's buffer, looking at `interrupt` between
