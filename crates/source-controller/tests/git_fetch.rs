@@ -443,6 +443,36 @@ fn a_file_over_the_object_limit_is_streamed_over_https_with_credentials_and_over
     .expect("stored whole in a pack");
     assert_eq!(packed.size, size);
     assert_shallow_at(&fetched.repo_path, &ssh_head);
+
+    // By annotated tag, over SSH and over HTTPS, each a URL not fetched before: the cache's ref
+    // keeps the tag object (what tag verification reads).
+    for over_ssh in [true, false] {
+        let name = format!("big-tag-{}", if over_ssh { "ssh" } else { "https" });
+        let tagged = s.create_repo(&name, Auth::None).expect("repo");
+        let head = tagged
+            .commit_zeros("big.bin", size, "a big file")
+            .expect("commit");
+        tagged.tag("v1", true, "release").expect("tag");
+        let tag = std::process::Command::new("git")
+            .arg("-C")
+            .arg(tagged.path())
+            .args(["rev-parse", "refs/tags/v1"])
+            .output()
+            .expect("git rev-parse");
+        let tag = String::from_utf8_lossy(&tag.stdout).trim().to_owned();
+        assert_ne!(tag, head, "an annotated tag has an object of its own");
+        let mut remote = if over_ssh {
+            ssh(&tagged)
+        } else {
+            https(&tagged, &[])
+        };
+        remote.object_size_limit = Some(1 << 20);
+        let checkout = mooring_api::GitCheckout::Tag("v1".into());
+        let resolved = resolve(&remote, &checkout).expect("resolve");
+        let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch by tag");
+        assert_eq!(fetched.commit, head, "{name}");
+        assert_eq!(fetched.tag_object.as_deref(), Some(tag.as_str()), "{name}");
+    }
 }
 
 /// The cache lists `commit` as a shallow boundary (its parents were not fetched), and no

@@ -36,10 +36,10 @@ const RESULT_TYPE: &str = "application/x-git-upload-pack-result";
 /// Returns how many objects the pack held, or `Ok(None)` when this path does not apply.
 /// Blocking.
 ///
-/// Over HTTP(S) without a proxy or credentials in the URL the request is this module's own
-/// (the ref is listed unpeeled, so an annotated tag keeps its tag object); anywhere else (SSH,
-/// a proxy) it goes through gix's transport and handshake with `commit` as the one want, and
-/// `local_ref` then points at the commit (`Ok(None)` when `commit` is not known).
+/// Over HTTP(S) without a proxy or credentials in the URL the request is this module's own;
+/// anywhere else (SSH, a proxy) it goes through gix's transport and handshake, and needs
+/// `commit` (`Ok(None)` when it is not known). Either way an annotated tag's ref keeps its
+/// tag object.
 pub(crate) fn fetch(
     session: &Session<'_>,
     repo: &gix::Repository,
@@ -67,10 +67,7 @@ pub(crate) fn fetch(
                 receive_over_http(session, &target, ref_name, commit, received.as_file_mut())?;
             (want, answer.shallow, answer.unshallow)
         }
-        None => {
-            let shallow = receive_through_gix(session, repo, commit, received.as_file_mut())?;
-            (commit.to_owned(), shallow, Vec::new())
-        }
+        None => receive_through_gix(session, repo, ref_name, commit, received.as_file_mut())?,
     };
     received
         .as_file_mut()
@@ -214,18 +211,21 @@ fn receive_over_http(
     outcome.unwrap_or_else(|| Err(out_of_time(session)))
 }
 
-/// Fetches `commit` at depth 1 through gix's transport (its SSH command or HTTP client with the
-/// session's settings), negotiating here: one want, no haves. The pack goes to `pack`; returns
-/// the shallow boundary the server sent.
+/// Fetches at depth 1 through gix's transport (its SSH command or HTTP client with the
+/// session's settings), negotiating here: one want, no haves. The want is the tag object when
+/// `ref_name` is an annotated tag that still leads to `commit`, else `commit`. The pack goes
+/// to `pack`; returns the object fetched and the shallow boundary the server sent (and no
+/// unshallowed commits: nothing was offered).
 fn receive_through_gix(
     session: &Session<'_>,
     repo: &gix::Repository,
+    ref_name: Option<&str>,
     commit: &str,
     pack: &mut File,
-) -> Result<Vec<String>, GitError> {
+) -> Result<(String, Vec<String>, Vec<String>), GitError> {
     use gix::protocol::fetch as proto;
     let classify = |e: gix::Error| session.classify(&e, None);
-    let want = gix::ObjectId::from_hex(commit.as_bytes())
+    let commit_id = gix::ObjectId::from_hex(commit.as_bytes())
         .map_err(|e| failed(session, format!("object {commit:?}: {e}")))?;
     let remote = session.gix_remote(repo, &[])?;
     let mut conn = session.connect(repo, &remote)?;
@@ -238,6 +238,35 @@ fn receive_through_gix(
         &mut gix::progress::Discard,
     )
     .map_err(classify)?;
+    let agent = ("agent", Some(super::http_listing::USER_AGENT.into()));
+    let tag = match ref_name.filter(|name| name.starts_with("refs/tags/")) {
+        Some(name) => {
+            let refs = match handshake.refs.take() {
+                Some(refs) => refs,
+                None => {
+                    let mut prefixes = gix::protocol::ls_refs::RefPrefixes::new();
+                    prefixes.extend([gix::bstr::BString::from(name)]);
+                    gix::protocol::LsRefsCommand::new(
+                        Some(prefixes),
+                        &handshake.capabilities,
+                        agent.clone(),
+                    )
+                    .invoke_blocking(&mut *transport, &mut gix::progress::Discard, false)
+                    .map_err(classify)?
+                }
+            };
+            refs.into_iter().find_map(|r| match r {
+                gix::protocol::handshake::Ref::Peeled {
+                    full_ref_name,
+                    tag,
+                    object,
+                } if full_ref_name == name && object == commit_id => Some(tag),
+                _ => None,
+            })
+        }
+        None => None,
+    };
+    let want = tag.unwrap_or(commit_id);
     let interrupt = session.interrupt();
     let depth = gix::protocol::fetch::Shallow::DepthAtRemote(std::num::NonZeroU32::MIN);
     // gix writes the boundary to a file of its own here, merged into the cache's `shallow`
@@ -257,7 +286,7 @@ fn receive_through_gix(
         proto::Context {
             handshake: &mut handshake,
             transport: &mut *transport,
-            user_agent: ("agent", Some(super::http_listing::USER_AGENT.into())),
+            user_agent: agent,
             trace_packetlines: false,
         },
         proto::Options {
@@ -284,7 +313,7 @@ fn receive_through_gix(
         Err(e) => return Err(cache_error(&boundary, "reading the shallow boundary", e)),
     };
     remove_if_present(&boundary)?;
-    Ok(shallow)
+    Ok((want.to_hex().to_string(), shallow, Vec::new()))
 }
 
 fn remove_if_present(path: &Path) -> Result<(), GitError> {
