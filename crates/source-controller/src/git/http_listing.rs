@@ -377,16 +377,7 @@ async fn body_of(response: reqwest::Response, content_type: &str) -> Option<Vec<
     if response.status() != reqwest::StatusCode::OK {
         return None;
     }
-    let typed = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim() == content_type)
-        });
-    if !typed
+    if !has_type(&response, content_type)
         || response
             .content_length()
             .is_some_and(|l| l > MAX_BODY as u64)
@@ -402,6 +393,16 @@ async fn body_of(response: reqwest::Response, content_type: &str) -> Option<Vec<
         body.extend_from_slice(&chunk);
     }
     Some(body)
+}
+
+/// Whether `response` is of `content_type` (parameters such as `charset` aside).
+pub(super) fn has_type(response: &reqwest::Response, content_type: &str) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim() == content_type)
 }
 
 /// Asks `base` for its capability advertisement: `None` when that failed, `Some(None)` when
@@ -456,11 +457,7 @@ enum Pkt<'a> {
 fn pkt_lines(mut body: &[u8]) -> Option<Vec<Pkt<'_>>> {
     let mut lines = Vec::new();
     while !body.is_empty() {
-        let length = body.get(..4)?;
-        if !length.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        let length = usize::from_str_radix(std::str::from_utf8(length).ok()?, 16).ok()?;
+        let length = pkt_length(body.get(..4)?)?;
         lines.push(match length {
             0 => Pkt::Flush,
             1 => Pkt::Delim,
@@ -471,6 +468,15 @@ fn pkt_lines(mut body: &[u8]) -> Option<Vec<Pkt<'_>>> {
         body = &body[length.max(4)..];
     }
     Some(lines)
+}
+
+/// The length a pkt-line's four hex digits give (0 to 3 are the special lines); `None` for
+/// anything else.
+pub(super) fn pkt_length(digits: &[u8]) -> Option<usize> {
+    if digits.len() != 4 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    usize::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
 /// Appends `text` to `out` as one pkt-line.

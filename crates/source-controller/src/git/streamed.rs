@@ -22,7 +22,8 @@ use std::sync::atomic::Ordering;
 
 use super::GitError;
 use super::http_listing::{
-    Target, advertised, authorized, cancelled, client_in, is_sha1, ls_refs, push_pkt, send, text,
+    Target, advertised, authorized, cancelled, client_in, has_type, is_sha1, ls_refs, pkt_length,
+    push_pkt, send, text,
 };
 use super::pack::{self, PackError};
 use super::transport::Session;
@@ -397,15 +398,6 @@ fn fetch_request(want: &str) -> Vec<u8> {
     body
 }
 
-fn has_type(response: &reqwest::Response, content_type: &str) -> bool {
-    response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim() == content_type)
-}
-
 /// The answer to [`fetch_request`], read as it arrives: the `shallow-info` section's lines, then
 /// the `packfile` section, whose side-band 1 is the pack (written out as it comes), side-band 2
 /// progress and side-band 3 the server's fatal error.
@@ -428,10 +420,7 @@ impl Answer {
             if self.ended {
                 return Err("data after the end of the pack".to_owned());
             }
-            let length = std::str::from_utf8(length)
-                .ok()
-                .and_then(|l| usize::from_str_radix(l, 16).ok())
-                .ok_or("a malformed pkt-line")?;
+            let length = pkt_length(length).ok_or("a malformed pkt-line")?;
             match length {
                 0 if self.in_pack => {
                     self.ended = true;

@@ -2,9 +2,9 @@
 //!
 //! Deltas form trees rooted at whole objects. The trees are walked depth first; a node's content
 //! is needed once, when all its children are applied to it. Contents of nodes with children wait
-//! in a cache (of `limit` bytes in [`super::index_pack`]); one evicted is rebuilt from its nearest cached ancestor
-//! (or the whole object at the root), so memory stays proportional to `limit` and ordinary
-//! chains are inflated once.
+//! in a cache (at most [`super::MAX_CACHE`] bytes in [`super::index_pack`]); one evicted is
+//! rebuilt from its nearest cached ancestor (or the whole object at the root), so memory stays
+//! bounded and ordinary chains are inflated once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 
-use sha1::{Digest, Sha1};
+use sha1::Digest;
 
 use super::scan::{Entry, Object};
 use super::source::{Inflate, Inflater, Kind, Source};
@@ -129,8 +129,7 @@ fn unresolved(entries: &[Entry], resolved: &[Option<Resolved>]) -> PackError {
 
 /// The git object id of `data` as an object of `kind`.
 fn object_id(kind: Kind, data: &[u8]) -> [u8; 20] {
-    let mut sha = Sha1::new();
-    sha.update(format!("{} {}\0", kind.name(), data.len()));
+    let mut sha = kind.hasher(data.len() as u64);
     sha.update(data);
     sha.finalize().into()
 }

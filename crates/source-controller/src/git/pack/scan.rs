@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use sha1::{Digest, Sha1};
+use sha1::Digest;
 
 use super::source::{Inflater, Kind, Source, Type, read_header};
 use super::{INTERRUPT_EVERY, PackError, check_interrupt, malformed, read_error};
@@ -78,12 +78,10 @@ pub(super) fn scan(path: &Path, interrupt: &AtomicBool) -> Result<Scanned, PackE
         let header = read_header(&mut src)?;
         let data_offset = src.offset();
         let (object, mut sha) = match header.ty {
-            Type::Object(kind) => {
-                let mut sha = Sha1::new();
-                sha.update(format!("{} {}\0", kind.name(), header.size));
-                let object = Object::Whole { kind, id: [0; 20] };
-                (object, Some(sha))
-            }
+            Type::Object(kind) => (
+                Object::Whole { kind, id: [0; 20] },
+                Some(kind.hasher(header.size)),
+            ),
             Type::OfsDelta(base) => {
                 let Ok(index) = entries.binary_search_by_key(&base, |e| e.offset) else {
                     return Err(malformed(

@@ -158,6 +158,14 @@ impl Kind {
             Kind::Tag => "tag",
         }
     }
+
+    /// The hasher of an object of this kind and `size` bytes, its header (`blob 12\0`) fed:
+    /// the object's id is this hash once its content is added.
+    pub(super) fn hasher(self, size: u64) -> Sha1 {
+        let mut sha = Sha1::new();
+        sha.update(format!("{} {size}\0", self.name()));
+        sha
+    }
 }
 
 /// A parsed entry header.
