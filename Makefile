@@ -5,6 +5,11 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 MOORING_TOOLS_DIR ?= $(HOME)/.cache/mooring/tools
 export MOORING_TOOLS_DIR
+# CI builds once from a clean clone: incremental compilation data would only take disk
+# (gigabytes on this workspace), and the CI machine's disk is shared with its tests.
+ifeq ($(CI),true)
+export CARGO_INCREMENTAL := 0
+endif
 # Where cargo builds (CARGO_TARGET_DIR when set).
 BENCH_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 
