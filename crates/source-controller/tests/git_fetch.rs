@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use mooring_source_controller::git::{GitAuth, GitError, ProxyConfig, Remote, fetch, resolve};
 use mooring_testkit::git::{Auth, Credential, RequestKind};
+use mooring_testkit::proxy::ForwardProxy;
 
 #[test]
 fn http_without_auth_resolves_without_fetching_then_fetches() {
@@ -326,52 +327,154 @@ fn cancelled_before_start() {
 }
 
 #[test]
-fn a_proxy_secret_routes_requests_through_the_proxy() {
-    use std::io::Read;
+fn a_proxy_secret_carries_listings_and_fetches_over_http_and_https() {
     let s = server();
-    let repo = s.create_repo("via-proxy", Auth::None).expect("repo");
-    // A stand-in proxy: records the first request it receives, then hangs up.
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = proxy.local_addr().expect("addr").port();
-    let recorder = std::thread::spawn(move || {
-        let (mut conn, _) = proxy.accept().expect("a connection to the proxy");
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
-        }
-        String::from_utf8_lossy(&request).into_owned()
-    });
-    let address = format!("http://127.0.0.1:{port}");
-    let proxy_secret = secret(&[
-        ("address", &address),
-        ("username", "pu"),
-        ("password", "proxy-pw"),
-    ]);
-    let mut remote = remote_with(repo.http_url(), &[]);
-    remote.proxy = Some(ProxyConfig::from_secret(&proxy_secret).expect("proxy secret"));
-    s.clear_requests(repo.name());
+    let proxy = ForwardProxy::start(Some(("pu", "proxy-pw"))).expect("proxy");
+    let proxy_url = proxy.url();
+    let through_proxy = |password: &str| {
+        let data = secret(&[
+            ("address", &proxy_url),
+            ("username", "pu"),
+            ("password", password),
+        ]);
+        Some(ProxyConfig::from_secret(&data).expect("proxy secret"))
+    };
+    let cache = cache();
 
-    let err = resolve(&remote, &branch("main")).expect_err("the stand-in proxy answers nothing");
-    assert!(!err.to_string().contains("proxy-pw"), "{err}");
-    let request = recorder.join().expect("recorder");
-    let want = format!("GET {}/info/refs?service=git-upload-pack", repo.http_url());
-    assert!(request.starts_with(&want), "{request}");
+    // Plain HTTP: absolute-form requests, each carrying the proxy's credentials.
+    let repo = s.create_repo("via-proxy", Auth::None).expect("repo");
+    let head = repo.head("main").expect("head");
+    let mut remote = remote_with(repo.http_url(), &[]);
+    remote.proxy = through_proxy("proxy-pw");
+    s.clear_requests(repo.name());
+    let resolved = resolve(&remote, &branch("main")).expect("resolve through the proxy");
+    assert_eq!(resolved.revision, format!("main@sha1:{head}"));
+    let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch through the proxy");
+    assert_eq!(fetched.commit, head);
+    let carried = proxy.requests();
     assert!(
-        request
-            .to_lowercase()
-            .contains("proxy-authorization: basic "),
-        "{request}"
+        carried.iter().all(|r| r.authorized
+            && r.method != "CONNECT"
+            && r.target.starts_with(repo.http_url())),
+        "{carried:?}"
     );
+    // Every request the git server saw came through the proxy.
+    assert_eq!(carried.len(), s.requests(repo.name()).len(), "{carried:?}");
+    assert!(carried.iter().any(|r| r.method == "POST"), "{carried:?}");
+
+    // HTTPS: one CONNECT tunnel per connection, TLS to the git server inside it.
+    let tls = s
+        .create_repo("via-proxy-tls", Auth::basic("bot", "tls-pw"))
+        .expect("repo");
+    let tls_head = tls.head("main").expect("head");
+    let mut remote = https(&tls, &[("username", "bot"), ("password", "tls-pw")]);
+    remote.proxy = through_proxy("proxy-pw");
+    proxy.clear();
+    s.clear_requests(tls.name());
+    let resolved = resolve(&remote, &branch("main")).expect("resolve through a tunnel");
+    let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch through a tunnel");
+    assert_eq!(fetched.commit, tls_head);
+    let carried = proxy.requests();
+    let authority = tls
+        .https_url()
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .expect("authority")
+        .to_owned();
+    assert!(!carried.is_empty());
+    assert!(
+        carried
+            .iter()
+            .all(|r| r.authorized && r.method == "CONNECT" && r.target == authority),
+        "{carried:?}"
+    );
+    assert!(
+        s.requests(tls.name())
+            .iter()
+            .any(|r| r.kind == RequestKind::Fetch && r.succeeded()),
+        "the git server served the fetch"
+    );
+
+    // Wrong proxy credentials: the proxy refuses, the error says so without the password, and
+    // the git server is never reached.
+    let mut remote = remote_with(repo.http_url(), &[]);
+    remote.proxy = through_proxy("not-the-proxy-pw");
+    proxy.clear();
+    s.clear_requests(repo.name());
+    let err = resolve(&remote, &branch("main")).expect_err("the proxy refuses");
+    let message = err.to_string();
+    assert!(!message.contains("not-the-proxy-pw"), "{message}");
+    assert!(message.contains("407"), "{message}");
+    assert!(proxy.requests().iter().all(|r| !r.authorized));
     assert!(
         s.requests(repo.name()).is_empty(),
-        "the request went to the proxy only"
+        "{:?}",
+        s.requests(repo.name())
     );
+
+    // A file over the object limit is streamed through the proxy too, over HTTP and through a
+    // tunnel over HTTPS with the Secret's CA and credentials (gix's transport carries the
+    // second fetch there, with the same settings as gix's own).
+    let size: u64 = 4 << 20;
+    for over_tls in [false, true] {
+        let name = format!("big-via-proxy-{}", if over_tls { "tls" } else { "http" });
+        // Credentials only over TLS: a Secret's are refused over plain HTTP.
+        let auth = if over_tls {
+            Auth::basic("bot", "big-pw")
+        } else {
+            Auth::None
+        };
+        let big = s.create_repo(&name, auth).expect("repo");
+        let big_head = big
+            .commit_zeros("big.bin", size, "a big file")
+            .expect("commit");
+        let mut remote = if over_tls {
+            https(&big, &[("username", "bot"), ("password", "big-pw")])
+        } else {
+            remote_with(big.http_url(), &[])
+        };
+        remote.proxy = through_proxy("proxy-pw");
+        remote.object_size_limit = Some(1 << 20);
+        proxy.clear();
+        s.clear_requests(big.name());
+        let resolved = resolve(&remote, &branch("main")).expect("resolve");
+        let fetched = fetch(&remote, &resolved, cache.path()).expect("streamed through the proxy");
+        assert_eq!(fetched.commit, big_head);
+        let packed = mooring_source_controller::git::pack::packed_blob(
+            &fetched.repo_path.join("objects"),
+            &blob_of(&fetched.repo_path, &big_head, "big.bin"),
+        )
+        .expect("read the pack")
+        .expect("stored whole in a pack");
+        assert_eq!(packed.size, size);
+        assert_shallow_at(&fetched.repo_path, &big_head);
+        let served = s.requests(big.name());
+        assert_eq!(
+            served
+                .iter()
+                .filter(|r| r.kind == RequestKind::Fetch)
+                .count(),
+            2,
+            "gix's fetch, refused for the size, then the streamed one: {served:?}"
+        );
+        if over_tls {
+            // gix asks without credentials first and answers the 401 with them.
+            assert!(
+                served.iter().filter(|r| r.succeeded()).all(|r| r.credential
+                    == Credential::Basic {
+                        username: "bot".into()
+                    }),
+                "{served:?}"
+            );
+        }
+        let carried = proxy.requests();
+        assert!(carried.iter().all(|r| r.authorized), "{carried:?}");
+        if !over_tls {
+            // Every request the git server saw came through the proxy.
+            assert_eq!(carried.len(), served.len(), "{carried:?} {served:?}");
+        }
+    }
 }
 
 #[test]

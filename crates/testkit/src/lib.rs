@@ -10,6 +10,7 @@ pub mod faults;
 pub mod git;
 pub mod process;
 pub mod props;
+pub mod proxy;
 pub mod sops;
 pub mod tools;
 pub mod wait;

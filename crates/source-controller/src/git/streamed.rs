@@ -231,6 +231,14 @@ fn receive_through_gix(
     let remote = session.gix_remote(repo, &[])?;
     let mut conn = session.connect(repo, &remote)?;
     let transport = conn.transport_mut();
+    // gix hands the connection's options (proxy, CA, client certificate, timeout, bearer
+    // header) to its transport only in its own operations; this handshake is ours.
+    if session.url.scheme() != super::url::Scheme::Ssh {
+        let options = session.http_options(repo)?;
+        transport
+            .configure(&*options)
+            .map_err(|e| failed(session, format!("configuring the HTTP client: {e}")))?;
+    }
     let mut handshake = gix::protocol::handshake(
         &mut *transport,
         gix::protocol::transport::Service::UploadPack,

@@ -182,7 +182,7 @@ impl<'a> Session<'a> {
 
     /// The reqwest backend's options: timeout, CA, client certificate, proxy; and the bearer
     /// header (gix's `http.extraHeader`, which also makes gix refuse redirects).
-    fn http_options(&self, repo: &gix::Repository) -> Result<Box<dyn Any>, GitError> {
+    pub(crate) fn http_options(&self, repo: &gix::Repository) -> Result<Box<dyn Any>, GitError> {
         let auth = &self.remote.auth;
         let url = self.url.for_gix().to_bstring();
         let mut options = repo
