@@ -194,7 +194,7 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Whether `ks` is new, has never written a status, and waits for a source that exists, has
-/// no artifact yet and has not failed: the state of every Kustomization applied together with
+/// no artifact yet, has not failed and is not suspended: the state of every Kustomization applied together with
 /// its GitRepository (a bootstrap, a new app). Such a pass writes no status: the source's
 /// artifact, or its failure, changes the source and wakes `ks` (see `controller::users_of`), and
 /// the pass then reports what it finds. A Kustomization older than `--requeue-dependency`
@@ -225,7 +225,8 @@ fn awaits_new_source(ks: &Kustomization, ctx: &Context) -> bool {
         let failed = status
             .and_then(|s| mooring_api::conditions::find_condition(&s.conditions, "Ready"))
             .is_some_and(|c| c.status == "False");
-        status.and_then(|s| s.artifact.as_ref()).is_none() && !failed
+        // A suspended source gets no artifact to wake this one: the wait is reported at once.
+        status.and_then(|s| s.artifact.as_ref()).is_none() && !failed && !repo.spec.suspend
     })
 }
 

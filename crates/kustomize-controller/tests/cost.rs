@@ -213,12 +213,16 @@ async fn a_kustomization_created_with_its_source_writes_no_waiting_status_at_fir
     let env = test_env("cost-new-source").await.expect("env");
     let requeue = Duration::from_secs(3);
     let controllers = start(&env, requeue).await;
-    // A source that exists but never gets an artifact, and never fails: suspended.
+    // A source that exists but gets no artifact and does not fail while the test runs: its
+    // server accepts connections and never answers (the fetch's timeout is 10 minutes).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
     let api: kube::Api<mooring_api::GitRepository> =
         kube::Api::namespaced(env.client.clone(), &env.namespace);
     apply_json(&api, serde_json::json!({
         "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository", "metadata": {"name": "repo"},
-        "spec": {"url": "http://127.0.0.1:9/none.git", "interval": "10m", "suspend": true}
+        "spec": {"url": format!("http://127.0.0.1:{port}/silent.git"), "interval": "10m",
+                 "timeout": "10m"}
     }))
     .await;
     let created = std::time::Instant::now();
@@ -234,6 +238,39 @@ async fn a_kustomization_created_with_its_source_writes_no_waiting_status_at_fir
         after >= requeue - Duration::from_millis(500),
         "the wait was reported {after:?} after creation: {:?}",
         ready(&waiting)
+    );
+    drop(silent);
+    controllers.stop().await;
+}
+
+#[tokio::test]
+async fn a_kustomization_of_a_suspended_source_reports_the_wait_at_once() {
+    let env = test_env("cost-suspended-source").await.expect("env");
+    // `--requeue-dependency` of an hour: only the first pass can report in this test.
+    let controllers = start(&env, SLOW).await;
+    let api: kube::Api<mooring_api::GitRepository> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    apply_json(&api, serde_json::json!({
+        "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository", "metadata": {"name": "repo"},
+        "spec": {"url": "http://127.0.0.1:9/none.git", "interval": "10m", "suspend": true}
+    }))
+    .await;
+    kustomization(&env, "fresh", serde_json::json!({"path": "./app"})).await;
+    let waiting = wait_ks(&env, "fresh", "the wait reported", 60, |k| {
+        ready(k).is_some()
+    })
+    .await;
+    let (status, reason, message) = ready(&waiting).expect("Ready");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ArtifactFailed")
+    );
+    assert_eq!(
+        message,
+        format!(
+            "GitRepository '{}/repo' has no artifact yet: it is suspended (spec.suspend)",
+            env.namespace
+        )
     );
     controllers.stop().await;
 }

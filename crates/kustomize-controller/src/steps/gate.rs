@@ -215,13 +215,18 @@ fn source_artifact(
         .ok_or_else(|| {
             // The source's own Ready message says why (a failing fetch), so that the waiting
             // message, and the chain of any Kustomization depending on this one, ends at the cause.
-            let why = source
-                .status
-                .as_ref()
-                .and_then(|s| find_condition(&s.conditions, types::READY))
-                .filter(|c| c.status == "False" && !c.message.is_empty())
-                .map(|c| format!(": {}", c.message))
-                .unwrap_or_default();
+            // A suspended source gets no artifact until it is resumed: that is the cause then.
+            let why = if source.spec.suspend {
+                ": it is suspended (spec.suspend)".to_owned()
+            } else {
+                source
+                    .status
+                    .as_ref()
+                    .and_then(|s| find_condition(&s.conditions, types::READY))
+                    .filter(|c| c.status == "False" && !c.message.is_empty())
+                    .map(|c| format!(": {}", c.message))
+                    .unwrap_or_default()
+            };
             waiting(format!(
                 "GitRepository '{ns}/{name}' has no artifact yet{why}"
             ))
