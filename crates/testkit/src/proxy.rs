@@ -5,7 +5,8 @@
 //!
 //! Each request is carried on a connection of its own: the proxy sends it to the origin with
 //! `Connection: close`, so every request a client makes shows up in [`ForwardProxy::requests`].
-//! A tunnel lasts as long as both ends keep it open.
+//! A tunnel lasts as long as both ends keep it open. Interim `1xx` responses (a client's
+//! `Expect: 100-continue`) are not handled: the clients tested here do not ask for them.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
