@@ -325,3 +325,76 @@ fn unknown_commit_is_an_error() {
     let err = archive(&clone, "main", &options()).expect_err("not a sha");
     assert_eq!(err.label(), "InvalidCommit");
 }
+
+#[test]
+fn a_file_over_the_limit_streams_from_its_pack_and_a_corrupt_pack_names_the_file() {
+    let repo = new_repo("archive-big-packed");
+    let size: usize = 2 << 20;
+    repo.commit(&[("small.txt", "small\n")], "small")
+        .expect("commit");
+    let head = repo
+        .commit_zeros("big.bin", size as u64, "a big file")
+        .expect("commit");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A clone receives one pack: every blob in it is stored whole or as a delta.
+    let clone = clone_bare(&repo, dir.path(), "c");
+    let limited = ArchiveOptions {
+        max_file_size: Some(1 << 20),
+        ..options()
+    };
+    let (bytes, _) = archive(&clone, &head, &limited).expect("streamed from the pack");
+    let entries = read_entries(&bytes);
+    let big = entries
+        .iter()
+        .find(|e| e.path == "big.bin")
+        .expect("big.bin archived");
+    assert_eq!(big.content.len(), size);
+    assert!(big.content.iter().all(|b| *b == 0));
+    assert_eq!(content(&entries, "small.txt"), "small\n");
+
+    // Damage the middle of the blob's compressed stream in the pack.
+    let blob = support::run(
+        support::git(dir.path())
+            .arg("--git-dir")
+            .arg(&clone)
+            .args(["rev-parse", &format!("{head}:big.bin")]),
+    );
+    let blob = blob.trim();
+    let pack_dir = clone.join("objects/pack");
+    let pack = std::fs::read_dir(&pack_dir)
+        .expect("pack dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "pack"))
+        .expect("a pack");
+    let listing = support::run(
+        support::git(dir.path())
+            .arg("verify-pack")
+            .arg("-v")
+            .arg(&pack),
+    );
+    let fields: Vec<u64> = listing
+        .lines()
+        .find(|l| l.starts_with(blob))
+        .expect("the blob in the pack")
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .map(|f| f.parse().expect("number"))
+        .collect();
+    let (packed, offset) = (fields[0], fields[1]);
+    let mut data = std::fs::read(&pack).expect("read pack");
+    let at = usize::try_from(offset + packed / 2).expect("offset");
+    data[at] ^= 0xff;
+    // Packs are read-only files.
+    let mut perms = std::fs::metadata(&pack).expect("metadata").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&pack, perms).expect("chmod");
+    std::fs::write(&pack, &data).expect("write pack");
+
+    let err = archive(&clone, &head, &limited).expect_err("a corrupt pack");
+    assert_eq!(err.label(), "ReadObject", "{err}");
+    let message = err.to_string();
+    assert!(message.contains("\"big.bin\""), "{message}");
+    assert!(message.contains(blob), "{message}");
+}

@@ -103,9 +103,13 @@ pub enum ArchiveError {
     /// A tree or blob could not be read.
     #[error("read git object {id}: {source}")]
     ReadObject { id: String, source: gix::Error },
-    /// A blob stored whole in a pack could not be opened as a stream.
-    #[error("read git object {id} from its pack: {source}")]
-    ReadPackedObject { id: String, source: io::Error },
+    /// A blob stored whole in a pack could not be read from it as a stream.
+    #[error("read {path:?} (git object {id}) from its pack: {source}")]
+    ReadPackedObject {
+        path: String,
+        id: String,
+        source: io::Error,
+    },
     /// The tree has a name git would refuse (`..`, a slash, NUL).
     #[error("the commit's tree has an invalid entry name at {path:?}")]
     InvalidTreeEntry { path: String },

@@ -136,6 +136,7 @@ fn append<W: Write>(
                             let objects = repo.objects.store_ref().path();
                             let blob = crate::git::pack::packed_blob(objects, id)
                                 .map_err(|source| ArchiveError::ReadPackedObject {
+                                    path: super::paths::display(path),
                                     id: id.to_string(),
                                     source,
                                 })?
@@ -145,9 +146,21 @@ fn append<W: Write>(
                                     limit,
                                 })?;
                             header.set_size(blob.size);
+                            // A short or corrupt stream is the pack's fault, not the archive's.
+                            let mut reading = ReadErrors {
+                                inner: blob,
+                                failed: None,
+                            };
                             return tar
-                                .append_data(&mut header, as_path(path), blob)
-                                .map_err(ArchiveError::Write);
+                                .append_data(&mut header, as_path(path), &mut reading)
+                                .map_err(|e| match reading.failed.take() {
+                                    Some(source) => ArchiveError::ReadPackedObject {
+                                        path: super::paths::display(path),
+                                        id: id.to_string(),
+                                        source,
+                                    },
+                                    None => ArchiveError::Write(e),
+                                });
                         }
                     }
                     let blob = repo
@@ -205,5 +218,22 @@ impl<W: Write> Write for Counted<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A reader that keeps its first error, so that a failure of the source is told apart from one
+/// of the archive it is copied into.
+struct ReadErrors<R> {
+    inner: R,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: std::io::Read> std::io::Read for ReadErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.failed.is_none() {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
     }
 }

@@ -30,6 +30,10 @@ pub struct Indexed {
     pub checksum: gix::ObjectId,
     /// How many objects the pack holds.
     pub objects: u64,
+    /// How many times a delta was applied: once per delta, and again for each delta of a
+    /// base that had to be rebuilt (it did not fit the cache, and it was not the next one
+    /// walked).
+    pub deltas_applied: u64,
 }
 
 /// Why a pack could not be indexed.
@@ -87,11 +91,12 @@ fn index_with_cache(
     interrupt: &AtomicBool,
 ) -> Result<Indexed, PackError> {
     let scanned = scan::scan(pack, interrupt)?;
-    let ids = resolve::resolve(pack, &scanned.entries, limit, cache, interrupt)?;
+    let (ids, deltas_applied) = resolve::resolve(pack, &scanned.entries, limit, cache, interrupt)?;
     idx::write(idx, &scanned.entries, &ids, &scanned.checksum)?;
     Ok(Indexed {
         checksum: gix::ObjectId::from(scanned.checksum),
         objects: scanned.entries.len() as u64,
+        deltas_applied,
     })
 }
 

@@ -2,9 +2,11 @@
 //!
 //! Deltas form trees rooted at whole objects. The trees are walked depth first; a node's content
 //! is needed once, when all its children are applied to it. Contents of nodes with children wait
-//! in a cache (at most [`super::MAX_CACHE`] bytes in [`super::index_pack`]); one evicted is
-//! rebuilt from its nearest cached ancestor (or the whole object at the root), so memory stays
-//! bounded and ordinary chains are inflated once.
+//! in a cache (at most [`super::MAX_CACHE`] bytes in [`super::index_pack`]), and the last child
+//! that is a base is handed straight to the next turn of the walk, which is its own. One evicted
+//! is rebuilt from its nearest cached ancestor (or the whole object at the root), so memory
+//! stays bounded, a chain is applied once whatever the size of its objects, and a rebuild
+//! (which hostile packs can make long) is stopped by the operation's time limit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -27,14 +29,15 @@ struct Resolved {
     parent: Option<u32>,
 }
 
-/// The id of every entry, in pack order, keeping at most `cache` bytes of resolved bases.
+/// The id of every entry, in pack order, keeping at most `cache` bytes of resolved bases; and
+/// how many times a delta was applied.
 pub(super) fn resolve(
     pack: &Path,
     entries: &[Entry],
     limit: u64,
     cache: u64,
     interrupt: &AtomicBool,
-) -> Result<Vec<[u8; 20]>, PackError> {
+) -> Result<(Vec<[u8; 20]>, u64), PackError> {
     let mut resolved: Vec<Option<Resolved>> = Vec::with_capacity(entries.len());
     let mut by_offset: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut by_id: HashMap<[u8; 20], Vec<u32>> = HashMap::new();
@@ -62,7 +65,7 @@ pub(super) fn resolve(
         }
     }
     if by_offset.is_empty() && by_id.is_empty() {
-        return Ok(resolved.into_iter().flatten().map(|r| r.id).collect());
+        return Ok((resolved.into_iter().flatten().map(|r| r.id).collect(), 0));
     }
 
     let mut deltas = Deltas {
@@ -71,9 +74,15 @@ pub(super) fn resolve(
         z: Inflater::new(),
         limit,
         cache: Cache::new(cache),
+        interrupt,
+        applied: 0,
     };
     // Roots in reverse, so the walk goes through the pack roughly in order.
     let mut stack: Vec<u32> = roots.into_iter().rev().collect();
+    // The content of the node pushed last, when it is a base too: the next node popped. A chain
+    // of deltas then goes down in one walk whatever the size of its objects, instead of being
+    // rebuilt from its root for each of its nodes that the cache cannot hold.
+    let mut carried: Option<(u32, Rc<Vec<u8>>)> = None;
     while let Some(node) = stack.pop() {
         check_interrupt(interrupt)?;
         let Some(this) = resolved[node as usize] else {
@@ -81,11 +90,18 @@ pub(super) fn resolve(
         };
         let mut children = by_offset.remove(&node).unwrap_or_default();
         children.extend(by_id.remove(&this.id).unwrap_or_default());
+        let carried_here = carried.take().filter(|(i, _)| *i == node);
         if children.is_empty() {
             continue;
         }
-        let base = deltas.content(node, &resolved)?;
-        for child in children {
+        // Children known to be bases (of OFS_DELTAs) last, so that one of them is carried.
+        children.sort_by_key(|child| by_offset.contains_key(child));
+        let base = match carried_here {
+            Some((_, data)) => data,
+            None => deltas.content(node, &resolved)?,
+        };
+        let count = children.len();
+        for (n, child) in children.into_iter().enumerate() {
             check_interrupt(interrupt)?;
             let data = deltas.apply(child, &base)?;
             let id = object_id(this.kind, &data);
@@ -95,8 +111,14 @@ pub(super) fn resolve(
                 parent: Some(node),
             });
             if by_offset.contains_key(&child) || by_id.contains_key(&id) {
-                deltas.cache.insert(child, Rc::new(data));
+                let data = Rc::new(data);
+                deltas.cache.insert(child, data.clone());
                 stack.push(child);
+                // The last child pushed is the next popped; `base` goes at the end of this
+                // turn, so memory still holds two objects besides the cache.
+                if n + 1 == count {
+                    carried = Some((child, data));
+                }
             }
         }
     }
@@ -104,7 +126,8 @@ pub(super) fn resolve(
     if resolved.iter().any(Option::is_none) {
         return Err(unresolved(entries, &resolved));
     }
-    Ok(resolved.into_iter().flatten().map(|r| r.id).collect())
+    let ids = resolved.into_iter().flatten().map(|r| r.id).collect();
+    Ok((ids, deltas.applied))
 }
 
 /// Why some deltas never resolved: a REF_DELTA whose base is not in the pack.
@@ -141,6 +164,9 @@ struct Deltas<'a> {
     z: Inflater,
     limit: u64,
     cache: Cache,
+    interrupt: &'a AtomicBool,
+    /// Deltas applied so far, rebuilds included.
+    applied: u64,
 }
 
 impl Deltas<'_> {
@@ -162,6 +188,9 @@ impl Deltas<'_> {
             }
         };
         for &delta in chain.iter().rev() {
+            // A rebuild can be long (a chain of objects bigger than the cache): the operation's
+            // time limit stops it too.
+            check_interrupt(self.interrupt)?;
             data = Rc::new(self.apply(delta, &data)?);
         }
         self.cache.insert(i, data.clone());
@@ -192,6 +221,7 @@ impl Deltas<'_> {
     /// Applies delta entry `i` to `base`, streaming its instructions; the result is refused
     /// above the limit before it is allocated.
     fn apply(&mut self, i: u32, base: &[u8]) -> Result<Vec<u8>, PackError> {
+        self.applied += 1;
         let entry = &self.entries[i as usize];
         let at = entry.offset;
         self.src.seek(entry.data_offset)?;
