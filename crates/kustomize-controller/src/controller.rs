@@ -60,13 +60,16 @@ fn artifact_hash(repo: &GitRepository) -> Option<u64> {
     let artifact = status
         .and_then(|s| s.artifact.as_ref())
         .map(|a| (&a.revision, &a.digest, &a.url));
-    // Without an artifact, the Ready message says why, and a waiting Kustomization's message
-    // carries it: wake the users when it changes.
+    // Without an artifact, the Ready message or the suspension says why, and a waiting
+    // Kustomization's message carries it: wake the users when it changes.
     let why_none = match artifact {
         Some(_) => None,
-        None => status
-            .and_then(|s| find_condition(&s.conditions, "Ready"))
-            .map(|c| c.message.clone()),
+        None => Some((
+            status
+                .and_then(|s| find_condition(&s.conditions, "Ready"))
+                .map(|c| c.message.clone()),
+            repo.spec.suspend,
+        )),
     };
     hash_of((artifact, why_none))
 }

@@ -265,12 +265,53 @@ async fn a_kustomization_of_a_suspended_source_reports_the_wait_at_once() {
         (status.as_str(), reason.as_str()),
         ("False", "ArtifactFailed")
     );
-    assert_eq!(
-        message,
+    let suspended = |source: &str| {
         format!(
-            "GitRepository '{}/repo' has no artifact yet: it is suspended (spec.suspend)",
+            "GitRepository '{}/{source}' has no artifact yet: it is suspended (spec.suspend)",
             env.namespace
         )
+    };
+    assert_eq!(message, suspended("repo"));
+
+    // A Kustomization already waiting, silently, for a source that then is suspended: the
+    // suspension wakes it (the source-controller writes nothing for a suspended object).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    apply_json(
+        &api,
+        serde_json::json!({
+            "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository",
+            "metadata": {"name": "later"},
+            "spec": {"url": format!("http://127.0.0.1:{port}/silent.git"), "interval": "10m",
+                     "timeout": "10m"}
+        }),
+    )
+    .await;
+    let passes = controllers.reconciles();
+    let spec = serde_json::json!({"path": "./app",
+        "sourceRef": {"kind": "GitRepository", "name": "later"}});
+    kustomization(&env, "waits", spec).await;
+    wait_until(|| controllers.reconciles() > passes, 30).await;
+    let kustomizations: kube::Api<mooring_api::Kustomization> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    let now = kustomizations.get("waits").await.expect("get");
+    assert!(
+        ready(&now).is_none(),
+        "its first pass wrote nothing: {:?}",
+        now.status
     );
+    api.patch(
+        "later",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .expect("suspend");
+    let woken = wait_ks(&env, "waits", "the suspension reported", 60, |k| {
+        ready(k).is_some()
+    })
+    .await;
+    assert_eq!(ready(&woken).map(|(_, _, m)| m), Some(suspended("later")));
+    drop(silent);
     controllers.stop().await;
 }

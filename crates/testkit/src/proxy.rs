@@ -19,7 +19,7 @@ use base64::Engine;
 
 /// The longest request head the proxy reads; a longer one is refused.
 const MAX_HEAD: usize = 64 * 1024;
-/// How long a client may stay silent before the proxy drops its connection.
+/// How long a client may take to send a request head.
 const IDLE: Duration = Duration::from_secs(30);
 
 /// One request the proxy was asked to carry.
@@ -172,6 +172,8 @@ fn carry(
     client.set_read_timeout(Some(IDLE))?;
     let mut reader = BufReader::new(client.try_clone()?);
     let head = read_head(&mut reader)?;
+    // Waiting for a request head has a time limit; a tunnel or a response may take longer.
+    client.set_read_timeout(None)?;
     let authorized = expected.is_none_or(|want| head.header("proxy-authorization") == Some(want));
     seen.lock().expect("proxy log").push(ProxiedRequest {
         method: head.method.clone(),

@@ -89,18 +89,43 @@ pub(crate) fn fetch(
                 other => failed(session, format!("the received pack: {other}")),
             }
         })?;
+    let id = gix::ObjectId::from_hex(want.as_bytes())
+        .map_err(|e| failed(session, format!("the server named object {want:?}: {e}")))?;
+    // A pack without the object asked for would leave the ref pointing at nothing.
+    let holds_want = gix::odb::pack::index::File::at(&temp_idx, gix::hash::Kind::Sha1)
+        .map(|index| index.lookup(id).is_some());
+    if !matches!(holds_want, Ok(true)) {
+        let _ = std::fs::remove_file(&temp_idx);
+        return Err(match holds_want {
+            Ok(_) => failed(
+                session,
+                format!("the server's pack does not hold the object asked for ({want})"),
+            ),
+            Err(e) => cache_error(
+                &temp_idx,
+                "reading the received pack's index",
+                std::io::Error::other(e),
+            ),
+        });
+    }
     let name = pack_dir.join(format!("pack-{}", indexed.checksum.to_hex()));
     // The pack first, then its index: an index is what makes a pack visible to readers.
     received
         .persist(name.with_extension("pack"))
         .map_err(|e| cache_error(&pack_dir, "keeping the received pack", e.error))?;
-    std::fs::rename(&temp_idx, name.with_extension("idx"))
-        .map_err(|e| cache_error(&pack_dir, "keeping the received pack's index", e))?;
+    if let Err(e) = std::fs::rename(&temp_idx, name.with_extension("idx")) {
+        // A pack without its index is never read, and nothing would remove it.
+        let _ = std::fs::remove_file(name.with_extension("pack"));
+        let _ = std::fs::remove_file(&temp_idx);
+        return Err(cache_error(
+            &pack_dir,
+            "keeping the received pack's index",
+            e,
+        ));
+    }
     // Only once the commits are in the cache.
     update_shallow(repo.git_dir(), &shallow, &unshallow)?;
 
-    let id = gix::ObjectId::from_hex(want.as_bytes())
-        .map_err(|e| failed(session, format!("the server named object {want:?}: {e}")))?;
     repo.reference(
         local_ref,
         id,
@@ -316,12 +341,21 @@ fn receive_through_gix(
             failed(session, format!("receiving the pack: {e}"))
         }
     })?;
-    let shallow = match std::fs::read_to_string(&boundary) {
+    let shallow: Vec<String> = match std::fs::read_to_string(&boundary) {
         Ok(text) => text.lines().map(str::to_owned).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(cache_error(&boundary, "reading the shallow boundary", e)),
     };
     remove_if_present(&boundary)?;
+    if shallow.len() > MAX_SHALLOW_LINES {
+        return Err(failed(session, too_many_shallow_lines()));
+    }
+    if let Some(bad) = shallow.iter().find(|id| !is_sha1(id)) {
+        return Err(failed(
+            session,
+            format!("a malformed shallow object id {bad:?}"),
+        ));
+    }
     Ok((want.to_hex().to_string(), shallow, Vec::new()))
 }
 
@@ -472,6 +506,9 @@ impl Answer {
                 } else if let Some(id) = line.strip_prefix("unshallow ") {
                     self.unshallow.push(sha1(id)?);
                 }
+                if self.shallow.len() + self.unshallow.len() > MAX_SHALLOW_LINES {
+                    return Err(too_many_shallow_lines());
+                }
                 // Section names (`shallow-info`, `acknowledgments`) and acknowledgments
                 // carry nothing this fetch needs.
             }
@@ -480,6 +517,18 @@ impl Answer {
         self.pending.drain(..at);
         Ok(())
     }
+}
+
+/// The most `shallow` and `unshallow` lines taken from a server. A fetch of one object at depth
+/// 1 makes one boundary commit (a few more for a server that counts depth otherwise), and no
+/// `shallow` lines are sent, so nothing can be unshallowed.
+const MAX_SHALLOW_LINES: usize = 64;
+
+fn too_many_shallow_lines() -> String {
+    format!(
+        "the server sent more than {MAX_SHALLOW_LINES} shallow lines for a fetch of one object \
+         at depth 1"
+    )
 }
 
 fn sha1(id: &str) -> Result<String, String> {
@@ -506,18 +555,27 @@ fn update_shallow(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(cache_error(&path, "reading the shallow file", e)),
     };
+    let unshallow: std::collections::HashSet<&str> = unshallow.iter().map(String::as_str).collect();
     let mut ids: Vec<&str> = existing
         .lines()
         .chain(shallow.iter().map(String::as_str))
-        .filter(|id| !unshallow.iter().any(|u| u == id))
+        .filter(|id| !unshallow.contains(id))
         .collect();
     ids.sort_unstable();
     ids.dedup();
+    if ids.is_empty() {
+        // No boundary left: git and gix read an empty shallow file as a broken one.
+        return remove_if_present(&path);
+    }
     let mut text = ids.join("\n");
     text.push('\n');
     // Named as git names its lock files: one a killed fetch leaves is removed by the next.
     let temp = git_dir.join("shallow.lock");
-    std::fs::write(&temp, text)
+    File::create(&temp)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
         .and_then(|()| std::fs::rename(&temp, &path))
         .map_err(|e| cache_error(&path, "writing the shallow file", e))
 }
@@ -642,6 +700,14 @@ mod tests {
         assert!(result.is_err());
         let (result, _, _) = read_all(&pkt(b"shallow nothex\n"), 16);
         assert!(result.is_err());
+        // A flood of boundary lines is refused before it is held.
+        let mut flood = pkt(b"shallow-info\n");
+        for _ in 0..=MAX_SHALLOW_LINES {
+            flood.extend(pkt(format!("unshallow {A}\n").as_bytes()));
+        }
+        let (result, answer, _) = read_all(&flood, 4096);
+        assert_eq!(result, Err(too_many_shallow_lines()));
+        assert!(answer.unshallow.len() <= MAX_SHALLOW_LINES + 1);
     }
 
     #[test]
@@ -660,5 +726,9 @@ mod tests {
             std::fs::read_to_string(dir.path().join("shallow")).expect("read"),
             format!("{A}\n{b}\n")
         );
+        // Every commit unshallowed: no file, rather than an empty one.
+        update_shallow(dir.path(), &[], &[A.to_owned(), b.clone()]).expect("update");
+        assert!(!dir.path().join("shallow").exists());
+        assert!(!dir.path().join("shallow.lock").exists());
     }
 }
