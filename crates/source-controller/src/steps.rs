@@ -461,6 +461,22 @@ pub async fn build_and_store(
     })?;
     let (stored, copied) = stored;
     let (stored, summary) = stored.map_err(|e| match e {
+        // An object of the cache that cannot be read (a damaged pack or loose object) would
+        // fail every build: the cache is fetched anew at the next attempt.
+        StoreError::Build(e) if e.label() == "ReadObject" => {
+            let mut message = e.to_string();
+            match git::mark_damaged(&fetched.repo_path, &message) {
+                Ok(()) => message.push_str("; the git cache is fetched again at the next attempt"),
+                Err(mark) => tracing::warn!(
+                    path = %fetched.repo_path.display(), error = %mark,
+                    "marking the git cache as damaged failed"
+                ),
+            }
+            Error::Storage {
+                reason: reasons::ARCHIVE_OPERATION_FAILED,
+                message,
+            }
+        }
         StoreError::Build(e) => Error::Storage {
             reason: reasons::ARCHIVE_OPERATION_FAILED,
             message: e.to_string(),

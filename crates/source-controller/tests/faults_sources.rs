@@ -526,3 +526,104 @@ async fn a_file_over_the_object_limit_is_streamed_and_a_deltified_one_refused_na
     )));
     running.stop().await;
 }
+
+/// Flips a byte in the middle of the stored data of object `id` in the pack(s) of the bare
+/// repository `git_dir`, as disk damage would.
+fn damage_object_in_pack(git_dir: &std::path::Path, id: &str) {
+    let packs: Vec<std::path::PathBuf> = std::fs::read_dir(git_dir.join("objects/pack"))
+        .expect("pack dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+        .collect();
+    for pack in packs {
+        let out = std::process::Command::new("git")
+            .arg("verify-pack")
+            .arg("-v")
+            .arg(&pack)
+            .output()
+            .expect("git verify-pack");
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = listing.lines().find(|l| l.starts_with(id)) else {
+            continue;
+        };
+        // <id> <type> <size> <size-in-pack> <offset>
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(3)
+            .take(2)
+            .map(|f| f.parse().expect("number"))
+            .collect();
+        let mut data = std::fs::read(&pack).expect("read pack");
+        data[usize::try_from(fields[1] + fields[0] / 2).expect("offset")] ^= 0xff;
+        let mut perms = std::fs::metadata(&pack).expect("metadata").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&pack, perms).expect("chmod");
+        std::fs::write(&pack, &data).expect("write pack");
+        return;
+    }
+    panic!("object {id} is in no pack of {}", git_dir.display());
+}
+
+#[tokio::test]
+async fn a_damaged_object_in_the_git_cache_is_reported_then_fetched_again() {
+    let env = test_env("src-damaged-cache").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("damaged"), Auth::None)
+        .expect("repo");
+    repo.commit(&[("deploy/cm.yaml", "kind: ConfigMap\n")], "manifests")
+        .expect("commit");
+    let commit = repo
+        .commit_zeros("blob.bin", 4 << 20, "a big file")
+        .expect("commit");
+    // Over the object limit, the file is streamed from the cache's pack when archived.
+    let running = start_with(&env, None, 4, |s| s.max_git_object_size = Some(1 << 20)).await;
+    apply_repo(&env, repo_manifest("app", repo.http_url(), json!({}))).await;
+    let before = wait_for(&env, "app", "Ready", |r| is_ready_at(r, &commit)).await;
+    let artifact = artifact_of(&before);
+
+    // The cache's copy of the file is damaged, and the artifact must be built again from it.
+    let cache = running
+        .cache
+        .join(mooring_source_controller::git::cache_key(repo.http_url()));
+    let blob = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&cache)
+        .args(["rev-parse", &format!("{commit}:blob.bin")])
+        .output()
+        .expect("git rev-parse");
+    let blob = String::from_utf8_lossy(&blob.stdout).trim().to_owned();
+    damage_object_in_pack(&cache, &blob);
+    std::fs::remove_dir_all(running.storage.join("gitrepository")).expect("wipe storage");
+    poke(&env, "app", "damaged").await;
+
+    // The pass that reads it names the file and says what comes next; the next attempt fetches
+    // into a new cache and serves the same artifact again.
+    let failed = wait_for(&env, "app", "the damage reported", |r| {
+        ready(r).is_some_and(|(s, _, m)| s == "False" && m.contains("blob.bin"))
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).expect("Ready");
+    assert_eq!(reason, "ArchiveOperationFailed", "{message}");
+    assert!(message.contains(&blob), "{message}");
+    assert!(
+        message.ends_with("the git cache is fetched again at the next attempt"),
+        "{message}"
+    );
+    let healed = wait_for(&env, "app", "Ready again", |r| {
+        ready(r).is_some_and(|(s, _, _)| s == "True") && is_ready_at(r, &commit)
+    })
+    .await;
+    assert_eq!(artifact_of(&healed).digest, artifact.digest);
+    assert!(served_intact(&artifact_of(&healed)).await);
+    assert_eq!(
+        zeros_in_artifact(&artifact_of(&healed).url, "blob.bin").await,
+        4 << 20
+    );
+    assert!(!cache.join("mooring-damaged").exists(), "a new cache");
+    faults::record(&Row::passed_once(
+        "a damaged object in the git cache: reported, fetched again, served",
+    ));
+    running.stop().await;
+}

@@ -131,7 +131,25 @@ fn create(path: &Path, options: &gix::open::Options) -> Result<gix::Repository, 
     })
 }
 
+/// The file [`mark_damaged`] leaves in a cache.
+const DAMAGED: &str = "mooring-damaged";
+
+/// Marks the cache at `repo_path` as damaged (an object in it could not be read): the next
+/// fetch of its URL, under the exclusive lock, finds it unusable and fetches into a new one,
+/// and [`super::cached`] no longer serves from it. `why` is kept in the file for whoever looks.
+pub fn mark_damaged(repo_path: &Path, why: &str) -> std::io::Result<()> {
+    std::fs::write(repo_path.join(DAMAGED), why)
+}
+
+/// Whether [`mark_damaged`] marked the cache at `repo_path`.
+pub(crate) fn is_damaged(repo_path: &Path) -> bool {
+    repo_path.join(DAMAGED).exists()
+}
+
 fn open_checked(path: &Path, options: &gix::open::Options) -> Result<gix::Repository, String> {
+    if is_damaged(path) {
+        return Err("an object of it could not be read (marked damaged)".to_owned());
+    }
     let repo = gix::open_opts(path, options.clone()).map_err(|e| super::classify::chain(&e))?;
     if !repo.is_bare() {
         return Err("not a bare repository".to_owned());

@@ -219,6 +219,11 @@ pub fn cached(
     if !paths.repo.is_dir() {
         return Err(missing("no cache of this URL".to_owned()));
     }
+    if cache::is_damaged(&paths.repo) {
+        return Err(missing(
+            "an object of it could not be read; it is fetched again".to_owned(),
+        ));
+    }
     let never = std::sync::atomic::AtomicBool::new(false);
     let deadline = std::time::Instant::now() + timeout;
     let shared =

@@ -57,7 +57,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 pub use auth::{AuthError, GitAuth, HttpCredentials, Sensitive};
-pub use cache::{CacheLock, evict_unused};
+pub use cache::{CacheLock, evict_unused, mark_damaged};
 pub use error::GitError;
 pub use fetch::{cached, fetch, fetch_new};
 pub use http_listing::AsyncClients;
