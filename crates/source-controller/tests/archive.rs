@@ -360,37 +360,7 @@ fn a_file_over_the_limit_streams_from_its_pack_and_a_corrupt_pack_names_the_file
             .args(["rev-parse", &format!("{head}:big.bin")]),
     );
     let blob = blob.trim();
-    let pack_dir = clone.join("objects/pack");
-    let pack = std::fs::read_dir(&pack_dir)
-        .expect("pack dir")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|x| x == "pack"))
-        .expect("a pack");
-    let listing = support::run(
-        support::git(dir.path())
-            .arg("verify-pack")
-            .arg("-v")
-            .arg(&pack),
-    );
-    let fields: Vec<u64> = listing
-        .lines()
-        .find(|l| l.starts_with(blob))
-        .expect("the blob in the pack")
-        .split_whitespace()
-        .skip(3)
-        .take(2)
-        .map(|f| f.parse().expect("number"))
-        .collect();
-    let (packed, offset) = (fields[0], fields[1]);
-    let mut data = std::fs::read(&pack).expect("read pack");
-    let at = usize::try_from(offset + packed / 2).expect("offset");
-    data[at] ^= 0xff;
-    // Packs are read-only files.
-    let mut perms = std::fs::metadata(&pack).expect("metadata").permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&pack, perms).expect("chmod");
-    std::fs::write(&pack, &data).expect("write pack");
+    mooring_testkit::git::damage_object_in_pack(&clone, blob);
 
     let err = archive(&clone, &head, &limited).expect_err("a corrupt pack");
     assert_eq!(err.label(), "ReadObject", "{err}");

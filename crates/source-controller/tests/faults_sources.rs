@@ -527,44 +527,6 @@ async fn a_file_over_the_object_limit_is_streamed_and_a_deltified_one_refused_na
     running.stop().await;
 }
 
-/// Flips a byte in the middle of the stored data of object `id` in the pack(s) of the bare
-/// repository `git_dir`, as disk damage would.
-fn damage_object_in_pack(git_dir: &std::path::Path, id: &str) {
-    let packs: Vec<std::path::PathBuf> = std::fs::read_dir(git_dir.join("objects/pack"))
-        .expect("pack dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
-        .collect();
-    for pack in packs {
-        let out = std::process::Command::new("git")
-            .arg("verify-pack")
-            .arg("-v")
-            .arg(&pack)
-            .output()
-            .expect("git verify-pack");
-        let listing = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = listing.lines().find(|l| l.starts_with(id)) else {
-            continue;
-        };
-        // <id> <type> <size> <size-in-pack> <offset>
-        let fields: Vec<u64> = line
-            .split_whitespace()
-            .skip(3)
-            .take(2)
-            .map(|f| f.parse().expect("number"))
-            .collect();
-        let mut data = std::fs::read(&pack).expect("read pack");
-        data[usize::try_from(fields[1] + fields[0] / 2).expect("offset")] ^= 0xff;
-        let mut perms = std::fs::metadata(&pack).expect("metadata").permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perms.set_readonly(false);
-        std::fs::set_permissions(&pack, perms).expect("chmod");
-        std::fs::write(&pack, &data).expect("write pack");
-        return;
-    }
-    panic!("object {id} is in no pack of {}", git_dir.display());
-}
-
 #[tokio::test]
 async fn a_damaged_object_in_the_git_cache_is_reported_then_fetched_again() {
     let env = test_env("src-damaged-cache").await.expect("env");
@@ -594,7 +556,7 @@ async fn a_damaged_object_in_the_git_cache_is_reported_then_fetched_again() {
         .output()
         .expect("git rev-parse");
     let blob = String::from_utf8_lossy(&blob.stdout).trim().to_owned();
-    damage_object_in_pack(&cache, &blob);
+    mooring_testkit::git::damage_object_in_pack(&cache, &blob);
     std::fs::remove_dir_all(running.storage.join("gitrepository")).expect("wipe storage");
     poke(&env, "app", "damaged").await;
 

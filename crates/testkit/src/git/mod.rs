@@ -13,6 +13,7 @@
 //! ```
 
 mod cgi;
+mod damage;
 mod http;
 mod log;
 mod repo;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub use damage::damage_object_in_pack;
 pub use log::{Credential, Request, RequestKind, Transport};
 pub use repo::Repo;
 pub use server::GitServer;
