@@ -194,11 +194,11 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Whether `ks` is new, has never written a status, and waits for a source that exists, has
-/// no artifact yet, has not failed and is not suspended: the state of every Kustomization applied together with
-/// its GitRepository (a bootstrap, a new app). Such a pass writes no status: the source's
-/// artifact, or its failure, changes the source and wakes `ks` (see `controller::users_of`), and
-/// the pass then reports what it finds. A Kustomization older than `--requeue-dependency`
-/// (when this pass requeues it) reports the wait as any other.
+/// no artifact yet, has not failed and is not suspended: the state of every Kustomization
+/// applied together with its GitRepository (a bootstrap, a new app). Such a pass writes no
+/// status: the source's artifact, or its failure, changes the source and wakes `ks` (see
+/// `controller::users_of`), and the pass then reports what it finds. A Kustomization older
+/// than `--requeue-dependency` (when this pass requeues it) reports the wait as any other.
 fn awaits_new_source(ks: &Kustomization, ctx: &Context) -> bool {
     let young = ks
         .meta()

@@ -15,7 +15,7 @@ use mooring_api::constants::MIN_INTERVAL;
 use mooring_api::{Artifact, GitCheckout, GitRepository, GitRepositorySpec};
 
 use crate::archive::shared::{ArchiveKey, Made, copy_shared};
-use crate::archive::{ArchiveOptions, IncludeSource, build_archive};
+use crate::archive::{ArchiveError, ArchiveOptions, IncludeSource, build_archive};
 use crate::context::Context;
 use crate::error::Error;
 use crate::git::{self, Fetched, GitAuth, ProxyConfig, Remote, Resolved};
@@ -463,7 +463,9 @@ pub async fn build_and_store(
     let (stored, summary) = stored.map_err(|e| match e {
         // An object of the cache that cannot be read (a damaged pack or loose object) would
         // fail every build: the cache is fetched anew at the next attempt.
-        StoreError::Build(e) if e.label() == "ReadObject" => {
+        StoreError::Build(
+            e @ (ArchiveError::ReadObject { .. } | ArchiveError::ReadPackedObject { .. }),
+        ) => {
             let mut message = e.to_string();
             match git::mark_damaged(&fetched.repo_path, &message) {
                 Ok(()) => message.push_str("; the git cache is fetched again at the next attempt"),

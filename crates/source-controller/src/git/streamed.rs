@@ -92,21 +92,22 @@ pub(crate) fn fetch(
     let id = gix::ObjectId::from_hex(want.as_bytes())
         .map_err(|e| failed(session, format!("the server named object {want:?}: {e}")))?;
     // A pack without the object asked for would leave the ref pointing at nothing.
-    let holds_want = gix::odb::pack::index::File::at(&temp_idx, gix::hash::Kind::Sha1)
-        .map(|index| index.lookup(id).is_some());
-    if !matches!(holds_want, Ok(true)) {
-        let _ = std::fs::remove_file(&temp_idx);
-        return Err(match holds_want {
-            Ok(_) => failed(
-                session,
-                format!("the server's pack does not hold the object asked for ({want})"),
-            ),
-            Err(e) => cache_error(
-                &temp_idx,
-                "reading the received pack's index",
-                std::io::Error::other(e),
-            ),
-        });
+    match gix::odb::pack::index::File::at(&temp_idx, gix::hash::Kind::Sha1) {
+        Ok(index) if index.lookup(id).is_some() => {}
+        other => {
+            let _ = std::fs::remove_file(&temp_idx);
+            return Err(match other {
+                Ok(_) => failed(
+                    session,
+                    format!("the server's pack does not hold the object asked for ({want})"),
+                ),
+                Err(e) => cache_error(
+                    &temp_idx,
+                    "reading the received pack's index",
+                    std::io::Error::other(e),
+                ),
+            });
+        }
     }
     let name = pack_dir.join(format!("pack-{}", indexed.checksum.to_hex()));
     // The pack first, then its index: an index is what makes a pack visible to readers.
@@ -350,11 +351,8 @@ fn receive_through_gix(
     if shallow.len() > MAX_SHALLOW_LINES {
         return Err(failed(session, too_many_shallow_lines()));
     }
-    if let Some(bad) = shallow.iter().find(|id| !is_sha1(id)) {
-        return Err(failed(
-            session,
-            format!("a malformed shallow object id {bad:?}"),
-        ));
+    for id in &shallow {
+        sha1(id).map_err(|why| failed(session, why))?;
     }
     Ok((want.to_hex().to_string(), shallow, Vec::new()))
 }

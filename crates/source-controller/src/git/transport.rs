@@ -119,7 +119,6 @@ impl<'a> Session<'a> {
             .map_err(|e| self.classify(&e, None))
     }
 
-    /// Connects `remote` with our credentials callback and, for HTTP(S), our client options.
     /// gix's credentials callback: the Secret's basic credentials, and never a credential
     /// helper or a prompt.
     pub(crate) fn authenticate(
@@ -144,6 +143,7 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Connects `remote` with our credentials callback and, for HTTP(S), our client options.
     pub(crate) fn connect<'x, 'r>(
         &self,
         repo: &'r gix::Repository,
