@@ -18,7 +18,7 @@ use mooring_api::{GitRepository, Kustomization};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use mooring_runtime::stores::slim;
+use mooring_runtime::stores::{slim, tee};
 
 use crate::context::Context;
 use crate::reconciler::{error_policy, reconcile};
@@ -160,12 +160,12 @@ pub async fn run(
     // Kustomization watch applies, its label selector (sharding) does not.
     let mut secret_config = watcher::Config::default().any_semantic();
     secret_config.field_selector = watch_config.field_selector.clone();
-    let primary = watcher(ks_api.clone(), watch_config.clone())
+    let (primary, changes) = tee(watcher(ks_api, watch_config)
         .default_backoff()
         .modify(slim)
         .reflect(writers.kustomizations)
-        .applied_objects()
-        .predicate_filter(trigger_hash, Default::default());
+        .applied_objects());
+    let primary = primary.predicate_filter(trigger_hash, Default::default());
     // Sources are not sharded by our label selector: any Kustomization may use any source.
     let sources = watcher(repo_api, watcher::Config::default())
         .default_backoff()
@@ -173,10 +173,9 @@ pub async fn run(
         .reflect(writers.sources)
         .applied_objects()
         .predicate_filter(artifact_hash, Default::default());
-    let readiness = watcher(ks_api, watch_config)
-        .default_backoff()
-        .applied_objects()
-        .predicate_filter(readiness_hash, Default::default());
+    // From the same watch, after the store: a dependent then reads its dependency's new
+    // readiness.
+    let readiness = changes.predicate_filter(readiness_hash, Default::default());
     // Key rotation: a change of a decryption Secret reconciles the Kustomizations using it.
     // Metadata only: the watch never carries Secret data.
     let secret_api: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());

@@ -1,6 +1,8 @@
 //! What a controller keeps of the objects its reflector stores hold.
 
+use futures::{Stream, StreamExt};
 use kube::Resource;
+use kube::runtime::watcher;
 
 /// The annotation `kubectl apply` writes (a copy of the whole object): often large.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -19,11 +21,44 @@ pub fn slim<K: Resource>(object: &mut K) {
     }
 }
 
+/// Splits the objects of a reflected stream in two: `stream` as it was, and a copy of each
+/// object it yields, for a second trigger of the same controller (another predicate, another
+/// mapper).
+///
+/// Put it after `reflect`: the copy is made once the store holds the object, so a mapper woken
+/// by it, and the reconciles it starts, read that version or a newer one from the store. A
+/// second watch of the same kind would not do: it is another connection, whose events can come
+/// before the reflector's store has them, and a reconcile would then read the older copy and
+/// see nothing to do.
+pub fn tee<K, S>(
+    stream: S,
+) -> (
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Clone + Send + 'static,
+    S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+{
+    let (copies, received) = futures::channel::mpsc::unbounded();
+    let original = stream.inspect(move |item| {
+        if let Ok(object) = item {
+            // The receiving side ends only with the controller; a send to it that fails
+            // means nobody listens any more.
+            let _ = copies.unbounded_send(object.clone());
+        }
+    });
+    (original, received.map(Ok))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::runtime::WatchStreamExt;
+    use kube::runtime::reflector;
 
     #[test]
     fn slim_keeps_everything_but_managed_fields_and_the_last_applied_copy() {
@@ -44,5 +79,51 @@ mod tests {
             Some([("kept".to_string(), "yes".to_string())].into())
         );
         assert_eq!(object.metadata.name.as_deref(), Some("a"));
+    }
+
+    fn config_map(name: &str, data: &str) -> ConfigMap {
+        let mut object = ConfigMap::default();
+        object.metadata.name = Some(name.into());
+        object.metadata.namespace = Some("ns".into());
+        object.data = Some([("v".to_string(), data.to_string())].into());
+        object
+    }
+
+    #[tokio::test]
+    async fn tee_hands_out_each_copy_once_the_store_holds_it() {
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        let events = futures::stream::iter([
+            // The initial list is stored whole at its end, before any reconcile starts; what
+            // matters is the events after it.
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(config_map("a", "1"))),
+            Ok(watcher::Event::Apply(config_map("a", "2"))),
+            Ok(watcher::Event::Apply(config_map("b", "1"))),
+        ]);
+        let (original, copies) = tee(events.reflect(writer).applied_objects());
+        let (mut original, mut copies) = (Box::pin(original), Box::pin(copies));
+        let mut seen = Vec::new();
+        loop {
+            // Nothing is handed out ahead of the store.
+            assert!(copies.next().now_or_never().is_none());
+            let Some(object) = original.next().await else {
+                break;
+            };
+            let object = object.expect("object");
+            let copy = copies
+                .next()
+                .now_or_never()
+                .flatten()
+                .expect("a copy")
+                .expect("ok");
+            assert_eq!(copy, object);
+            let stored = reader
+                .get(&reflector::ObjectRef::from_obj(&copy))
+                .expect("the store holds the copied object");
+            assert_eq!(stored.data, copy.data, "the store holds the copied version");
+            seen.push(copy.metadata.name.clone().unwrap_or_default());
+        }
+        assert_eq!(seen, ["a", "a", "b"]);
     }
 }

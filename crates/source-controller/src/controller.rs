@@ -14,7 +14,7 @@ use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
 use mooring_api::{GitRepository, Receiver};
-use mooring_runtime::stores::slim;
+use mooring_runtime::stores::{slim, tee};
 
 use crate::context::{Context, Feeds};
 use crate::reconciler::{error_policy, reconcile};
@@ -103,16 +103,14 @@ async fn run_repositories(
 ) {
     let api: Api<GitRepository> = Api::all(ctx.client.clone());
     let reader = ctx.repositories.clone();
-    let primary = watcher(api.clone(), watch_config.clone())
+    let (primary, changes) = tee(watcher(api, watch_config.clone())
         .default_backoff()
         .modify(slim)
         .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, Default::default());
-    let includes = watcher(api, watch_config.clone())
-        .default_backoff()
-        .applied_objects()
-        .predicate_filter(artifact_hash, Default::default());
+        .applied_objects());
+    let primary = primary.predicate_filter(trigger_hash, Default::default());
+    // From the same watch, after the store: an includer then reads the new artifact.
+    let includes = changes.predicate_filter(artifact_hash, Default::default());
     let secrets = secret_changes(&ctx, &watch_config);
     let store = reader.clone();
     let by_keys = reader.clone();

@@ -207,7 +207,7 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
         spec,
         secret.as_ref(),
         proxy.as_ref(),
-        timeout,
+        limit,
         cancel.clone(),
         ctx.settings.max_git_object_size,
     )?;

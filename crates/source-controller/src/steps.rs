@@ -81,7 +81,7 @@ pub fn remote(
     spec: &GitRepositorySpec,
     secret: Option<&(String, BTreeMap<String, Vec<u8>>)>,
     proxy: Option<&(String, BTreeMap<String, Vec<u8>>)>,
-    timeout: Duration,
+    limit: TimeLimit,
     cancel: Arc<AtomicBool>,
     object_size_limit: Option<u64>,
 ) -> Result<Remote, Error> {
@@ -109,7 +109,8 @@ pub fn remote(
         url: spec.url.clone(),
         auth,
         proxy,
-        timeout,
+        timeout: limit.duration,
+        timeout_setting: limit.source,
         cancel,
         object_size_limit,
     })
@@ -219,7 +220,10 @@ pub async fn run_blocking<T: Send + 'static>(
 pub fn timed_out(limit: TimeLimit) -> Error {
     Error::Git {
         reason: reasons::GIT_OPERATION_FAILED,
-        message: format!("timeout after {:?} ({})", limit.duration, limit.source),
+        message: format!(
+            "git operation timed out after {:?} ({})",
+            limit.duration, limit.source
+        ),
     }
 }
 

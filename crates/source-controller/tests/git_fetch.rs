@@ -300,9 +300,14 @@ fn unreachable_host_and_timeout() {
     let port = silent.local_addr().expect("addr").port();
     let mut remote = remote_with(&format!("http://127.0.0.1:{port}/repo.git"), &[]);
     remote.timeout = Duration::from_secs(1);
+    remote.timeout_setting = "--max-git-timeout";
     let started = Instant::now();
     let err = resolve(&remote, &branch("main")).expect_err("timeout");
     assert_eq!(err.label(), "timeout", "{err}");
+    assert!(
+        err.to_string().ends_with("timed out after 1s (--max-git-timeout)"),
+        "the message names the setting that gave the limit: {err}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",

@@ -19,6 +19,8 @@ pub(crate) struct Context<'a> {
     /// Whether credentials were configured (401 wording).
     pub(crate) has_credentials: bool,
     pub(crate) timeout: Duration,
+    /// The setting that gave `timeout`.
+    pub(crate) timeout_setting: &'static str,
     pub(crate) timed_out: bool,
     pub(crate) cancelled: bool,
     /// ssh's log, for SSH.
@@ -172,6 +174,7 @@ fn timeout(ctx: &Context<'_>) -> GitError {
         operation: ctx.operation,
         url: ctx.url.to_owned(),
         after: ctx.timeout,
+        setting: ctx.timeout_setting,
     }
 }
 

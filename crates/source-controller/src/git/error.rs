@@ -39,11 +39,13 @@ pub enum GitError {
     #[error("repository {url} not found")]
     RepositoryNotFound { url: String },
     /// The operation took longer than the timeout.
-    #[error("{operation} of {url} timed out after {after:?}")]
+    #[error("{operation} of {url} timed out after {after:?} ({setting})")]
     Timeout {
         operation: &'static str,
         url: String,
         after: Duration,
+        /// The setting that gave the limit.
+        setting: &'static str,
     },
     /// The caller cancelled the operation.
     #[error("{operation} of {url} was cancelled")]

@@ -290,6 +290,7 @@ fn lock(session: &Session<'_>, path: &Path, exclusive: bool) -> Result<CacheLock
                 operation: "waiting for the cache lock for a fetch",
                 url,
                 after: session.remote.timeout,
+                setting: session.remote.timeout_setting,
             },
             LockWait::Cancelled => GitError::Cancelled { operation, url },
             LockWait::Failed(e) => e,

@@ -81,6 +81,8 @@ pub struct Remote {
     pub proxy: Option<ProxyConfig>,
     /// Upper bound of one operation ([`resolve`] or [`fetch`]).
     pub timeout: Duration,
+    /// The setting `timeout` comes from, named when an operation runs out of it.
+    pub timeout_setting: &'static str,
     /// Set it to stop an operation early (for example on shutdown).
     pub cancel: Arc<AtomicBool>,
     /// The largest git object (a file, a tree) read into memory; a fetch that brings a
@@ -96,6 +98,7 @@ impl Remote {
             auth: GitAuth::none(),
             proxy: None,
             timeout: DEFAULT_TIMEOUT,
+            timeout_setting: "spec.timeout",
             cancel: Arc::new(AtomicBool::new(false)),
             object_size_limit: None,
         }

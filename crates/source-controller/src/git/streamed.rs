@@ -597,6 +597,7 @@ fn out_of_time(session: &Session<'_>) -> GitError {
             operation: session.operation,
             url,
             after: session.remote.timeout,
+            setting: session.remote.timeout_setting,
         }
     }
 }

@@ -248,6 +248,7 @@ impl<'a> Session<'a> {
             secrets,
             has_credentials: auth.http.is_some() || self.url.has_password(),
             timeout: self.remote.timeout,
+            timeout_setting: self.remote.timeout_setting,
             timed_out: match self.watchdog.get() {
                 Some(watchdog) => watchdog.state.timed_out.load(Ordering::Relaxed),
                 None => Instant::now() >= self.deadline,
