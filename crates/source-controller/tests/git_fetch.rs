@@ -305,7 +305,8 @@ fn unreachable_host_and_timeout() {
     let err = resolve(&remote, &branch("main")).expect_err("timeout");
     assert_eq!(err.label(), "timeout", "{err}");
     assert!(
-        err.to_string().ends_with("timed out after 1s (--max-git-timeout)"),
+        err.to_string()
+            .ends_with("timed out after 1s (--max-git-timeout)"),
         "the message names the setting that gave the limit: {err}"
     );
     assert!(
