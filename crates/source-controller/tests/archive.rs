@@ -353,18 +353,11 @@ fn a_file_over_the_limit_streams_from_its_pack_and_a_corrupt_pack_names_the_file
     assert_eq!(content(&entries, "small.txt"), "small\n");
 
     // Damage the middle of the blob's compressed stream in the pack.
-    let blob = support::run(
-        support::git(dir.path())
-            .arg("--git-dir")
-            .arg(&clone)
-            .args(["rev-parse", &format!("{head}:big.bin")]),
-    );
-    let blob = blob.trim();
-    mooring_testkit::git::damage_object_in_pack(&clone, blob);
+    let blob = mooring_testkit::git::damage_object_in_pack(&clone, &format!("{head}:big.bin"));
 
     let err = archive(&clone, &head, &limited).expect_err("a corrupt pack");
     assert_eq!(err.label(), "ReadObject", "{err}");
     let message = err.to_string();
     assert!(message.contains("\"big.bin\""), "{message}");
-    assert!(message.contains(blob), "{message}");
+    assert!(message.contains(&blob), "{message}");
 }

@@ -549,14 +549,7 @@ async fn a_damaged_object_in_the_git_cache_is_reported_then_fetched_again() {
     let cache = running
         .cache
         .join(mooring_source_controller::git::cache_key(repo.http_url()));
-    let blob = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(&cache)
-        .args(["rev-parse", &format!("{commit}:blob.bin")])
-        .output()
-        .expect("git rev-parse");
-    let blob = String::from_utf8_lossy(&blob.stdout).trim().to_owned();
-    mooring_testkit::git::damage_object_in_pack(&cache, &blob);
+    let blob = mooring_testkit::git::damage_object_in_pack(&cache, &format!("{commit}:blob.bin"));
     std::fs::remove_dir_all(running.storage.join("gitrepository")).expect("wipe storage");
     poke(&env, "app", "damaged").await;
 

@@ -92,22 +92,21 @@ pub(crate) fn fetch(
     let id = gix::ObjectId::from_hex(want.as_bytes())
         .map_err(|e| failed(session, format!("the server named object {want:?}: {e}")))?;
     // A pack without the object asked for would leave the ref pointing at nothing.
-    match gix::odb::pack::index::File::at(&temp_idx, gix::hash::Kind::Sha1) {
-        Ok(index) if index.lookup(id).is_some() => {}
-        other => {
-            let _ = std::fs::remove_file(&temp_idx);
-            return Err(match other {
-                Ok(_) => failed(
-                    session,
-                    format!("the server's pack does not hold the object asked for ({want})"),
-                ),
-                Err(e) => cache_error(
-                    &temp_idx,
-                    "reading the received pack's index",
-                    std::io::Error::other(e),
-                ),
-            });
-        }
+    let refused = match gix::odb::pack::index::File::at(&temp_idx, gix::hash::Kind::Sha1) {
+        Ok(index) if index.lookup(id).is_some() => None,
+        Ok(_) => Some(failed(
+            session,
+            format!("the server's pack does not hold the object asked for ({want})"),
+        )),
+        Err(e) => Some(cache_error(
+            &temp_idx,
+            "reading the received pack's index",
+            std::io::Error::other(e),
+        )),
+    };
+    if let Some(e) = refused {
+        let _ = std::fs::remove_file(&temp_idx);
+        return Err(e);
     }
     let name = pack_dir.join(format!("pack-{}", indexed.checksum.to_hex()));
     // The pack first, then its index: an index is what makes a pack visible to readers.

@@ -3,9 +3,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Flips one byte in the middle of the stored (compressed) data of object `id` in a pack of the
-/// bare repository `git_dir`, as a damaged disk would. Panics when no pack holds `id`.
-pub fn damage_object_in_pack(git_dir: &Path, id: &str) {
+/// Flips one byte in the middle of the stored (compressed) data of the object `revision` names
+/// (`<commit>:<path>` for a file) in a pack of the bare repository `git_dir`, as a damaged disk
+/// would, and returns the object's id. Panics when no pack holds it.
+pub fn damage_object_in_pack(git_dir: &Path, revision: &str) -> String {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["rev-parse", revision])
+        .output()
+        .expect("git rev-parse");
+    assert!(out.status.success(), "git rev-parse {revision} failed");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let packs: Vec<PathBuf> = std::fs::read_dir(git_dir.join("objects/pack"))
         .expect("pack dir")
         .map(|e| e.expect("entry").path())
@@ -19,7 +28,7 @@ pub fn damage_object_in_pack(git_dir: &Path, id: &str) {
             .output()
             .expect("git verify-pack");
         let listing = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = listing.lines().find(|l| l.starts_with(id)) else {
+        let Some(line) = listing.lines().find(|l| l.starts_with(&id)) else {
             continue;
         };
         // <id> <type> <size> <size-in-pack> <offset> ...
@@ -38,7 +47,7 @@ pub fn damage_object_in_pack(git_dir: &Path, id: &str) {
         perms.set_readonly(false);
         std::fs::set_permissions(&pack, perms).expect("chmod");
         std::fs::write(&pack, &data).expect("write pack");
-        return;
+        return id;
     }
     panic!("object {id} is in no pack of {}", git_dir.display());
 }
