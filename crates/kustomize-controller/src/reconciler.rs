@@ -1,6 +1,7 @@
 //! The Kustomization reconcile driver: runs the steps of [`crate::steps`] in order, updates
 //! the remembered state once at the end of the pass, and writes the status.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use crate::apply::{ApplyOptions, ChangeSet};
 use crate::context::Context;
 use crate::decide::{AppliedRender, HISTORY_REVISION_KEY, Outcome, next_status};
 use crate::error::Error;
-use crate::inventory::Owner;
+use crate::inventory::{InventoryEntry, ObjectId, Owner};
 use crate::state::Memory;
 use crate::steps::plan::Why;
 use crate::steps::render::Render;
@@ -307,7 +308,7 @@ async fn run(
         Ok(applied) => applied,
         Err((error, partial)) => {
             remember(memory, &partial);
-            count_drift_corrections(ctx, &plan, &partial.changes);
+            count_drift_corrections(ctx, &plan, &old, &partial.changes);
             // Discovery knows the render's kinds now: watch them, so that the view can tell
             // which objects of the widened inventory never came to exist.
             watch_kinds(&cluster, &render);
@@ -316,7 +317,7 @@ async fn run(
         }
     };
     remember(memory, &applied);
-    count_drift_corrections(ctx, &plan, &applied.changes);
+    count_drift_corrections(ctx, &plan, &old, &applied.changes);
     count_actions(ctx, &applied.changes);
     // Kinds that a CRD of this render defines are known to discovery only now.
     watch_kinds(&cluster, &render);
@@ -451,14 +452,23 @@ fn remember(memory: &mut Memory, applied: &apply::Applied) {
 }
 
 /// Counts (and logs) the writes of `changes` that put back what the cluster lost or someone
-/// changed: objects planned as missing or drifted, and objects whose state was unknown to the
-/// view but which the apply found changed. Called for failed passes too, so that a correction
-/// written before another object failed is not left out.
-fn count_drift_corrections(ctx: &Context, plan: &plan::Plan, changes: &ChangeSet) {
+/// changed: objects planned as drifted, objects whose state was unknown to the view but which
+/// the apply found changed, and missing objects that were applied before (in `applied_before`,
+/// the inventory of the last pass). An object created for the first time restores nothing.
+/// Called for failed passes too, so that a correction written before another object failed is
+/// not left out.
+fn count_drift_corrections(
+    ctx: &Context,
+    plan: &plan::Plan,
+    applied_before: &[InventoryEntry],
+    changes: &ChangeSet,
+) {
+    let before: HashSet<&ObjectId> = applied_before.iter().map(|e| &e.id).collect();
     for entry in changes.writes() {
         let id = entry.key.id();
         let restored = match plan.apply.get(&id) {
-            Some(Why::Missing | Why::Drifted | Why::Unverified) => true,
+            Some(Why::Drifted | Why::Unverified) => true,
+            Some(Why::Missing) => before.contains(&id),
             Some(Why::Changed) | None => false,
         };
         if restored {
