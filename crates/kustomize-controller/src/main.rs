@@ -3,8 +3,13 @@
 use clap::Parser;
 use mooring_kustomize_controller::cli::Args;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // First, before any thread starts: it may start the binary again with fewer malloc arenas.
+    mooring_runtime::malloc::limit_arenas();
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     mooring_runtime::telemetry::init(args.common.log_format, &args.common.log_level)
         .map_err(anyhow::Error::msg)?;

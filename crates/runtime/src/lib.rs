@@ -10,6 +10,7 @@ pub mod fair;
 pub mod flags;
 pub mod leader;
 pub mod links;
+pub mod malloc;
 pub mod reconcile;
 pub mod server;
 pub mod shutdown;
