@@ -135,7 +135,7 @@ fn create(path: &Path, options: &gix::open::Options) -> Result<gix::Repository, 
 /// repository against 6, and creating inodes was a fifth of the source-controller's CPU at
 /// cold start with a thousand new URLs (docs/benchmarks.md). Refs directories below `refs`
 /// are created when a ref is first written.
-pub(crate) fn init_bare(path: &Path) -> std::io::Result<()> {
+fn init_bare(path: &Path) -> std::io::Result<()> {
     std::fs::create_dir(path)?;
     std::fs::create_dir_all(path.join("objects").join("pack"))?;
     std::fs::create_dir(path.join("refs"))?;
