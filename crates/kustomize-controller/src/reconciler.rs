@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::reasons;
 use mooring_api::constants::{
@@ -38,7 +38,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
     }
     let ns = ks.namespace().unwrap_or_default();
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, ks, |event| async {
+    let result = finalizer(&api, FINALIZER, ks.clone(), |event| async {
         match event {
             Finalizer::Apply(ks) => reconcile_live(ks, ctx.clone()).await,
             Finalizer::Cleanup(ks) => match cleanup::cleanup(&ks, &ctx).await {
@@ -78,8 +78,20 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
             },
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(mooring_runtime::errors::chain(&e)))
+    .await;
+    match result {
+        Ok(action) => Ok(action),
+        // The copy this pass started from is older than the object on the server: an earlier
+        // pass added the finalizer, or a deletion began, and the watch has not delivered it
+        // yet. kube's helper tests the finalizer list in its patch, and the server refuses
+        // it. The event of that change wakes the object again, so the pass ends here instead
+        // of failing, logging a warning and backing off.
+        Err(FinalizerError::AddFinalizer(kube::Error::Api(status))) if status.code == 422 => {
+            tracing::debug!(object = %object_key(&*ks), "finalizer list changed since this copy; waiting for its event");
+            Ok(Action::await_change())
+        }
+        Err(e) => Err(Error::Finalizer(mooring_runtime::errors::chain(&e))),
+    }
 }
 
 /// Whether the namespace `ns` is being deleted (listed, so that list rights are enough).
