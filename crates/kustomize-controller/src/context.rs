@@ -18,6 +18,7 @@ use crate::controller::Writers;
 use crate::metrics::Metrics;
 use crate::state::Memories;
 use crate::target::{Cluster, Remotes};
+use crate::wakes::Wakes;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -73,7 +74,9 @@ pub struct Context {
     /// Every GitRepository (the sources).
     pub sources: Store<GitRepository>,
     /// What each Kustomization last rendered and wrote.
-    pub memories: Memories,
+    pub memories: Arc<Memories>,
+    /// Wake-ups of Kustomizations, less the echoes of their own writes.
+    pub wakes: Arc<Wakes>,
     /// kustomize outputs shared by build input.
     pub builds: BuildCache,
 }
@@ -92,7 +95,8 @@ pub struct Parts {
     pub context: Context,
     /// The writers of the context's stores.
     pub writers: Writers,
-    /// Wake-ups from the live view, one per Kustomization whose objects changed.
+    /// Wake-ups from [`Context::wakes`]: a Kustomization whose objects changed, or one whose
+    /// change was held while its pass ran.
     pub wakeups: mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
 }
 
@@ -122,10 +126,12 @@ impl Context {
         let (kustomizations, ks_writer) = reflector::store();
         let (sources, src_writer) = reflector::store();
         let (wake_tx, wakeups) = mpsc::unbounded_channel();
+        let memories = Arc::new(Memories::default());
+        let wakes = Arc::new(Wakes::new(wake_tx, memories.clone()));
         let context = Context {
             client: client.clone(),
-            local: Arc::new(Cluster::new(config, client.clone(), wake_tx.clone(), 0)),
-            remotes: Remotes::new(wake_tx),
+            local: Arc::new(Cluster::new(config, client.clone(), wakes.clone(), 0)),
+            remotes: Remotes::new(wakes.clone()),
             artifacts: Arc::new(ArtifactCache::new(cache_dir, limits)?),
             artifact_evictions: mooring_runtime::spaced::Spaced::new(ARTIFACT_EVICTION_SPACING),
             settings,
@@ -138,7 +144,8 @@ impl Context {
             writes: OwnWrites::default(),
             kustomizations,
             sources,
-            memories: Memories::default(),
+            memories,
+            wakes,
             builds: BuildCache::new(BUILD_CACHE_BYTES),
         };
         Ok(Parts {

@@ -165,7 +165,17 @@ pub async fn run(
         .modify(slim)
         .reflect(writers.kustomizations)
         .applied_objects());
-    let primary = primary.predicate_filter(trigger_hash, Default::default());
+    // A change seen while the object's pass runs waits for its end; the event of our own
+    // finalizer write starts no pass (see `crate::wakes`).
+    let wakes = ctx.wakes.clone();
+    let primary = primary
+        .predicate_filter(trigger_hash, Default::default())
+        .filter(move |event| {
+            futures::future::ready(match event {
+                Ok(ks) => wakes.itself(ks),
+                Err(_) => true,
+            })
+        });
     // Sources are not sharded by our label selector: any Kustomization may use any source.
     let sources = watcher(repo_api, watcher::Config::default())
         .default_backoff()

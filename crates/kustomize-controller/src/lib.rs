@@ -23,5 +23,6 @@ pub mod state;
 pub mod steps;
 pub mod substitute;
 pub mod target;
+pub mod wakes;
 
 pub use app::run;

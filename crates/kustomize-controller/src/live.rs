@@ -15,13 +15,11 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, DynamicObject, ObjectMeta, PartialObjectMeta};
 use kube::discovery::ApiResource;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use mooring_api::Kustomization;
 use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL};
-use tokio::sync::mpsc;
 
 use crate::inventory::{ObjectId, Owner};
+use crate::wakes::{Change, Wakes};
 
 /// The annotation `kubectl apply` writes (a copy of the whole object): often large.
 pub use mooring_runtime::stores::LAST_APPLIED;
@@ -147,20 +145,21 @@ struct KindView {
 pub struct LiveView {
     client: kube::Client,
     kinds: RwLock<HashMap<(String, String), Arc<KindView>>>,
-    wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
+    wakes: Arc<Wakes>,
+    cluster: u64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl LiveView {
-    /// A view whose watches wake the owning Kustomization of every object that changes.
-    pub fn new(
-        client: kube::Client,
-        wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
-    ) -> Self {
+    /// A view whose watches wake the owning Kustomization of every object that changes
+    /// (unless the change is its own write, see [`Wakes`]); `cluster` is the fingerprint of
+    /// the cluster `client` talks to.
+    pub fn new(client: kube::Client, wakes: Arc<Wakes>, cluster: u64) -> Self {
         Self {
             client,
             kinds: RwLock::new(HashMap::new()),
-            wake,
+            wakes,
+            cluster,
             tasks: Mutex::new(Vec::new()),
         }
     }
@@ -206,7 +205,8 @@ impl LiveView {
             resource.group.clone(),
             resource.kind.clone(),
             view,
-            self.wake.clone(),
+            self.wakes.clone(),
+            self.cluster,
         ));
         self.tasks
             .lock()
@@ -230,7 +230,8 @@ async fn follow(
     group: String,
     kind: String,
     view: Arc<KindView>,
-    wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
+    wakes: Arc<Wakes>,
+    cluster: u64,
 ) {
     let id_of = |meta: &ObjectMeta| ObjectId {
         namespace: meta.namespace.clone().unwrap_or_default(),
@@ -243,7 +244,10 @@ async fn follow(
     // deleted while the watch was down disappear too.
     let mut listing: Option<HashMap<ObjectId, LiveObject>> = None;
     while let Some(event) = events.next().await {
+        // Owners woken by any change, and the one whose object changed to a state that may
+        // be the echo of its own write.
         let mut owners: HashSet<Owner> = HashSet::new();
+        let mut changed: Option<(Owner, Change)> = None;
         if let Ok(
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o),
         ) = &event
@@ -278,11 +282,23 @@ async fn follow(
             }
             Ok(watcher::Event::Apply(o)) => {
                 let live = LiveObject::of(&o.metadata);
+                let id = id_of(&o.metadata);
                 let mut objects = view.objects.write().unwrap_or_else(|p| p.into_inner());
-                let previous = objects.insert(id_of(&o.metadata), live.clone());
+                let previous = objects.insert(id.clone(), live.clone());
                 if previous.as_ref() != Some(&live) {
-                    owners.extend(previous.and_then(|p| p.owner));
-                    owners.extend(live.owner);
+                    owners.extend(
+                        previous
+                            .and_then(|p| p.owner)
+                            .filter(|p| live.owner.as_ref() != Some(p)),
+                    );
+                    if let Some(owner) = live.owner {
+                        let change = Change::Object {
+                            cluster,
+                            id,
+                            resource_version: live.resource_version,
+                        };
+                        changed = Some((owner, change));
+                    }
                 }
             }
             Ok(watcher::Event::Delete(o)) => {
@@ -294,7 +310,10 @@ async fn follow(
             Err(e) => tracing::debug!(error = %e, %kind, "managed-object watch error (retrying)"),
         }
         for owner in owners {
-            let _ = wake.send(ObjectRef::new(&owner.name).within(&owner.namespace));
+            wakes.change(&owner, Change::Other);
+        }
+        if let Some((owner, change)) = changed {
+            wakes.change(&owner, change);
         }
     }
 }

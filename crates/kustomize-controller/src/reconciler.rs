@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::reasons;
 use mooring_api::constants::{
@@ -37,60 +36,137 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
         return Ok(action);
     }
     let ns = ks.namespace().unwrap_or_default();
+    let owner = Owner::new(&ns, &ks.name_any());
+    // Changes seen while this pass runs wait for its end, and the echoes of its own writes
+    // are dropped then (see `crate::wakes`).
+    let _pass = ctx.wakes.pass(&owner);
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, ks.clone(), |event| async {
-        match event {
-            Finalizer::Apply(ks) => reconcile_live(ks, ctx.clone()).await,
-            Finalizer::Cleanup(ks) => match cleanup::cleanup(&ks, &ctx).await {
-                Ok(deleted) => {
-                    publish_changes(&ctx, &ks, "Deleted", &deleted).await;
-                    ctx.writes.forget(&*ks);
-                    ctx.remotes.release(&ks, &ctx.kustomizations.state());
-                    Ok(Action::await_change())
-                }
-                Err(error) => {
-                    // A namespace being deleted takes its RoleBindings (and the kubeconfig
-                    // Secret) with it: the deletion would be refused forever. Its own objects
-                    // go with the namespace; what is left elsewhere is named.
-                    let leaving = namespace_terminating(&ctx, &ns).await;
-                    let note = if leaving {
-                        format!(
-                            "the namespace is being deleted; objects of the inventory outside it are left in place: {error}"
-                        )
-                    } else {
-                        format!("deleting the applied objects failed, retrying: {error}")
-                    };
-                    if leaving {
-                        // The namespace refuses new objects while it terminates, Events
-                        // included: the log is where this is said for sure.
-                        tracing::warn!(
-                            kustomization = %format!("{ns}/{}", ks.name_any()),
-                            "{note}"
-                        );
-                    }
-                    publish(&ctx, &ks, EventType::Warning, reasons::PRUNE_FAILED, note).await;
-                    if leaving {
-                        Ok(Action::await_change())
-                    } else {
-                        Err(error)
-                    }
-                }
-            },
+    let ours = ks.finalizers().iter().any(|f| f == FINALIZER);
+    if ks.meta().deletion_timestamp.is_some() {
+        if !ours {
+            return Ok(Action::await_change());
         }
-    })
-    .await;
-    match result {
-        Ok(action) => Ok(action),
-        // The copy this pass started from is older than the object on the server: an earlier
-        // pass added the finalizer, or a deletion began, and the watch has not delivered it
-        // yet. kube's helper tests the finalizer list in its patch, and the server refuses
-        // it. The event of that change wakes the object again, so the pass ends here instead
-        // of failing, logging a warning and backing off.
-        Err(FinalizerError::AddFinalizer(kube::Error::Api(status))) if status.code == 422 => {
+        let action = delete(&ks, &ctx, &ns).await?;
+        remove_finalizer(&api, &ks)
+            .await
+            .map_err(|e| Error::Finalizer(format!("removing the finalizer: {e}")))?;
+        ctx.wakes.forget(&owner);
+        return Ok(action);
+    }
+    if ours {
+        return reconcile_live(ks, ctx).await;
+    }
+    // The finalizer is added and the pass goes on with the answer: the event of the write is
+    // an echo that starts no second pass.
+    match add_finalizer(&api, &ks).await {
+        Ok(written) => {
+            let rv = written.resource_version().unwrap_or_default();
+            ctx.wakes.wrote_finalizer(&owner, rv);
+            reconcile_live(Arc::new(written), ctx).await
+        }
+        // The copy this pass started from is older than the object on the server: another
+        // finalizer was added, or a deletion began, and the watch has not delivered it yet.
+        // The patch tests the finalizer list, and the server refuses it. The event of that
+        // change wakes the object again, so the pass ends here instead of failing, logging a
+        // warning and backing off.
+        Err(kube::Error::Api(status)) if status.code == 422 => {
             tracing::debug!(object = %object_key(&*ks), "finalizer list changed since this copy; waiting for its event");
             Ok(Action::await_change())
         }
-        Err(e) => Err(Error::Finalizer(mooring_runtime::errors::chain(&e))),
+        Err(e) => Err(Error::Finalizer(format!(
+            "adding the finalizer: {}",
+            mooring_runtime::errors::chain(&e)
+        ))),
+    }
+}
+
+/// Adds our finalizer with a JSON patch that first tests the list it extends, so that a
+/// concurrent change of the list is refused (422) rather than overwritten. Returns the object
+/// as the server wrote it.
+async fn add_finalizer(
+    api: &Api<Kustomization>,
+    ks: &Kustomization,
+) -> Result<Kustomization, kube::Error> {
+    let patch = match &ks.meta().finalizers {
+        None => serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ]),
+        Some(list) => serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": list},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ]),
+    };
+    json_patch(api, ks, patch).await
+}
+
+/// Removes our finalizer, testing that it still stands where this copy has it.
+async fn remove_finalizer(api: &Api<Kustomization>, ks: &Kustomization) -> Result<(), kube::Error> {
+    let Some(index) = ks.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{index}");
+    let patch = serde_json::json!([
+        {"op": "test", "path": path, "value": FINALIZER},
+        {"op": "remove", "path": path},
+    ]);
+    match json_patch(api, ks, patch).await {
+        Ok(_) => Ok(()),
+        // Gone already: the finalizer was the last thing that held the object.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn json_patch(
+    api: &Api<Kustomization>,
+    ks: &Kustomization,
+    patch: serde_json::Value,
+) -> Result<Kustomization, kube::Error> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+    api.patch(
+        &ks.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await
+}
+
+/// The deletion of a Kustomization: deletes what it applied (unless pruning is off). `Ok`
+/// lets the finalizer go.
+async fn delete(ks: &Kustomization, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    match cleanup::cleanup(ks, ctx).await {
+        Ok(deleted) => {
+            publish_changes(ctx, ks, "Deleted", &deleted).await;
+            ctx.writes.forget(ks);
+            ctx.remotes.release(ks, &ctx.kustomizations.state());
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            // A namespace being deleted takes its RoleBindings (and the kubeconfig Secret)
+            // with it: the deletion would be refused forever. Its own objects go with the
+            // namespace; what is left elsewhere is named.
+            let leaving = namespace_terminating(ctx, ns).await;
+            let note = if leaving {
+                format!(
+                    "the namespace is being deleted; objects of the inventory outside it are left in place: {error}"
+                )
+            } else {
+                format!("deleting the applied objects failed, retrying: {error}")
+            };
+            if leaving {
+                // The namespace refuses new objects while it terminates, Events included:
+                // the log is where this is said for sure.
+                tracing::warn!(kustomization = %format!("{ns}/{}", ks.name_any()), "{note}");
+            }
+            publish(ctx, ks, EventType::Warning, reasons::PRUNE_FAILED, note).await;
+            if leaving {
+                Ok(Action::await_change())
+            } else {
+                Err(error)
+            }
+        }
     }
 }
 

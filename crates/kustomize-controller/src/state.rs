@@ -89,6 +89,24 @@ impl Memories {
             .unwrap_or_else(|p| p.into_inner())
             .remove(owner);
     }
+
+    /// Whether the last write of `owner` to `id` on the cluster `cluster` left it at
+    /// `resource_version`.
+    pub fn wrote(
+        &self,
+        owner: &Owner,
+        cluster: u64,
+        id: &ObjectId,
+        resource_version: &str,
+    ) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(owner)
+            .filter(|memory| memory.cluster == cluster)
+            .and_then(|memory| memory.written.get(id))
+            .is_some_and(|written| written.live.resource_version == resource_version)
+    }
 }
 
 /// A stable hash of a JSON-serializable value.

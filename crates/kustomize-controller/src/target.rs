@@ -10,15 +10,14 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Config, ResourceExt};
 use mooring_api::Kustomization;
-use tokio::sync::mpsc;
 
 use crate::apply::KindCache;
 use crate::client_cache::ClientCache;
 use crate::context::Context;
 use crate::live::LiveView;
+use crate::wakes::Wakes;
 
 /// One cluster the controller applies to.
 pub struct Cluster {
@@ -34,16 +33,11 @@ pub struct Cluster {
 
 impl Cluster {
     /// A cluster reached with `config` (its own identity is `client`'s).
-    pub fn new(
-        config: Config,
-        client: Client,
-        wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
-        fingerprint: u64,
-    ) -> Self {
+    pub fn new(config: Config, client: Client, wakes: Arc<Wakes>, fingerprint: u64) -> Self {
         Self {
             clients: ClientCache::with_own(config, client.clone()),
             kinds: KindCache::new(),
-            live: LiveView::new(client, wake),
+            live: LiveView::new(client, wakes, fingerprint),
             fingerprint,
         }
     }
@@ -110,15 +104,15 @@ pub enum TargetError {
 
 /// The remote clusters in use, by kubeconfig Secret.
 pub struct Remotes {
-    wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
+    wakes: Arc<Wakes>,
     clusters: Mutex<HashMap<(String, String, String), Arc<Cluster>>>,
 }
 
 impl Remotes {
-    /// No remote cluster yet; their live views wake Kustomizations through `wake`.
-    pub fn new(wake: mpsc::UnboundedSender<ObjectRef<Kustomization>>) -> Self {
+    /// No remote cluster yet; their live views wake Kustomizations through `wakes`.
+    pub fn new(wakes: Arc<Wakes>) -> Self {
         Self {
-            wake,
+            wakes,
             clusters: Mutex::new(HashMap::new()),
         }
     }
@@ -198,7 +192,12 @@ impl Remotes {
                 server: config.cluster_url.to_string(),
                 source,
             })?;
-        let cluster = Arc::new(Cluster::new(config, client, self.wake.clone(), fingerprint));
+        let cluster = Arc::new(Cluster::new(
+            config,
+            client,
+            self.wakes.clone(),
+            fingerprint,
+        ));
         tracing::info!(secret = %format!("{namespace}/{name}"), "remote cluster client built");
         let old = self
             .clusters

@@ -136,6 +136,48 @@ async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
     controllers.stop().await;
 }
 
+#[tokio::test]
+async fn a_new_app_takes_one_pass_and_the_echoes_of_its_writes_start_none() {
+    let env = test_env("cost-passes").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("cost-passes"), Auth::None)
+        .expect("repo");
+    let mut files = app_files("warm", "warm");
+    files.extend(app_files("app", "app"));
+    let commit = push(&repo, &files);
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    // The kinds' watches are listed first, so that the measured app's passes see them.
+    kustomization(&env, "warm", serde_json::json!({"path": "./warm"})).await;
+    wait_ks(&env, "warm", "the first app Ready", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+
+    let before = controllers.reconciles();
+    kustomization(&env, "app", serde_json::json!({"path": "./app"})).await;
+    wait_ks(&env, "app", "Ready", 60, |k| applied(k, &commit)).await;
+    // The watch events of the finalizer and of the four applies come back while the pass runs
+    // or right after it; a requested pass, served after any pass they would have started,
+    // marks the end of what they could cost.
+    poke_kustomization(&env, "app", "count").await;
+    wait_ks(&env, "app", "the request handled", 30, |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some("count")
+    })
+    .await;
+    assert_eq!(
+        controllers.reconciles() - before,
+        2,
+        "one pass adds the finalizer and applies, one serves the request; none for the events \
+         of its own writes"
+    );
+    controllers.stop().await;
+}
+
 /// Kustomization `name` rendering `./shared` with `${app}` set to `name`.
 async fn shared_app(env: &mooring_testkit::TestEnv, name: &str, interval: &str) {
     kustomization(
