@@ -476,6 +476,23 @@ async fn malformed_yaml_errors_name_the_file() {
 async fn builds_run_in_parallel_and_clean_up() {
     let tree = overlay_tree();
     let work = tempfile::tempdir().expect("work");
+    // A name prefix changes the kustomization: each build gets a working copy.
+    let inputs = (0..4).map(|_| {
+        let mut input = tree.input("overlays/prod");
+        input.work_root = Some(work.path().to_path_buf());
+        input.name_prefix = Some("p-".into());
+        build(input)
+    });
+    let outputs = futures::future::join_all(inputs).await;
+    let first = outputs[0].as_ref().expect("build").clone();
+    assert!(first.contains("name: p-"), "{first}");
+    for output in &outputs {
+        assert_eq!(output.as_ref().expect("build"), &first);
+    }
+    let left: Vec<_> = std::fs::read_dir(work.path()).expect("read").collect();
+    assert!(left.is_empty(), "working copies left behind: {left:?}");
+
+    // Without overrides the builds read the artifact in place, with one shared empty home.
     let inputs = (0..4).map(|_| {
         let mut input = tree.input("overlays/prod");
         input.work_root = Some(work.path().to_path_buf());
@@ -486,8 +503,13 @@ async fn builds_run_in_parallel_and_clean_up() {
     for output in &outputs {
         assert_eq!(output.as_ref().expect("build"), &first);
     }
-    let left: Vec<_> = std::fs::read_dir(work.path()).expect("read").collect();
-    assert!(left.is_empty(), "working copies left behind: {left:?}");
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .expect("read")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(left, [work.path().join(".in-place-home")]);
+    let home: Vec<_> = std::fs::read_dir(&left[0]).expect("home").collect();
+    assert!(home.is_empty(), "kustomize wrote {home:?}");
 }
 
 #[tokio::test]
