@@ -760,7 +760,8 @@ mod tests {
 
         // A build that writes a file, or may, gets a working copy: overrides, a generated or
         // empty kustomization, remote bases, an encrypted file (refused here: no keys).
-        let copies: [(&str, &dyn Fn(&mut BuildInput)); 5] = [
+        type Change<'a> = &'a dyn Fn(&mut BuildInput);
+        let copies: [(&str, Change); 5] = [
             ("app", &|i| i.target_namespace = Some("apps".into())),
             ("app", &|i| i.components = vec!["../overlay".into()]),
             ("app", &|i| i.allow_remote_bases = true),
