@@ -64,14 +64,15 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
             ctx.wakes.wrote_finalizer(&owner, rv);
             reconcile_live(Arc::new(written), ctx).await
         }
-        // The copy this pass started from is older than the object on the server: another
-        // finalizer was added, or a deletion began, and the watch has not delivered it yet.
-        // The patch tests the finalizer list, and the server refuses it. The event of that
-        // change wakes the object again, so the pass ends here instead of failing, logging a
-        // warning and backing off.
+        // The copy this pass started from is older than the object on the server: an earlier
+        // pass added the finalizer, or a deletion began, and the watch has not delivered it
+        // yet. The patch tests the finalizer list, and the server refuses it. The pass ends
+        // without failing (no warning, no backoff) and looks again shortly: the event of our
+        // own finalizer write is an echo that wakes nothing (see `crate::wakes`), so waiting
+        // for it would wait for the next relist.
         Err(kube::Error::Api(status)) if status.code == 422 => {
-            tracing::debug!(object = %object_key(&*ks), "finalizer list changed since this copy; waiting for its event");
-            Ok(Action::await_change())
+            tracing::debug!(object = %object_key(&*ks), "finalizer list changed since this copy; looking again");
+            Ok(Action::requeue(reconcile::STALE_COPY_RETRY))
         }
         Err(e) => Err(Error::Finalizer(format!(
             "adding the finalizer: {}",
