@@ -67,30 +67,36 @@ fn by_kind(requests: &[(String, String)]) -> BTreeMap<String, usize> {
     counts
 }
 
-#[tokio::test]
-async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
-    let env = test_env("cost-cold").await.expect("env");
+/// A repository with two four-object apps (`./warm` and `./app`), both controllers, and the
+/// app `warm` applied and Ready (with `wait`): discovery and the live view's watches are per
+/// controller, not per app, and are paid by it. Returns the commit.
+async fn warmed_up(env: &mooring_testkit::TestEnv, prefix: &str) -> (Controllers, String) {
     let repo = GitServer::shared()
         .expect("git server")
-        .create_repo(&unique("cost-cold"), Auth::None)
+        .create_repo(&unique(prefix), Auth::None)
         .expect("repo");
     let mut files = app_files("warm", "warm");
     files.extend(app_files("app", "app"));
     let commit = push(&repo, &files);
-    let controllers = start(&env, SLOW).await;
-    git_repository(&env, "repo", repo.http_url()).await;
-    // A first app of the same kinds: discovery and the live view's watches are per controller,
-    // not per app, and are paid here.
+    let controllers = start(env, SLOW).await;
+    git_repository(env, "repo", repo.http_url()).await;
     kustomization(
-        &env,
+        env,
         "warm",
         serde_json::json!({"path": "./warm", "wait": true}),
     )
     .await;
-    wait_ks(&env, "warm", "the first app Ready", 60, |k| {
+    wait_ks(env, "warm", "the first app Ready", 60, |k| {
         applied(k, &commit)
     })
     .await;
+    (controllers, commit)
+}
+
+#[tokio::test]
+async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
+    let env = test_env("cost-cold").await.expect("env");
+    let (controllers, commit) = warmed_up(&env, "cost-cold").await;
 
     let before = controllers.request_count();
     kustomization(
@@ -139,21 +145,7 @@ async fn a_cold_start_of_a_four_object_app_costs_at_most_ten_requests() {
 #[tokio::test]
 async fn a_new_app_takes_one_pass_and_the_echoes_of_its_writes_start_none() {
     let env = test_env("cost-passes").await.expect("env");
-    let repo = GitServer::shared()
-        .expect("git server")
-        .create_repo(&unique("cost-passes"), Auth::None)
-        .expect("repo");
-    let mut files = app_files("warm", "warm");
-    files.extend(app_files("app", "app"));
-    let commit = push(&repo, &files);
-    let controllers = start(&env, SLOW).await;
-    git_repository(&env, "repo", repo.http_url()).await;
-    // The kinds' watches are listed first, so that the measured app's passes see them.
-    kustomization(&env, "warm", serde_json::json!({"path": "./warm"})).await;
-    wait_ks(&env, "warm", "the first app Ready", 60, |k| {
-        applied(k, &commit)
-    })
-    .await;
+    let (controllers, commit) = warmed_up(&env, "cost-passes").await;
 
     let before = controllers.reconciles();
     kustomization(&env, "app", serde_json::json!({"path": "./app"})).await;
