@@ -4,7 +4,8 @@
 //!
 //! A pass compares its render with this view, so a failed pass, a missed wake-up or a restart of
 //! a watch loses nothing: the next pass sees the same difference. Any change to a managed object
-//! wakes its Kustomization; deciding whether the change matters is the pass's job.
+//! wakes its Kustomization, except the echo of its own write (see [`crate::wakes`]); deciding
+//! whether the change matters is the pass's job.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
