@@ -47,9 +47,12 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
             return Ok(Action::await_change());
         }
         let action = delete(&ks, &ctx, &ns).await?;
-        remove_finalizer(&api, &ks)
-            .await
-            .map_err(|e| Error::Finalizer(format!("removing the finalizer: {e}")))?;
+        remove_finalizer(&api, &ks).await.map_err(|e| {
+            Error::Finalizer(format!(
+                "removing the finalizer: {}",
+                mooring_runtime::errors::chain(&e)
+            ))
+        })?;
         ctx.wakes.forget(&owner);
         return Ok(action);
     }

@@ -386,20 +386,12 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
     workcopy::mirror(&input.artifact_dir.join(&subtree), &tree.join(&subtree)).map_err(io)?;
     let build_dir = tree.join(relative);
     // A path through a symbolic link must still land inside the artifact.
-    let canonical_tree = std::fs::canonicalize(&tree).map_err(io)?;
-    let canonical_dir = std::fs::canonicalize(&build_dir).map_err(io)?;
-    if !canonical_dir.starts_with(&canonical_tree) {
+    if !lands_inside(&tree, &build_dir).map_err(io)? {
         return Err(BuildError::InvalidPath {
             path: input.path.clone(),
         });
     }
-    let mut overrides = input.overrides();
-    if input.ignore_missing_components {
-        overrides
-            .components
-            .retain(|component| build_dir.join(component).exists());
-    }
-    write_kustomization(&build_dir, &tree, &overrides)?;
+    write_kustomization(&build_dir, &tree, &overrides_at(input, &build_dir))?;
     let scan = sandbox::check(&tree, &build_dir, input.allow_remote_bases)?;
     let revealed = decrypt_files(&tree, &scan.encryptable, input.decryption.as_deref())?;
     if input.max_objects > 0
@@ -431,25 +423,16 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
 /// and freeing directory inodes). None: build in a working copy, which also reports whatever
 /// made this one decline.
 fn in_place(input: &BuildInput, build_dir: &Path, work_root: &Path) -> Option<Prepared> {
-    let mut overrides = input.overrides();
-    if input.ignore_missing_components {
-        overrides
-            .components
-            .retain(|component| build_dir.join(component).exists());
-    }
-    if input.allow_remote_bases || !overrides.is_empty() {
+    if input.allow_remote_bases || !overrides_at(input, build_dir).is_empty() {
         return None;
     }
     let tree = &input.artifact_dir;
     let file = kustomization::find(build_dir)?;
     let text = std::fs::read_to_string(&file).ok()?;
     let display = kustomization::display_path(&file, tree);
-    if kustomization::parse(&text, &display).ok()?.is_empty() {
-        return None;
-    }
-    let canonical_tree = std::fs::canonicalize(tree).ok()?;
-    let canonical_dir = std::fs::canonicalize(build_dir).ok()?;
-    if !canonical_dir.starts_with(&canonical_tree) {
+    if kustomization::parse(&text, &display).ok()?.is_empty()
+        || !lands_inside(tree, build_dir).ok()?
+    {
         return None;
     }
     let scan = sandbox::check(tree, build_dir, false).ok()?;
@@ -475,6 +458,23 @@ fn in_place(input: &BuildInput, build_dir: &Path, work_root: &Path) -> Option<Pr
         scratch,
         revealed: Vec::new(),
     })
+}
+
+/// The spec's overrides for a build of `build_dir`, less the components that
+/// `spec.ignoreMissingComponents` leaves out there.
+fn overrides_at(input: &BuildInput, build_dir: &Path) -> Overrides {
+    let mut overrides = input.overrides();
+    if input.ignore_missing_components {
+        overrides
+            .components
+            .retain(|component| build_dir.join(component).exists());
+    }
+    overrides
+}
+
+/// Whether `dir`, with its symbolic links resolved, is inside `tree`.
+fn lands_inside(tree: &Path, dir: &Path) -> std::io::Result<bool> {
+    Ok(std::fs::canonicalize(dir)?.starts_with(std::fs::canonicalize(tree)?))
 }
 
 /// The smallest directory of the artifact (relative to it) that holds everything the build
