@@ -174,6 +174,96 @@ fn listings_of_a_known_server_send_only_ls_refs_on_a_kept_connection() {
 }
 
 #[test]
+fn a_fetch_over_https_sends_the_credentials_at_once_and_keeps_one_connection() {
+    let s = server();
+    let repo = s
+        .create_repo("fetch-kept", Auth::basic("bot", "fetch-pw"))
+        .expect("repo");
+    let head = repo
+        .commit(&[("app.yaml", "kind: ConfigMap\n")], "app")
+        .expect("commit");
+    let remote = https(&repo, &[("username", "bot"), ("password", "fetch-pw")]);
+    let resolved = resolve(&remote, &branch("main")).expect("resolve");
+    s.clear_requests(repo.name());
+    let cache = cache();
+    let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch");
+    assert_eq!(fetched.commit, head);
+    let served = s.requests(repo.name());
+    // gix's own client asked without credentials first and answered the 401 with them.
+    assert_eq!(
+        request_kinds(s, repo.name()),
+        [
+            RequestKind::RefAdvertisement,
+            RequestKind::LsRefs,
+            RequestKind::Fetch
+        ],
+        "{served:?}"
+    );
+    assert!(
+        served.iter().all(|r| r.succeeded()
+            && r.credential
+                == Credential::Basic {
+                    username: "bot".into()
+                }),
+        "{served:?}"
+    );
+    assert!(
+        served.iter().all(|r| r.connection == served[0].connection),
+        "one connection carries the fetch: {served:?}"
+    );
+
+    // A bearer token goes with every request too.
+    let bearer = s
+        .create_repo("fetch-kept-bearer", Auth::bearer("tok-fetch-456"))
+        .expect("repo");
+    let head = bearer.head("main").expect("head");
+    let remote = https(&bearer, &[("bearerToken", "tok-fetch-456")]);
+    let resolved = resolve(&remote, &branch("main")).expect("resolve");
+    s.clear_requests(bearer.name());
+    let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch");
+    assert_eq!(fetched.commit, head);
+    let served = s.requests(bearer.name());
+    assert!(
+        served
+            .iter()
+            .all(|r| r.succeeded() && r.credential == Credential::Bearer),
+        "{served:?}"
+    );
+}
+
+#[test]
+fn a_moved_repository_is_fetched_where_the_redirect_of_its_first_request_leads() {
+    let s = server();
+    let repo = s
+        .create_repo("fetch-moved", Auth::basic("bot", "moved-pw"))
+        .expect("repo");
+    let head = repo
+        .commit(&[("app.yaml", "kind: ConfigMap\n")], "app")
+        .expect("commit");
+    let mut remote = https(&repo, &[("username", "bot"), ("password", "moved-pw")]);
+    remote.url = repo.moved_https_url();
+    let resolved = resolve(&remote, &branch("main")).expect("resolve through the redirect");
+    assert_eq!(resolved.commit, head);
+    s.clear_requests(repo.name());
+    let cache = cache();
+    let fetched = fetch(&remote, &resolved, cache.path()).expect("fetch through the redirect");
+    assert_eq!(fetched.commit, head);
+    let served = s.requests(repo.name());
+    let paths: Vec<(u16, &str)> = served.iter().map(|r| (r.status, r.path.as_str())).collect();
+    let base = format!("/{}.git", repo.name());
+    assert_eq!(
+        paths,
+        [
+            (301, format!("/moved{base}/info/refs").as_str()),
+            (200, format!("{base}/info/refs").as_str()),
+            (200, format!("{base}/git-upload-pack").as_str()),
+            (200, format!("{base}/git-upload-pack").as_str()),
+        ],
+        "only the first request is redirected; the fetch goes to the new base"
+    );
+}
+
+#[test]
 fn credentials_are_never_sent_over_plain_http() {
     let s = server();
     let repo = s

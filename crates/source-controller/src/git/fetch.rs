@@ -357,7 +357,9 @@ fn receive(
     let remote = session
         .gix_remote(repo, &[refspec.to_owned()])
         .map_err(Failure::Other)?;
-    let conn = session.connect(repo, &remote).map_err(Failure::Other)?;
+    let conn = session
+        .connect_for_fetch(repo, &remote)
+        .map_err(Failure::Other)?;
     let classify = |e: gix::Error| {
         // Only a failure nothing else explains, that gix calls corruption, and that is not
         // the server's own complaint, is blamed on the cache.

@@ -106,34 +106,67 @@ fn servers() -> std::sync::MutexGuard<'static, Servers> {
 pub(crate) fn list(session: &Session<'_>, prefixes: &[String]) -> Option<Vec<RemoteRef>> {
     let remote = session.remote;
     let target = Target::of(remote, &session.url)?;
-    let mut local = match IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop() {
-        Some(local) => local,
-        None => Local {
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?,
-            clients: HashMap::new(),
-        },
-    };
+    let mut lease = Lease::take()?;
     // A runtime runs one listing at a time: one kept connection per host is enough.
-    let outcome = client_in(&mut local.clients, target.tls, &remote.auth, 1).and_then(|client| {
+    let outcome = lease.client(target.tls, &remote.auth).and_then(|client| {
         let listing = target.list(&client, remote.auth.http.as_ref(), prefixes);
         // The timers are made inside: they need the runtime's context.
-        local.runtime.block_on(async {
+        lease.block_on(async {
             tokio::select! {
                 outcome = tokio::time::timeout(session.remaining(), listing) => outcome.ok().flatten(),
                 () = cancelled(&remote.cancel) => None,
             }
         })
     });
-    {
+    drop(lease);
+    target.remember(outcome)
+}
+
+/// One of the [`IDLE`] runtimes (or a new one), for the blocking thread that holds it to drive;
+/// put back when dropped.
+pub(super) struct Lease(Option<Local>);
+
+impl Lease {
+    /// `None` only when no runtime could be made.
+    pub(super) fn take() -> Option<Lease> {
+        let idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let local = match idle {
+            Some(local) => local,
+            None => Local {
+                runtime: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?,
+                clients: HashMap::new(),
+            },
+        };
+        Some(Lease(Some(local)))
+    }
+
+    /// The runtime's client for the TLS configuration `key` of `auth`, with one kept connection
+    /// per host (a runtime runs one request at a time).
+    pub(super) fn client(&mut self, key: [u8; 32], auth: &GitAuth) -> Option<reqwest::Client> {
+        client_in(&mut self.0.as_mut()?.clients, key, auth, 1)
+    }
+
+    /// Runs `future` to its end on this thread.
+    pub(super) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        let local = self
+            .0
+            .as_ref()
+            .expect("a lease holds its runtime until dropped");
+        local.runtime.block_on(future)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(local) = self.0.take() else { return };
         let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE_RUNTIMES {
             idle.push(local);
         }
     }
-    target.remember(outcome)
 }
 
 /// The clients of listings made on the controller's own runtime ([`list_async`]), one per TLS
@@ -206,6 +239,20 @@ pub(crate) fn remember_handshake(
     );
 }
 
+/// The key of `remote`'s TLS configuration ([`tls_key`]) when requests to it may be sent on this
+/// module's clients: HTTP(S) without a proxy (in the Secret or the environment), without
+/// credentials in the URL, and not cancelled.
+pub(super) fn plain_tls_key(remote: &Remote, url: &RepoUrl) -> Option<[u8; 32]> {
+    // `has_password` also counts a user alone, as an HTTP(S) URL's token.
+    let plain = url.scheme() != Scheme::Ssh
+        && remote.proxy.is_none()
+        && !url.has_password()
+        && !PROXY_VARIABLES
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+    (plain && !remote.cancel.load(Ordering::Relaxed)).then(|| tls_key(&remote.auth))
+}
+
 /// Where a listing here goes, when this path applies.
 pub(super) struct Target {
     /// The URL without a trailing `/`.
@@ -220,18 +267,8 @@ impl Target {
     /// `None` when gix must list: SSH, a proxy (in the Secret or the environment), credentials
     /// in the URL, a cancelled operation, or a server recently found not to speak protocol v2.
     pub(super) fn of(remote: &Remote, url: &RepoUrl) -> Option<Target> {
-        // `has_password` also counts a user alone, as an HTTP(S) URL's token.
-        let plain = url.scheme() != Scheme::Ssh
-            && remote.proxy.is_none()
-            && !url.has_password()
-            && !PROXY_VARIABLES
-                .iter()
-                .any(|v| std::env::var_os(v).is_some());
-        if !plain || remote.cancel.load(Ordering::Relaxed) {
-            return None;
-        }
+        let tls = plain_tls_key(remote, url)?;
         let base = remote.url.trim_end_matches('/').to_owned();
-        let tls = tls_key(&remote.auth);
         let known = match servers().get(&(tls, base.clone())) {
             Some(Server::Unsupported(at)) if at.elapsed() < RECHECK_UNSUPPORTED => return None,
             Some(Server::V2(capabilities)) => Some(*capabilities),
@@ -362,7 +399,14 @@ pub(super) fn authorized(
     request: reqwest::RequestBuilder,
     auth: Option<&HttpCredentials>,
 ) -> reqwest::RequestBuilder {
-    let request = request.header("Git-Protocol", "version=2");
+    with_credentials(request.header("Git-Protocol", "version=2"), auth)
+}
+
+/// The request with the credentials of `auth`.
+pub(super) fn with_credentials(
+    request: reqwest::RequestBuilder,
+    auth: Option<&HttpCredentials>,
+) -> reqwest::RequestBuilder {
     match auth {
         Some(HttpCredentials::Basic { username, password }) => {
             request.basic_auth(username, Some(password.expose()))

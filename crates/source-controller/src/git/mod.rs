@@ -18,7 +18,9 @@
 //!   client certificate and the proxy configure the reqwest client. Credentials are never sent
 //!   over plain `http://`. Ref listings without a proxy take a kept-alive async client instead
 //!   (`http_listing`), which sends the Secret's credentials with each request; any failure there
-//!   is listed again through gix, so errors read the same.
+//!   is listed again through gix, so errors read the same. Fetches without a proxy keep gix's
+//!   protocol but send its requests on those clients (`http_fetch`), driven by the fetching
+//!   thread, with the Secret's credentials on each request.
 //! - SSH: the OpenSSH client, given a private temp dir with the key (0600), `known_hosts`
 //!   (strict checking, no other host-key source) and, for an encrypted key, an `SSH_ASKPASS`
 //!   script that prints the passphrase from a 0600 file. The key is never decrypted in process,
@@ -32,6 +34,7 @@ mod cache;
 mod classify;
 mod error;
 mod fetch;
+mod http_fetch;
 mod http_listing;
 mod listings;
 pub mod pack;

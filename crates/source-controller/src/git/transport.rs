@@ -160,6 +160,27 @@ impl<'a> Session<'a> {
         Ok(conn)
     }
 
+    /// [`Self::connect`] for a fetch: over HTTP(S) without a proxy, gix's requests go on this
+    /// process's kept connections ([`super::http_fetch`]) instead of gix's own client.
+    pub(crate) fn connect_for_fetch<'x, 'r>(
+        &self,
+        repo: &'r gix::Repository,
+        remote: &'x gix::Remote<'r>,
+    ) -> Result<Connection<'x, 'r>, GitError> {
+        let Some(backend) = super::http_fetch::backend(self) else {
+            return self.connect(repo, remote);
+        };
+        let (url, version) = remote
+            .sanitized_url_and_version(Direction::Fetch)
+            .map_err(|e| self.classify(&e, None))?;
+        let transport: Box<dyn Transport + Send> =
+            Box::new(http::Transport::new_http(backend, url, version, false));
+        let mut conn = remote.to_connection_with_transport(transport);
+        // Always set: without a callback gix would run credential helpers or prompt.
+        conn.set_credentials(self.authenticate());
+        Ok(conn)
+    }
+
     /// Lists the remote's refs matching `refspecs` (only their prefixes, unless
     /// `prefix_filter` is false): a handshake and `ls-refs`, no objects.
     pub(crate) fn list_refs(

@@ -89,19 +89,22 @@ async fn serve(
     mut stop: oneshot::Receiver<()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let mut accepted = 0u64;
     loop {
         tokio::select! {
             _ = &mut stop => return,
             Ok((stream, _)) = http.accept() => {
-                tokio::spawn(serve_connection(state.clone(), Transport::Http, stream));
+                accepted += 1;
+                tokio::spawn(serve_connection(state.clone(), (Transport::Http, accepted), stream));
             }
             Ok((stream, _)) = https.accept() => {
+                accepted += 1;
                 let (state, acceptor) = (state.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     // A failed handshake (an untrusted CA on the client) is the client's error
                     // to report; the server has nothing to log.
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        serve_connection(state, Transport::Https, stream).await;
+                        serve_connection(state, (Transport::Https, accepted), stream).await;
                     }
                 });
             }
@@ -109,27 +112,60 @@ async fn serve(
     }
 }
 
-async fn serve_connection<S>(state: Arc<State>, transport: Transport, stream: S)
+/// Serves one connection, the `connection`-th accepted.
+async fn serve_connection<S>(state: Arc<State>, connection: (Transport, u64), stream: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, transport, request).await) }
+        async move { Ok::<_, Infallible>(handle(&state, connection, request).await) }
     });
     let _ = http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
 
+/// The path prefix under which every repository is also found, answered with a redirect to the
+/// same path without it (as a host does for a renamed repository).
+pub(crate) const MOVED_PREFIX: &str = "/moved";
+
 async fn handle(
     state: &State,
-    transport: Transport,
+    (transport, connection): (Transport, u64),
     request: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
+    if let Some(moved) = path
+        .strip_prefix(MOVED_PREFIX)
+        .filter(|p| p.starts_with('/'))
+    {
+        let location = match query.as_str() {
+            "" => moved.to_owned(),
+            query => format!("{moved}?{query}"),
+        };
+        let mut response = plain(StatusCode::MOVED_PERMANENTLY, "moved\n");
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&location) {
+            response
+                .headers_mut()
+                .insert(hyper::header::LOCATION, value);
+        }
+        lock(&state.log).push(Request {
+            transport,
+            method: parts.method.to_string(),
+            repo: repo_name(moved),
+            path: path.clone(),
+            service: service_of(moved, &query),
+            kind: RequestKind::Other,
+            command: None,
+            credential: Credential::None,
+            status: 301,
+            connection,
+        });
+        return response;
+    }
     let service = service_of(&path, &query);
     let kind = if path.ends_with("/info/refs") {
         RequestKind::RefAdvertisement
@@ -148,6 +184,7 @@ async fn handle(
         command: None,
         credential: Credential::None,
         status: 0,
+        connection,
     };
 
     let auth = lock(&state.auth).get(&entry.repo).cloned();

@@ -74,6 +74,9 @@ pub struct Request {
     pub credential: Credential,
     /// The HTTP status; for SSH, the exit code of the git command.
     pub status: u16,
+    /// Which connection carried it: HTTP(S) connections are numbered as the server accepts
+    /// them, from 1; 0 for SSH (one connection per command).
+    pub connection: u64,
 }
 
 impl Request {
@@ -173,6 +176,7 @@ fn parse_ssh_line(line: &str, repo_root: &Path) -> Option<Request> {
         command: v2_command,
         credential: Credential::SshKey { key },
         status,
+        connection: 0,
     })
 }
 

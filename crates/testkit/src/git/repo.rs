@@ -104,6 +104,21 @@ impl Repo {
         &self.inner.https_url
     }
 
+    /// [`Repo::https_url`] under the server's `/moved` prefix: every request there is answered
+    /// 301 with the same path without the prefix, as a host does for a renamed repository.
+    pub fn moved_https_url(&self) -> String {
+        let url = &self.inner.https_url;
+        let host_end = url["https://".len()..]
+            .find('/')
+            .map_or(url.len(), |i| i + "https://".len());
+        format!(
+            "{}{}{}",
+            &url[..host_end],
+            super::http::MOVED_PREFIX,
+            &url[host_end..]
+        )
+    }
+
     /// `ssh://<user>@127.0.0.1:<port><root>/<name>.git`.
     pub fn ssh_url(&self) -> &str {
         &self.inner.ssh_url
