@@ -404,6 +404,41 @@ fn unreachable_host_and_timeout() {
         "{:?}",
         started.elapsed()
     );
+
+    // A fetch from it ends at the deadline too, and one cancelled meanwhile ends at once.
+    let resolved = mooring_source_controller::git::Resolved {
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        revision: "main@sha1:0123456789abcdef0123456789abcdef01234567".into(),
+        ref_name: Some("refs/heads/main".into()),
+    };
+    let cache = cache();
+    let started = Instant::now();
+    let err = fetch(&remote, &resolved, cache.path()).expect_err("timeout");
+    assert_eq!(err.label(), "timeout", "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // Cancelled once the fetch's connection is accepted, while it waits for an answer.
+    let quiet = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = quiet.local_addr().expect("addr").port();
+    let remote = remote_with(&format!("http://127.0.0.1:{port}/repo.git"), &[]);
+    let cancel = remote.cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        let accepted = quiet.accept();
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        accepted
+    });
+    let started = Instant::now();
+    let err = fetch(&remote, &resolved, cache.path()).expect_err("cancelled");
+    let _connection = canceller.join().expect("canceller");
+    assert_eq!(err.label(), "cancelled", "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     drop(silent);
 }
 

@@ -3,8 +3,7 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use gix::credentials::helper::Action;
@@ -31,7 +30,7 @@ pub(crate) struct Session<'a> {
     pub(crate) deadline: Instant,
     ssh: Option<SshFiles>,
     /// Started by the first operation that needs it (a fetch); a listing does not.
-    watchdog: std::sync::OnceLock<Watchdog>,
+    watchdog: OnceLock<Watchdog>,
 }
 
 /// Checks the URL and that the credentials fit it; no I/O.
@@ -70,7 +69,7 @@ impl<'a> Session<'a> {
             operation,
             deadline,
             ssh,
-            watchdog: std::sync::OnceLock::new(),
+            watchdog: OnceLock::new(),
         })
     }
 
@@ -90,8 +89,8 @@ impl<'a> Session<'a> {
         gix::open::Options::isolated().config_overrides(overrides)
     }
 
-    /// The flag gix checks between reads: set on timeout or cancellation (by a watchdog thread
-    /// started at the first call).
+    /// The flag gix checks between reads: set on timeout or cancellation (by the process's
+    /// watchdog thread, from the first call on).
     pub(crate) fn interrupt(&self) -> &AtomicBool {
         &self
             .watchdog
@@ -292,52 +291,93 @@ pub fn alloc_limit_override(limit: u64) -> String {
 struct WatchState {
     interrupt: AtomicBool,
     timed_out: AtomicBool,
-    done: AtomicBool,
 }
 
-/// A thread that sets the interrupt flag at the deadline or when the caller cancels, because
-/// gix checks a flag rather than a clock.
+/// Sets the interrupt flag of its operation at the deadline or when the caller cancels, because
+/// gix checks a flag rather than a clock. One thread of the process watches every operation
+/// under way ([`watch`]); an operation stops being watched when its `Watchdog` is dropped.
 struct Watchdog {
     state: Arc<WatchState>,
-    thread: Option<JoinHandle<()>>,
 }
+
+/// An operation as the watching thread sees it.
+struct Watched {
+    state: Weak<WatchState>,
+    deadline: Instant,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The operations under way.
+static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
+/// How often the watching thread looks at the cancel flags while operations are under way.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 impl Watchdog {
     fn start(deadline: Instant, cancel: Arc<AtomicBool>) -> Watchdog {
         let state = Arc::new(WatchState {
             interrupt: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
-            done: AtomicBool::new(false),
         });
-        let watched = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("git-watchdog".to_owned())
-            .spawn(move || {
-                while !watched.done.load(Ordering::Relaxed) {
-                    if cancel.load(Ordering::Relaxed) {
-                        watched.interrupt.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        watched.timed_out.store(true, Ordering::Relaxed);
-                        watched.interrupt.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    std::thread::park_timeout((deadline - now).min(Duration::from_millis(50)));
-                }
-            })
-            .ok();
-        Watchdog { state, thread }
+        let watched = Watched {
+            state: Arc::downgrade(&state),
+            deadline,
+            cancel,
+        };
+        WATCHED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(watched);
+        match watcher() {
+            Some(thread) => thread.unpark(),
+            // No thread to watch: the operation is interrupted at once rather than unbounded.
+            None => state.interrupt.store(true, Ordering::Relaxed),
+        }
+        Watchdog { state }
     }
 }
 
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.state.done.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
+/// The watching thread, started on first use.
+fn watcher() -> Option<&'static std::thread::Thread> {
+    static THREAD: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("git-watchdog".to_owned())
+                .spawn(watch)
+                .ok()
+                .map(|handle| handle.thread().clone())
+        })
+        .as_ref()
+}
+
+/// Interrupts each watched operation at its deadline or when it is cancelled, and forgets the
+/// ones that ended; sleeps while none is under way.
+fn watch() {
+    loop {
+        let now = Instant::now();
+        let next = {
+            let mut watched = WATCHED.lock().unwrap_or_else(PoisonError::into_inner);
+            watched.retain(|w| {
+                let Some(state) = w.state.upgrade() else {
+                    return false;
+                };
+                let timed_out = now >= w.deadline;
+                if timed_out {
+                    state.timed_out.store(true, Ordering::Relaxed);
+                }
+                if timed_out || w.cancel.load(Ordering::Relaxed) {
+                    state.interrupt.store(true, Ordering::Relaxed);
+                    return false;
+                }
+                true
+            });
+            watched.iter().map(|w| w.deadline).min()
+        };
+        match next {
+            Some(deadline) => {
+                std::thread::park_timeout(deadline.saturating_duration_since(now).min(CANCEL_POLL))
+            }
+            None => std::thread::park(),
         }
     }
 }
