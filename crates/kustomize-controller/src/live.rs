@@ -244,23 +244,30 @@ async fn follow(
     // A (re-)list is collected apart and swapped in whole when it is done, so that objects
     // deleted while the watch was down disappear too.
     let mut listing: Option<HashMap<ObjectId, LiveObject>> = None;
+    let mut listed_up_to = 0;
     while let Some(event) = events.next().await {
         // Owners woken by any change, and the one whose object changed to a state that may
         // be the echo of its own write.
         let mut owners: HashSet<Owner> = HashSet::new();
         let mut changed: Option<(Owner, Change)> = None;
-        if let Ok(
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o),
-        ) = &event
-        {
-            let rv = o.metadata.resource_version.as_deref().and_then(numeric);
-            view.seen_up_to
-                .fetch_max(rv.unwrap_or_default(), Ordering::SeqCst);
-        }
+        // How far the view has seen, raised only once the event is in `objects` (a listing's
+        // at its end): a lookup between the two would take an object the view is about to
+        // show for one that is absent.
+        let rv = match &event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
+                o.metadata.resource_version.as_deref().and_then(numeric)
+            }
+            _ => None,
+        };
         match event {
-            Ok(watcher::Event::Init) => listing = Some(HashMap::new()),
+            Ok(watcher::Event::Init) => {
+                listing = Some(HashMap::new());
+                listed_up_to = 0;
+            }
             Ok(watcher::Event::InitApply(o)) => {
                 let live = LiveObject::of(&o.metadata);
+                let rv = o.metadata.resource_version.as_deref().and_then(numeric);
+                listed_up_to = listed_up_to.max(rv.unwrap_or_default());
                 listing
                     .get_or_insert_with(HashMap::new)
                     .insert(id_of(&o.metadata), live);
@@ -279,6 +286,7 @@ async fn follow(
                     }
                 }
                 *objects = fresh;
+                view.seen_up_to.fetch_max(listed_up_to, Ordering::SeqCst);
                 view.synced.store(true, Ordering::SeqCst);
             }
             Ok(watcher::Event::Apply(o)) => {
@@ -309,6 +317,9 @@ async fn follow(
                 owners.extend(LiveObject::of(&o.metadata).owner);
             }
             Err(e) => tracing::debug!(error = %e, %kind, "managed-object watch error (retrying)"),
+        }
+        if let Some(rv) = rv {
+            view.seen_up_to.fetch_max(rv, Ordering::SeqCst);
         }
         for owner in owners {
             wakes.change(&owner, Change::Other);

@@ -493,6 +493,8 @@ async fn run(
             inventory,
         });
     }
+    // The view may not show this pass's writes yet: their events, echoes or not, wake it.
+    ctx.wakes.awaits_view(&owner);
     Ok(Pass {
         outcome: Outcome::HealthPending {
             revision,

@@ -8,8 +8,12 @@
 //! equality only) and sent on otherwise. A change that arrives when no pass runs is checked the
 //! same way at once. Anything else wakes the Kustomization as before: a change by someone else,
 //! a deletion, a relist of a watch.
+//!
+//! One exception: a pass that ended waiting for the health of what it applied
+//! ([`Wakes::awaits_view`]) waits for the view of managed objects to show them, so every change
+//! of its objects wakes it, echoes included, until its next pass starts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kube::runtime::reflector::ObjectRef;
@@ -44,6 +48,8 @@ struct Inner {
     running: HashMap<Owner, Vec<Change>>,
     /// Per Kustomization, the resourceVersion our last finalizer write left.
     finalized: HashMap<Owner, String>,
+    /// The Kustomizations whose last pass ended waiting for health.
+    awaiting: HashSet<Owner>,
 }
 
 /// The wake-ups of Kustomizations, sent to the controller loop.
@@ -102,7 +108,9 @@ impl Wakes {
 
     /// Marks the start of a pass of `owner`: its changes are held until the guard is dropped.
     pub fn pass(self: &Arc<Self>, owner: &Owner) -> PassGuard {
-        self.lock().running.entry(owner.clone()).or_default();
+        let mut inner = self.lock();
+        inner.awaiting.remove(owner);
+        inner.running.entry(owner.clone()).or_default();
         PassGuard {
             wakes: self.clone(),
             owner: owner.clone(),
@@ -116,9 +124,18 @@ impl Wakes {
             .insert(owner.clone(), resource_version);
     }
 
+    /// Records that the pass of `owner` under way ends waiting for the health of its objects:
+    /// until its next pass starts, a change of any of them wakes it, even the echo of its own
+    /// write (the pass may have looked before the view showed that write).
+    pub fn awaits_view(&self, owner: &Owner) {
+        self.lock().awaiting.insert(owner.clone());
+    }
+
     /// Forgets `owner` (deleted).
     pub fn forget(&self, owner: &Owner) {
-        self.lock().finalized.remove(owner);
+        let mut inner = self.lock();
+        inner.finalized.remove(owner);
+        inner.awaiting.remove(owner);
     }
 
     /// Ends the pass of `owner`: wakes it once if any held change is not an echo.
@@ -137,6 +154,7 @@ impl Wakes {
     fn is_echo(&self, inner: &Inner, owner: &Owner, change: &Change) -> bool {
         match change {
             Change::Itself(rv) => inner.finalized.get(owner) == Some(rv),
+            Change::Object { .. } if inner.awaiting.contains(owner) => false,
             Change::Object {
                 cluster,
                 id,
@@ -284,6 +302,26 @@ mod tests {
         };
         assert!(wakes.change(&owner, remote));
         assert_eq!(sent(&mut receive), ["app", "app", "app"]);
+    }
+
+    #[test]
+    fn a_pass_waiting_for_health_is_woken_by_the_echo_of_its_write_until_its_next_pass() {
+        let (wakes, memories, mut receive) = setup();
+        let owner = Owner::new("apps", "app");
+        let pass = wakes.pass(&owner);
+        // The view showed the object only after the pass assessed health: the event is the
+        // echo of its write, and the one thing the pass waits for.
+        wakes.change(&owner, object("cm", "7"));
+        remember_write(&memories, &owner, "cm", "7");
+        wakes.awaits_view(&owner);
+        drop(pass);
+        assert_eq!(sent(&mut receive), ["app"], "held, then sent");
+        assert!(wakes.change(&owner, object("cm", "7")), "after the pass");
+        assert_eq!(sent(&mut receive), ["app"]);
+        // The next pass found everything healthy: echoes are echoes again.
+        drop(wakes.pass(&owner));
+        assert!(!wakes.change(&owner, object("cm", "7")));
+        assert!(sent(&mut receive).is_empty());
     }
 
     #[test]
