@@ -327,27 +327,27 @@ impl Watchdog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(watched);
-        match watcher() {
-            Some(thread) => thread.unpark(),
-            // No thread to watch: the operation is interrupted at once rather than unbounded.
-            None => state.interrupt.store(true, Ordering::Relaxed),
+        // Without the thread (it could not be started), the operation is bounded only by its
+        // transport's own timeouts, and the next operation tries to start it again.
+        if let Some(thread) = watcher() {
+            thread.unpark();
         }
         Watchdog { state }
     }
 }
 
-/// The watching thread, started on first use.
-fn watcher() -> Option<&'static std::thread::Thread> {
-    static THREAD: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
-    THREAD
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("git-watchdog".to_owned())
-                .spawn(watch)
-                .ok()
-                .map(|handle| handle.thread().clone())
-        })
-        .as_ref()
+/// The watching thread, started on first use (and again after a failed start).
+fn watcher() -> Option<std::thread::Thread> {
+    static THREAD: Mutex<Option<std::thread::Thread>> = Mutex::new(None);
+    let mut thread = THREAD.lock().unwrap_or_else(PoisonError::into_inner);
+    if thread.is_none() {
+        *thread = std::thread::Builder::new()
+            .name("git-watchdog".to_owned())
+            .spawn(watch)
+            .ok()
+            .map(|handle| handle.thread().clone());
+    }
+    thread.clone()
 }
 
 /// Interrupts each watched operation at its deadline or when it is cancelled, and forgets the
