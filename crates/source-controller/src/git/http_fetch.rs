@@ -221,13 +221,11 @@ impl Exchange {
     /// Sends the request if it was not sent yet, and runs `with` on its answer.
     fn answered<T>(&self, with: impl FnOnce(&mut Option<reqwest::Response>) -> T) -> io::Result<T> {
         let mut state = self.state();
-        if let State::Pending(_) = &*state {
-            let State::Pending(request) = std::mem::replace(&mut *state, State::Failed) else {
-                unreachable!("matched above");
-            };
-            let response = self.driver.run(send(*request))?;
-            *state = State::Answered(Some(response));
-        }
+        // Failed until the request is answered, also when sending it fails.
+        *state = match std::mem::replace(&mut *state, State::Failed) {
+            State::Pending(request) => State::Answered(Some(self.driver.run(send(*request))?)),
+            sent => sent,
+        };
         match &mut *state {
             State::Answered(response) => Ok(with(response)),
             _ => Err(io::Error::other("the HTTP request failed before")),
@@ -248,7 +246,8 @@ async fn send(request: Request) -> io::Result<reqwest::Response> {
         redirected,
     } = request;
     let mut url = format!("{base}{tail}");
-    for hop in 0.. {
+    let mut hops = 0;
+    loop {
         let builder = match &body {
             Some(body) => client.post(&url).body(body.clone()),
             None => client.get(&url),
@@ -257,7 +256,7 @@ async fn send(request: Request) -> io::Result<reqwest::Response> {
         let response = send_once(builder).await?;
         let status = response.status();
         if status.is_success() {
-            if let Some(redirected) = redirected.filter(|_| hop > 0)
+            if let Some(redirected) = redirected.filter(|_| hops > 0)
                 && let Some(new_base) = url.strip_suffix(&tail)
             {
                 *redirected.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -265,13 +264,13 @@ async fn send(request: Request) -> io::Result<reqwest::Response> {
             }
             return Ok(response);
         }
-        if status.is_redirection() && redirected.is_some() && hop < MAX_REDIRECTS {
+        if status.is_redirection() && redirected.is_some() && hops < MAX_REDIRECTS {
             url = redirect_target(&url, &response, &tail, credentials.is_some())?;
+            hops += 1;
             continue;
         }
         return Err(status_error(response));
     }
-    unreachable!("the loop returns")
 }
 
 /// Sends a request once more when sending it failed other than by a timeout: a kept connection
