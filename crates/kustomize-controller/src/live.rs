@@ -7,7 +7,7 @@
 //! wakes its Kustomization, except the echo of its own write (see [`crate::wakes`]); deciding
 //! whether the change matters is the pass's job.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -246,10 +246,8 @@ async fn follow(
     let mut listing: Option<HashMap<ObjectId, LiveObject>> = None;
     let mut listed_up_to = 0;
     while let Some(event) = events.next().await {
-        // Owners woken by any change, and the one whose object changed to a state that may
-        // be the echo of its own write.
-        let mut owners: HashSet<Owner> = HashSet::new();
-        let mut changed: Option<(Owner, Change)> = None;
+        // What changed, by owning Kustomization.
+        let mut changes: HashMap<Owner, Vec<Change>> = HashMap::new();
         // How far the view has seen, raised only once the event is in `objects` (a listing's
         // at its end): a lookup between the two would take an object the view is about to
         // show for one that is absent.
@@ -275,16 +273,7 @@ async fn follow(
             Ok(watcher::Event::InitDone) => {
                 let fresh = listing.take().unwrap_or_default();
                 let mut objects = view.objects.write().unwrap_or_else(|p| p.into_inner());
-                for (id, old) in objects.iter() {
-                    if fresh.get(id) != Some(old) {
-                        owners.extend(old.owner.clone());
-                    }
-                }
-                for (id, new) in &fresh {
-                    if objects.get(id) != Some(new) {
-                        owners.extend(new.owner.clone());
-                    }
-                }
+                changes = relisted(&objects, &fresh, cluster);
                 *objects = fresh;
                 view.seen_up_to.fetch_max(listed_up_to, Ordering::SeqCst);
                 view.synced.store(true, Ordering::SeqCst);
@@ -295,39 +284,79 @@ async fn follow(
                 let mut objects = view.objects.write().unwrap_or_else(|p| p.into_inner());
                 let previous = objects.insert(id.clone(), live.clone());
                 if previous.as_ref() != Some(&live) {
-                    owners.extend(
-                        previous
-                            .and_then(|p| p.owner)
-                            .filter(|p| live.owner.as_ref() != Some(p)),
-                    );
+                    if let Some(former) = previous
+                        .and_then(|p| p.owner)
+                        .filter(|p| live.owner.as_ref() != Some(p))
+                    {
+                        changes.entry(former).or_default().push(Change::Other);
+                    }
                     if let Some(owner) = live.owner {
                         let change = Change::Object {
                             cluster,
                             id,
                             resource_version: live.resource_version,
                         };
-                        changed = Some((owner, change));
+                        changes.entry(owner).or_default().push(change);
                     }
                 }
             }
             Ok(watcher::Event::Delete(o)) => {
                 let mut objects = view.objects.write().unwrap_or_else(|p| p.into_inner());
                 let previous = objects.remove(&id_of(&o.metadata));
-                owners.extend(previous.and_then(|p| p.owner));
-                owners.extend(LiveObject::of(&o.metadata).owner);
+                let owners = previous.and_then(|p| p.owner);
+                for owner in owners.into_iter().chain(LiveObject::of(&o.metadata).owner) {
+                    changes.entry(owner).or_default().push(Change::Other);
+                }
             }
             Err(e) => tracing::debug!(error = %e, %kind, "managed-object watch error (retrying)"),
         }
         if let Some(rv) = rv {
             view.seen_up_to.fetch_max(rv, Ordering::SeqCst);
         }
-        for owner in owners {
-            wakes.change(&owner, Change::Other);
-        }
-        if let Some((owner, change)) = changed {
-            wakes.change(&owner, change);
+        for (owner, changes) in changes {
+            wakes.changes(&owner, changes);
         }
     }
+}
+
+/// What a listing that replaces `old` with `fresh` changed, by owner. An object listed in
+/// another state than the view held (or not held at all) is a change of that object: its
+/// owner drops it when it is what its own pass wrote, as when the first listing of a kind ends
+/// after the pass that started the watch applied its objects. An object that is no longer
+/// listed, or is now owned by another Kustomization, is a change its former owner did not write.
+pub(crate) fn relisted(
+    old: &HashMap<ObjectId, LiveObject>,
+    fresh: &HashMap<ObjectId, LiveObject>,
+    cluster: u64,
+) -> HashMap<Owner, Vec<Change>> {
+    let mut changes: HashMap<Owner, Vec<Change>> = HashMap::new();
+    for (id, before) in old {
+        let Some(former) = &before.owner else {
+            continue;
+        };
+        if fresh
+            .get(id)
+            .is_none_or(|now| now.owner.as_ref() != Some(former))
+        {
+            changes
+                .entry(former.clone())
+                .or_default()
+                .push(Change::Other);
+        }
+    }
+    for (id, now) in fresh {
+        if let Some(owner) = &now.owner
+            && old.get(id) != Some(now)
+        {
+            let change = Change::Object {
+                cluster,
+                id: id.clone(),
+                resource_version: now.resource_version.clone(),
+            };
+            changes.entry(owner.clone()).or_default().push(change);
+        }
+    }
+    changes
 }
 
 #[cfg(test)]

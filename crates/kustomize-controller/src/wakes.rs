@@ -6,8 +6,9 @@
 //! answers, so a change for a Kustomization that is in a pass is held until the pass ends, and
 //! is then dropped when it is the state the pass wrote (the same resourceVersion, compared for
 //! equality only) and sent on otherwise. A change that arrives when no pass runs is checked the
-//! same way at once. Anything else wakes the Kustomization as before: a change by someone else,
-//! a deletion, a relist of a watch.
+//! same way at once, and so is each object of a listing (the first listing of a kind may come
+//! after the pass that made the view watch it applied its objects). Anything else wakes the
+//! Kustomization as before: a change by someone else, a deletion, an object that changed owner.
 //!
 //! One exception: a pass that ended waiting for the health of what it applied
 //! ([`Wakes::awaits_view`]) waits for the view of managed objects to show them, so every change
@@ -38,7 +39,7 @@ pub enum Change {
         /// Its resourceVersion in the event.
         resource_version: String,
     },
-    /// Anything else: a deletion, a relist, an object that changed owner. Always wakes.
+    /// Anything else: a deletion, an object that changed owner. Always wakes.
     Other,
 }
 
@@ -76,12 +77,20 @@ impl Wakes {
     /// Reports `change` for `owner`: sent now, held for the end of its pass, or dropped as the
     /// echo of its own write. Returns whether it was sent now.
     pub fn change(&self, owner: &Owner, change: Change) -> bool {
+        self.changes(owner, [change])
+    }
+
+    /// Reports several changes for `owner` at once (a listing's): held for the end of its
+    /// pass, or dropped when each is the echo of its own write; otherwise one wake-up. Returns
+    /// whether it was sent now.
+    pub fn changes(&self, owner: &Owner, changes: impl IntoIterator<Item = Change>) -> bool {
         let mut inner = self.lock();
         if let Some(held) = inner.running.get_mut(owner) {
-            held.push(change);
+            held.extend(changes);
             return false;
         }
-        if self.is_echo(&inner, owner, &change) {
+        let mut changes = changes.into_iter();
+        if changes.all(|change| self.is_echo(&inner, owner, &change)) {
             return false;
         }
         drop(inner);
@@ -194,7 +203,7 @@ impl Drop for PassGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::LiveObject;
+    use crate::live::{LiveObject, relisted};
     use crate::state::Written;
     use std::time::Instant;
 
@@ -302,6 +311,52 @@ mod tests {
         };
         assert!(wakes.change(&owner, remote));
         assert_eq!(sent(&mut receive), ["app", "app", "app"]);
+    }
+
+    #[test]
+    fn a_listing_that_shows_what_the_passes_wrote_wakes_nothing_and_any_other_wakes_once() {
+        let (wakes, memories, mut receive) = setup();
+        let owner = Owner::new("apps", "app");
+        let listed = |name: &str, rv: &str, owner: &Owner| {
+            let live = LiveObject {
+                resource_version: rv.into(),
+                generation: None,
+                owner: Some(owner.clone()),
+                writers: 0,
+                metadata: Box::new([]),
+            };
+            (id(name), live)
+        };
+        let report = |changes: HashMap<Owner, Vec<Change>>| {
+            for (owner, changes) in changes {
+                wakes.changes(&owner, changes);
+            }
+        };
+        remember_write(&memories, &owner, "cm", "7");
+        remember_write(&memories, &owner, "other", "8");
+        remember_write(&memories, &owner, "gone", "5");
+        // The first listing of the kind ends after the pass that started its watch applied:
+        // the view held nothing, the listing shows the pass's writes.
+        let first: HashMap<_, _> = [
+            listed("cm", "7", &owner),
+            listed("other", "8", &owner),
+            listed("gone", "5", &owner),
+        ]
+        .into();
+        report(relisted(&HashMap::new(), &first, 0));
+        assert!(sent(&mut receive).is_empty(), "echoes of the pass's writes");
+        // A relist after the watch was down: one object changed by someone else, one gone,
+        // one now labelled for another Kustomization.
+        let moved = Owner::new("apps", "new-owner");
+        let later: HashMap<_, _> = [listed("cm", "9", &owner), listed("other", "8", &moved)].into();
+        let changes = relisted(&first, &later, 0);
+        assert_eq!(changes[&owner].len(), 3, "{changes:?}");
+        report(changes);
+        let mut woken = sent(&mut receive);
+        woken.sort();
+        assert_eq!(woken, ["app", "new-owner"], "each owner once");
+        // The same listing again changes nothing.
+        assert!(relisted(&later, &later, 0).is_empty());
     }
 
     #[test]
