@@ -8,9 +8,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::find_condition;
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
@@ -18,6 +17,7 @@ use mooring_api::{GitRepository, Kustomization};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use mooring_runtime::runner;
 use mooring_runtime::stores::{slim, tee};
 
 use crate::context::Context;
@@ -195,28 +195,28 @@ pub async fn run(
     let by_secret = ctx.kustomizations.clone();
     let by_source = ctx.kustomizations.clone();
     let by_dependency = ctx.kustomizations.clone();
-    let gate = mooring_runtime::fair::Gate::new(concurrency);
-    let controller = Controller::for_stream(primary, ctx.kustomizations.clone())
-        .watches_stream(sources, move |repo: GitRepository| {
+    let triggers = vec![
+        runner::changed(primary),
+        runner::related(sources, move |repo: GitRepository| {
             users_of(&by_source, &repo)
-        })
-        .watches_stream(readiness, move |dep: Kustomization| {
+        }),
+        runner::related(readiness, move |dep: Kustomization| {
             dependents_of(&by_dependency, &dep)
-        })
-        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+        }),
+        runner::related(secrets, move |secret: PartialObjectMeta<Secret>| {
             decrypting_with(&by_secret, &secret)
-        })
-        .reconcile_on(UnboundedReceiverStream::new(wakeups))
-        // kube's own limit hands out waiting objects in no order; the gate is first come,
-        // first served (see `mooring_runtime::fair`).
-        .with_config(Config::default())
-        .graceful_shutdown_on(gate.closing(shutdown.clone()))
-        .run(gate.wrap(reconcile), error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
-            }
-        });
+        }),
+        runner::requested(UnboundedReceiverStream::new(wakeups)),
+    ];
+    let controller = runner::run(
+        ctx.kustomizations.clone(),
+        triggers,
+        reconcile,
+        error_policy,
+        ctx.clone(),
+        concurrency,
+        shutdown.clone(),
+    );
     mooring_runtime::shutdown::run_until_stopped(controller, ctx.kustomizations.clone(), shutdown)
         .await;
     ctx.local.live.shutdown();

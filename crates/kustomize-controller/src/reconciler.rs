@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::Action;
+use kube::api::{Api, ListParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::reasons;
@@ -16,7 +15,9 @@ use mooring_api::constants::{
     FINALIZER, KUSTOMIZE_FIELD_MANAGER, RECONCILE_REQUESTED_AT_ANNOTATION,
 };
 use mooring_api::{Kustomization, KustomizationStatus};
+use mooring_runtime::finalizers;
 use mooring_runtime::reconcile::{self, Class, Tail, finish, object_key};
+use mooring_runtime::runner::Action;
 
 use crate::apply::{ApplyOptions, ChangeSet};
 use crate::context::Context;
@@ -47,12 +48,14 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
             return Ok(Action::await_change());
         }
         let action = delete(&ks, &ctx, &ns).await?;
-        remove_finalizer(&api, &ks).await.map_err(|e| {
-            Error::Finalizer(format!(
-                "removing the finalizer: {}",
-                mooring_runtime::errors::chain(&e)
-            ))
-        })?;
+        finalizers::remove(&api, &*ks, FINALIZER)
+            .await
+            .map_err(|e| {
+                Error::Finalizer(format!(
+                    "removing the finalizer: {}",
+                    mooring_runtime::errors::chain(&e)
+                ))
+            })?;
         ctx.wakes.forget(&owner);
         return Ok(action);
     }
@@ -61,7 +64,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
     }
     // The finalizer is added and the pass goes on with the answer: the event of the write is
     // an echo that starts no second pass.
-    match add_finalizer(&api, &ks).await {
+    match finalizers::add(&api, &*ks, FINALIZER).await {
         Ok(written) => {
             let rv = written.resource_version().unwrap_or_default();
             ctx.wakes.wrote_finalizer(&owner, rv);
@@ -82,59 +85,6 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
             mooring_runtime::errors::chain(&e)
         ))),
     }
-}
-
-/// Adds our finalizer with a JSON patch that first tests the list it extends, so that a
-/// concurrent change of the list is refused (422) rather than overwritten. Returns the object
-/// as the server wrote it.
-async fn add_finalizer(
-    api: &Api<Kustomization>,
-    ks: &Kustomization,
-) -> Result<Kustomization, kube::Error> {
-    let patch = match &ks.meta().finalizers {
-        None => serde_json::json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-        ]),
-        Some(list) => serde_json::json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": list},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
-        ]),
-    };
-    json_patch(api, ks, patch).await
-}
-
-/// Removes our finalizer, testing that it still stands where this copy has it.
-async fn remove_finalizer(api: &Api<Kustomization>, ks: &Kustomization) -> Result<(), kube::Error> {
-    let Some(index) = ks.finalizers().iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
-    let path = format!("/metadata/finalizers/{index}");
-    let patch = serde_json::json!([
-        {"op": "test", "path": path, "value": FINALIZER},
-        {"op": "remove", "path": path},
-    ]);
-    match json_patch(api, ks, patch).await {
-        Ok(_) => Ok(()),
-        // Gone already: the finalizer was the last thing that held the object.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-async fn json_patch(
-    api: &Api<Kustomization>,
-    ks: &Kustomization,
-    patch: serde_json::Value,
-) -> Result<Kustomization, kube::Error> {
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
-    api.patch(
-        &ks.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await
 }
 
 /// The deletion of a Kustomization: deletes what it applied (unless pruning is off). `Ok`

@@ -697,7 +697,7 @@ async fn a_pass_from_a_copy_older_than_its_finalizer_ends_without_failing() {
     .expect("no failure, so no warning and no backoff");
     assert_eq!(
         action,
-        kube::runtime::controller::Action::requeue(mooring_runtime::reconcile::STALE_COPY_RETRY)
+        mooring_runtime::runner::Action::requeue(mooring_runtime::reconcile::STALE_COPY_RETRY)
     );
     controllers.stop().await;
 }

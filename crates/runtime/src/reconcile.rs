@@ -9,8 +9,8 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use crate::events::{EventType, Recorder};
+use crate::runner::Action;
 use kube::core::object::HasStatus;
-use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};

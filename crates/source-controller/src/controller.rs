@@ -4,16 +4,15 @@ use mooring_runtime::shutdown::run_until_stopped;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
 use mooring_api::{GitRepository, Receiver};
+use mooring_runtime::runner;
 use mooring_runtime::stores::{slim, tee};
 
 use crate::context::{Context, Feeds};
@@ -115,9 +114,9 @@ async fn run_repositories(
     let store = reader.clone();
     let by_keys = reader.clone();
     let stopping = shutdown.clone();
-    let gate = mooring_runtime::fair::Gate::new(concurrency);
-    let controller = Controller::for_stream(primary, reader.clone())
-        .watches_stream(includes, move |changed: GitRepository| {
+    let triggers = vec![
+        runner::changed(primary),
+        runner::related(includes, move |changed: GitRepository| {
             let ns = changed.namespace();
             let name = changed.name_any();
             store
@@ -128,21 +127,21 @@ async fn run_repositories(
                 })
                 .map(|r| ObjectRef::from_obj(&*r))
                 .collect::<Vec<_>>()
-        })
-        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+        }),
+        runner::related(secrets, move |secret: PartialObjectMeta<Secret>| {
             verifying_with(&by_keys.state(), &secret)
-        })
-        .reconcile_on(refresh)
-        // kube's own limit hands out waiting objects in no order; the gate is first come,
-        // first served (see `mooring_runtime::fair`).
-        .with_config(Config::default())
-        .graceful_shutdown_on(gate.closing(shutdown))
-        .run(gate.wrap(reconcile), error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
-            }
-        });
+        }),
+        runner::requested(refresh),
+    ];
+    let controller = runner::run(
+        reader.clone(),
+        triggers,
+        reconcile,
+        error_policy,
+        ctx,
+        concurrency,
+        shutdown,
+    );
     run_until_stopped(controller, reader, stopping).await;
 }
 
@@ -180,19 +179,22 @@ async fn run_receivers(
     let secrets = secret_changes(&ctx, &watch_config);
     let by_secret = reader.clone();
     let stopping = shutdown.clone();
-    let controller = Controller::for_stream(primary, reader.clone())
-        .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+    let triggers = vec![
+        runner::changed(primary),
+        runner::related(secrets, move |secret: PartialObjectMeta<Secret>| {
             receivers_reading(&by_secret.state(), &secret)
-        })
-        // Receivers are cheap: reading one Secret each.
-        .with_config(Config::default().concurrency(4))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "receiver controller event");
-            }
-        });
+        }),
+    ];
+    // Receivers are cheap: reading one Secret each.
+    let controller = runner::run(
+        reader.clone(),
+        triggers,
+        reconcile,
+        error_policy,
+        ctx,
+        4,
+        shutdown,
+    );
     run_until_stopped(controller, reader, stopping).await;
 }
 

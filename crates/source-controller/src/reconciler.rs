@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::reasons;
 use mooring_api::constants::{FINALIZER, RECONCILE_REQUESTED_AT_ANNOTATION, SOURCE_FIELD_MANAGER};
 use mooring_api::{Artifact, GitRepository, GitRepositoryStatus, GitVerificationMode};
 use mooring_runtime::reconcile::{self, Class, Pass, Tail, finish, object_key};
+use mooring_runtime::runner::Action;
+use mooring_runtime::{errors, finalizers};
 
 use crate::context::Context;
 use crate::decide::{Outcome, Verified, next_status, rebuild_reason};
@@ -38,14 +38,32 @@ pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Ac
     }
     let ns = repo.namespace().unwrap_or_default();
     let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, repo, |event| async {
-        match event {
-            Finalizer::Apply(repo) => apply(repo, ctx.clone()).await,
-            Finalizer::Cleanup(repo) => cleanup(repo, ctx.clone()).await,
+    let ours = repo.finalizers().iter().any(|f| f == FINALIZER);
+    let finalizer_error =
+        |what: &str, e: kube::Error| Error::Finalizer(format!("{what}: {}", errors::chain(&e)));
+    if repo.meta().deletion_timestamp.is_some() {
+        if !ours {
+            return Ok(Action::await_change());
         }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(e.to_string()))
+        let action = cleanup(repo.clone(), ctx).await?;
+        finalizers::remove(&api, &*repo, FINALIZER)
+            .await
+            .map_err(|e| finalizer_error("removing the finalizer", e))?;
+        return Ok(action);
+    }
+    if ours {
+        return apply(repo, ctx).await;
+    }
+    // The event of the finalizer write starts the pass that fetches.
+    match finalizers::add(&api, &*repo, FINALIZER).await {
+        Ok(_) => Ok(Action::await_change()),
+        // The copy is older than the object on the server (the finalizer is there already,
+        // or a deletion began): the watch brings the newer copy.
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            Ok(Action::requeue(reconcile::STALE_COPY_RETRY))
+        }
+        Err(e) => Err(finalizer_error("adding the finalizer", e)),
+    }
 }
 
 /// Decides when to retry after `reconcile` returned an error (status was not written).

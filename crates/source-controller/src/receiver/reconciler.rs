@@ -6,13 +6,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
-use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use mooring_api::conditions::{ConditionStatus, remove_condition, set_condition, types};
 use mooring_api::constants::{RECONCILE_REQUESTED_AT_ANNOTATION, SOURCE_FIELD_MANAGER};
 use mooring_api::receiver::RECEIVER_TOKEN_KEY;
 use mooring_api::{Receiver, ReceiverStatus};
+use mooring_runtime::runner::Action;
 
 use super::{Hook, Refusal, validate, webhook_path};
 use crate::context::Context;
