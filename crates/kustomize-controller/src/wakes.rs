@@ -238,15 +238,20 @@ mod tests {
         )
     }
 
-    fn remember_write(memories: &Memories, owner: &Owner, name: &str, rv: &str) {
-        let mut memory = memories.get(owner);
-        let live = LiveObject {
+    /// An object of `owner` at `rv`, as the view or a write's answer shows it.
+    fn live_at(rv: &str, owner: &Owner) -> LiveObject {
+        LiveObject {
             resource_version: rv.into(),
             generation: None,
             owner: Some(owner.clone()),
             writers: 0,
             metadata: Box::new([]),
-        };
+        }
+    }
+
+    fn remember_write(memories: &Memories, owner: &Owner, name: &str, rv: &str) {
+        let mut memory = memories.get(owner);
+        let live = live_at(rv, owner);
         memory.written.insert(
             id(name),
             Written {
@@ -317,16 +322,7 @@ mod tests {
     fn a_listing_that_shows_what_the_passes_wrote_wakes_nothing_and_any_other_wakes_once() {
         let (wakes, memories, mut receive) = setup();
         let owner = Owner::new("apps", "app");
-        let listed = |name: &str, rv: &str, owner: &Owner| {
-            let live = LiveObject {
-                resource_version: rv.into(),
-                generation: None,
-                owner: Some(owner.clone()),
-                writers: 0,
-                metadata: Box::new([]),
-            };
-            (id(name), live)
-        };
+        let listed = |name: &str, rv: &str, owner: &Owner| (id(name), live_at(rv, owner));
         let report = |changes: HashMap<Owner, Vec<Change>>| {
             for (owner, changes) in changes {
                 wakes.changes(&owner, changes);
