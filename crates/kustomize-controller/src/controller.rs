@@ -153,7 +153,6 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let shutdown = futures::FutureExt::shared(shutdown);
     let ks_api: Api<Kustomization> = Api::all(ctx.client.clone());
     let repo_api: Api<GitRepository> = Api::all(ctx.client.clone());
     // Key Secrets live in their Kustomization's namespace: the namespace restriction of the
@@ -215,10 +214,9 @@ pub async fn run(
         error_policy,
         ctx.clone(),
         concurrency,
-        shutdown.clone(),
+        shutdown,
     );
-    mooring_runtime::shutdown::run_until_stopped(controller, ctx.kustomizations.clone(), shutdown)
-        .await;
+    controller.await;
     ctx.local.live.shutdown();
     ctx.remotes.shutdown();
 }

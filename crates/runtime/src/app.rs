@@ -101,7 +101,7 @@ where
     Ok(())
 }
 
-/// Resolves when `stop` becomes true (for `Controller::graceful_shutdown_on`).
+/// Resolves when `stop` becomes true (a controller's shutdown signal).
 pub async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }

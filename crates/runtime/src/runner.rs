@@ -266,7 +266,7 @@ where
 
 /// Runs passes of the objects in `store` as `triggers` name them, until `shutdown` resolves;
 /// then waits for the passes that run (none starts after it). Passes start once the store has
-/// listed. A pass that fails gets the [`Action`] of `error_policy`. `concurrency` 0 is no limit.
+/// listed; a stop before that returns at once. A pass that fails gets the [`Action`] of `error_policy`. `concurrency` 0 is no limit.
 pub async fn run<K, C, E, Fut>(
     store: Store<K>,
     triggers: Vec<Triggers<K>>,
@@ -314,6 +314,14 @@ pub async fn run<K, C, E, Fut>(
             running.insert(handle.id(), object);
         }
         if stopping && tasks.is_empty() {
+            if !ready {
+                // A server that never answers the first list would hold a wait for it until
+                // the client's read timeout (minutes); with nothing running, nothing waits.
+                tracing::warn!(
+                    kind = %K::kind(&Default::default()),
+                    "stopping before the first list of the watch answered"
+                );
+            }
             return;
         }
         let next_due = queue.next_due();
@@ -565,6 +573,15 @@ mod tests {
         send.send(named("kept")).await.expect("send");
         until(&log, |l| l.started.len() == 2).await;
         assert_eq!(log.lock().expect("log").started, ["kept", "kept"]);
+        stop.send(()).expect("stop");
+        task.await.expect("runner");
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_the_store_lists_returns_at_once() {
+        let writer: Writer<ConfigMap> = Writer::default();
+        let (send, _log, stop, task) = start(writer.as_reader(), 4, None, done);
+        send.send(named("a")).await.expect("send");
         stop.send(()).expect("stop");
         task.await.expect("runner");
     }

@@ -9,7 +9,7 @@ use crate::flags::LogFormat;
 ///
 /// A bare level (`info`, `debug`, ...) is filtered by level alone. An `EnvFilter` takes a lock
 /// on every entry into and exit from a span to find out whether it filters on that span, and
-/// kube's controller enters its reconcile span on every poll of a pass: 3 % of the
+/// each pass's reconcile span is entered on every poll of the pass: 3 % of the
 /// kustomize-controller's CPU at cold start went there. Directives naming targets or spans
 /// still get an `EnvFilter`.
 pub fn init(format: LogFormat, level: &str) -> Result<(), String> {

@@ -1,6 +1,5 @@
 //! Wiring: the GitRepository watch, the include trigger, and the controller loop.
 
-use mooring_runtime::shutdown::run_until_stopped;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -113,7 +112,6 @@ async fn run_repositories(
     let secrets = secret_changes(&ctx, &watch_config);
     let store = reader.clone();
     let by_keys = reader.clone();
-    let stopping = shutdown.clone();
     let triggers = vec![
         runner::changed(primary),
         runner::related(includes, move |changed: GitRepository| {
@@ -142,7 +140,7 @@ async fn run_repositories(
         concurrency,
         shutdown,
     );
-    run_until_stopped(controller, reader, stopping).await;
+    controller.await;
 }
 
 /// The Receivers whose token is in `secret`.
@@ -178,7 +176,6 @@ async fn run_receivers(
         .predicate_filter(trigger_hash_of_receiver, Default::default());
     let secrets = secret_changes(&ctx, &watch_config);
     let by_secret = reader.clone();
-    let stopping = shutdown.clone();
     let triggers = vec![
         runner::changed(primary),
         runner::related(secrets, move |secret: PartialObjectMeta<Secret>| {
@@ -195,7 +192,7 @@ async fn run_receivers(
         4,
         shutdown,
     );
-    run_until_stopped(controller, reader, stopping).await;
+    controller.await;
 }
 
 /// Changes of Secrets in the watched namespaces, deletions included (a deleted Secret leaves
