@@ -266,7 +266,8 @@ where
 
 /// Runs passes of the objects in `store` as `triggers` name them, until `shutdown` resolves;
 /// then waits for the passes that run (none starts after it). Passes start once the store has
-/// listed; a stop before that returns at once. A pass that fails gets the [`Action`] of `error_policy`. `concurrency` 0 is no limit.
+/// listed; a stop before that returns at once. A pass that fails gets the [`Action`] of
+/// `error_policy`. `concurrency` 0 is no limit.
 pub async fn run<K, C, E, Fut>(
     store: Store<K>,
     triggers: Vec<Triggers<K>>,
