@@ -4,8 +4,9 @@ use clap::Parser;
 use mooring_kustomize_controller::cli::Args;
 
 fn main() -> anyhow::Result<()> {
-    // First, before any thread starts: it may start the binary again with fewer malloc arenas.
-    mooring_runtime::malloc::limit_arenas();
+    // First, before any thread starts: it may start the binary again with malloc tuned (fewer
+    // arenas, a fixed mmap threshold).
+    mooring_runtime::malloc::tune_allocator();
     tokio::runtime::Runtime::new()?.block_on(run())
 }
 
