@@ -71,7 +71,7 @@ pub struct Context {
     pub writes: OwnWrites,
     /// Every Kustomization, as seen by the controller's watch.
     pub kustomizations: Store<Kustomization>,
-    /// Every GitRepository (the sources).
+    /// Every GitRepository (the sources), as `crate::controller` slims them for the store.
     pub sources: Store<GitRepository>,
     /// What each Kustomization last rendered and wrote.
     pub memories: Arc<Memories>,

@@ -256,7 +256,7 @@ mod tests {
             id(name),
             Written {
                 hash: 0,
-                live,
+                live: live.into(),
                 at: Instant::now(),
             },
         );

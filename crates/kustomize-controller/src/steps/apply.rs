@@ -100,7 +100,7 @@ pub async fn apply(
                 id,
                 Written {
                     hash: *hash,
-                    live,
+                    live: live.into(),
                     at: Instant::now(),
                 },
             ));

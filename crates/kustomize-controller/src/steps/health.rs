@@ -5,8 +5,6 @@
 //! after an apply. Objects outside the render (named by `healthChecks` only) are read on every
 //! pass that assesses health.
 
-use std::collections::HashMap;
-
 use kube::api::{Api, DynamicObject};
 use kube::{Client, ResourceExt};
 use mooring_api::Kustomization;
@@ -15,7 +13,7 @@ use crate::apply::{ApplyOptions, split_api_version};
 use crate::health::{self, Health, HealthStatus, ObjectLabel, Summary};
 use crate::inventory::ObjectId;
 use crate::live::{LiveView, Lookup, numeric};
-use crate::state::Assessed;
+use crate::state::{Assessed, IdMap};
 use crate::steps::render::Render;
 
 /// One object to assess.
@@ -78,11 +76,11 @@ pub async fn assess(
     targets: &[Target],
     render: &Render,
     live: &LiveView,
-    known: &HashMap<ObjectId, Assessed>,
+    known: &IdMap<Assessed>,
     opts: &ApplyOptions,
-) -> (Summary, HashMap<ObjectId, Assessed>) {
+) -> (Summary, IdMap<Assessed>) {
     let mut results = Vec::new();
-    let mut remembered = HashMap::new();
+    let mut remembered = Vec::new();
     for target in targets {
         let rendered = render.objects.iter().any(|d| d.id == target.id);
         let label = ObjectLabel::new(
@@ -123,7 +121,7 @@ pub async fn assess(
             Some(assessed) => {
                 let health = assessed.health.clone();
                 if rendered {
-                    remembered.insert(target.id.clone(), assessed);
+                    remembered.push((target.id.clone(), assessed));
                 }
                 health
             }
@@ -131,7 +129,10 @@ pub async fn assess(
         };
         results.push((label, health));
     }
-    (health::summarize(&results), remembered)
+    (
+        health::summarize(&results),
+        remembered.into_iter().collect(),
+    )
 }
 
 /// Reads one object and computes its health; None when it does not exist.

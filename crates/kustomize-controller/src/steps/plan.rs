@@ -1,14 +1,14 @@
 //! The plan: which rendered objects must be applied, decided by comparing the render with the
 //! live view and with what our own last writes left. Plain data in, plain data out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::apply::{SsaMode, ssa_mode};
 use crate::inventory::ObjectId;
 use crate::live::{Lookup, numeric};
-use crate::state::Written;
+use crate::state::{IdMap, Written};
 use crate::steps::render::Render;
 
 /// Why an object is applied.
@@ -77,7 +77,7 @@ pub const WATCH_LAG_GRACE: Duration = Duration::from_secs(10);
 /// it left (`written`), at `now`.
 pub fn plan(
     render: &Render,
-    written: &HashMap<ObjectId, Written>,
+    written: &IdMap<Written>,
     live: impl Fn(&ObjectId) -> Lookup,
     now: Instant,
 ) -> Plan {
@@ -206,10 +206,10 @@ mod tests {
         let later = long_ago + WATCH_LAG_GRACE;
         let ours = |rv: &str| Written {
             hash: 1,
-            live: live(rv, 1, 10, &app),
+            live: live(rv, 1, 10, &app).into(),
             at: long_ago,
         };
-        let written: HashMap<ObjectId, Written> = render
+        let written: IdMap<Written> = render
             .objects
             .iter()
             .filter(|d| d.id.name != "never-written")
@@ -254,11 +254,11 @@ mod tests {
     #[test]
     fn metadata_is_compared_even_when_the_writers_look_unchanged() {
         let render = render(vec![desired("web", 1, &[("app", "web")])]);
-        let written = HashMap::from([(
+        let written = IdMap::from_iter([(
             render.objects[0].id.clone(),
             Written {
                 hash: 1,
-                live: live("5", 1, 10, &[("app", "web")]),
+                live: live("5", 1, 10, &[("app", "web")]).into(),
                 at: Instant::now(),
             },
         )]);
@@ -278,11 +278,11 @@ mod tests {
     fn a_write_the_view_has_not_shown_yet_is_not_applied_again() {
         let render = render(vec![desired("web", 1, &[("app", "web")])]);
         let wrote = Instant::now();
-        let written = HashMap::from([(
+        let written = IdMap::from_iter([(
             render.objects[0].id.clone(),
             Written {
                 hash: 1,
-                live: live("50", 1, 10, &[("app", "web")]),
+                live: live("50", 1, 10, &[("app", "web")]).into(),
                 at: wrote,
             },
         )]);
@@ -315,11 +315,11 @@ mod tests {
         let ignored = desired_annotated("ignored", 1, &[], Some("Ignore"));
         let once = desired_annotated("once", 1, &[], Some("IfNotPresent"));
         let render = render(vec![ignored, once]);
-        let written = HashMap::from([(
+        let written = IdMap::from_iter([(
             render.objects[1].id.clone(),
             Written {
                 hash: 1,
-                live: live("5", 1, 10, &[]),
+                live: live("5", 1, 10, &[]).into(),
                 at: Instant::now(),
             },
         )]);
