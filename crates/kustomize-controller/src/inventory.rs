@@ -217,13 +217,19 @@ impl InventoryEntry {
 /// The inventory of a set of objects, entries sorted by id so that an unchanged set gives an
 /// identical status.
 pub fn inventory_of(objects: &[DynamicObject]) -> Result<ResourceInventory, InventoryError> {
-    let entries: BTreeSet<ResourceRef> = objects
+    let entries = objects
         .iter()
-        .map(|o| InventoryEntry::of(o).map(|e| e.to_ref()))
-        .collect::<Result<_, _>>()?;
-    Ok(ResourceInventory {
+        .map(InventoryEntry::of)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(inventory_from(entries))
+}
+
+/// The inventory of `entries`, sorted by id (and without repeats) as [`inventory_of`] records it.
+pub fn inventory_from(entries: impl IntoIterator<Item = InventoryEntry>) -> ResourceInventory {
+    let entries: BTreeSet<ResourceRef> = entries.into_iter().map(|e| e.to_ref()).collect();
+    ResourceInventory {
         entries: entries.into_iter().collect(),
-    })
+    }
 }
 
 // One staging rule for apply and prune: the apply engine's.

@@ -384,7 +384,7 @@ async fn run(
     }
     publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
 
-    let inventory = render.inventory.clone();
+    let inventory = render.inventory();
     let applied_render = new_render(status, &render, started);
     if let Some(commit_time) = applied_render
         .as_ref()

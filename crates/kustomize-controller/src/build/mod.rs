@@ -314,7 +314,11 @@ pub async fn build_revealing(input: BuildInput) -> Result<Built, BuildError> {
             tracing::warn!(error = %e, "removing a build working copy failed");
         }
     }
-    result.map(|yaml| Built { yaml, revealed })
+    result.map(|mut yaml| {
+        // Outputs are kept (the build cache): without the spare capacity of the reads.
+        yaml.shrink_to_fit();
+        Built { yaml, revealed }
+    })
 }
 
 /// kustomize prints whole objects in some errors (`missing metadata.name in object ...`): with

@@ -42,7 +42,7 @@ pub fn widened_inventory(
         return Ok(None);
     }
     let mut entries: BTreeSet<ResourceRef> = old.iter().map(InventoryEntry::to_ref).collect();
-    entries.extend(render.inventory.entries.iter().cloned());
+    entries.extend(render.inventory().entries);
     Ok(Some(ResourceInventory {
         entries: entries.into_iter().collect(),
     }))

@@ -185,7 +185,6 @@ mod tests {
             revision: "main@sha1:0".into(),
             digest: "sha256:0".into(),
             objects,
-            inventory: Default::default(),
         }
     }
 

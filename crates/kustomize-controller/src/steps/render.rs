@@ -14,7 +14,7 @@ use crate::build::cache::BuildKey;
 use crate::context::Context;
 use crate::decrypt::{self, Keys};
 use crate::error::Error;
-use crate::inventory::{self, ObjectId};
+use crate::inventory::{self, InventoryEntry, ObjectId};
 use crate::state::{hash_json, hash_text};
 use crate::steps::gate::SourceArtifact;
 use crate::target::Clients;
@@ -87,11 +87,19 @@ pub struct Render {
     pub digest: String,
     /// The objects, in render order.
     pub objects: Vec<Desired>,
-    /// The inventory of the objects, as `status.inventory` records it.
-    pub inventory: ResourceInventory,
 }
 
 impl Render {
+    /// The inventory of the objects, as `status.inventory` records it. Made when asked rather
+    /// than kept: every Kustomization's render is remembered, and it would hold each object's
+    /// identity a second time, as text.
+    pub fn inventory(&self) -> ResourceInventory {
+        inventory::inventory_from(self.objects.iter().map(|desired| InventoryEntry {
+            id: desired.id.clone(),
+            version: desired.api_version.clone(),
+        }))
+    }
+
     /// The manifests, for the apply engine.
     pub fn manifests(&self) -> Vec<DynamicObject> {
         self.objects.iter().map(Desired::object).collect()
@@ -220,7 +228,6 @@ pub async fn render(
     let digest_key = keys.as_ref().map(|k| k.fingerprint().as_slice());
     let digest = inventory::render_digest_keyed(&objects, digest_key)
         .map_err(|e| build_err(e.to_string()))?;
-    let inventory = inventory::inventory_of(&objects).map_err(|e| build_err(e.to_string()))?;
     let objects: Vec<Desired> = objects
         .into_iter()
         .map(|object| {
@@ -237,7 +244,6 @@ pub async fn render(
         provenance: source.provenance.clone(),
         digest,
         objects,
-        inventory,
     }))
 }
 
@@ -450,6 +456,45 @@ mod tests {
         let object = obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": name, "namespace": "apps"}}));
         Desired::new(ObjectId::of(&object).expect("id"), &object)
+    }
+
+    #[test]
+    fn a_renders_inventory_is_the_one_its_objects_record() {
+        let objects = vec![
+            obj(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                       "metadata": {"name": "web", "namespace": "apps"}})),
+            obj(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})),
+            obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "a", "namespace": "apps"}})),
+        ];
+        let render = Render {
+            key: 1,
+            revision: "main@sha1:0".into(),
+            provenance: Default::default(),
+            digest: "sha256:0".into(),
+            objects: objects
+                .iter()
+                .map(|o| Desired::new(ObjectId::of(o).expect("id"), o))
+                .collect(),
+        };
+        let inventory = render.inventory();
+        assert_eq!(
+            inventory,
+            inventory::inventory_of(&objects).expect("inventory")
+        );
+        let entries: Vec<(&str, &str)> = inventory
+            .entries
+            .iter()
+            .map(|e| (e.id.as_str(), e.v.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("_apps__Namespace", "v1"),
+                ("apps_a__ConfigMap", "v1"),
+                ("apps_web_apps_Deployment", "apps/v1"),
+            ]
+        );
     }
 
     #[test]
