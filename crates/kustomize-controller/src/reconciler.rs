@@ -1,7 +1,7 @@
 //! The Kustomization reconcile driver: runs the steps of [`crate::steps`] in order, updates
 //! the remembered state once at the end of the pass, and writes the status.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -385,7 +385,8 @@ async fn run(
     publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
 
     let inventory = render.inventory();
-    let applied_render = new_render(status, &render, started);
+    // The render was made for, or kept for, this source provenance (`render.provenance`).
+    let applied_render = new_render(status, &render, &gate.source.provenance, started);
     if let Some(commit_time) = applied_render
         .as_ref()
         .and_then(|a| a.metadata.get("git.commitTime"))
@@ -466,6 +467,7 @@ async fn run(
 fn new_render(
     status: &KustomizationStatus,
     render: &Render,
+    provenance: &BTreeMap<String, String>,
     started: Instant,
 ) -> Option<AppliedRender> {
     let last_revision = status.last_applied_revision.as_deref();
@@ -473,7 +475,7 @@ fn new_render(
     (last_revision != Some(render.revision.as_str()) || last_digest != Some(render.digest.as_str()))
         .then(|| AppliedRender {
             metadata: std::iter::once((HISTORY_REVISION_KEY.to_owned(), render.revision.clone()))
-                .chain(render.provenance.clone())
+                .chain(provenance.clone())
                 .collect(),
             digest: render.digest.clone(),
             duration: format!("{:.3}s", started.elapsed().as_secs_f64()),

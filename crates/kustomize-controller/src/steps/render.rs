@@ -81,8 +81,10 @@ pub struct Render {
     pub key: u64,
     /// The source revision.
     pub revision: String,
-    /// Who made and signed the source revision (artifact metadata), for `status.history`.
-    pub provenance: BTreeMap<String, String>,
+    /// A hash of the source's provenance (who made and signed the revision, from the artifact's
+    /// metadata) it was made for: a render is kept only for the same one. `status.history`
+    /// takes the provenance itself from the source, which every render would otherwise copy.
+    pub provenance: u64,
     /// sha256 of the rendered objects.
     pub digest: String,
     /// The objects, in render order.
@@ -146,7 +148,8 @@ pub async fn render(
         cluster.fingerprint,
         keys.as_ref().map(|k| hex::encode(k.fingerprint())),
     ));
-    if let Some(previous) = previous.filter(|p| p.key == key && p.provenance == source.provenance) {
+    let provenance = hash_json(&source.provenance);
+    if let Some(previous) = previous.filter(|p| p.key == key && p.provenance == provenance) {
         return Ok(previous);
     }
     let mut input = build::BuildInput::new("", &ctx.settings.kustomize).with_spec(spec);
@@ -241,7 +244,7 @@ pub async fn render(
     Ok(Arc::new(Render {
         key,
         revision: revision.clone(),
-        provenance: source.provenance.clone(),
+        provenance,
         digest,
         objects,
     }))
