@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use mooring_api::{GitRepository, Kustomization};
+use mooring_api::Kustomization;
 use mooring_runtime::backoff::FailureTracker;
 use mooring_runtime::events::{Recorder, Reporter};
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ use crate::artifact::{ArtifactCache, ArtifactError, Limits};
 use crate::build::cache::BuildCache;
 use crate::controller::Writers;
 use crate::metrics::Metrics;
+use crate::source::Source;
 use crate::state::Memories;
 use crate::target::{Cluster, Remotes};
 use crate::wakes::Wakes;
@@ -71,8 +72,8 @@ pub struct Context {
     pub writes: OwnWrites,
     /// Every Kustomization, as seen by the controller's watch.
     pub kustomizations: Store<Kustomization>,
-    /// Every GitRepository (the sources), as `crate::controller` slims them for the store.
-    pub sources: Store<GitRepository>,
+    /// Every GitRepository (the sources), as much of each as [`Source`] keeps.
+    pub sources: Store<Source>,
     /// What each Kustomization last rendered and wrote.
     pub memories: Arc<Memories>,
     /// Wake-ups of Kustomizations, less the echoes of their own writes.

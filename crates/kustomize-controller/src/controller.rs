@@ -11,10 +11,9 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use mooring_api::Kustomization;
 use mooring_api::conditions::find_condition;
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
-use mooring_api::gitrepository::GitRepositoryStatus;
-use mooring_api::{GitRepository, Kustomization};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -23,6 +22,7 @@ use mooring_runtime::stores::{slim, tee};
 
 use crate::context::Context;
 use crate::reconciler::{error_policy, reconcile};
+use crate::source::Source;
 
 fn hash_of(value: impl Hash) -> Option<u64> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -41,35 +41,6 @@ fn trigger_hash(ks: &Kustomization) -> Option<u64> {
     ))
 }
 
-/// What this controller keeps of a GitRepository: its artifact, its conditions, its observed
-/// generation and whether it is suspended, which are all that its passes and triggers read.
-/// The rest of its spec and status (URL, ref, includes, the commit's provenance...) is dropped
-/// before the store keeps it, as `managedFields` are: a thousand sources held it for nothing.
-fn slim_source(repo: &mut GitRepository) {
-    slim(repo);
-    let spec = &mut repo.spec;
-    spec.url = String::new();
-    spec.secret_ref = None;
-    spec.provider = None;
-    spec.service_account_name = None;
-    spec.interval = String::new();
-    spec.timeout = None;
-    spec.reference = None;
-    spec.verify = None;
-    spec.proxy_secret_ref = None;
-    spec.ignore = None;
-    spec.include = Vec::new();
-    spec.sparse_checkout = Vec::new();
-    if let Some(status) = repo.status.as_mut() {
-        *status = GitRepositoryStatus {
-            observed_generation: status.observed_generation,
-            conditions: std::mem::take(&mut status.conditions),
-            artifact: status.artifact.take(),
-            ..Default::default()
-        };
-    }
-}
-
 /// A Kustomization's readiness, which its dependents wait on.
 fn readiness_hash(ks: &Kustomization) -> Option<u64> {
     let status = ks.status.clone().unwrap_or_default();
@@ -85,7 +56,7 @@ fn readiness_hash(ks: &Kustomization) -> Option<u64> {
 }
 
 /// A GitRepository's current artifact.
-fn artifact_hash(repo: &GitRepository) -> Option<u64> {
+fn artifact_hash(repo: &Source) -> Option<u64> {
     let status = repo.status.as_ref();
     let artifact = status
         .and_then(|s| s.artifact.as_ref())
@@ -105,7 +76,7 @@ fn artifact_hash(repo: &GitRepository) -> Option<u64> {
 }
 
 /// The Kustomizations in `store` whose source is `repo`.
-fn users_of(store: &Store<Kustomization>, repo: &GitRepository) -> Vec<ObjectRef<Kustomization>> {
+fn users_of(store: &Store<Kustomization>, repo: &Source) -> Vec<ObjectRef<Kustomization>> {
     let repo_ns = repo.namespace();
     let repo_name = repo.name_any();
     store
@@ -171,7 +142,7 @@ pub struct Writers {
     /// Feeds `Context::kustomizations`.
     pub kustomizations: reflector::store::Writer<Kustomization>,
     /// Feeds `Context::sources`.
-    pub sources: reflector::store::Writer<GitRepository>,
+    pub sources: reflector::store::Writer<Source>,
 }
 
 /// Runs the Kustomization controller until `shutdown` resolves.
@@ -184,7 +155,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ks_api: Api<Kustomization> = Api::all(ctx.client.clone());
-    let repo_api: Api<GitRepository> = Api::all(ctx.client.clone());
+    let repo_api: Api<Source> = Api::all(ctx.client.clone());
     // Key Secrets live in their Kustomization's namespace: the namespace restriction of the
     // Kustomization watch applies, its label selector (sharding) does not.
     let mut secret_config = watcher::Config::default().any_semantic();
@@ -208,7 +179,7 @@ pub async fn run(
     // Sources are not sharded by our label selector: any Kustomization may use any source.
     let sources = watcher(repo_api, watcher::Config::default())
         .default_backoff()
-        .modify(slim_source)
+        .modify(slim)
         .reflect(writers.sources)
         .applied_objects()
         .predicate_filter(artifact_hash, Default::default());
@@ -226,9 +197,7 @@ pub async fn run(
     let by_dependency = ctx.kustomizations.clone();
     let triggers = vec![
         runner::changed(primary),
-        runner::related(sources, move |repo: GitRepository| {
-            users_of(&by_source, &repo)
-        }),
+        runner::related(sources, move |repo: Source| users_of(&by_source, &repo)),
         runner::related(readiness, move |dep: Kustomization| {
             dependents_of(&by_dependency, &dep)
         }),
@@ -249,58 +218,4 @@ pub async fn run(
     controller.await;
     ctx.local.live.shutdown();
     ctx.remotes.shutdown();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_slimmed_source_keeps_what_passes_and_triggers_read() {
-        let repo: GitRepository = serde_json::from_value(serde_json::json!({
-            "apiVersion": "source.mooring.dev/v1",
-            "kind": "GitRepository",
-            "metadata": {"name": "app", "namespace": "apps", "generation": 3,
-                         "managedFields": [{"manager": "kubectl"}]},
-            "spec": {"url": "https://git.example.invalid/app.git", "interval": "1m",
-                     "ref": {"branch": "main"}, "secretRef": {"name": "auth"},
-                     "ignore": "*.md", "include": [{"repository": {"name": "lib"}}],
-                     "suspend": true},
-            "status": {
-                "observedGeneration": 3,
-                "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded",
-                                "message": "stored artifact for revision main@sha1:abc",
-                                "lastTransitionTime": "2026-12-05T00:00:00Z"}],
-                "artifact": {"path": "gitrepository/apps/app/abc.tar.gz",
-                             "url": "http://source/gitrepository/apps/app/abc.tar.gz",
-                             "revision": "main@sha1:abc", "digest": "sha256:0123",
-                             "lastUpdateTime": "2026-12-05T00:00:00Z",
-                             "metadata": {"git.author": "Ada <ada@example.invalid>"}},
-                "includedArtifacts": [{"path": "p", "url": "u", "revision": "r",
-                                       "lastUpdateTime": "2026-12-05T00:00:00Z"}],
-                "observedIgnore": "*.md",
-                "provenance": {"revision": "main@sha1:abc",
-                               "author": {"name": "Ada", "email": "ada@example.invalid",
-                                          "time": "2026-12-05T00:00:00Z"}}
-            }
-        }))
-        .expect("a GitRepository");
-        let mut slimmed = repo.clone();
-        slim_source(&mut slimmed);
-
-        let status = slimmed.status.as_ref().expect("status");
-        let before = repo.status.as_ref().expect("status");
-        assert_eq!(status.artifact, before.artifact);
-        assert_eq!(status.conditions, before.conditions);
-        assert_eq!(status.observed_generation, Some(3));
-        assert!(slimmed.spec.suspend);
-        assert_eq!(slimmed.metadata.name.as_deref(), Some("app"));
-        assert_eq!(slimmed.metadata.managed_fields, None);
-        assert_eq!(artifact_hash(&slimmed), artifact_hash(&repo));
-        // Dropped: nothing of this controller reads them.
-        assert!(slimmed.spec.url.is_empty() && slimmed.spec.reference.is_none());
-        assert!(slimmed.spec.secret_ref.is_none() && slimmed.spec.include.is_empty());
-        assert!(status.included_artifacts.is_empty() && status.provenance.is_none());
-        assert_eq!(status.observed_ignore, None);
-    }
 }

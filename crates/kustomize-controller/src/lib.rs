@@ -19,6 +19,7 @@ pub mod local;
 pub mod manifests;
 pub mod metrics;
 pub mod reconciler;
+pub mod source;
 pub mod state;
 pub mod steps;
 pub mod substitute;

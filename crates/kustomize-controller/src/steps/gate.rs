@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use mooring_api::Kustomization;
 use mooring_api::conditions::{find_condition, reasons, types};
 use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, MIN_INTERVAL};
 use mooring_api::fields;
-use mooring_api::{GitRepository, Kustomization};
 
 use crate::decide::dependencies_ready;
 use crate::error::Error;
+use crate::source::Source;
 
 /// The longest label value Kubernetes accepts.
 const MAX_LABEL_VALUE: usize = 63;
@@ -77,7 +78,7 @@ pub struct Gate {
 pub fn gate(
     ks: &Kustomization,
     allow_cross_namespace_refs: bool,
-    sources: &Store<GitRepository>,
+    sources: &Store<Source>,
     kustomizations: &Store<Kustomization>,
 ) -> Result<Gate, Error> {
     let ns = ks.namespace().unwrap_or_default();
@@ -196,11 +197,7 @@ fn check_dependencies(
 }
 
 /// The source's current artifact, from the watch cache.
-fn source_artifact(
-    sources: &Store<GitRepository>,
-    ns: &str,
-    name: &str,
-) -> Result<SourceArtifact, Error> {
+fn source_artifact(sources: &Store<Source>, ns: &str, name: &str) -> Result<SourceArtifact, Error> {
     let waiting = |message: String| Error::Waiting {
         reason: reasons::ARTIFACT_FAILED,
         message,
