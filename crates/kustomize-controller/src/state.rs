@@ -142,17 +142,17 @@ impl<V> Extend<(ObjectId, V)> for IdMap<V> {
         if self.0.len() == before {
             return;
         }
-        // Stable: of equal identities, the later one stays last, and is kept by the dedup.
+        // Stable: of equal identities, the later one comes after the earlier, and the dedup
+        // moves it into the place it keeps.
         self.0.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut sorted: Vec<(ObjectId, V)> = Vec::with_capacity(self.0.len());
-        for entry in self.0.drain(..) {
-            match sorted.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => sorted.push(entry),
+        self.0.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
             }
-        }
-        sorted.shrink_to_fit();
-        self.0 = sorted;
+            same
+        });
+        self.0.shrink_to_fit();
     }
 }
 
