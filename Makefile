@@ -13,7 +13,7 @@ endif
 # Where cargo builds (CARGO_TARGET_DIR when set).
 BENCH_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 
-.PHONY: all tools deps crds docs check-crds build run test unit lint fmt clippy e2e bench faults clean
+.PHONY: all tools deps crds docs check-crds build run test unit lint fmt clippy e2e bench hot-text faults clean
 
 all: build
 
@@ -82,6 +82,13 @@ bench: tools deps
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release \
 		-p mooring-source-controller -p mooring-kustomize-controller -p mooring-bench
 	$(BENCH_TARGET_DIR)/release/mooring-bench $(BENCH_ARGS)
+
+## hot-text: rewrite crates/runtime/link/hot-text.txt, the functions the controllers run in the
+## benchmark (under valgrind), which release builds lay out together; ~15 minutes
+hot-text: tools deps
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release \
+		-p mooring-source-controller -p mooring-kustomize-controller -p mooring-bench
+	hack/hot-text.sh $(BENCH_TARGET_DIR)
 
 clean:
 	$(CARGO) clean
