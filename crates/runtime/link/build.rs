@@ -14,8 +14,8 @@
 //!    them): the dynamic loader reads every one at start, ~0.5 MiB per binary unpacked.
 //!
 //! docs/benchmarks.md has the measurements. Only rust-lld, the default linker of
-//! x86_64-unknown-linux-gnu since Rust 1.90, gets these options; a build with another linker,
-//! or with a linker chosen in RUSTFLAGS, or with `MOORING_LINK_OPTIONS=0`, links as usual.
+//! x86_64-unknown-linux-gnu since Rust 1.90, gets these options; a build with a linker chosen in
+//! Cargo's configuration or in RUSTFLAGS, or with `MOORING_LINK_OPTIONS=0`, links as usual.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,10 +39,14 @@ fn main() {
 }
 
 /// Whether this build links with rust-lld: a release build for x86_64-unknown-linux-gnu by Rust
-/// 1.90 or newer, with no linker chosen in RUSTFLAGS.
+/// 1.90 or newer, with no linker chosen in Cargo's configuration or in RUSTFLAGS.
 fn links_with_rust_lld() -> bool {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     if var("PROFILE") != "release" || var("TARGET") != "x86_64-unknown-linux-gnu" {
+        return false;
+    }
+    // Cargo sets RUSTC_LINKER when its configuration names a linker for the target.
+    if std::env::var_os("RUSTC_LINKER").is_some() {
         return false;
     }
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
