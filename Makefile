@@ -84,7 +84,7 @@ bench: tools deps
 	$(BENCH_TARGET_DIR)/release/mooring-bench $(BENCH_ARGS)
 
 ## hot-text: rewrite crates/runtime/link/hot-text.txt, the functions the controllers run in the
-## benchmark (under valgrind), which release builds lay out together; ~15 minutes
+## benchmark (under valgrind), which release builds lay out together; ~5 minutes after the build
 hot-text: tools deps
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release \
 		-p mooring-source-controller -p mooring-kustomize-controller -p mooring-bench

@@ -6,7 +6,7 @@
 # binary that ran, the most executed first.
 #
 # Usage: hack/hot-text.sh <directory with release/mooring-bench and both controllers>
-# (`make hot-text` builds them first). Takes about 10 minutes on 2 cores. With
+# (`make hot-text` builds them first). Takes about 5 minutes on 2 cores. With
 # HOT_TEXT_PROFILES=<dir>, reads the callgrind profiles of an earlier run from <dir> instead.
 set -euo pipefail
 
