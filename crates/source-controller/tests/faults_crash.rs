@@ -369,18 +369,16 @@ async fn sigkill_at_random_points_while_fetching_and_archiving_never_serves_a_to
     let mut phases: BTreeMap<Phase, usize> = BTreeMap::new();
     let mut peak_rss: Option<f64> = None;
     let mut from = Instant::now();
+    // Past `kill_points`, points are added only while none has landed in the archive: on a
+    // loaded machine a restarted controller can take longer than the window measured above,
+    // and the test is only worth its name once a kill has hit an archive being written. Each
+    // added point aims over a longer stretch of the revision.
     let mut point: usize = 0;
-    loop {
+    while point < kill_points
+        || (!phases.contains_key(&Phase::Archive) && point < kill_points + MAX_ADDED_POINTS)
+    {
         point += 1;
-        // Past `kill_points`, points are added only while none has landed in the archive:
-        // on a loaded machine a restarted controller can take longer than the window measured
-        // above, and the test is only worth its name once a kill has hit an archive being
-        // written. Each added point aims over a longer stretch of the revision.
         let added = point.saturating_sub(kill_points);
-        if added > 0 && (phases.contains_key(&Phase::Archive) || added > MAX_ADDED_POINTS) {
-            point -= 1;
-            break;
-        }
         let temps_before: BTreeSet<PathBuf> = scan(&dir, &mut seen).temps.into_iter().collect();
         if added > 0 || dice.chance(0.8) {
             r += 1;
