@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use mooring_runtime::runner;
-use mooring_runtime::stores::{slim, tee};
+use mooring_runtime::stores::{slim, stored_objects, tee};
 
 use crate::context::Context;
 use crate::reconciler::{error_policy, reconcile};
@@ -160,11 +160,11 @@ pub async fn run(
     // Kustomization watch applies, its label selector (sharding) does not.
     let mut secret_config = watcher::Config::default().any_semantic();
     secret_config.field_selector = watch_config.field_selector.clone();
-    let (primary, changes) = tee(watcher(ks_api, watch_config)
+    let events = watcher(ks_api, watch_config)
         .default_backoff()
         .modify(slim)
-        .reflect(writers.kustomizations)
-        .applied_objects());
+        .reflect(writers.kustomizations);
+    let (primary, changes) = tee(stored_objects(events, ctx.kustomizations.clone()));
     // A change seen while the object's pass runs waits for its end; the event of our own
     // finalizer write starts no pass (see `crate::wakes`).
     let wakes = ctx.wakes.clone();
@@ -177,11 +177,12 @@ pub async fn run(
             })
         });
     // Sources are not sharded by our label selector: any Kustomization may use any source.
+    // After the store: a Kustomization woken by a new artifact reads it from there.
     let sources = watcher(repo_api, watcher::Config::default())
         .default_backoff()
         .modify(slim)
-        .reflect(writers.sources)
-        .applied_objects()
+        .reflect(writers.sources);
+    let sources = stored_objects(sources, ctx.sources.clone())
         .predicate_filter(artifact_hash, Default::default());
     // From the same watch, after the store: a dependent then reads its dependency's new
     // readiness.

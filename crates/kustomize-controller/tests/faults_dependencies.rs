@@ -251,9 +251,9 @@ fn report(scenario: &str, orphans: usize, lost: usize, problems: &[String]) {
     assert!(problems.is_empty(), "{scenario}:\n{}", problems.join("\n"));
 }
 
-#[tokio::test]
-async fn kube_apiserver_restarted_mid_apply() {
-    // A plane of its own: restarting the shared one would fail every other test of the binary.
+/// A control plane of its own (restarting the shared one would fail every other test of the
+/// binary), a namespace on it and a repository named after `prefix`.
+async fn own_plane(prefix: &str) -> (&'static ControlPlane, TestEnv, Repo) {
     let plane: &'static ControlPlane = blocking(|| {
         ControlPlane::start(&PlaneOptions::default())
             .and_then(ControlPlane::remove_dir_at_exit)
@@ -261,13 +261,19 @@ async fn kube_apiserver_restarted_mid_apply() {
     })
     .await
     .expect("a dedicated control plane");
-    let env = mooring_testkit::test_env_on(plane, "faults-apiserver")
+    let env = mooring_testkit::test_env_on(plane, prefix)
         .await
         .expect("namespace");
     let repo = GitServer::shared()
         .expect("git server")
-        .create_repo(&unique("faults-apiserver"), Auth::None)
+        .create_repo(&unique(prefix), Auth::None)
         .expect("repo");
+    (plane, env, repo)
+}
+
+#[tokio::test]
+async fn kube_apiserver_restarted_mid_apply() {
+    let (plane, env, repo) = own_plane("faults-apiserver").await;
     let first_maps = maps(&[("base", "1")]);
     let first = commit_maps(&repo, &first_maps, "one map");
     let controllers = start_controllers(&env).await;
@@ -606,4 +612,127 @@ async fn artifact_server_down() {
     }
     blocking(move || drop(controllers)).await;
     report("artifact server down", orphans.len(), lost.len(), &problems);
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to both controllers.
+fn signal_both(controllers: &Controllers, signal: &str) {
+    for name in [SOURCE_CONTROLLER, KUSTOMIZE_CONTROLLER] {
+        let pid = controllers.pid(name).expect("running");
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{signal} {name}");
+    }
+}
+
+/// Waits up to `secs` for the Kustomization `name` to satisfy `check`; false if it did not.
+async fn within(
+    env: &TestEnv,
+    name: &str,
+    secs: u64,
+    check: impl Fn(&Kustomization) -> bool,
+) -> bool {
+    let api: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    let met = await_condition(api, name, move |k: Option<&Kustomization>| {
+        k.is_some_and(&check)
+    });
+    matches!(
+        tokio::time::timeout(Duration::from_secs(secs), met).await,
+        Ok(Ok(_))
+    )
+}
+
+/// A watch that breaks resumes where it was; when kube-apiserver no longer has that point (it
+/// restarted), the controllers list again. What that list brings must start passes exactly as
+/// watch events would: an object created while the watches were cut, and a change made then,
+/// each reconciled from the version listed.
+#[tokio::test]
+async fn objects_created_or_changed_while_the_watches_were_cut() {
+    let (plane, env, repo) = own_plane("faults-relist").await;
+    let base = config_map_yaml("base", "1");
+    let late = config_map_yaml("late", "1");
+    let commit = repo
+        .commit(
+            &[
+                ("deploy/base.yaml", base.as_str()),
+                ("late/late.yaml", late.as_str()),
+            ],
+            "two directories",
+        )
+        .expect("commit");
+    let controllers = start_controllers(&env).await;
+    let started_pids = pids(&controllers);
+    git_repository(&env, repo.http_url()).await;
+    app(&env).await;
+    flow::wait_ks(&env, APP, "applied at the commit", 90, |k| {
+        applied(k, &commit)
+    })
+    .await;
+
+    // Frozen while kube-apiserver restarts and the objects change: no watch of theirs can see
+    // the changes as events, and each resumes from a point the new kube-apiserver's cache
+    // does not have, so both controllers list again.
+    signal_both(&controllers, "STOP");
+    let restarted = blocking(move || plane.restart_apiserver()).await;
+    let ks_api: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    let changed = if restarted.is_ok() {
+        let repos: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
+        apply_json(
+            &repos,
+            serde_json::json!({
+                "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository",
+                "metadata": {"name": "late"},
+                "spec": {"url": repo.http_url(), "interval": "1h", "ref": {"branch": "main"}}
+            }),
+        )
+        .await;
+        kustomization(
+            &env,
+            "late",
+            serde_json::json!({"path": "./late", "interval": "1h",
+                "sourceRef": {"kind": "GitRepository", "name": "late"}}),
+        )
+        .await;
+        let patch = serde_json::json!({"spec": {"interval": "2h"}});
+        ks_api
+            .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    signal_both(&controllers, "CONT");
+    restarted.expect("kube-apiserver starts again");
+    let generation = changed
+        .and_then(|k| k.metadata.generation)
+        .expect("the change of the Kustomization");
+
+    let mut problems = Vec::new();
+    if !within(&env, "late", 60, |k| applied(k, &commit)).await {
+        let status = ks_api.get("late").await.ok().and_then(|k| k.status);
+        problems.push(format!(
+            "the Kustomization (and GitRepository) created while the watches were cut were not reconciled: {status:?}"
+        ));
+    }
+    let observed = move |k: &Kustomization| {
+        k.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+            && applied(k, &commit)
+    };
+    if !within(&env, APP, 60, observed).await {
+        let status = get_ks(&env).await.status;
+        problems.push(format!(
+            "the change made while the watches were cut (generation {generation}) was not reconciled: {status:?}"
+        ));
+    }
+    if pids(&controllers) != started_pids {
+        problems.push("a controller was restarted".to_string());
+    }
+    blocking(move || drop(controllers)).await;
+    report(
+        "objects created or changed while the watches were cut",
+        0,
+        0,
+        &problems,
+    );
 }

@@ -1,7 +1,11 @@
 //! What a controller keeps of the objects its reflector stores hold.
 
-use futures::{Stream, StreamExt};
+use std::hash::Hash;
+
+use futures::future::Either;
+use futures::{Stream, StreamExt, stream};
 use kube::Resource;
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 
 /// The annotation `kubectl apply` writes (a copy of the whole object): often large.
@@ -21,15 +25,48 @@ pub fn slim<K: Resource>(object: &mut K) {
     }
 }
 
+/// The objects of a reflected watch, each handed out once the store holds it: an object the
+/// watch applies as it comes, and at the end of each list (the first one and every re-list
+/// after a watch expired or the connection broke) every object the store then holds.
+///
+/// Put it right after `reflect(writer)`, with `store` the writer's reader, where kube's
+/// `applied_objects` would go. That one hands out a list's objects as they arrive, but the
+/// reflector keeps them aside until the list ends: a pass started by one of them would find
+/// the store without the object (one created while the watch was down: skipped for good) or
+/// with its version from before the gap (a change made meanwhile: reconciled from the old
+/// spec, and never again). The objects of a list are handed out lazily, one copy at a time.
+pub fn stored_objects<K, S>(
+    events: S,
+    store: Store<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    events.flat_map(move |event| match event {
+        Ok(watcher::Event::Apply(object)) => Either::Left(stream::iter(Some(Ok(object)))),
+        Ok(watcher::Event::InitDone) => {
+            Either::Right(stream::iter(store.state()).map(|object| Ok(K::clone(&object))))
+        }
+        // Deletions start no pass (an object with a finalizer is first updated with its
+        // deletion timestamp); a list's objects come from the store at its end.
+        Ok(watcher::Event::Delete(_) | watcher::Event::Init | watcher::Event::InitApply(_)) => {
+            Either::Left(stream::iter(None))
+        }
+        Err(error) => Either::Left(stream::iter(Some(Err(error)))),
+    })
+}
+
 /// Splits the objects of a reflected stream in two: `stream` as it was, and a copy of each
 /// object it yields, for a second trigger of the same controller (another predicate, another
 /// mapper).
 ///
-/// Put it after `reflect`: the copy is made once the store holds the object, so a mapper woken
-/// by it, and the reconciles it starts, read that version or a newer one from the store. A
-/// second watch of the same kind would not do: it is another connection, whose events can come
-/// before the reflector's store has them, and a reconcile would then read the older copy and
-/// see nothing to do.
+/// Put it after [`stored_objects`]: the copy is made once the store holds the object, so a
+/// mapper woken by it, and the reconciles it starts, read that version or a newer one from the
+/// store. A second watch of the same kind would not do: it is another connection, whose events
+/// can come before the reflector's store has them, and a reconcile would then read the older
+/// copy and see nothing to do.
 pub fn tee<K, S>(
     stream: S,
 ) -> (
@@ -101,7 +138,7 @@ mod tests {
             Ok(watcher::Event::Apply(config_map("a", "2"))),
             Ok(watcher::Event::Apply(config_map("b", "1"))),
         ]);
-        let (original, copies) = tee(events.reflect(writer).applied_objects());
+        let (original, copies) = tee(stored_objects(events.reflect(writer), reader.clone()));
         let (mut original, mut copies) = (Box::pin(original), Box::pin(copies));
         let mut seen = Vec::new();
         loop {
@@ -125,5 +162,100 @@ mod tests {
             seen.push(copy.metadata.name.clone().unwrap_or_default());
         }
         assert_eq!(seen, ["a", "a", "b"]);
+    }
+
+    fn entry(object: &ConfigMap) -> String {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let data = object.data.as_ref().and_then(|d| d.get("v")).cloned();
+        format!("{name}={}", data.unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_relist_hands_out_its_objects_once_the_store_holds_them() {
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(config_map("a", "1"))),
+            Ok(watcher::Event::InitApply(config_map("b", "1"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(config_map("a", "2"))),
+            // The watch expired or broke: a re-list. Meanwhile `a` changed, `c` was created
+            // and `b` deleted.
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(config_map("a", "3"))),
+            Ok(watcher::Event::InitApply(config_map("c", "1"))),
+            Ok(watcher::Event::InitDone),
+        ]);
+        let mut objects = Box::pin(stored_objects(events.reflect(writer), reader.clone()));
+        let mut seen = Vec::new();
+        while let Some(object) = objects.next().await {
+            let object = object.expect("object");
+            let stored = reader
+                .get(&reflector::ObjectRef::from_obj(&object))
+                .expect("the store holds the object handed out");
+            assert_eq!(entry(&stored), entry(&object), "the store's version");
+            seen.push(entry(&object));
+        }
+        // A list's objects come in the store's order.
+        seen[0..2].sort();
+        seen[3..5].sort();
+        assert_eq!(seen, ["a=1", "b=1", "a=2", "a=3", "c=1"]);
+    }
+
+    #[tokio::test]
+    async fn a_runner_reconciles_what_a_relist_brings() {
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        let (events, received) = futures::channel::mpsc::unbounded();
+        let passes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = passes.clone();
+        let reconcile = move |object: std::sync::Arc<ConfigMap>, _: std::sync::Arc<()>| {
+            log.lock().expect("log").push(entry(&object));
+            futures::future::ready(Ok::<_, String>(crate::runner::Action::await_change()))
+        };
+        let triggers = vec![crate::runner::changed(stored_objects(
+            received.reflect(writer),
+            reader.clone(),
+        ))];
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runner = tokio::spawn(crate::runner::run(
+            reader,
+            triggers,
+            reconcile,
+            |_, _: &String, _| crate::runner::Action::await_change(),
+            std::sync::Arc::new(()),
+            4,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let send = |event| events.unbounded_send(Ok(event)).expect("send");
+        let until = |expected: Vec<&'static str>| {
+            let passes = passes.clone();
+            async move {
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    let mut seen = passes.lock().expect("log").clone();
+                    seen.sort();
+                    if seen == expected {
+                        return;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "passes: {seen:?}");
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        };
+        send(watcher::Event::Init);
+        send(watcher::Event::InitApply(config_map("a", "1")));
+        send(watcher::Event::InitDone);
+        until(vec!["a=1"]).await;
+        // A re-list after a gap in the watch: `a` changed and `b` was created meanwhile. Each
+        // gets a pass, and the pass sees the version the list brought.
+        send(watcher::Event::Init);
+        send(watcher::Event::InitApply(config_map("a", "2")));
+        send(watcher::Event::InitApply(config_map("b", "1")));
+        send(watcher::Event::InitDone);
+        until(vec!["a=1", "a=2", "b=1"]).await;
+        stop.send(()).expect("stop");
+        runner.await.expect("runner");
     }
 }

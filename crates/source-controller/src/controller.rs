@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
 use mooring_api::{GitRepository, Receiver};
 use mooring_runtime::runner;
-use mooring_runtime::stores::{slim, tee};
+use mooring_runtime::stores::{slim, stored_objects, tee};
 
 use crate::context::{Context, Feeds};
 use crate::reconciler::{error_policy, reconcile};
@@ -101,11 +101,11 @@ async fn run_repositories(
 ) {
     let api: Api<GitRepository> = Api::all(ctx.client.clone());
     let reader = ctx.repositories.clone();
-    let (primary, changes) = tee(watcher(api, watch_config.clone())
+    let events = watcher(api, watch_config.clone())
         .default_backoff()
         .modify(slim)
-        .reflect(writer)
-        .applied_objects());
+        .reflect(writer);
+    let (primary, changes) = tee(stored_objects(events, reader.clone()));
     let primary = primary.predicate_filter(trigger_hash, Default::default());
     // From the same watch, after the store: an includer then reads the new artifact.
     let includes = changes.predicate_filter(artifact_hash, Default::default());
@@ -168,11 +168,11 @@ async fn run_receivers(
     use crate::receiver::reconciler::{error_policy, reconcile};
     let api: Api<Receiver> = Api::all(ctx.client.clone());
     let reader = ctx.receivers.clone();
-    let primary = watcher(api, watch_config.clone())
+    let events = watcher(api, watch_config.clone())
         .default_backoff()
         .modify(slim)
-        .reflect(writer)
-        .applied_objects()
+        .reflect(writer);
+    let primary = stored_objects(events, reader.clone())
         .predicate_filter(trigger_hash_of_receiver, Default::default());
     let secrets = secret_changes(&ctx, &watch_config);
     let by_secret = reader.clone();
