@@ -10,7 +10,7 @@ use flow::{applied, apply_json, config_map_yaml, unique, wait_config_map, wait_k
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use mooring_api::{GitRepository, Kustomization};
-use mooring_testkit::controllers::{Controllers, Options};
+use mooring_testkit::controllers::{Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER};
 use mooring_testkit::git::{Auth, GitServer};
 use mooring_testkit::test_env;
 
@@ -151,4 +151,64 @@ async fn each_shard_reconciles_its_own_objects_under_its_own_leases() {
         maps.get_opt("from-none").await.expect("read").is_none(),
         "the object of an unselected Kustomization was applied"
     );
+}
+
+/// Polls the log of `name` (every 100 ms, up to `secs`) until a line holds every one of
+/// `parts`; the line, if one did.
+async fn log_line(
+    controllers: &Controllers,
+    name: &str,
+    parts: &[&str],
+    secs: u64,
+) -> Option<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        let log = std::fs::read_to_string(controllers.log_file(name)).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+            return Some(line.to_string());
+        }
+        // A log file offers no notification; poll it with a deadline.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_selector_the_api_server_refuses_is_reported_not_silently_retried() {
+    let env = test_env("shard-bad").await.expect("env");
+    let kubeconfig = env.plane.kubeconfig().to_path_buf();
+    let mut options = Options::local(&kubeconfig).watching(&env.namespace);
+    // A typo in a shard's selector: the list of every watch using it fails (400), again and
+    // again.
+    let selector = format!("--watch-label-selector={SHARD_LABEL} in (a");
+    options.source_flags.push(selector.clone());
+    options.kustomize_flags.push(selector);
+    let controllers = tokio::task::spawn_blocking(move || Controllers::start(&options))
+        .await
+        .expect("start task")
+        .expect("controllers");
+    for (name, kind) in [
+        (SOURCE_CONTROLLER, "GitRepository"),
+        (KUSTOMIZE_CONTROLLER, "Kustomization"),
+    ] {
+        let line = log_line(
+            &controllers,
+            name,
+            &[
+                "WARN",
+                "the watch keeps failing",
+                kind,
+                "unable to parse requirement",
+            ],
+            60,
+        )
+        .await;
+        let line = line.unwrap_or_else(|| {
+            panic!(
+                "{name} did not report its failing {kind} watch:\n{}",
+                controllers.log_tails()
+            )
+        });
+        eprintln!("{name}: {line}");
+    }
 }

@@ -92,28 +92,96 @@ impl std::fmt::Display for Reason {
 /// A stream of objects to look at, and why.
 pub type Triggers<K> = BoxStream<'static, (ObjectRef<K>, Reason)>;
 
-/// The objects of a watch of the controller's own kind, as triggers. Watch errors are logged
-/// (the watch retries with its own backoff).
+/// The errors of one watch, for its log lines. A watch retries by itself and one error now and
+/// then is routine (410 after a gap, a connection that broke), so errors are logged at debug
+/// until [`WATCH_ERRORS_FOR_WARNING`] come in a row, each within [`WATCH_ERRORS_APART`] of the
+/// last: then the watch is failing (a missing CRD, an invalid label selector, an unreachable
+/// API server), the controller sees no change of that kind while it lasts, and it says so at
+/// warn, again every [`WATCH_ERRORS_BETWEEN_WARNINGS`] errors, and at info once objects come
+/// again.
+#[derive(Debug, Default)]
+struct WatchErrors {
+    in_a_row: u32,
+    last: Option<Instant>,
+}
+
+/// Errors in a row after which a watch is reported as failing.
+const WATCH_ERRORS_FOR_WARNING: u32 = 3;
+/// Errors between two warnings of a watch that keeps failing.
+const WATCH_ERRORS_BETWEEN_WARNINGS: u32 = 10;
+/// Errors further apart than this are not in a row (a failing watch retries at least every
+/// 30 s, kube's longest backoff).
+const WATCH_ERRORS_APART: Duration = Duration::from_secs(120);
+
+impl WatchErrors {
+    /// Counts an error at `now`: whether to warn of it.
+    fn failed(&mut self, now: Instant) -> bool {
+        let close = self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) <= WATCH_ERRORS_APART);
+        self.in_a_row = if close { self.in_a_row + 1 } else { 1 };
+        self.last = Some(now);
+        self.in_a_row >= WATCH_ERRORS_FOR_WARNING
+            && (self.in_a_row - WATCH_ERRORS_FOR_WARNING)
+                .is_multiple_of(WATCH_ERRORS_BETWEEN_WARNINGS)
+    }
+
+    /// An object came: the errors in a row before it, when they were reported as failing.
+    fn recovered(&mut self) -> Option<u32> {
+        let failed = std::mem::take(&mut self.in_a_row);
+        self.last = None;
+        (failed >= WATCH_ERRORS_FOR_WARNING).then_some(failed)
+    }
+
+    /// Logs `event`'s error, or the recovery that `event` shows; its object, if any.
+    fn see<T, E: std::fmt::Display>(&mut self, kind: &str, event: Result<T, E>) -> Option<T> {
+        match event {
+            Ok(object) => {
+                if let Some(errors) = self.recovered() {
+                    tracing::info!(%kind, errors, "the watch works again");
+                }
+                Some(object)
+            }
+            Err(error) => {
+                if self.failed(Instant::now()) {
+                    tracing::warn!(
+                        %kind,
+                        errors = self.in_a_row,
+                        %error,
+                        "the watch keeps failing: changes of this kind are not seen"
+                    );
+                } else {
+                    tracing::debug!(%kind, %error, "watch error");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The objects of a watch of the controller's own kind, as triggers. The watch retries errors
+/// with its own backoff; they are logged at debug, and at warn from the third in a row (then
+/// every tenth), with an info line when objects come again.
 pub fn changed<K, E>(stream: impl Stream<Item = Result<K, E>> + Send + 'static) -> Triggers<K>
 where
     K: Resource + Send + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
     E: std::fmt::Display + Send + 'static,
 {
+    let kind = K::kind(&Default::default()).into_owned();
+    let mut errors = WatchErrors::default();
     stream
-        .filter_map(|event| async move {
-            match event {
-                Ok(object) => Some((ObjectRef::from_obj(&object), Reason::Changed)),
-                Err(e) => {
-                    tracing::debug!(error = %e, "watch error");
-                    None
-                }
-            }
+        .filter_map(move |event| {
+            let object = errors.see(&kind, event);
+            futures::future::ready(
+                object.map(|object| (ObjectRef::from_obj(&object), Reason::Changed)),
+            )
         })
         .boxed()
 }
 
-/// The objects that `related` names for each object of another watch, as triggers.
+/// The objects that `related` names for each object of another watch, as triggers. Its errors
+/// are logged as [`changed`] logs them.
 pub fn related<K, R, E, I>(
     stream: impl Stream<Item = Result<R, E>> + Send + 'static,
     related: impl Fn(R) -> I + Send + Sync + 'static,
@@ -121,19 +189,19 @@ pub fn related<K, R, E, I>(
 where
     K: Resource + Send + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
-    R: Send + 'static,
+    R: Resource + Send + 'static,
+    R::DynamicType: Default,
     E: std::fmt::Display + Send + 'static,
     I: IntoIterator<Item = ObjectRef<K>>,
 {
+    let kind = R::kind(&Default::default()).into_owned();
+    let mut errors = WatchErrors::default();
     stream
         .flat_map(move |event| {
-            let refs: Vec<_> = match event {
-                Ok(object) => related(object).into_iter().collect(),
-                Err(e) => {
-                    tracing::debug!(error = %e, "watch error");
-                    Vec::new()
-                }
-            };
+            let refs: Vec<_> = errors
+                .see(&kind, event)
+                .map(|object| related(object).into_iter().collect())
+                .unwrap_or_default();
             futures::stream::iter(refs.into_iter().map(|r| (r, Reason::Related)))
         })
         .boxed()
@@ -472,6 +540,32 @@ mod tests {
             },
         ));
         (send, log, stop, task)
+    }
+
+    #[test]
+    fn a_watch_is_reported_failing_after_errors_in_a_row_and_again_when_it_recovers() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        // Routine errors, each alone: never a warning.
+        let mut sporadic = WatchErrors::default();
+        for hour in 0..10 {
+            assert!(!sporadic.failed(at(hour * 3600)));
+        }
+        // Errors in a row, as a failing watch retries with its backoff: a warning at the
+        // third, then every tenth.
+        let mut failing = WatchErrors::default();
+        let warned: Vec<u32> = (1..=30)
+            .filter(|n| failing.failed(at(u64::from(*n) * 30)))
+            .collect();
+        assert_eq!(warned, [3, 13, 23]);
+        assert_eq!(failing.recovered(), Some(30));
+        // After an object came, the count starts again.
+        assert!(!failing.failed(at(2000)));
+        assert_eq!(failing.recovered(), None);
+        // Two errors and then objects: no warning, and no recovery to report.
+        let mut brief = WatchErrors::default();
+        assert!(!brief.failed(at(1)) && !brief.failed(at(2)));
+        assert_eq!(brief.recovered(), None);
     }
 
     fn done(_: &str) -> Result<Action, String> {
