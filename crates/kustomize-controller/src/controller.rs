@@ -72,7 +72,9 @@ fn artifact_hash(repo: &Source) -> Option<u64> {
             repo.spec.suspend,
         )),
     };
-    hash_of((artifact, why_none))
+    // A source being deleted wakes its users: they report it instead of applying on.
+    let deleting = repo.metadata.deletion_timestamp.is_some();
+    hash_of((artifact, why_none, deleting))
 }
 
 /// The Kustomizations in `store` whose source is `repo`.

@@ -641,3 +641,37 @@ async fn a_failed_stage_leaves_no_orphans() {
     .await;
     controllers.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_source_turns_its_kustomization_not_ready_at_once() {
+    let env = env("conv-source-gone").await;
+    let repo = repo("conv-source-gone");
+    let files = vec![("deploy/cm.yaml".to_string(), config_map_yaml("kept", "1"))];
+    let commit = push(&repo, &files, "one map");
+    let _controllers = start_app(
+        &env,
+        &repo,
+        json!({"path": "./deploy", "interval": "1h"}),
+        &commit,
+    )
+    .await;
+
+    // The Kustomization reconciles every hour: only the deletion itself can tell it.
+    let sources: Api<mooring_api::GitRepository> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    sources
+        .delete("repo", &DeleteParams::default())
+        .await
+        .expect("delete the GitRepository");
+    let ks = wait_ks(&env, "app", "not Ready, naming its source", 30, |k| {
+        ready(k).is_some_and(|(status, _, message)| {
+            status == "False"
+                && message.contains(&format!("GitRepository '{}/repo'", env.namespace))
+        })
+    })
+    .await;
+    eprintln!("{:?}", ready(&ks));
+    // What it applied stays.
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(maps.get_opt("kept").await.expect("get").is_some());
+}

@@ -205,6 +205,11 @@ fn source_artifact(sources: &Store<Source>, ns: &str, name: &str) -> Result<Sour
     let source = sources
         .get(&ObjectRef::new(name).within(ns))
         .ok_or_else(|| waiting(format!("GitRepository '{ns}/{name}' not found")))?;
+    if source.metadata.deletion_timestamp.is_some() {
+        return Err(waiting(format!(
+            "GitRepository '{ns}/{name}' is being deleted"
+        )));
+    }
     let artifact = source
         .status
         .as_ref()
