@@ -677,16 +677,7 @@ async fn objects_created_or_changed_while_the_watches_were_cut() {
     let restarted = blocking(move || plane.restart_apiserver()).await;
     let ks_api: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
     let changed = if restarted.is_ok() {
-        let repos: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
-        apply_json(
-            &repos,
-            serde_json::json!({
-                "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository",
-                "metadata": {"name": "late"},
-                "spec": {"url": repo.http_url(), "interval": "1h", "ref": {"branch": "main"}}
-            }),
-        )
-        .await;
+        flow::git_repository(&env, "late", repo.http_url()).await;
         kustomization(
             &env,
             "late",
