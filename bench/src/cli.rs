@@ -156,6 +156,11 @@ pub struct Args {
     /// Keep the scratch directory (controller logs, storage) instead of removing it.
     #[arg(long)]
     pub keep: bool,
+
+    /// P1: also write each app's times (seconds from the first create until its artifact and
+    /// until its Kustomization was Ready) to this CSV file, to see how the spread builds up.
+    #[arg(long)]
+    pub timeline: Option<PathBuf>,
 }
 
 impl Args {

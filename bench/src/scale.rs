@@ -197,6 +197,9 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
         );
     }
     let lags: Vec<f64> = lagging.iter().map(|(lag, _, _)| *lag).collect();
+    if let Some(path) = &args.timeline {
+        write_timeline(path, &artifact_at, &ready_at)?;
+    }
     let result = ScaleResult {
         n,
         repo_setup_seconds,
@@ -214,6 +217,32 @@ pub async fn run(bench: &Bench) -> Result<ScaleResult, Error> {
         result.all_ready_seconds, result.all_artifacts_seconds
     );
     Ok(result)
+}
+
+/// Writes `app,artifact,ready` rows (seconds from the first create; empty when not seen),
+/// ordered by the time of the artifact.
+fn write_timeline(
+    path: &std::path::Path,
+    artifact_at: &HashMap<String, f64>,
+    ready_at: &HashMap<String, f64>,
+) -> Result<(), Error> {
+    let mut names: Vec<&String> = artifact_at.keys().chain(ready_at.keys()).collect();
+    names.sort();
+    names.dedup();
+    names.sort_by(|a, b| {
+        let at = |n: &String| artifact_at.get(n).copied().unwrap_or(f64::INFINITY);
+        at(a).total_cmp(&at(b))
+    });
+    let cell = |t: Option<&f64>| t.map(|t| format!("{t:.3}")).unwrap_or_default();
+    let mut csv = String::from("app,artifact,ready\n");
+    for name in names {
+        let (artifact, ready) = (cell(artifact_at.get(name)), cell(ready_at.get(name)));
+        csv.push_str(&format!("{name},{artifact},{ready}\n"));
+    }
+    std::fs::write(path, csv).map_err(|source| Error::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    })
 }
 
 /// The name of app `i`: repository, GitRepository and Kustomization alike.
