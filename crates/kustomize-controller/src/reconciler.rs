@@ -25,6 +25,7 @@ use crate::decide::{AppliedRender, HISTORY_REVISION_KEY, Outcome, next_status};
 use crate::error::Error;
 use crate::inventory::{InventoryEntry, ObjectId, Owner};
 use crate::state::Memory;
+use crate::steps::gate::Gate;
 use crate::steps::plan::Why;
 use crate::steps::render::Render;
 use crate::steps::{apply, cleanup, gate, health, plan, prune, render};
@@ -59,8 +60,19 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
         ctx.wakes.forget(&owner);
         return Ok(action);
     }
-    if ours {
-        return reconcile_live(ks, ctx).await;
+    let gate = gate::gate(
+        &ks,
+        ctx.settings.allow_cross_namespace_refs,
+        &ctx.sources,
+        &ctx.kustomizations,
+    );
+    // The finalizer is needed once something is applied, and a pass that the gate stops
+    // applies nothing: until the first pass gets past the gate, a Kustomization that has
+    // applied nothing goes without it. One waiting for its source or a dependency (a
+    // bootstrap, a thousand apps applied at once) costs no write but its status, and none
+    // while it waits for a new source (`awaits_new_source`).
+    if ours || (gate.is_err() && applied_nothing(&ks)) {
+        return reconcile_live(ks, ctx, gate).await;
     }
     // The finalizer is added and the pass goes on with the answer: the event of the write is
     // an echo that starts no second pass.
@@ -68,7 +80,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
         Ok(written) => {
             let rv = written.resource_version().unwrap_or_default();
             ctx.wakes.wrote_finalizer(&owner, rv);
-            reconcile_live(Arc::new(written), ctx).await
+            reconcile_live(Arc::new(written), ctx, gate).await
         }
         // The copy this pass started from is older than the object on the server: an earlier
         // pass added the finalizer, or a deletion began, and the watch has not delivered it
@@ -169,7 +181,21 @@ pub struct Pass {
     pub class: Class,
 }
 
-async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Whether `ks` records no applied object: no `status.inventory`, or an empty one.
+fn applied_nothing(ks: &Kustomization) -> bool {
+    ks.status
+        .as_ref()
+        .and_then(|s| s.inventory.as_ref())
+        .is_none_or(|inventory| inventory.entries.is_empty())
+}
+
+/// A pass of `ks` from what the gate found: it applies only when `gate` is `Ok`, and then
+/// `ks` carries the finalizer.
+async fn reconcile_live(
+    ks: Arc<Kustomization>,
+    ctx: Arc<Context>,
+    gate: Result<Gate, Error>,
+) -> Result<Action, Error> {
     if ks.spec.suspend {
         // Suspension ends with a spec change, which triggers a reconcile by itself.
         return Ok(Action::await_change());
@@ -178,7 +204,10 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
     let owner = Owner::new(&ks.namespace().unwrap_or_default(), &ks.name_any());
     let mut memory = ctx.memories.get(&owner);
     let mut status = ks.status.clone().unwrap_or_default();
-    let result = run(&ks, &ctx, &mut memory, &mut status, started).await;
+    let result = match gate {
+        Ok(gate) => run(&ks, &ctx, gate, &mut memory, &mut status, started).await,
+        Err(error) => Err(error),
+    };
     ctx.memories.put(owner, memory);
     if matches!(result, Err(Error::Waiting { .. })) && awaits_new_source(&ks, &ctx) {
         ctx.metrics.reconcile.observe(
@@ -238,10 +267,11 @@ async fn reconcile_live(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Act
 
 /// Whether `ks` is new, has never written a status, and waits for a source that exists, has
 /// no artifact yet, has not failed and is not suspended: the state of every Kustomization
-/// applied together with its GitRepository (a bootstrap, a new app). Such a pass writes no
-/// status: the source's artifact, or its failure, changes the source and wakes `ks` (see
-/// `controller::users_of`), and the pass then reports what it finds. A Kustomization older
-/// than `--requeue-dependency` (when this pass requeues it) reports the wait as any other.
+/// applied together with its GitRepository (a bootstrap, a new app). Such a pass writes
+/// nothing, neither status nor finalizer: the source's artifact, or its failure, changes the
+/// source and wakes `ks` (see `controller::users_of`), and the pass then reports what it
+/// finds. A Kustomization older than `--requeue-dependency` (when this pass requeues it)
+/// reports the wait as any other.
 fn awaits_new_source(ks: &Kustomization, ctx: &Context) -> bool {
     let young = ks
         .meta()
@@ -273,23 +303,18 @@ fn awaits_new_source(ks: &Kustomization, ctx: &Context) -> bool {
     })
 }
 
-/// One pass: gate → render → plan → apply → prune → health. `memory` and `status` are updated
-/// as the pass goes (what was written stays known even when a later step fails).
+/// One pass past the gate: render → plan → apply → prune → health. `memory` and `status` are
+/// updated as the pass goes (what was written stays known even when a later step fails).
 async fn run(
     ks: &Kustomization,
     ctx: &Context,
+    gate: Gate,
     memory: &mut Memory,
     status: &mut KustomizationStatus,
     started: Instant,
 ) -> Result<Pass, Error> {
     let ns = ks.namespace().unwrap_or_default();
     let owner = Owner::new(&ns, &ks.name_any());
-    let gate = gate::gate(
-        ks,
-        ctx.settings.allow_cross_namespace_refs,
-        &ctx.sources,
-        &ctx.kustomizations,
-    )?;
     let revision = gate.source.revision.clone();
     let clients = target::clients(ks, ctx)
         .await

@@ -266,19 +266,59 @@ async fn a_kustomization_created_with_its_source_writes_no_waiting_status_at_fir
                  "timeout": "10m"}
     }))
     .await;
+    // The kustomize-controller knows the source before the Kustomization comes (else its
+    // first pass reports the source not found).
+    let source = kube::runtime::reflector::ObjectRef::new("repo").within(&env.namespace);
+    let sources = controllers.kustomize.context.sources.clone();
+    wait_until(|| sources.get(&source).is_some(), 30).await;
+    let kustomizations: kube::Api<mooring_api::Kustomization> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    let passes = controllers.reconciles();
     let created = std::time::Instant::now();
     kustomization(&env, "fresh", serde_json::json!({"path": "./app"})).await;
+    wait_until(|| controllers.reconciles() > passes, 30).await;
+    // The first pass wrote nothing, neither status nor finalizer: the source's artifact or
+    // failure would have woken it, and nothing applied needs the finalizer yet.
+    let after_first = kustomizations.get("fresh").await.expect("get");
+    assert!(
+        after_first.metadata.finalizers.is_none()
+            && after_first
+                .status
+                .as_ref()
+                .is_none_or(|s| s.conditions.is_empty()),
+        "the first pass wrote: finalizers {:?}, status {:?}",
+        after_first.metadata.finalizers,
+        after_first.status
+    );
     let waiting = wait_ks(&env, "fresh", "the wait reported", 60, |k| {
         ready(k).is_some_and(|(_, _, m)| m.contains("has no artifact yet"))
     })
     .await;
-    // The first pass wrote nothing (the source's artifact or failure would have woken it); the
-    // pass `--requeue-dependency` later found the Kustomization no longer new and reported.
+    // The pass `--requeue-dependency` later found the Kustomization no longer new and
+    // reported; the finalizer waits for a pass that gets past the gate (it applies nothing
+    // before).
     let after = created.elapsed();
     assert!(
         after >= requeue - Duration::from_millis(500),
         "the wait was reported {after:?} after creation: {:?}",
         ready(&waiting)
+    );
+    assert_eq!(
+        waiting.metadata.finalizers, None,
+        "no finalizer while it waits"
+    );
+    // Having applied nothing, it goes at once when deleted.
+    kustomizations
+        .delete("fresh", &Default::default())
+        .await
+        .expect("delete");
+    assert!(
+        kustomizations
+            .get_opt("fresh")
+            .await
+            .expect("get")
+            .is_none(),
+        "deleted at once"
     );
     drop(silent);
     controllers.stop().await;
