@@ -77,42 +77,54 @@ fn artifact_hash(repo: &Source) -> Option<u64> {
     hash_of((artifact, why_none, deleting))
 }
 
-/// The Kustomizations in `store` whose source is `repo`.
+/// The Kustomizations in `store` whose source is `repo`. Called for every new artifact, over
+/// every Kustomization: the names are compared in place, nothing is copied.
 fn users_of(store: &Store<Kustomization>, repo: &Source) -> Vec<ObjectRef<Kustomization>> {
-    let repo_ns = repo.namespace();
-    let repo_name = repo.name_any();
-    store
-        .state()
-        .into_iter()
+    users_in(&store.state(), repo)
+}
+
+fn users_in(kustomizations: &[Arc<Kustomization>], repo: &Source) -> Vec<ObjectRef<Kustomization>> {
+    let repo_ns = repo.metadata.namespace.as_deref();
+    let repo_name = repo.metadata.name.as_deref().unwrap_or_default();
+    kustomizations
+        .iter()
         .filter(|ks| {
-            let ns = ks
-                .spec
-                .source_ref
-                .namespace
-                .clone()
-                .or_else(|| ks.namespace());
-            ks.spec.source_ref.name == repo_name && ns == repo_ns
+            let source = &ks.spec.source_ref;
+            source.name == repo_name
+                && source
+                    .namespace
+                    .as_deref()
+                    .or(ks.metadata.namespace.as_deref())
+                    == repo_ns
         })
-        .map(|ks| ObjectRef::from_obj(&*ks))
+        .map(|ks| ObjectRef::from_obj(&**ks))
         .collect()
 }
 
-/// The Kustomizations in `store` that depend on `dep`.
+/// The Kustomizations in `store` that depend on `dep`. Called for every change of a
+/// Kustomization's readiness, over every Kustomization: nothing is copied.
 fn dependents_of(
     store: &Store<Kustomization>,
     dep: &Kustomization,
 ) -> Vec<ObjectRef<Kustomization>> {
-    let dep_ns = dep.namespace();
-    let dep_name = dep.name_any();
-    store
-        .state()
-        .into_iter()
+    dependents_in(&store.state(), dep)
+}
+
+fn dependents_in(
+    kustomizations: &[Arc<Kustomization>],
+    dep: &Kustomization,
+) -> Vec<ObjectRef<Kustomization>> {
+    let dep_ns = dep.metadata.namespace.as_deref();
+    let dep_name = dep.metadata.name.as_deref().unwrap_or_default();
+    kustomizations
+        .iter()
         .filter(|ks| {
             ks.spec.depends_on.iter().any(|d| {
-                d.name == dep_name && d.namespace.clone().or_else(|| ks.namespace()) == dep_ns
+                d.name == dep_name
+                    && d.namespace.as_deref().or(ks.metadata.namespace.as_deref()) == dep_ns
             })
         })
-        .map(|ks| ObjectRef::from_obj(&*ks))
+        .map(|ks| ObjectRef::from_obj(&**ks))
         .collect()
 }
 
@@ -127,13 +139,12 @@ fn decrypting_with(
         .state()
         .into_iter()
         .filter(|ks| {
-            ks.namespace() == secret_ns
-                && ks
-                    .spec
-                    .decryption
-                    .as_ref()
-                    .and_then(|d| d.secret_ref.as_ref())
-                    .is_some_and(|r| r.name == secret_name)
+            ks.spec
+                .decryption
+                .as_ref()
+                .and_then(|d| d.secret_ref.as_ref())
+                .is_some_and(|r| r.name == secret_name)
+                && ks.namespace() == secret_ns
         })
         .map(|ks| ObjectRef::from_obj(&*ks))
         .collect()
@@ -221,4 +232,90 @@ pub async fn run(
     controller.await;
     ctx.local.live.shutdown();
     ctx.remotes.shutdown();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kustomization(ns: &str, name: &str, spec: serde_json::Value) -> Arc<Kustomization> {
+        let mut spec_with = serde_json::json!({"interval": "1m", "prune": true});
+        if let (Some(all), Some(more)) = (spec_with.as_object_mut(), spec.as_object()) {
+            all.extend(more.clone());
+        }
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "kustomize.mooring.dev/v1", "kind": "Kustomization",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": spec_with,
+            }))
+            .expect("a Kustomization"),
+        )
+    }
+
+    fn names(refs: Vec<ObjectRef<Kustomization>>) -> Vec<String> {
+        let mut names: Vec<String> = refs
+            .into_iter()
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_source_wakes_the_kustomizations_that_name_it_in_its_namespace() {
+        let source =
+            |name: &str| serde_json::json!({"sourceRef": {"kind": "GitRepository", "name": name}});
+        let elsewhere = serde_json::json!({"sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "apps"}});
+        let all = [
+            kustomization("apps", "same-namespace", source("repo")),
+            kustomization("apps", "other-source", source("other")),
+            kustomization("team", "same-name-other-namespace", source("repo")),
+            kustomization("team", "cross-namespace", elsewhere),
+        ];
+        let repo: Source = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "repo", "namespace": "apps"},
+        }))
+        .expect("a source");
+        assert_eq!(
+            names(users_in(&all, &repo)),
+            ["apps/same-namespace", "team/cross-namespace"]
+        );
+    }
+
+    #[test]
+    fn a_kustomization_wakes_its_dependents_in_its_namespace() {
+        let source = serde_json::json!({"kind": "GitRepository", "name": "repo"});
+        let depends =
+            |deps: serde_json::Value| serde_json::json!({"sourceRef": source, "dependsOn": deps});
+        let all = [
+            kustomization(
+                "apps",
+                "after-infra",
+                depends(serde_json::json!([{"name": "infra"}])),
+            ),
+            kustomization(
+                "apps",
+                "after-other",
+                depends(serde_json::json!([{"name": "other"}])),
+            ),
+            kustomization(
+                "team",
+                "after-own-infra",
+                depends(serde_json::json!([{"name": "infra"}])),
+            ),
+            kustomization(
+                "team",
+                "after-apps-infra",
+                depends(
+                    serde_json::json!([{"name": "other"}, {"name": "infra", "namespace": "apps"}]),
+                ),
+            ),
+        ];
+        let infra = kustomization("apps", "infra", serde_json::json!({"sourceRef": source}));
+        assert_eq!(
+            names(dependents_in(&all, &infra)),
+            ["apps/after-infra", "team/after-apps-infra"]
+        );
+    }
 }

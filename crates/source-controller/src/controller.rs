@@ -41,6 +41,24 @@ fn artifact_hash(repo: &GitRepository) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The GitRepositories that include `changed`. Called for every new artifact, over every
+/// GitRepository: the names are compared in place, nothing is copied.
+fn includers_of(
+    repos: &[Arc<GitRepository>],
+    changed: &GitRepository,
+) -> Vec<ObjectRef<GitRepository>> {
+    let ns = changed.metadata.namespace.as_deref();
+    let name = changed.metadata.name.as_deref().unwrap_or_default();
+    repos
+        .iter()
+        .filter(|r| {
+            r.spec.include.iter().any(|i| i.repository.name == name)
+                && r.metadata.namespace.as_deref() == ns
+        })
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
+}
+
 /// The GitRepositories that verify signatures with the keys of `secret`: a change of the
 /// Secret verifies their revision again (a removed key withdraws it, an added one lets a
 /// refused revision through).
@@ -53,11 +71,11 @@ fn verifying_with(
     repos
         .iter()
         .filter(|r| {
-            r.namespace() == ns
-                && r.spec
-                    .verify
-                    .as_ref()
-                    .is_some_and(|v| v.secret_ref.name == name)
+            r.spec
+                .verify
+                .as_ref()
+                .is_some_and(|v| v.secret_ref.name == name)
+                && r.namespace() == ns
         })
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()
@@ -115,16 +133,7 @@ async fn run_repositories(
     let triggers = vec![
         runner::changed(primary),
         runner::related(includes, move |changed: GitRepository| {
-            let ns = changed.namespace();
-            let name = changed.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| {
-                    r.namespace() == ns && r.spec.include.iter().any(|i| i.repository.name == name)
-                })
-                .map(|r| ObjectRef::from_obj(&*r))
-                .collect::<Vec<_>>()
+            includers_of(&store.state(), &changed)
         }),
         runner::related(secrets, move |secret: PartialObjectMeta<Secret>| {
             verifying_with(&by_keys.state(), &secret)
@@ -152,7 +161,7 @@ fn receivers_reading(
     let name = secret.name_any();
     receivers
         .iter()
-        .filter(|r| r.namespace() == ns && r.spec.secret_ref.name == name)
+        .filter(|r| r.spec.secret_ref.name == name && r.namespace() == ns)
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()
 }
@@ -222,4 +231,40 @@ fn trigger_hash_of_receiver(receiver: &Receiver) -> Option<u64> {
         .get(RECONCILE_REQUESTED_AT_ANNOTATION)
         .hash(&mut hasher);
     Some(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(ns: &str, name: &str, include: &[&str]) -> Arc<GitRepository> {
+        let include: Vec<serde_json::Value> = include
+            .iter()
+            .map(|n| serde_json::json!({"repository": {"name": n}}))
+            .collect();
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"url": "https://example.com/r.git", "interval": "1m", "include": include},
+            }))
+            .expect("a GitRepository"),
+        )
+    }
+
+    #[test]
+    fn a_new_artifact_wakes_the_repositories_that_include_it_in_its_namespace() {
+        let all = [
+            repo("apps", "includes-it", &["other", "shared"]),
+            repo("apps", "includes-another", &["other"]),
+            repo("team", "same-name-other-namespace", &["shared"]),
+            repo("apps", "shared", &[]),
+        ];
+        let mut woken: Vec<String> = includers_of(&all, &repo("apps", "shared", &[]))
+            .into_iter()
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+            .collect();
+        woken.sort();
+        assert_eq!(woken, ["apps/includes-it"]);
+    }
 }
