@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use mooring_runtime::runner;
-use mooring_runtime::stores::{slim, stored_objects, tee};
+use mooring_runtime::stores::{departures, slim, stored_objects, tee};
 
 use crate::context::Context;
 use crate::reconciler::{error_policy, reconcile};
@@ -195,6 +195,10 @@ pub async fn run(
         .default_backoff()
         .modify(slim)
         .reflect(writers.sources);
+    // A source that is gone wakes its users too: one deleted without the source-controller's
+    // finalizer (that controller not running) comes with no "being deleted" change first, and
+    // one deleted while the watch was down comes with no event at all.
+    let (sources, gone_sources) = departures(sources);
     let sources = stored_objects(sources, ctx.sources.clone())
         .predicate_filter(artifact_hash, Default::default());
     // From the same watch, after the store: a dependent then reads its dependency's new
@@ -208,10 +212,14 @@ pub async fn run(
         .touched_objects();
     let by_secret = ctx.kustomizations.clone();
     let by_source = ctx.kustomizations.clone();
+    let by_gone_source = ctx.kustomizations.clone();
     let by_dependency = ctx.kustomizations.clone();
     let triggers = vec![
         runner::changed(primary),
         runner::related(sources, move |repo: Source| users_of(&by_source, &repo)),
+        runner::related(gone_sources, move |repo: Source| {
+            users_of(&by_gone_source, &repo)
+        }),
         runner::related(readiness, move |dep: Kustomization| {
             dependents_of(&by_dependency, &dep)
         }),

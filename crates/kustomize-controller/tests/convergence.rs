@@ -675,3 +675,47 @@ async fn a_deleted_source_turns_its_kustomization_not_ready_at_once() {
     let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     assert!(maps.get_opt("kept").await.expect("get").is_some());
 }
+
+#[tokio::test]
+async fn a_source_deleted_without_its_finalizer_turns_its_kustomization_not_ready_at_once() {
+    let env = env("conv-source-gone-bare").await;
+    let repo = repo("conv-source-gone-bare");
+    let files = vec![("deploy/cm.yaml".to_string(), config_map_yaml("kept", "1"))];
+    let commit = push(&repo, &files, "one map");
+    let controllers = start_app(
+        &env,
+        &repo,
+        json!({"path": "./deploy", "interval": "1h"}),
+        &commit,
+    )
+    .await;
+
+    // With the source-controller down nothing holds the deletion: the GitRepository goes at
+    // once, and no "being deleted" version of it comes first.
+    controllers.source.stop().await;
+    let sources: Api<mooring_api::GitRepository> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    sources
+        .patch(
+            "repo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("remove the source-controller's finalizer");
+    sources
+        .delete("repo", &DeleteParams::default())
+        .await
+        .expect("delete the GitRepository");
+    wait_ks(&env, "app", "not Ready, its source not found", 30, |k| {
+        ready(k).is_some_and(|(status, _, message)| {
+            status == "False"
+                && message.contains(&format!("GitRepository '{}/repo' not found", env.namespace))
+        })
+    })
+    .await;
+    // What it applied stays.
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(maps.get_opt("kept").await.expect("get").is_some());
+    controllers.kustomize.stop().await;
+}

@@ -1,5 +1,6 @@
 //! What a controller keeps of the objects its reflector stores hold.
 
+use std::collections::HashSet;
 use std::hash::Hash;
 
 use futures::future::Either;
@@ -86,6 +87,68 @@ where
         }
     });
     (original, received.map(Ok))
+}
+
+/// The objects that leave a watch, for a trigger that must act when an object goes: each one
+/// the watch reports deleted, and at the end of each list (every re-list after the watch
+/// expired or broke) each one the list no longer holds, which was deleted while the watch was
+/// down and got no event of its own. A departure carries the object's name and namespace only.
+///
+/// Put it right after `reflect(writer)`: the store has dropped an object when its departure is
+/// handed out. Returns `events` as they were, and the departures.
+pub fn departures<K, S>(
+    events: S,
+) -> (
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource + Default + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    type Key = (Option<String>, String);
+    fn key<K: Resource>(object: &K) -> Key {
+        let meta = object.meta();
+        (
+            meta.namespace.clone(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    }
+    let (gone, departed) = futures::channel::mpsc::unbounded();
+    let leave = move |(namespace, name): Key| {
+        let mut object = K::default();
+        object.meta_mut().namespace = namespace;
+        object.meta_mut().name = Some(name);
+        // The receiving side ends only with the controller.
+        let _ = gone.unbounded_send(object);
+    };
+    // The objects the watch holds, and those of a list under way.
+    let mut known: HashSet<Key> = HashSet::new();
+    let mut listed: Option<HashSet<Key>> = None;
+    let events = events.inspect(move |event| match event {
+        Ok(watcher::Event::Apply(object)) => {
+            known.insert(key(object));
+        }
+        Ok(watcher::Event::Delete(object)) => {
+            let key = key(object);
+            known.remove(&key);
+            leave(key);
+        }
+        Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+        Ok(watcher::Event::InitApply(object)) => {
+            listed.get_or_insert_default().insert(key(object));
+        }
+        Ok(watcher::Event::InitDone) => {
+            let before = std::mem::replace(&mut known, listed.take().unwrap_or_default());
+            for key in before {
+                if !known.contains(&key) {
+                    leave(key);
+                }
+            }
+        }
+        Err(_) => {}
+    });
+    (events, departed.map(Ok))
 }
 
 #[cfg(test)]
@@ -257,5 +320,41 @@ mod tests {
         until(vec!["a=1", "a=2", "b=1"]).await;
         stop.send(()).expect("stop");
         runner.await.expect("runner");
+    }
+
+    #[tokio::test]
+    async fn departures_are_deletions_and_what_a_relist_no_longer_holds() {
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(config_map("a", "1"))),
+            Ok(watcher::Event::InitApply(config_map("b", "1"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(config_map("c", "1"))),
+            Ok(watcher::Event::Delete(config_map("a", "1"))),
+            // The watch broke: a re-list. Meanwhile `b` was deleted and `d` created.
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(config_map("c", "1"))),
+            Ok(watcher::Event::InitApply(config_map("d", "1"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(config_map("b", "2"))),
+        ]);
+        let (events, departed) = departures(events.reflect(writer));
+        let (mut events, mut departed) = (Box::pin(events), Box::pin(departed));
+        let mut seen = Vec::new();
+        while let Some(event) = events.next().await {
+            event.expect("event");
+            while let Some(Some(gone)) = departed.next().now_or_never() {
+                let gone = gone.expect("departure");
+                assert_eq!(gone.metadata.namespace.as_deref(), Some("ns"));
+                assert!(
+                    reader.get(&reflector::ObjectRef::from_obj(&gone)).is_none(),
+                    "the store no longer holds {:?}",
+                    gone.metadata.name
+                );
+                seen.push(gone.metadata.name.unwrap_or_default());
+            }
+        }
+        assert_eq!(seen, ["a", "b"]);
     }
 }
