@@ -18,6 +18,7 @@ use kube::api::{Api, DynamicObject, ObjectMeta, PartialObjectMeta};
 use kube::discovery::ApiResource;
 use kube::runtime::{WatchStreamExt, watcher};
 use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL};
+use mooring_runtime::runner::WatchErrors;
 
 use crate::inventory::{ObjectId, Owner};
 use crate::wakes::{Change, Wakes};
@@ -245,24 +246,35 @@ async fn follow(
     // deleted while the watch was down disappear too.
     let mut listing: Option<HashMap<ObjectId, LiveObject>> = None;
     let mut listed_up_to = 0;
+    // A watch that keeps failing (the kind's CRD deleted, list rights withdrawn) is said at
+    // warn: while it fails, drift of this kind is not seen.
+    let mut errors = WatchErrors::default();
+    let watched = if group.is_empty() {
+        kind.clone()
+    } else {
+        format!("{kind}.{group}")
+    };
     while let Some(event) = events.next().await {
+        let Some(event) = errors.see(&watched, event) else {
+            continue;
+        };
         // What changed, by owning Kustomization.
         let mut changes: HashMap<Owner, Vec<Change>> = HashMap::new();
         // How far the view has seen, raised only once the event is in `objects` (a listing's
         // at its end): a lookup between the two would take an object the view is about to
         // show for one that is absent.
         let rv = match &event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
                 o.metadata.resource_version.as_deref().and_then(numeric)
             }
             _ => None,
         };
         match event {
-            Ok(watcher::Event::Init) => {
+            watcher::Event::Init => {
                 listing = Some(HashMap::new());
                 listed_up_to = 0;
             }
-            Ok(watcher::Event::InitApply(o)) => {
+            watcher::Event::InitApply(o) => {
                 let live = LiveObject::of(&o.metadata);
                 let rv = o.metadata.resource_version.as_deref().and_then(numeric);
                 listed_up_to = listed_up_to.max(rv.unwrap_or_default());
@@ -270,7 +282,7 @@ async fn follow(
                     .get_or_insert_with(HashMap::new)
                     .insert(id_of(&o.metadata), live);
             }
-            Ok(watcher::Event::InitDone) => {
+            watcher::Event::InitDone => {
                 let fresh = listing.take().unwrap_or_default();
                 let mut objects = view.objects.write().unwrap_or_else(|p| p.into_inner());
                 changes = relisted(&objects, &fresh, cluster);
@@ -278,7 +290,7 @@ async fn follow(
                 view.seen_up_to.fetch_max(listed_up_to, Ordering::SeqCst);
                 view.synced.store(true, Ordering::SeqCst);
             }
-            Ok(watcher::Event::Apply(o)) => {
+            watcher::Event::Apply(o) => {
                 let live = LiveObject::of(&o.metadata);
                 let id = id_of(&o.metadata);
                 let mut objects = view.objects.write().unwrap_or_else(|p| p.into_inner());
@@ -300,7 +312,7 @@ async fn follow(
                     }
                 }
             }
-            Ok(watcher::Event::Delete(o)) => {
+            watcher::Event::Delete(o) => {
                 let mut objects = view.objects.write().unwrap_or_else(|p| p.into_inner());
                 let previous = objects.remove(&id_of(&o.metadata));
                 let owners = previous.and_then(|p| p.owner);
@@ -308,7 +320,6 @@ async fn follow(
                     changes.entry(owner).or_default().push(Change::Other);
                 }
             }
-            Err(e) => tracing::debug!(error = %e, %kind, "managed-object watch error (retrying)"),
         }
         if let Some(rv) = rv {
             view.seen_up_to.fetch_max(rv, Ordering::SeqCst);

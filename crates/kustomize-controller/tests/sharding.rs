@@ -212,3 +212,95 @@ async fn a_selector_the_api_server_refuses_is_reported_not_silently_retried() {
         eprintln!("{name}: {line}");
     }
 }
+
+/// The live view's watches of applied kinds report a failing watch as the controllers' own
+/// watches do: while one fails, drift of that kind is not seen.
+#[tokio::test]
+async fn a_managed_kind_whose_watch_keeps_failing_is_reported() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, Patch, PatchParams};
+
+    let env = test_env("live-bad").await.expect("env");
+    let ns = env.namespace.clone();
+    // A kind of this test's own: deleting its CRD breaks no other test's watch.
+    let group = format!("{ns}.mooring.test");
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let crd_name = format!("widgets.{group}");
+    crds.patch(
+        &crd_name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": crd_name},
+            "spec": {
+                "group": group, "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        })),
+    )
+    .await
+    .expect("create the CRD");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("live-bad"), Auth::None)
+        .expect("repo");
+    let widget =
+        format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n");
+    let commit = repo
+        .commit(&[("deploy/widget.yaml", widget.as_str())], "a widget")
+        .expect("commit");
+    let kubeconfig = env.plane.kubeconfig().to_path_buf();
+    let options = Options::local(&kubeconfig).watching(&ns);
+    let controllers = tokio::task::spawn_blocking(move || Controllers::start(&options))
+        .await
+        .expect("start task")
+        .expect("controllers");
+    let sources: Api<GitRepository> = Api::namespaced(env.client.clone(), &ns);
+    apply_json(
+        &sources,
+        serde_json::json!({
+            "apiVersion": "source.mooring.dev/v1", "kind": "GitRepository",
+            "metadata": {"name": "repo"},
+            "spec": {"url": repo.http_url(), "interval": "10m", "ref": {"branch": "main"}}
+        }),
+    )
+    .await;
+    let kustomizations: Api<Kustomization> = Api::namespaced(env.client.clone(), &ns);
+    apply_json(
+        &kustomizations,
+        serde_json::json!({
+            "apiVersion": "kustomize.mooring.dev/v1", "kind": "Kustomization",
+            "metadata": {"name": "app"},
+            "spec": {"interval": "10m", "prune": true, "targetNamespace": ns, "path": "./deploy",
+                     "sourceRef": {"kind": "GitRepository", "name": "repo"}}
+        }),
+    )
+    .await;
+    // Once applied, the controller watches Widgets.
+    wait_ks(&env, "app", "applied", 60, |k| applied(k, &commit)).await;
+
+    // The kind goes away under the watch: every list of it fails from now on.
+    crds.delete(&crd_name, &DeleteParams::default())
+        .await
+        .expect("delete the CRD");
+    let line = log_line(
+        &controllers,
+        KUSTOMIZE_CONTROLLER,
+        &[
+            "WARN",
+            "the watch keeps failing",
+            &format!("Widget.{group}"),
+        ],
+        60,
+    )
+    .await;
+    let line = line.unwrap_or_else(|| {
+        panic!(
+            "the failing watch of Widgets was not reported:\n{}",
+            controllers.log_tails()
+        )
+    });
+    eprintln!("{line}");
+}

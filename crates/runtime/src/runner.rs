@@ -100,7 +100,7 @@ pub type Triggers<K> = BoxStream<'static, (ObjectRef<K>, Reason)>;
 /// warn, again every [`WATCH_ERRORS_BETWEEN_WARNINGS`] errors, and at info once objects come
 /// again.
 #[derive(Debug, Default)]
-struct WatchErrors {
+pub struct WatchErrors {
     in_a_row: u32,
     last: Option<Instant>,
 }
@@ -134,7 +134,7 @@ impl WatchErrors {
     }
 
     /// Logs `event`'s error, or the recovery that `event` shows; its object, if any.
-    fn see<T, E: std::fmt::Display>(&mut self, kind: &str, event: Result<T, E>) -> Option<T> {
+    pub fn see<T, E: std::fmt::Display>(&mut self, kind: &str, event: Result<T, E>) -> Option<T> {
         match event {
             Ok(object) => {
                 if let Some(errors) = self.recovered() {
