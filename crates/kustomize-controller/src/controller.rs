@@ -77,13 +77,9 @@ fn artifact_hash(repo: &Source) -> Option<u64> {
     hash_of((artifact, why_none, deleting))
 }
 
-/// The Kustomizations in `store` whose source is `repo`. Called for every new artifact, over
-/// every Kustomization: the names are compared in place, nothing is copied.
-fn users_of(store: &Store<Kustomization>, repo: &Source) -> Vec<ObjectRef<Kustomization>> {
-    users_in(&store.state(), repo)
-}
-
-fn users_in(kustomizations: &[Arc<Kustomization>], repo: &Source) -> Vec<ObjectRef<Kustomization>> {
+/// The Kustomizations of `kustomizations` whose source is `repo`. Called for every new
+/// artifact, over every Kustomization: the names are compared in place, nothing is copied.
+fn users_of(kustomizations: &[Arc<Kustomization>], repo: &Source) -> Vec<ObjectRef<Kustomization>> {
     let repo_ns = repo.metadata.namespace.as_deref();
     let repo_name = repo.metadata.name.as_deref().unwrap_or_default();
     kustomizations
@@ -101,16 +97,9 @@ fn users_in(kustomizations: &[Arc<Kustomization>], repo: &Source) -> Vec<ObjectR
         .collect()
 }
 
-/// The Kustomizations in `store` that depend on `dep`. Called for every change of a
+/// The Kustomizations of `kustomizations` that depend on `dep`. Called for every change of a
 /// Kustomization's readiness, over every Kustomization: nothing is copied.
 fn dependents_of(
-    store: &Store<Kustomization>,
-    dep: &Kustomization,
-) -> Vec<ObjectRef<Kustomization>> {
-    dependents_in(&store.state(), dep)
-}
-
-fn dependents_in(
     kustomizations: &[Arc<Kustomization>],
     dep: &Kustomization,
 ) -> Vec<ObjectRef<Kustomization>> {
@@ -199,8 +188,11 @@ pub async fn run(
     // finalizer (that controller not running) comes with no "being deleted" change first, and
     // one deleted while the watch was down comes with no event at all.
     let (sources, gone_sources) = departures(sources);
-    let sources = stored_objects(sources, ctx.sources.clone())
-        .predicate_filter(artifact_hash, Default::default());
+    let sources = futures::stream::select(
+        stored_objects(sources, ctx.sources.clone())
+            .predicate_filter(artifact_hash, Default::default()),
+        gone_sources,
+    );
     // From the same watch, after the store: a dependent then reads its dependency's new
     // readiness.
     let readiness = changes.predicate_filter(readiness_hash, Default::default());
@@ -212,16 +204,14 @@ pub async fn run(
         .touched_objects();
     let by_secret = ctx.kustomizations.clone();
     let by_source = ctx.kustomizations.clone();
-    let by_gone_source = ctx.kustomizations.clone();
     let by_dependency = ctx.kustomizations.clone();
     let triggers = vec![
         runner::changed(primary),
-        runner::related(sources, move |repo: Source| users_of(&by_source, &repo)),
-        runner::related(gone_sources, move |repo: Source| {
-            users_of(&by_gone_source, &repo)
+        runner::related(sources, move |repo: Source| {
+            users_of(&by_source.state(), &repo)
         }),
         runner::related(readiness, move |dep: Kustomization| {
-            dependents_of(&by_dependency, &dep)
+            dependents_of(&by_dependency.state(), &dep)
         }),
         runner::related(secrets, move |secret: PartialObjectMeta<Secret>| {
             decrypting_with(&by_secret, &secret)
@@ -286,7 +276,7 @@ mod tests {
         }))
         .expect("a source");
         assert_eq!(
-            names(users_in(&all, &repo)),
+            names(users_of(&all, &repo)),
             ["apps/same-namespace", "team/cross-namespace"]
         );
     }
@@ -322,7 +312,7 @@ mod tests {
         ];
         let infra = kustomization("apps", "infra", serde_json::json!({"sourceRef": source}));
         assert_eq!(
-            names(dependents_in(&all, &infra)),
+            names(dependents_of(&all, &infra)),
             ["apps/after-infra", "team/after-apps-infra"]
         );
     }
