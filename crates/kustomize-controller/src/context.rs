@@ -13,6 +13,7 @@ use mooring_runtime::events::{Recorder, Reporter};
 use tokio::sync::mpsc;
 
 use crate::artifact::{ArtifactCache, ArtifactError, Limits};
+use crate::build::Batcher;
 use crate::build::cache::BuildCache;
 use crate::controller::Writers;
 use crate::metrics::Metrics;
@@ -80,6 +81,8 @@ pub struct Context {
     pub wakes: Arc<Wakes>,
     /// kustomize outputs shared by build input.
     pub builds: BuildCache,
+    /// Runs plain builds that wait for a slot together, several to a kustomize process.
+    pub batcher: Arc<Batcher>,
 }
 
 /// The bytes of kustomize output kept for sharing (a 4-object app renders about 1 KiB).
@@ -148,6 +151,7 @@ impl Context {
             memories,
             wakes,
             builds: BuildCache::new(BUILD_CACHE_BYTES),
+            batcher: Arc::new(Batcher::per_cpu()),
         };
         Ok(Parts {
             context,
