@@ -132,6 +132,7 @@ impl Context {
         let (wake_tx, wakeups) = mpsc::unbounded_channel();
         let memories = Arc::new(Memories::default());
         let wakes = Arc::new(Wakes::new(wake_tx, memories.clone()));
+        let batcher = Arc::new(Batcher::per_cpu(metrics.kustomize_processes.clone()));
         let context = Context {
             client: client.clone(),
             local: Arc::new(Cluster::new(config, client.clone(), wakes.clone(), 0)),
@@ -151,7 +152,7 @@ impl Context {
             memories,
             wakes,
             builds: BuildCache::new(BUILD_CACHE_BYTES),
-            batcher: Arc::new(Batcher::per_cpu()),
+            batcher,
         };
         Ok(Parts {
             context,

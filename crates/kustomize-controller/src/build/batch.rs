@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::BuildError;
@@ -64,6 +65,21 @@ pub struct Member {
     pub timeout: Duration,
     /// The resource documents the build reaches.
     pub documents: usize,
+    /// Let kustomize fetch remote bases (such a build always runs on its own).
+    pub allow_remote: bool,
+}
+
+/// Runs `member` in a kustomize process of its own.
+pub async fn alone(member: &Member) -> Result<String, BuildError> {
+    kustomize_build(
+        &member.bin,
+        &member.tree,
+        &member.build_dir,
+        &member.scratch,
+        member.allow_remote,
+        member.timeout,
+    )
+    .await
 }
 
 struct Pending {
@@ -76,7 +92,7 @@ pub struct Batcher {
     slots: Semaphore,
     queue: Mutex<Vec<Pending>>,
     failed: Mutex<HashSet<PathBuf>>,
-    processes: AtomicU64,
+    processes: IntCounter,
     builds: AtomicU64,
 }
 
@@ -84,36 +100,40 @@ impl std::fmt::Debug for Batcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batcher")
             .field("free_slots", &self.slots.available_permits())
-            .field("processes", &self.processes())
+            .field("processes", &self.processes.get())
             .field("builds", &self.builds())
             .finish()
     }
 }
 
 impl Batcher {
-    /// A batcher running at most `slots` kustomize processes at once (more only when a build
-    /// has waited [`MAX_WAIT`]).
-    pub fn new(slots: usize) -> Self {
+    /// A batcher running at most `slots` kustomize processes of several builds at once (more
+    /// only when a build has waited [`MAX_WAIT`]), counting the processes it starts in
+    /// `processes`.
+    pub fn new(slots: usize, processes: IntCounter) -> Self {
         Self {
             slots: Semaphore::new(slots.max(1)),
             queue: Mutex::new(Vec::new()),
             failed: Mutex::new(HashSet::new()),
-            processes: AtomicU64::new(0),
+            processes,
             builds: AtomicU64::new(0),
         }
     }
 
     /// A batcher with a slot per CPU.
-    pub fn per_cpu() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, usize::from))
+    pub fn per_cpu(processes: IntCounter) -> Self {
+        Self::new(
+            std::thread::available_parallelism().map_or(1, usize::from),
+            processes,
+        )
     }
 
-    /// kustomize processes started.
+    /// kustomize processes started, alone or for several builds.
     pub fn processes(&self) -> u64 {
-        self.processes.load(Ordering::Relaxed)
+        self.processes.get()
     }
 
-    /// Builds answered.
+    /// Builds that [`Batcher::build`] answered.
     pub fn builds(&self) -> u64 {
         self.builds.load(Ordering::Relaxed)
     }
@@ -122,7 +142,7 @@ impl Batcher {
     /// its own kustomize run gives.
     pub async fn build(&self, member: Member) -> Result<String, BuildError> {
         self.builds.fetch_add(1, Ordering::Relaxed);
-        if lock(&self.failed).contains(&member.build_dir) {
+        if member.allow_remote || lock(&self.failed).contains(&member.build_dir) {
             return self.alone(&member).await;
         }
         let (reply, answer) = oneshot::channel();
@@ -147,28 +167,24 @@ impl Batcher {
         }
     }
 
-    async fn alone(&self, member: &Member) -> Result<String, BuildError> {
-        self.processes.fetch_add(1, Ordering::Relaxed);
-        kustomize_build(
-            &member.bin,
-            &member.tree,
-            &member.build_dir,
-            &member.scratch,
-            false,
-            member.timeout,
-        )
-        .await
+    /// Runs `member` in a kustomize process of its own, counted.
+    pub async fn alone(&self, member: &Member) -> Result<String, BuildError> {
+        self.processes.inc();
+        alone(member).await
     }
 
     async fn run(&self, mut batch: Vec<Pending>) {
         if batch.len() == 1 {
             let pending = batch.remove(0);
             let result = self.alone(&pending.member).await;
+            if result.is_err() {
+                self.remember_failure(&pending.member);
+            }
             let _ = pending.reply.send(result);
             return;
         }
         let members: Vec<&Member> = batch.iter().map(|p| &p.member).collect();
-        self.processes.fetch_add(1, Ordering::Relaxed);
+        self.processes.inc();
         match together(&members).await {
             Ok(outputs) => {
                 for (pending, output) in batch.into_iter().zip(outputs) {
@@ -185,16 +201,25 @@ impl Batcher {
                     futures::future::join_all(batch.iter().map(|p| self.alone(&p.member))).await;
                 for (pending, result) in batch.into_iter().zip(results) {
                     if result.is_err() {
-                        let mut failed = lock(&self.failed);
-                        if failed.len() >= MAX_REMEMBERED_FAILURES {
-                            failed.clear();
-                        }
-                        failed.insert(pending.member.build_dir.clone());
+                        self.remember_failure(&pending.member);
                     }
                     let _ = pending.reply.send(result);
                 }
             }
         }
+    }
+
+    fn remember_failure(&self, member: &Member) {
+        let mut failed = lock(&self.failed);
+        if failed.len() >= MAX_REMEMBERED_FAILURES {
+            failed.clear();
+        }
+        failed.insert(member.build_dir.clone());
+    }
+
+    /// Builds remembered as failing, which run on their own.
+    pub fn failing(&self) -> usize {
+        lock(&self.failed).len()
     }
 }
 
@@ -445,6 +470,7 @@ mod tests {
                 work_root: "/tmp".into(),
                 timeout: Duration::from_secs(1),
                 documents,
+                allow_remote: false,
             },
             reply,
         }

@@ -302,36 +302,24 @@ pub async fn build_revealing(input: BuildInput) -> Result<Built, BuildError> {
     .map_err(|e| BuildError::WorkingCopy {
         source: std::io::Error::other(e),
     })??;
-    let batcher = input
-        .batcher
-        .as_ref()
-        .filter(|_| prepared.plain && !input.allow_remote_bases && prepared.revealed.is_empty());
-    let result = match batcher {
-        Some(batcher) => {
-            batcher
-                .build(batch::Member {
-                    bin: input.kustomize_bin.clone(),
-                    tree: prepared.tree.clone(),
-                    build_dir: prepared.build_dir.clone(),
-                    owns: prepared.owns.clone(),
-                    scratch: prepared.scratch.clone(),
-                    work_root: work_root.clone(),
-                    timeout: input.timeout,
-                    documents: prepared.documents,
-                })
-                .await
+    let member = batch::Member {
+        bin: input.kustomize_bin.clone(),
+        tree: prepared.tree.clone(),
+        build_dir: prepared.build_dir.clone(),
+        owns: prepared.owns.clone(),
+        scratch: prepared.scratch.clone(),
+        work_root: work_root.clone(),
+        timeout: input.timeout,
+        documents: prepared.documents,
+        allow_remote: input.allow_remote_bases,
+    };
+    let result = match &input.batcher {
+        // Decrypted values stay in this build's own process and output.
+        Some(batcher) if prepared.plain && prepared.revealed.is_empty() => {
+            batcher.build(member).await
         }
-        None => {
-            run::kustomize_build(
-                &input.kustomize_bin,
-                &prepared.tree,
-                &prepared.build_dir,
-                &prepared.scratch,
-                input.allow_remote_bases,
-                input.timeout,
-            )
-            .await
-        }
+        Some(batcher) => batcher.alone(&member).await,
+        None => batch::alone(&member).await,
     }
     .map_err(|e| name_top_kustomization(e, &prepared))
     .map_err(|e| scrub_error(e, &prepared.revealed));
