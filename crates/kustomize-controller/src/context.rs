@@ -81,7 +81,7 @@ pub struct Context {
     pub wakes: Arc<Wakes>,
     /// kustomize outputs shared by build input.
     pub builds: BuildCache,
-    /// Runs plain builds that wait for a slot together, several to a kustomize process.
+    /// Runs plain builds that come close together in one kustomize process.
     pub batcher: Arc<Batcher>,
 }
 
@@ -132,7 +132,10 @@ impl Context {
         let (wake_tx, wakeups) = mpsc::unbounded_channel();
         let memories = Arc::new(Memories::default());
         let wakes = Arc::new(Wakes::new(wake_tx, memories.clone()));
-        let batcher = Arc::new(Batcher::per_cpu(metrics.kustomize_processes.clone()));
+        let batcher = Arc::new(Batcher::new(
+            crate::build::LINGER,
+            metrics.kustomize_processes.clone(),
+        ));
         let context = Context {
             client: client.clone(),
             local: Arc::new(Cluster::new(config, client.clone(), wakes.clone(), 0)),

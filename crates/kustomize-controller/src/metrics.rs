@@ -54,7 +54,7 @@ impl Metrics {
         )?;
         let kustomize_processes = IntCounter::new(
             "processes_total",
-            "kustomize processes started; plain builds that wait for a slot share one",
+            "kustomize processes started; plain builds that come together share one",
         )?;
         registry.register(Box::new(drift_corrections.clone()))?;
         registry.register(Box::new(builds.clone()))?;

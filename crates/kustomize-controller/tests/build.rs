@@ -608,16 +608,16 @@ fn tree_of(files: Vec<(String, String)>) -> Tree {
     Tree::new(&files)
 }
 
-/// Builds each input on its own, then all at once through one batcher with one slot (so that
-/// all but the first wait and run together), and requires the same output or the same error
-/// for each. Returns the batcher.
+/// Builds each input on its own, then all at once through one batcher (the first runs at once,
+/// the others come while it runs and run together), and requires the same output or the same
+/// error for each. Returns the batcher.
 async fn same_alone_and_together(inputs: &[BuildInput]) -> Arc<Batcher> {
     let mut alone = Vec::new();
     for input in inputs {
         alone.push(build(input.clone()).await.map_err(|e| e.to_string()));
     }
     let counter = prometheus::IntCounter::new("processes", "kustomize processes").expect("counter");
-    let batcher = Arc::new(Batcher::new(1, counter));
+    let batcher = Arc::new(Batcher::new(Duration::from_millis(500), counter));
     let together = futures::future::join_all(inputs.iter().map(|input| {
         let mut input = input.clone();
         input.batcher = Some(batcher.clone());
@@ -636,7 +636,7 @@ async fn same_alone_and_together(inputs: &[BuildInput]) -> Arc<Batcher> {
 }
 
 #[tokio::test]
-async fn plain_builds_that_wait_run_together_and_each_gets_its_own_output() {
+async fn plain_builds_that_come_together_run_in_one_process_each_with_its_own_output() {
     let mut trees: Vec<Tree> = (0..5)
         .map(|i| tree_of(plain_app(&format!("app{i}"))))
         .collect();

@@ -3,13 +3,11 @@
 //! Most of the CPU of a small `kustomize build` is spent before it reads a file: the Go
 //! runtime starts and kustomize parses its builtin transformer configuration, on every run
 //! (a 4-object app: 14 ms of CPU on its own, 4.3 ms each in a run of 8; docs/benchmarks.md,
-//! tenth round). When many Kustomizations render at once (a cold start, a push to a shared
-//! repository), the builds that wait for a free slot run together: the one that gets the slot
-//! takes every waiting build it can and runs them as the `resources` of one generated
-//! kustomization, with kustomize's origin annotations on, and gives each build back the
-//! objects whose origin lies in its own directory, with that annotation removed. A build that
-//! finds a slot free runs on its own, as it always did: batching adds no wait when there is
-//! no queue.
+//! tenth round). When many Kustomizations render within a short time (a cold start, a push to
+//! a shared repository), builds are gathered for up to [`LINGER`] and run as the `resources` of
+//! one generated kustomization, with kustomize's origin annotations on; each build gets back
+//! the objects whose origin lies in its own directory, with that annotation removed. A build
+//! that comes after a quiet second runs at once: a push to a quiet cluster waits for nothing.
 //!
 //! Only plain builds take part (see [`super::sandbox::Scan::plain`]): their objects keep their
 //! names and namespaces, so the steps kustomize runs once over its whole output (references to
@@ -22,12 +20,12 @@
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus::IntCounter;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::BuildError;
 use super::run::kustomize_build;
@@ -37,9 +35,11 @@ const MAX_MEMBERS: usize = 16;
 /// The most resource documents in one kustomize run of several builds: kustomize's run time
 /// grows with the square of the number of objects, so large builds run on their own.
 const MAX_DOCUMENTS: usize = 256;
-/// The longest a build waits for a slot before it runs anyway (a slot held by a slow build
-/// must not hold the others back).
-const MAX_WAIT: Duration = Duration::from_millis(250);
+/// How long a run waits for more builds to join it while builds keep coming (see [`BUSY`]).
+pub const LINGER: Duration = Duration::from_millis(200);
+/// Builds keep coming when the last run started less than this long ago; a build that comes
+/// after a quiet second runs at once, so a push to a quiet cluster waits for nothing.
+const BUSY: Duration = Duration::from_secs(1);
 /// Builds that failed are remembered (up to this many) and run on their own after that: one
 /// failing build would otherwise fail every run it joins.
 const MAX_REMEMBERED_FAILURES: usize = 256;
@@ -87,10 +87,14 @@ struct Pending {
     reply: oneshot::Sender<Result<String, BuildError>>,
 }
 
-/// Runs plain builds, several to a kustomize process when they have to wait for a slot.
+/// Runs plain builds, several to a kustomize process when they come close together.
 pub struct Batcher {
-    slots: Semaphore,
-    queue: Mutex<Vec<Pending>>,
+    shared: Arc<Shared>,
+    linger: Duration,
+    queue: OnceLock<mpsc::UnboundedSender<Pending>>,
+}
+
+struct Shared {
     failed: Mutex<HashSet<PathBuf>>,
     processes: IntCounter,
     builds: AtomicU64,
@@ -99,81 +103,114 @@ pub struct Batcher {
 impl std::fmt::Debug for Batcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batcher")
-            .field("free_slots", &self.slots.available_permits())
-            .field("processes", &self.processes.get())
+            .field("linger", &self.linger)
+            .field("processes", &self.processes())
             .field("builds", &self.builds())
             .finish()
     }
 }
 
 impl Batcher {
-    /// A batcher running at most `slots` kustomize processes of several builds at once (more
-    /// only when a build has waited [`MAX_WAIT`]), counting the processes it starts in
-    /// `processes`.
-    pub fn new(slots: usize, processes: IntCounter) -> Self {
+    /// A batcher that, while builds keep coming, holds each run up to `linger` for more
+    /// builds to join it; it counts the kustomize processes it starts in `processes`.
+    pub fn new(linger: Duration, processes: IntCounter) -> Self {
         Self {
-            slots: Semaphore::new(slots.max(1)),
-            queue: Mutex::new(Vec::new()),
-            failed: Mutex::new(HashSet::new()),
-            processes,
-            builds: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                failed: Mutex::new(HashSet::new()),
+                processes,
+                builds: AtomicU64::new(0),
+            }),
+            linger,
+            queue: OnceLock::new(),
         }
-    }
-
-    /// A batcher with a slot per CPU.
-    pub fn per_cpu(processes: IntCounter) -> Self {
-        Self::new(
-            std::thread::available_parallelism().map_or(1, usize::from),
-            processes,
-        )
     }
 
     /// kustomize processes started, alone or for several builds.
     pub fn processes(&self) -> u64 {
-        self.processes.get()
+        self.shared.processes.get()
     }
 
     /// Builds that [`Batcher::build`] answered.
     pub fn builds(&self) -> u64 {
-        self.builds.load(Ordering::Relaxed)
+        self.shared.builds.load(Ordering::Relaxed)
     }
 
-    /// Builds `member`, alone or with others waiting at the same time; the result is the one
-    /// its own kustomize run gives.
+    /// Builds remembered as failing, which run on their own.
+    pub fn failing(&self) -> usize {
+        lock(&self.shared.failed).len()
+    }
+
+    /// Builds `member`, alone or with others that come at the same time; the result is the
+    /// one its own kustomize run gives.
     pub async fn build(&self, member: Member) -> Result<String, BuildError> {
-        self.builds.fetch_add(1, Ordering::Relaxed);
-        if member.allow_remote || lock(&self.failed).contains(&member.build_dir) {
+        self.shared.builds.fetch_add(1, Ordering::Relaxed);
+        if member.allow_remote || lock(&self.shared.failed).contains(&member.build_dir) {
             return self.alone(&member).await;
         }
+        let queue = self.queue.get_or_init(|| {
+            let (queue, arrivals) = mpsc::unbounded_channel();
+            tokio::spawn(dispatch(self.shared.clone(), arrivals, self.linger));
+            queue
+        });
         let (reply, answer) = oneshot::channel();
-        lock(&self.queue).push(Pending {
+        let pending = Pending {
             member: member.clone(),
             reply,
-        });
-        let permit = tokio::select! {
-            permit = self.slots.acquire() => permit.ok(),
-            () = tokio::time::sleep(MAX_WAIT) => None,
         };
-        // Whoever holds a slot runs what waits, this build or others taken first.
-        let batch = take(&mut lock(&self.queue));
-        if !batch.is_empty() {
-            self.run(batch).await;
+        if queue.send(pending).is_err() {
+            return self.alone(&member).await;
         }
-        drop(permit);
         match answer.await {
             Ok(result) => result,
-            // The run that took this build was cancelled (its pass was dropped).
+            // The run that took this build ended without an answer (a panic).
             Err(_) => self.alone(&member).await,
         }
     }
 
     /// Runs `member` in a kustomize process of its own, counted.
     pub async fn alone(&self, member: &Member) -> Result<String, BuildError> {
+        self.shared.alone(member).await
+    }
+}
+
+/// Takes the builds as they come and starts their runs: a build that comes after a quiet
+/// [`BUSY`] runs at once; one that comes while builds keep coming waits up to `linger` for
+/// others to join its run.
+async fn dispatch(
+    shared: Arc<Shared>,
+    mut arrivals: mpsc::UnboundedReceiver<Pending>,
+    linger: Duration,
+) {
+    let mut last_run: Option<tokio::time::Instant> = None;
+    while let Some(first) = arrivals.recv().await {
+        let mut waiting = vec![first];
+        if last_run.is_some_and(|at| at.elapsed() < BUSY) {
+            let deadline = tokio::time::Instant::now() + linger;
+            while waiting.len() < MAX_MEMBERS {
+                match tokio::time::timeout_at(deadline, arrivals.recv()).await {
+                    Ok(Some(pending)) => waiting.push(pending),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        while let Ok(pending) = arrivals.try_recv() {
+            waiting.push(pending);
+        }
+        last_run = Some(tokio::time::Instant::now());
+        while !waiting.is_empty() {
+            let batch = take(&mut waiting);
+            tokio::spawn(shared.clone().run(batch));
+        }
+    }
+}
+
+impl Shared {
+    async fn alone(&self, member: &Member) -> Result<String, BuildError> {
         self.processes.inc();
         alone(member).await
     }
 
-    async fn run(&self, mut batch: Vec<Pending>) {
+    async fn run(self: Arc<Self>, mut batch: Vec<Pending>) {
         if batch.len() == 1 {
             let pending = batch.remove(0);
             let result = self.alone(&pending.member).await;
@@ -215,11 +252,6 @@ impl Batcher {
             failed.clear();
         }
         failed.insert(member.build_dir.clone());
-    }
-
-    /// Builds remembered as failing, which run on their own.
-    pub fn failing(&self) -> usize {
-        lock(&self.failed).len()
     }
 }
 

@@ -24,7 +24,7 @@ use mooring_api::kustomization::{Image, Patch};
 
 use crate::decrypt::{self, DecryptError, Keys};
 
-pub use batch::Batcher;
+pub use batch::{Batcher, LINGER};
 pub use kustomization::{KUSTOMIZATION_FILES, Overrides, YamlFile, classify};
 pub use sandbox::is_remote;
 
@@ -76,7 +76,7 @@ pub struct BuildInput {
     /// `spec.decryption`: the keys that SOPS-encrypted resource files and secretGenerator
     /// files are decrypted with, inside the private working copy, before kustomize runs.
     pub decryption: Option<Arc<Keys>>,
-    /// Runs the build with others in one kustomize process when it has to wait for one (see
+    /// Runs the build with others that come at the same time in one kustomize process (see
     /// [`Batcher`]); `None`: always its own process.
     pub batcher: Option<Arc<Batcher>>,
 }
