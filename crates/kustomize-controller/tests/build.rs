@@ -738,3 +738,20 @@ async fn builds_that_cannot_run_together_get_their_own_results() {
     assert_eq!(batcher.builds(), builds + 1);
     assert_eq!(batcher.failing(), 1);
 }
+
+#[tokio::test]
+async fn a_build_that_comes_alone_does_not_wait_for_others() {
+    let tree = tree_of(plain_app("lone"));
+    let counter = prometheus::IntCounter::new("processes", "kustomize processes").expect("counter");
+    // A run waits for others only while builds keep coming: an hour here would end the test.
+    let batcher = Arc::new(Batcher::new(Duration::from_secs(3600), counter));
+    let mut input = tree.input("");
+    input.batcher = Some(batcher.clone());
+    let expected = build(tree.input("")).await.expect("alone");
+    let built = tokio::time::timeout(Duration::from_secs(60), build(input))
+        .await
+        .expect("the lone build waited for others")
+        .expect("build");
+    assert_eq!(built, expected);
+    assert_eq!((batcher.builds(), batcher.processes()), (1, 1));
+}

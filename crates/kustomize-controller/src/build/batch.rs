@@ -7,7 +7,8 @@
 //! a shared repository), builds are gathered for up to [`LINGER`] and run as the `resources` of
 //! one generated kustomization, with kustomize's origin annotations on; each build gets back
 //! the objects whose origin lies in its own directory, with that annotation removed. A build
-//! that comes after a quiet second runs at once: a push to a quiet cluster waits for nothing.
+//! that comes while nothing else is building runs at once: a push to a quiet cluster waits
+//! for nothing.
 //!
 //! Only plain builds take part (see [`super::sandbox::Scan::plain`]): their objects keep their
 //! names and namespaces, so the steps kustomize runs once over its whole output (references to
@@ -20,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -35,11 +36,11 @@ const MAX_MEMBERS: usize = 16;
 /// The most resource documents in one kustomize run of several builds: kustomize's run time
 /// grows with the square of the number of objects, so large builds run on their own.
 const MAX_DOCUMENTS: usize = 256;
-/// How long a run waits for more builds to join it while builds keep coming (see [`BUSY`]).
+/// How long a run waits for more builds to join it while builds keep coming (see
+/// [`dispatch`]).
 pub const LINGER: Duration = Duration::from_millis(200);
-/// Builds keep coming when the last run started less than this long ago; a build that comes
-/// after a quiet second runs at once, so a push to a quiet cluster waits for nothing.
-const BUSY: Duration = Duration::from_secs(1);
+/// Builds keep coming when one comes less than this long after the one before it.
+const CLOSE: Duration = Duration::from_millis(100);
 /// Builds that failed are remembered (up to this many) and run on their own after that: one
 /// failing build would otherwise fail every run it joins.
 const MAX_REMEMBERED_FAILURES: usize = 256;
@@ -95,6 +96,8 @@ pub struct Batcher {
 }
 
 struct Shared {
+    /// Runs started and not ended.
+    running: AtomicUsize,
     failed: Mutex<HashSet<PathBuf>>,
     processes: IntCounter,
     builds: AtomicU64,
@@ -116,6 +119,7 @@ impl Batcher {
     pub fn new(linger: Duration, processes: IntCounter) -> Self {
         Self {
             shared: Arc::new(Shared {
+                running: AtomicUsize::new(0),
                 failed: Mutex::new(HashSet::new()),
                 processes,
                 builds: AtomicU64::new(0),
@@ -173,19 +177,24 @@ impl Batcher {
     }
 }
 
-/// Takes the builds as they come and starts their runs: a build that comes after a quiet
-/// [`BUSY`] runs at once; one that comes while builds keep coming waits up to `linger` for
-/// others to join its run.
+/// Takes the builds as they come and starts their runs. A build that comes while no run is
+/// going and more than [`CLOSE`] after the one before it runs at once, so that a push to a
+/// quiet cluster (or one build after another, as in a series of pushes) waits for nothing.
+/// Otherwise builds keep coming, and the run waits up to `linger` for others to join it.
 async fn dispatch(
     shared: Arc<Shared>,
     mut arrivals: mpsc::UnboundedReceiver<Pending>,
     linger: Duration,
 ) {
-    let mut last_run: Option<tokio::time::Instant> = None;
+    let mut last_arrival: Option<tokio::time::Instant> = None;
     while let Some(first) = arrivals.recv().await {
+        let now = tokio::time::Instant::now();
+        let busy = shared.running.load(Ordering::Relaxed) > 0
+            || last_arrival.is_some_and(|at| now.duration_since(at) < CLOSE);
+        last_arrival = Some(now);
         let mut waiting = vec![first];
-        if last_run.is_some_and(|at| at.elapsed() < BUSY) {
-            let deadline = tokio::time::Instant::now() + linger;
+        if busy {
+            let deadline = now + linger;
             while waiting.len() < MAX_MEMBERS {
                 match tokio::time::timeout_at(deadline, arrivals.recv()).await {
                     Ok(Some(pending)) => waiting.push(pending),
@@ -196,11 +205,37 @@ async fn dispatch(
         while let Ok(pending) = arrivals.try_recv() {
             waiting.push(pending);
         }
-        last_run = Some(tokio::time::Instant::now());
+        if waiting.len() > 1 {
+            last_arrival = Some(tokio::time::Instant::now());
+        }
         while !waiting.is_empty() {
             let batch = take(&mut waiting);
-            tokio::spawn(shared.clone().run(batch));
+            let running = Running::start(&shared);
+            tokio::spawn(async move {
+                running.shared.clone().run(batch).await;
+                drop(running);
+            });
         }
+    }
+}
+
+/// A run counted in [`Shared::running`] until it ends, by a panic too.
+struct Running {
+    shared: Arc<Shared>,
+}
+
+impl Running {
+    fn start(shared: &Arc<Shared>) -> Self {
+        shared.running.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shared.running.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
