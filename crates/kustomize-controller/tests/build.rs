@@ -676,6 +676,10 @@ async fn plain_builds_that_come_together_run_in_one_process_each_with_its_own_ou
     inputs[5].path = "deploy".into();
     inputs.push(mono.input("apps/left"));
     inputs.push(mono.input("apps/right"));
+    // `spec.targetNamespace` (kustomize's `namespace`, in a working copy).
+    for (input, namespace) in inputs.iter_mut().zip(["one", "two", "two"]) {
+        input.target_namespace = Some(namespace.into());
+    }
     let batcher = same_alone_and_together(&inputs).await;
     assert_eq!(batcher.builds(), inputs.len() as u64);
     assert!(
@@ -715,8 +719,38 @@ async fn builds_that_cannot_run_together_get_their_own_results() {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good1\n".into(),
         ),
     ]);
-    // The first build of each set runs alone; the others wait and run together.
     same_alone_and_together(&[good[2].input(""), good[0].input(""), twin.input("")]).await;
+    // A webhook configuration naming a Service of namespace `default` that its own build does
+    // not hold: on its own, kustomize leaves the reference as written; in one run with a build
+    // whose Service of that name was moved to another namespace, kustomize writes that
+    // namespace into the reference (kustomize v5.8.2).
+    let service = tree_of(vec![
+        (
+            "kustomization.yaml".into(),
+            "resources:\n- svc.yaml\n".into(),
+        ),
+        (
+            "svc.yaml".into(),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: webhook\nspec:\n  ports:\n  - \
+             port: 443\n"
+                .into(),
+        ),
+    ]);
+    let webhook =
+        tree_of(vec![
+        ("kustomization.yaml".into(), "resources:\n- vw.yaml\n".into()),
+        (
+            "vw.yaml".into(),
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\n\
+             metadata:\n  name: checks\nwebhooks:\n- name: check.example.com\n  clientConfig:\n    \
+             service:\n      name: webhook\n      namespace: default\n"
+                .into(),
+        ),
+    ]);
+    let mut inputs = [good[2].input(""), service.input(""), webhook.input("")];
+    inputs[1].target_namespace = Some("tools".into());
+    inputs[2].target_namespace = Some("apps".into());
+    same_alone_and_together(&inputs).await;
     let inputs = [
         good[2].input(""),
         good[1].input(""),

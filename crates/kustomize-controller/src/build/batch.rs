@@ -358,7 +358,119 @@ async fn together(members: &[&Member]) -> Result<Vec<String>, String> {
     let yaml = kustomize_build(&first.bin, &root, &root, &first.scratch, false, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    split(&yaml, &origins)
+    let outputs = split(&yaml, &origins)?;
+    apart(&outputs)?;
+    Ok(outputs)
+}
+
+/// The objects that name another object by a mapping of name and namespace, as kustomize
+/// v5's builtin name references have them: (kind, what it names, where). When kustomize's last
+/// step finds one object of the named kind and name in the whole run, it writes that object's
+/// namespace into the mapping, so an object of another build could be written in (names
+/// written as plain strings are only ever replaced by a new name, and the objects of plain
+/// builds keep theirs).
+const NAMESPACED_REFERENCES: [(&str, &str, &[&str]); 6] = [
+    ("RoleBinding", "ServiceAccount", &["subjects", "*", "name"]),
+    (
+        "ClusterRoleBinding",
+        "ServiceAccount",
+        &["subjects", "*", "name"],
+    ),
+    (
+        "ValidatingWebhookConfiguration",
+        "Service",
+        &["webhooks", "*", "clientConfig", "service", "name"],
+    ),
+    (
+        "MutatingWebhookConfiguration",
+        "Service",
+        &["webhooks", "*", "clientConfig", "service", "name"],
+    ),
+    (
+        "StorageClass",
+        "Secret",
+        &["parameters", "secretRef", "name"],
+    ),
+    (
+        "Node",
+        "ConfigMap",
+        &["spec", "configSource", "configMap", "name"],
+    ),
+];
+
+/// Refuses a run in which an object of one build names, by name and namespace, an object of
+/// that kind and name that another build holds (see [`NAMESPACED_REFERENCES`]): kustomize may
+/// have pointed it at the other build's object. Such builds run on their own.
+fn apart(outputs: &[String]) -> Result<(), String> {
+    let referrer = |document: &str| {
+        NAMESPACED_REFERENCES
+            .iter()
+            .any(|(kind, _, _)| document.lines().any(|l| l == format!("kind: {kind}")))
+    };
+    if !outputs
+        .iter()
+        .any(|o| documents(o).into_iter().any(referrer))
+    {
+        return Ok(());
+    }
+    let mut held: Vec<HashSet<(String, String)>> = Vec::with_capacity(outputs.len());
+    let mut named: Vec<Vec<(&str, String)>> = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let mut objects = HashSet::new();
+        let mut references = Vec::new();
+        for (index, document) in documents(output).into_iter().enumerate() {
+            let object =
+                crate::manifests::parse_document(index, document).map_err(|e| e.to_string())?;
+            let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            for (referrer, referral, path) in NAMESPACED_REFERENCES {
+                if kind == referrer {
+                    let mut names = Vec::new();
+                    strings_at(&object, path, &mut names);
+                    references.extend(names.into_iter().map(|n| (referral, n)));
+                }
+            }
+            objects.insert((kind, name.to_owned()));
+        }
+        held.push(objects);
+        named.push(references);
+    }
+    for (i, references) in named.iter().enumerate() {
+        for (kind, name) in references {
+            let key = ((*kind).to_owned(), name.clone());
+            if held
+                .iter()
+                .enumerate()
+                .any(|(j, h)| j != i && h.contains(&key))
+            {
+                return Err(format!(
+                    "a build names {kind} '{name}', which another build of the run holds"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The strings at `path` in `value` (`*`: each item of a list).
+fn strings_at(value: &serde_json::Value, path: &[&str], out: &mut Vec<String>) {
+    match path.split_first() {
+        None => {
+            if let Some(s) = value.as_str() {
+                out.push(s.to_owned());
+            }
+        }
+        Some((&"*", rest)) => {
+            for item in value.as_array().into_iter().flatten() {
+                strings_at(item, rest, out);
+            }
+        }
+        Some((key, rest)) => {
+            if let Some(next) = value.get(*key) {
+                strings_at(next, rest, out);
+            }
+        }
+    }
 }
 
 /// `to` relative to `from`, both absolute.

@@ -37,12 +37,14 @@ const FILE_FIELDS: [&str; 6] = [
 const PATH_OBJECT_FIELDS: [&str; 3] = ["patches", "patchesJson6902", "replacements"];
 /// Generator fields holding file lists.
 const GENERATOR_FIELDS: [&str; 2] = ["configMapGenerator", "secretGenerator"];
-/// The fields of a plain kustomization (see [`Scan::plain`]): none of them renames an object or
-/// moves it to another namespace, declares variables, or acts on the build above it.
-const PLAIN_FIELDS: [&str; 11] = [
+/// The fields of a plain kustomization (see [`Scan::plain`]): none of them renames an object,
+/// declares variables, or acts on the build above it (`namespace` moves objects, which the
+/// run of several checks for: `batch::apart`).
+const PLAIN_FIELDS: [&str; 12] = [
     "apiVersion",
     "kind",
     "metadata",
+    "namespace",
     "resources",
     "bases",
     "components",
@@ -210,10 +212,11 @@ pub struct Scan {
     /// nothing outside the directories and files named here.
     pub reached: Vec<PathBuf>,
     /// Every kustomization reached has only [`PLAIN_FIELDS`], and no resource file mentions
-    /// kustomize's own annotations. The objects of such a build keep their names and
-    /// namespaces as written, so kustomize's last steps (fixing references to renamed
-    /// objects, variables, hash suffixes) change nothing in them: the build gives the same
-    /// output inside a larger one ([`super::batch`]) as on its own.
+    /// kustomize's own annotations. The objects of such a build keep their names as written,
+    /// so kustomize's last steps (fixing references to renamed objects, variables, hash
+    /// suffixes) change nothing in them but namespaces in a few references, which
+    /// `batch::apart` checks: the build gives the same output inside a larger one
+    /// ([`super::batch`]) as on its own.
     pub plain: bool,
     /// Something reached is not plain (see [`Scan::plain`]).
     not_plain: bool,

@@ -146,7 +146,8 @@ fn a_build_is_plain_when_nothing_it_reaches_renames_or_moves_objects() {
         (
             "app/kustomization.yaml",
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- \
-             cm.yaml\n- ../base\ncommonLabels:\n  a: b\nimages:\n- name: x\n  newTag: y\n"
+             cm.yaml\n- ../base\ncommonLabels:\n  a: b\nimages:\n- name: x\n  newTag: y\n\
+             namespace: apps\n"
         ),
         ("app/cm.yaml", cm),
         (
@@ -156,7 +157,6 @@ fn a_build_is_plain_when_nothing_it_reaches_renames_or_moves_objects() {
         ("base/cm.yaml", cm),
     ]));
     for field in [
-        "namespace: x",
         "namePrefix: x-",
         "nameSuffix: -x",
         "configMapGenerator:\n- name: x\n  literals: [a=b]",
