@@ -134,6 +134,7 @@ impl Context {
         let wakes = Arc::new(Wakes::new(wake_tx, memories.clone()));
         let batcher = Arc::new(Batcher::new(
             crate::build::LINGER,
+            usize::from(mooring_runtime::flags::DEFAULT_CONCURRENCY),
             metrics.kustomize_processes.clone(),
         ));
         let context = Context {

@@ -617,7 +617,7 @@ async fn same_alone_and_together(inputs: &[BuildInput]) -> Arc<Batcher> {
         alone.push(build(input.clone()).await.map_err(|e| e.to_string()));
     }
     let counter = prometheus::IntCounter::new("processes", "kustomize processes").expect("counter");
-    let batcher = Arc::new(Batcher::new(Duration::from_millis(500), counter));
+    let batcher = Arc::new(Batcher::new(Duration::from_millis(500), 64, counter));
     let together = futures::future::join_all(inputs.iter().map(|input| {
         let mut input = input.clone();
         input.batcher = Some(batcher.clone());
@@ -778,7 +778,7 @@ async fn a_build_that_comes_alone_does_not_wait_for_others() {
     let tree = tree_of(plain_app("lone"));
     let counter = prometheus::IntCounter::new("processes", "kustomize processes").expect("counter");
     // A run waits for others only while builds keep coming: an hour here would end the test.
-    let batcher = Arc::new(Batcher::new(Duration::from_secs(3600), counter));
+    let batcher = Arc::new(Batcher::new(Duration::from_secs(3600), 64, counter));
     let mut input = tree.input("");
     input.batcher = Some(batcher.clone());
     let expected = build(tree.input("")).await.expect("alone");

@@ -38,7 +38,7 @@ const MAX_MEMBERS: usize = 16;
 const MAX_DOCUMENTS: usize = 256;
 /// How long a run waits for more builds to join it while builds keep coming (see
 /// [`dispatch`]).
-pub const LINGER: Duration = Duration::from_millis(200);
+pub const LINGER: Duration = Duration::from_millis(100);
 /// Builds keep coming when one comes less than this long after the one before it.
 const CLOSE: Duration = Duration::from_millis(100);
 /// Builds that failed are remembered (up to this many) and run on their own after that: one
@@ -92,6 +92,7 @@ struct Pending {
 pub struct Batcher {
     shared: Arc<Shared>,
     linger: Duration,
+    workers: usize,
     queue: OnceLock<mpsc::UnboundedSender<Pending>>,
 }
 
@@ -115,8 +116,9 @@ impl std::fmt::Debug for Batcher {
 
 impl Batcher {
     /// A batcher that, while builds keep coming, holds each run up to `linger` for more
-    /// builds to join it; it counts the kustomize processes it starts in `processes`.
-    pub fn new(linger: Duration, processes: IntCounter) -> Self {
+    /// builds to join it, but not past `workers` builds (the passes that run at once: no more
+    /// can come); it counts the kustomize processes it starts in `processes`.
+    pub fn new(linger: Duration, workers: usize, processes: IntCounter) -> Self {
         Self {
             shared: Arc::new(Shared {
                 running: AtomicUsize::new(0),
@@ -125,6 +127,7 @@ impl Batcher {
                 builds: AtomicU64::new(0),
             }),
             linger,
+            workers: workers.clamp(1, MAX_MEMBERS),
             queue: OnceLock::new(),
         }
     }
@@ -153,7 +156,12 @@ impl Batcher {
         }
         let queue = self.queue.get_or_init(|| {
             let (queue, arrivals) = mpsc::unbounded_channel();
-            tokio::spawn(dispatch(self.shared.clone(), arrivals, self.linger));
+            tokio::spawn(dispatch(
+                self.shared.clone(),
+                arrivals,
+                self.linger,
+                self.workers,
+            ));
             queue
         });
         let (reply, answer) = oneshot::channel();
@@ -180,11 +188,14 @@ impl Batcher {
 /// Takes the builds as they come and starts their runs. A build that comes while no run is
 /// going and more than [`CLOSE`] after the one before it runs at once, so that a push to a
 /// quiet cluster (or one build after another, as in a series of pushes) waits for nothing.
-/// Otherwise builds keep coming, and the run waits up to `linger` for others to join it.
+/// Otherwise builds keep coming, and the run waits for others to join it: each within a
+/// quarter of `linger` of the one before (the builds that come together come within a few
+/// milliseconds of each other), up to `linger` in all and `workers` builds.
 async fn dispatch(
     shared: Arc<Shared>,
     mut arrivals: mpsc::UnboundedReceiver<Pending>,
     linger: Duration,
+    workers: usize,
 ) {
     let mut last_arrival: Option<tokio::time::Instant> = None;
     while let Some(first) = arrivals.recv().await {
@@ -195,8 +206,9 @@ async fn dispatch(
         let mut waiting = vec![first];
         if busy {
             let deadline = now + linger;
-            while waiting.len() < MAX_MEMBERS {
-                match tokio::time::timeout_at(deadline, arrivals.recv()).await {
+            while waiting.len() < workers {
+                let until = deadline.min(tokio::time::Instant::now() + linger / 4);
+                match tokio::time::timeout_at(until, arrivals.recv()).await {
                     Ok(Some(pending)) => waiting.push(pending),
                     Ok(None) | Err(_) => break,
                 }
