@@ -13,6 +13,7 @@ use mooring_runtime::events::{Recorder, Reporter};
 use tokio::sync::mpsc;
 
 use crate::artifact::{ArtifactCache, ArtifactError, Limits};
+use crate::build::Batcher;
 use crate::build::cache::BuildCache;
 use crate::controller::Writers;
 use crate::metrics::Metrics;
@@ -80,6 +81,8 @@ pub struct Context {
     pub wakes: Arc<Wakes>,
     /// kustomize outputs shared by build input.
     pub builds: BuildCache,
+    /// Runs plain builds that come close together in one kustomize process.
+    pub batcher: Arc<Batcher>,
 }
 
 /// The bytes of kustomize output kept for sharing (a 4-object app renders about 1 KiB).
@@ -129,6 +132,11 @@ impl Context {
         let (wake_tx, wakeups) = mpsc::unbounded_channel();
         let memories = Arc::new(Memories::default());
         let wakes = Arc::new(Wakes::new(wake_tx, memories.clone()));
+        let batcher = Arc::new(Batcher::new(
+            crate::build::LINGER,
+            usize::from(mooring_runtime::flags::DEFAULT_CONCURRENCY),
+            metrics.kustomize_processes.clone(),
+        ));
         let context = Context {
             client: client.clone(),
             local: Arc::new(Cluster::new(config, client.clone(), wakes.clone(), 0)),
@@ -148,6 +156,7 @@ impl Context {
             memories,
             wakes,
             builds: BuildCache::new(BUILD_CACHE_BYTES),
+            batcher,
         };
         Ok(Parts {
             context,

@@ -14,8 +14,11 @@ pub struct Metrics {
     pub objects: IntCounterVec,
     /// Objects re-applied because someone else changed or deleted them.
     pub drift_corrections: IntCounter,
-    /// kustomize processes run (a build shared or kept is not counted again).
+    /// kustomize builds run (a build shared or kept is not counted again).
     pub builds: IntCounter,
+    /// kustomize processes started: one per build, or one for several plain builds run
+    /// together (`build::Batcher`).
+    pub kustomize_processes: IntCounter,
     /// From a revision's commit time to its render being applied, per new render. No
     /// per-object labels, like the other metrics: the history entry holds the per-object
     /// record.
@@ -49,8 +52,13 @@ impl Metrics {
             "builds_total",
             "kustomize builds run; renders shared by key or kept from an earlier pass are not counted",
         )?;
+        let kustomize_processes = IntCounter::new(
+            "processes_total",
+            "kustomize processes started; plain builds that come together share one",
+        )?;
         registry.register(Box::new(drift_corrections.clone()))?;
         registry.register(Box::new(builds.clone()))?;
+        registry.register(Box::new(kustomize_processes.clone()))?;
         let commit_to_applied = Histogram::with_opts(
             HistogramOpts::new(
                 "commit_to_applied_seconds",
@@ -67,6 +75,7 @@ impl Metrics {
             objects,
             drift_corrections,
             builds,
+            kustomize_processes,
             commit_to_applied,
         })
     }

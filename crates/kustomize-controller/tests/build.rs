@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mooring_api::kustomization::{CommonMetadata, Image, Patch, Selector};
-use mooring_kustomize_controller::build::{BuildError, BuildInput, build};
+use mooring_kustomize_controller::build::{Batcher, BuildError, BuildInput, build};
 use mooring_kustomize_controller::manifests;
 use mooring_kustomize_controller::substitute::substitute;
 
@@ -578,4 +579,213 @@ async fn an_undecodable_kustomization_is_named() {
         "{message}"
     );
     assert!(message.contains("resourcez"), "{message}");
+}
+
+/// The files of a plain app (only `resources` and the like) named `app`.
+fn plain_app(app: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "kustomization.yaml".into(),
+            "resources:\n- objects.yaml\n".into(),
+        ),
+        (
+            "objects.yaml".into(),
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\ndata:\n  k: v\n---\n\
+                 apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {app}\n  labels: {{}}\n  \
+                 annotations: {{}}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {app}\n  \
+                 annotations:\n    zz: last\n    aa: first\nspec:\n  ports:\n  - port: 80\n"
+            ),
+        ),
+    ]
+}
+
+fn tree_of(files: Vec<(String, String)>) -> Tree {
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    Tree::new(&files)
+}
+
+/// Builds each input on its own, then all at once through one batcher (the first runs at once,
+/// the others come while it runs and run together), and requires the same output or the same
+/// error for each. Returns the batcher.
+async fn same_alone_and_together(inputs: &[BuildInput]) -> Arc<Batcher> {
+    let mut alone = Vec::new();
+    for input in inputs {
+        alone.push(build(input.clone()).await.map_err(|e| e.to_string()));
+    }
+    let counter = prometheus::IntCounter::new("processes", "kustomize processes").expect("counter");
+    let batcher = Arc::new(Batcher::new(Duration::from_millis(500), 64, counter));
+    let together = futures::future::join_all(inputs.iter().map(|input| {
+        let mut input = input.clone();
+        input.batcher = Some(batcher.clone());
+        build(input)
+    }))
+    .await;
+    for (i, (alone, together)) in alone.iter().zip(together).enumerate() {
+        assert_eq!(
+            alone,
+            &together.map_err(|e| e.to_string()),
+            "build {i} ({}) differs when run with others",
+            inputs[i].artifact_dir.display()
+        );
+    }
+    batcher
+}
+
+#[tokio::test]
+async fn plain_builds_that_come_together_run_in_one_process_each_with_its_own_output() {
+    let mut trees: Vec<Tree> = (0..5)
+        .map(|i| tree_of(plain_app(&format!("app{i}"))))
+        .collect();
+    // A build reaching a base beside it, with labels added, and a workload whose template
+    // has annotations.
+    trees.push(tree_of(vec![
+        (
+            "deploy/kustomization.yaml".into(),
+            "resources:\n- ../base\n- app.yaml\ncommonLabels:\n  team: a\nimages:\n- name: web\n  newTag: \"2\"\n".into(),
+        ),
+        (
+            "deploy/app.yaml".into(),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    \
+             matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: \
+             web\n      annotations:\n        a: b\n    spec:\n      containers:\n      - name: web\n        \
+             image: web:1\n"
+                .into(),
+        ),
+        ("base/kustomization.yaml".into(), "resources:\n- cm.yaml\n".into()),
+        (
+            "base/cm.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n".into(),
+        ),
+    ]));
+    // A monorepo: two self-contained apps of one artifact.
+    let mut mono = plain_app("left")
+        .into_iter()
+        .map(|(p, t)| (format!("apps/left/{p}"), t))
+        .collect::<Vec<_>>();
+    mono.extend(
+        plain_app("right")
+            .into_iter()
+            .map(|(p, t)| (format!("apps/right/{p}"), t)),
+    );
+    let mono = tree_of(mono);
+    let mut inputs: Vec<BuildInput> = trees.iter().map(|t| t.input("")).collect();
+    inputs[5].path = "deploy".into();
+    inputs.push(mono.input("apps/left"));
+    inputs.push(mono.input("apps/right"));
+    // `spec.targetNamespace` (kustomize's `namespace`, in a working copy).
+    for (input, namespace) in inputs.iter_mut().zip(["one", "two", "two"]) {
+        input.target_namespace = Some(namespace.into());
+    }
+    let batcher = same_alone_and_together(&inputs).await;
+    assert_eq!(batcher.builds(), inputs.len() as u64);
+    assert!(
+        batcher.processes() < batcher.builds(),
+        "{} builds took {} kustomize processes: none ran together",
+        batcher.builds(),
+        batcher.processes()
+    );
+}
+
+#[tokio::test]
+async fn builds_that_cannot_run_together_get_their_own_results() {
+    let good: Vec<Tree> = (0..3)
+        .map(|i| tree_of(plain_app(&format!("good{i}"))))
+        .collect();
+    // The same objects as good0: two builds of one run may not hold one object.
+    let twin = tree_of(plain_app("good0"));
+    // kustomize fails on this one.
+    let broken = tree_of(vec![
+        (
+            "kustomization.yaml".into(),
+            "resources:\n- bad.yaml\n".into(),
+        ),
+        (
+            "bad.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels:\n    a: b\n".into(),
+        ),
+    ]);
+    // Not plain: a prefix renames its objects, so it always runs on its own.
+    let renamed = tree_of(vec![
+        (
+            "kustomization.yaml".into(),
+            "namePrefix: p-\nresources:\n- objects.yaml\n".into(),
+        ),
+        (
+            "objects.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good1\n".into(),
+        ),
+    ]);
+    same_alone_and_together(&[good[2].input(""), good[0].input(""), twin.input("")]).await;
+    // A webhook configuration naming a Service of namespace `default` that its own build does
+    // not hold: on its own, kustomize leaves the reference as written; in one run with a build
+    // whose Service of that name was moved to another namespace, kustomize writes that
+    // namespace into the reference (kustomize v5.8.2).
+    let service = tree_of(vec![
+        (
+            "kustomization.yaml".into(),
+            "resources:\n- svc.yaml\n".into(),
+        ),
+        (
+            "svc.yaml".into(),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: webhook\nspec:\n  ports:\n  - \
+             port: 443\n"
+                .into(),
+        ),
+    ]);
+    let webhook =
+        tree_of(vec![
+        ("kustomization.yaml".into(), "resources:\n- vw.yaml\n".into()),
+        (
+            "vw.yaml".into(),
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\n\
+             metadata:\n  name: checks\nwebhooks:\n- name: check.example.com\n  clientConfig:\n    \
+             service:\n      name: webhook\n      namespace: default\n"
+                .into(),
+        ),
+    ]);
+    let mut inputs = [good[2].input(""), service.input(""), webhook.input("")];
+    inputs[1].target_namespace = Some("tools".into());
+    inputs[2].target_namespace = Some("apps".into());
+    same_alone_and_together(&inputs).await;
+    let inputs = [
+        good[2].input(""),
+        good[1].input(""),
+        broken.input(""),
+        renamed.input(""),
+    ];
+    let batcher = same_alone_and_together(&inputs).await;
+    assert_eq!(
+        batcher.builds(),
+        inputs.len() as u64 - 1,
+        "the build that is not plain went through the batcher"
+    );
+    // The build that failed is remembered (once, however often it fails).
+    assert_eq!(batcher.failing(), 1);
+    let mut input = broken.input("");
+    input.batcher = Some(batcher.clone());
+    let builds = batcher.builds();
+    assert!(build(input).await.is_err());
+    assert_eq!(batcher.builds(), builds + 1);
+    assert_eq!(batcher.failing(), 1);
+}
+
+#[tokio::test]
+async fn a_build_that_comes_alone_does_not_wait_for_others() {
+    let tree = tree_of(plain_app("lone"));
+    let counter = prometheus::IntCounter::new("processes", "kustomize processes").expect("counter");
+    // A run waits for others only while builds keep coming: an hour here would end the test.
+    let batcher = Arc::new(Batcher::new(Duration::from_secs(3600), 64, counter));
+    let mut input = tree.input("");
+    input.batcher = Some(batcher.clone());
+    let expected = build(tree.input("")).await.expect("alone");
+    let built = tokio::time::timeout(Duration::from_secs(60), build(input))
+        .await
+        .expect("the lone build waited for others")
+        .expect("build");
+    assert_eq!(built, expected);
+    assert_eq!((batcher.builds(), batcher.processes()), (1, 1));
 }

@@ -12,10 +12,13 @@ pub enum LogFormat {
 }
 
 /// Flags shared by both controllers.
+/// How many objects are reconciled at the same time unless `--concurrency` says otherwise.
+pub const DEFAULT_CONCURRENCY: u16 = 4;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// How many objects are reconciled at the same time.
-    #[arg(long, env = "MOORING_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "MOORING_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
     pub concurrency: u16,
 
     /// Log format.

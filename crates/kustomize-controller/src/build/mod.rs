@@ -8,6 +8,7 @@
 //! timeout. `commonMetadata` is not a kustomize field: it is applied to the parsed objects after
 //! substitution (see [`crate::manifests`]), which is when Flux applies it.
 
+mod batch;
 pub mod cache;
 mod kustomization;
 mod run;
@@ -23,6 +24,7 @@ use mooring_api::kustomization::{Image, Patch};
 
 use crate::decrypt::{self, DecryptError, Keys};
 
+pub use batch::{Batcher, LINGER};
 pub use kustomization::{KUSTOMIZATION_FILES, Overrides, YamlFile, classify};
 pub use sandbox::is_remote;
 
@@ -74,6 +76,9 @@ pub struct BuildInput {
     /// `spec.decryption`: the keys that SOPS-encrypted resource files and secretGenerator
     /// files are decrypted with, inside the private working copy, before kustomize runs.
     pub decryption: Option<Arc<Keys>>,
+    /// Runs the build with others that come at the same time in one kustomize process (see
+    /// [`Batcher`]); `None`: always its own process.
+    pub batcher: Option<Arc<Batcher>>,
 }
 
 impl BuildInput {
@@ -96,6 +101,7 @@ impl BuildInput {
             max_objects: DEFAULT_MAX_OBJECTS,
             work_root: None,
             decryption: None,
+            batcher: None,
         }
     }
 
@@ -289,21 +295,32 @@ pub async fn build_revealing(input: BuildInput) -> Result<Built, BuildError> {
     let work_root = input.work_root.clone().unwrap_or_else(std::env::temp_dir);
     let mut prepared = tokio::task::spawn_blocking({
         let input = input.clone();
+        let work_root = work_root.clone();
         move || prepare(&input, &relative, &work_root)
     })
     .await
     .map_err(|e| BuildError::WorkingCopy {
         source: std::io::Error::other(e),
     })??;
-    let result = run::kustomize_build(
-        &input.kustomize_bin,
-        &prepared.tree,
-        &prepared.build_dir,
-        &prepared.scratch,
-        input.allow_remote_bases,
-        input.timeout,
-    )
-    .await
+    let member = batch::Member {
+        bin: input.kustomize_bin.clone(),
+        tree: prepared.tree.clone(),
+        build_dir: prepared.build_dir.clone(),
+        owns: prepared.owns.clone(),
+        scratch: prepared.scratch.clone(),
+        work_root: work_root.clone(),
+        timeout: input.timeout,
+        documents: prepared.documents,
+        allow_remote: input.allow_remote_bases,
+    };
+    let result = match &input.batcher {
+        // Decrypted values stay in this build's own process and output.
+        Some(batcher) if prepared.plain && prepared.revealed.is_empty() => {
+            batcher.build(member).await
+        }
+        Some(batcher) => batcher.alone(&member).await,
+        None => batch::alone(&member).await,
+    }
     .map_err(|e| name_top_kustomization(e, &prepared))
     .map_err(|e| scrub_error(e, &prepared.revealed));
     let revealed = std::mem::take(&mut prepared.revealed);
@@ -358,6 +375,32 @@ struct Prepared {
     scratch: PathBuf,
     /// What decrypting the files revealed: never shown in an error.
     revealed: Vec<String>,
+    /// The sandbox check found the build plain (`Scan::plain`).
+    plain: bool,
+    /// The directory holding everything the build reaches (`batch::Member::owns`).
+    owns: PathBuf,
+    /// The resource documents the build reaches.
+    documents: usize,
+}
+
+impl Prepared {
+    fn new(tree: PathBuf, build_dir: PathBuf, scratch: PathBuf, scan: &sandbox::Scan) -> Self {
+        let owns = if scan.reached.iter().all(|p| p.starts_with(&build_dir)) {
+            build_dir.clone()
+        } else {
+            tree.clone()
+        };
+        Self {
+            dir: None,
+            tree,
+            build_dir,
+            scratch,
+            revealed: Vec::new(),
+            plain: scan.plain,
+            owns,
+            documents: scan.documents,
+        }
+    }
 }
 
 fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prepared, BuildError> {
@@ -411,10 +454,8 @@ fn prepare(input: &BuildInput, relative: &Path, work_root: &Path) -> Result<Prep
     }
     Ok(Prepared {
         dir: Some(dir),
-        tree,
-        build_dir,
-        scratch,
         revealed,
+        ..Prepared::new(tree, build_dir, scratch, &scan)
     })
 }
 
@@ -455,13 +496,12 @@ fn in_place(input: &BuildInput, build_dir: &Path, work_root: &Path) -> Option<Pr
     // directory serves every such build.
     let scratch = work_root.join(".in-place-home");
     std::fs::create_dir_all(&scratch).ok()?;
-    Some(Prepared {
-        dir: None,
-        tree: tree.clone(),
-        build_dir: build_dir.to_path_buf(),
+    Some(Prepared::new(
+        tree.clone(),
+        build_dir.to_path_buf(),
         scratch,
-        revealed: Vec::new(),
-    })
+        &scan,
+    ))
 }
 
 /// The spec's overrides for a build of `build_dir`, less the components that

@@ -37,6 +37,26 @@ const FILE_FIELDS: [&str; 6] = [
 const PATH_OBJECT_FIELDS: [&str; 3] = ["patches", "patchesJson6902", "replacements"];
 /// Generator fields holding file lists.
 const GENERATOR_FIELDS: [&str; 2] = ["configMapGenerator", "secretGenerator"];
+/// The fields of a plain kustomization (see [`Scan::plain`]): none of them renames an object,
+/// declares variables, or acts on the build above it (`namespace` moves objects, which the
+/// run of several checks for: `batch::apart`).
+const PLAIN_FIELDS: [&str; 12] = [
+    "apiVersion",
+    "kind",
+    "metadata",
+    "namespace",
+    "resources",
+    "bases",
+    "components",
+    "labels",
+    "commonLabels",
+    "commonAnnotations",
+    "images",
+    "replicas",
+];
+/// kustomize's own annotations (origin, local-config, build bookkeeping): a resource file that
+/// mentions them is not plain.
+const KUSTOMIZE_ANNOTATIONS: &str = "config.kubernetes.io/";
 
 /// Whether a kustomization entry that does not exist locally names a remote location:
 /// a URL, a `git@host:` or `git::`/`gh:` reference, a `host.tld/org/repo` path, or a path with
@@ -191,14 +211,27 @@ pub struct Scan {
     /// through symbolic links. kustomize, confined to each kustomization's directory, reads
     /// nothing outside the directories and files named here.
     pub reached: Vec<PathBuf>,
+    /// Every kustomization reached has only [`PLAIN_FIELDS`], and no resource file mentions
+    /// kustomize's own annotations. The objects of such a build keep their names as written,
+    /// so kustomize's last steps (fixing references to renamed objects, variables, hash
+    /// suffixes) change nothing in them but namespaces in a few references, which
+    /// `batch::apart` checks: the build gives the same output inside a larger one
+    /// ([`super::batch`]) as on its own.
+    pub plain: bool,
+    /// Something reached is not plain (see [`Scan::plain`]).
+    not_plain: bool,
 }
 
 impl Scan {
     fn count(&mut self, root: &Path, file: &Path) {
         // A file that is not UTF-8 is left to kustomize, which names it.
         let Ok(text) = fs::read_to_string(file) else {
+            self.not_plain = true;
             return;
         };
+        if text.contains(KUSTOMIZE_ANNOTATIONS) {
+            self.not_plain = true;
+        }
         let documents = crate::manifests::split_documents(&text).len();
         self.documents += documents;
         if self.largest.as_ref().is_none_or(|(_, n)| *n < documents) {
@@ -224,13 +257,20 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             continue;
         }
         scan.reached.push(dir.clone());
-        let Some(file) = find(&dir) else { continue };
+        let Some(file) = find(&dir) else {
+            // kustomize refuses the directory; it does so on its own build.
+            scan.not_plain = true;
+            continue;
+        };
         let display = display_path(&file, root);
         let text = fs::read_to_string(&file).map_err(|e| BuildError::InvalidKustomization {
             file: display.clone(),
             message: e.to_string(),
         })?;
         let doc = parse(&text, &display)?;
+        if doc.keys().any(|key| !PLAIN_FIELDS.contains(&key.as_str())) {
+            scan.not_plain = true;
+        }
         for Reference {
             field,
             entry,
@@ -246,6 +286,7 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             let local = lexical_join(root, &dir, entry);
             let exists = local.as_ref().is_some_and(|p| p.exists());
             if !exists && is_remote(entry) {
+                scan.not_plain = true;
                 if allow_remote {
                     continue;
                 }
@@ -256,6 +297,7 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             };
             if !exists {
                 // kustomize reports the missing file with its own message.
+                scan.not_plain = true;
                 continue;
             }
             let resolved =
@@ -286,6 +328,7 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             }
         }
     }
+    scan.plain = !scan.not_plain;
     Ok(scan)
 }
 

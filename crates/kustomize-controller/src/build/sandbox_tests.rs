@@ -129,3 +129,77 @@ fn cycles_terminate() {
     write(dir.path(), "b/kustomization.yaml", "resources:\n- ../a\n");
     check(dir.path(), &dir.path().join("a"), false).expect("no loop");
 }
+
+#[test]
+fn a_build_is_plain_when_nothing_it_reaches_renames_or_moves_objects() {
+    let plain = |files: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (path, text) in files {
+            write(dir.path(), path, text);
+        }
+        check(dir.path(), &dir.path().join("app"), false)
+            .expect("check")
+            .plain
+    };
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+    assert!(plain(&[
+        (
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- \
+             cm.yaml\n- ../base\ncommonLabels:\n  a: b\nimages:\n- name: x\n  newTag: y\n\
+             namespace: apps\n"
+        ),
+        ("app/cm.yaml", cm),
+        (
+            "base/kustomization.yaml",
+            "resources:\n- cm.yaml\nlabels:\n- pairs:\n    c: d\n"
+        ),
+        ("base/cm.yaml", cm),
+    ]));
+    for field in [
+        "namePrefix: x-",
+        "nameSuffix: -x",
+        "configMapGenerator:\n- name: x\n  literals: [a=b]",
+        "patches:\n- patch: '[]'\n  target: {kind: ConfigMap}",
+        "replacements: []",
+        "vars: []",
+        "sortOptions: {order: fifo}",
+        "buildMetadata: [originAnnotations]",
+    ] {
+        // In the kustomization built, or in one it reaches.
+        assert!(
+            !plain(&[
+                (
+                    "app/kustomization.yaml",
+                    &format!("resources:\n- cm.yaml\n{field}\n")
+                ),
+                ("app/cm.yaml", cm),
+            ]),
+            "{field}"
+        );
+        assert!(
+            !plain(&[
+                ("app/kustomization.yaml", "resources:\n- ../base\n"),
+                (
+                    "base/kustomization.yaml",
+                    &format!("resources:\n- cm.yaml\n{field}\n")
+                ),
+                ("base/cm.yaml", cm),
+            ]),
+            "{field} in a base"
+        );
+    }
+    // A resource that carries kustomize's own annotations, or one that is missing.
+    assert!(!plain(&[
+        ("app/kustomization.yaml", "resources:\n- cm.yaml\n"),
+        (
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    \
+             config.kubernetes.io/origin: x\n"
+        ),
+    ]));
+    assert!(!plain(&[(
+        "app/kustomization.yaml",
+        "resources:\n- gone.yaml\n"
+    )]));
+}

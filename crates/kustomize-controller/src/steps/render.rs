@@ -158,6 +158,7 @@ pub async fn render(
     input.work_root = Some(ctx.artifacts.scratch_dir());
     input.max_objects = ctx.settings.max_render_objects;
     input.decryption = keys.clone();
+    input.batcher = Some(ctx.batcher.clone());
     // Kustomizations building the same input share one kustomize run and its output; the
     // artifact is only fetched when it runs.
     let built = ctx
