@@ -77,14 +77,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 args.artifact_cache_path.display()
             ))
         })?;
-    let mut context = parts.context;
-    // A run of builds waits for no more builds than there are passes at once.
-    context.batcher = Arc::new(crate::build::Batcher::new(
-        crate::build::LINGER,
-        usize::from(args.common.concurrency),
-        context.metrics.kustomize_processes.clone(),
-    ));
-    let ctx = Arc::new(context);
+    let ctx = Arc::new(parts.context);
     let (writers, wakeups) = (parts.writers, parts.wakeups);
     let watch_config = args.common.watch_config();
     let concurrency = args.common.concurrency;

@@ -83,6 +83,8 @@ pub struct Context {
     pub builds: BuildCache,
     /// Runs plain builds that come close together in one kustomize process.
     pub batcher: Arc<Batcher>,
+    /// Builds ahead of their passes at once (`steps::render::build_ahead`).
+    pub ahead: Arc<tokio::sync::Semaphore>,
 }
 
 /// The bytes of kustomize output kept for sharing (a 4-object app renders about 1 KiB).
@@ -134,7 +136,7 @@ impl Context {
         let wakes = Arc::new(Wakes::new(wake_tx, memories.clone()));
         let batcher = Arc::new(Batcher::new(
             crate::build::LINGER,
-            usize::from(mooring_runtime::flags::DEFAULT_CONCURRENCY),
+            crate::steps::render::AHEAD,
             metrics.kustomize_processes.clone(),
         ));
         let context = Context {
@@ -157,6 +159,7 @@ impl Context {
             wakes,
             builds: BuildCache::new(BUILD_CACHE_BYTES),
             batcher,
+            ahead: Arc::new(tokio::sync::Semaphore::new(crate::steps::render::AHEAD)),
         };
         Ok(Parts {
             context,

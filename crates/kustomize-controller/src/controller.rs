@@ -204,11 +204,20 @@ pub async fn run(
         .touched_objects();
     let by_secret = ctx.kustomizations.clone();
     let by_source = ctx.kustomizations.clone();
+    let ahead = ctx.clone();
     let by_dependency = ctx.kustomizations.clone();
     let triggers = vec![
         runner::changed(primary),
         runner::related(sources, move |repo: Source| {
-            users_of(&by_source.state(), &repo)
+            let all = by_source.state();
+            let users = users_of(&all, &repo);
+            for ks in all
+                .iter()
+                .filter(|ks| users.contains(&ObjectRef::from_obj(ks.as_ref())))
+            {
+                crate::steps::render::build_ahead(&ahead, ks, &repo);
+            }
+            users
         }),
         runner::related(readiness, move |dep: Kustomization| {
             dependents_of(&by_dependency.state(), &dep)

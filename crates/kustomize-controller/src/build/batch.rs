@@ -38,7 +38,7 @@ const MAX_MEMBERS: usize = 16;
 const MAX_DOCUMENTS: usize = 256;
 /// How long a run waits for more builds to join it while builds keep coming (see
 /// [`dispatch`]).
-pub const LINGER: Duration = Duration::from_millis(100);
+pub const LINGER: Duration = Duration::from_millis(400);
 /// Builds keep coming when one comes less than this long after the one before it.
 const CLOSE: Duration = Duration::from_millis(100);
 /// Builds that failed are remembered (up to this many) and run on their own after that: one

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::api::DynamicObject;
-use mooring_api::Kustomization;
 use mooring_api::kustomization::ResourceInventory;
+use mooring_api::{Kustomization, KustomizationSpec};
 
 use crate::apply::{CrdKinds, KindCache, ObjectKey, place};
 use crate::build::cache::BuildKey;
@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::decrypt::{self, Keys};
 use crate::error::Error;
 use crate::inventory::{self, InventoryEntry, ObjectId};
+use crate::source::Source;
 use crate::state::{hash_json, hash_text};
 use crate::steps::gate::SourceArtifact;
 use crate::target::Clients;
@@ -152,13 +153,8 @@ pub async fn render(
     if let Some(previous) = previous.filter(|p| p.key == key && p.provenance == provenance) {
         return Ok(previous);
     }
-    let mut input = build::BuildInput::new("", &ctx.settings.kustomize).with_spec(spec);
-    input.allow_remote_bases = ctx.settings.allow_remote_bases;
-    input.timeout = spec.timeout().unwrap_or(input.timeout);
-    input.work_root = Some(ctx.artifacts.scratch_dir());
-    input.max_objects = ctx.settings.max_render_objects;
+    let mut input = build_input(ctx, spec);
     input.decryption = keys.clone();
-    input.batcher = Some(ctx.batcher.clone());
     // Kustomizations building the same input share one kustomize run and its output; the
     // artifact is only fetched when it runs.
     let built = ctx
@@ -249,6 +245,67 @@ pub async fn render(
         digest,
         objects,
     }))
+}
+
+/// The build input of `spec` as its pass builds it; the build cache's key follows it.
+fn build_input(ctx: &Context, spec: &KustomizationSpec) -> build::BuildInput {
+    let mut input = build::BuildInput::new("", &ctx.settings.kustomize).with_spec(spec);
+    input.allow_remote_bases = ctx.settings.allow_remote_bases;
+    input.timeout = spec.timeout().unwrap_or(input.timeout);
+    input.work_root = Some(ctx.artifacts.scratch_dir());
+    input.max_objects = ctx.settings.max_render_objects;
+    input
+}
+
+/// The most builds ahead of their passes at once.
+pub const AHEAD: usize = 16;
+
+/// Starts the build of `ks` at `repo`'s new artifact ahead of its pass, into the build cache
+/// that the pass reads: the pass then waits for this build (or finds its output) instead of
+/// running its own. Builds ahead run outside the pass workers (`--concurrency`), so that they can
+/// wait for each other and run several to a kustomize process ([`build::Batcher`]), which a
+/// pass cannot without holding a worker. Not for a Kustomization that is suspended, being
+/// deleted, or decrypts (its keys are read in its pass, as the Kustomization's
+/// ServiceAccount). A build that fails here is not kept: the pass builds again and reports it.
+pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
+    if ks.spec.suspend || ks.spec.decryption.is_some() || ks.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let Some(artifact) = repo.status.as_ref().and_then(|s| s.artifact.as_ref()) else {
+        return;
+    };
+    let Some(digest) = artifact.digest.clone() else {
+        return;
+    };
+    let url = artifact.url.clone();
+    let mut input = build_input(ctx, &ks.spec);
+    input.batcher = Some(ctx.batcher.clone());
+    let key = BuildKey::of(&digest, &input);
+    let ctx = ctx.clone();
+    let name = format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any());
+    tokio::spawn(async move {
+        let Ok(_slot) = ctx.ahead.acquire().await else {
+            return;
+        };
+        let built = ctx
+            .builds
+            .get_or_build(key, || async {
+                let extracted = ctx
+                    .artifacts
+                    .get(&url, &digest)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                input.artifact_dir = extracted.dir.clone();
+                ctx.metrics.builds.inc();
+                build::build_revealing(input)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        if let Err(error) = built {
+            tracing::debug!(kustomization = %name, %error, "a build ahead of the pass failed");
+        }
+    });
 }
 
 /// The message of a substitution error, without the text it quotes when that text may be part
