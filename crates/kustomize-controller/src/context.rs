@@ -85,6 +85,8 @@ pub struct Context {
     pub batcher: Arc<Batcher>,
     /// Builds ahead of their passes at once (`steps::render::build_ahead`).
     pub ahead: Arc<tokio::sync::Semaphore>,
+    /// The builds started ahead of their passes and not ended.
+    pub ahead_keys: std::sync::Mutex<std::collections::HashSet<crate::build::cache::BuildKey>>,
 }
 
 /// The bytes of kustomize output kept for sharing (a 4-object app renders about 1 KiB).
@@ -160,6 +162,7 @@ impl Context {
             builds: BuildCache::new(BUILD_CACHE_BYTES),
             batcher,
             ahead: Arc::new(tokio::sync::Semaphore::new(crate::steps::render::AHEAD)),
+            ahead_keys: Default::default(),
         };
         Ok(Parts {
             context,

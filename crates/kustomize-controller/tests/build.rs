@@ -621,6 +621,7 @@ async fn same_alone_and_together(inputs: &[BuildInput]) -> Arc<Batcher> {
     let together = futures::future::join_all(inputs.iter().map(|input| {
         let mut input = input.clone();
         input.batcher = Some(batcher.clone());
+        input.together = true;
         build(input)
     }))
     .await;
@@ -767,6 +768,7 @@ async fn builds_that_cannot_run_together_get_their_own_results() {
     assert_eq!(batcher.failing(), 1);
     let mut input = broken.input("");
     input.batcher = Some(batcher.clone());
+    input.together = true;
     let builds = batcher.builds();
     assert!(build(input).await.is_err());
     assert_eq!(batcher.builds(), builds + 1);
@@ -781,6 +783,7 @@ async fn a_build_that_comes_alone_does_not_wait_for_others() {
     let batcher = Arc::new(Batcher::new(Duration::from_secs(3600), 64, counter));
     let mut input = tree.input("");
     input.batcher = Some(batcher.clone());
+    input.together = true;
     let expected = build(tree.input("")).await.expect("alone");
     let built = tokio::time::timeout(Duration::from_secs(60), build(input))
         .await

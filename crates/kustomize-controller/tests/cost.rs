@@ -396,3 +396,45 @@ async fn a_kustomization_of_a_suspended_source_reports_the_wait_at_once() {
     drop(silent);
     controllers.stop().await;
 }
+
+#[tokio::test]
+async fn the_builds_of_a_new_artifact_run_ahead_of_their_passes_several_to_a_kustomize_process() {
+    let env = test_env("cost-ahead").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("cost-ahead"), Auth::None)
+        .expect("repo");
+    let apps = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let files: Vec<(String, String)> = apps
+        .iter()
+        .flat_map(|app| app_files(&format!("apps/{app}"), app))
+        .collect();
+    let commit = push(&repo, &files);
+    let controllers = start(&env, SLOW).await;
+    // The Kustomizations first: the source's first artifact starts all their builds at once.
+    for app in apps {
+        kustomization(
+            &env,
+            app,
+            serde_json::json!({"path": format!("./apps/{app}")}),
+        )
+        .await;
+    }
+    git_repository(&env, "repo", repo.http_url()).await;
+    for app in apps {
+        wait_ks(&env, app, "Ready", 60, |k| applied(k, &commit)).await;
+    }
+    let metrics = &controllers.kustomize.context.metrics;
+    assert_eq!(
+        metrics.builds.get(),
+        apps.len() as u64,
+        "one build per Kustomization: the passes used the builds ahead of them"
+    );
+    let processes = metrics.kustomize_processes.get();
+    assert!(
+        processes < apps.len() as u64,
+        "{} builds took {processes} kustomize processes: none ran together",
+        apps.len()
+    );
+    controllers.stop().await;
+}

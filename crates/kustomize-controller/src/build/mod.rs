@@ -76,9 +76,12 @@ pub struct BuildInput {
     /// `spec.decryption`: the keys that SOPS-encrypted resource files and secretGenerator
     /// files are decrypted with, inside the private working copy, before kustomize runs.
     pub decryption: Option<Arc<Keys>>,
-    /// Runs the build with others that come at the same time in one kustomize process (see
-    /// [`Batcher`]); `None`: always its own process.
+    /// Runs the build's kustomize process and counts it; with `together`, the build may wait
+    /// for others and run with them in one process (see [`Batcher`]). `None`: its own process,
+    /// not counted.
     pub batcher: Option<Arc<Batcher>>,
+    /// Let the build wait for others and run with them (a build ahead of its pass).
+    pub together: bool,
 }
 
 impl BuildInput {
@@ -102,6 +105,7 @@ impl BuildInput {
             work_root: None,
             decryption: None,
             batcher: None,
+            together: false,
         }
     }
 
@@ -315,7 +319,7 @@ pub async fn build_revealing(input: BuildInput) -> Result<Built, BuildError> {
     };
     let result = match &input.batcher {
         // Decrypted values stay in this build's own process and output.
-        Some(batcher) if prepared.plain && prepared.revealed.is_empty() => {
+        Some(batcher) if input.together && prepared.plain && prepared.revealed.is_empty() => {
             batcher.build(member).await
         }
         Some(batcher) => batcher.alone(&member).await,

@@ -157,9 +157,13 @@ pub async fn render(
     input.decryption = keys.clone();
     // Kustomizations building the same input share one kustomize run and its output; the
     // artifact is only fetched when it runs.
+    let build_key = BuildKey::of(&source.digest, &input);
+    // A pass that comes first to a build started ahead of it runs that build as the one ahead
+    // would: with the others that come at the same time.
+    input.together = lock(&ctx.ahead_keys).contains(&build_key);
     let built = ctx
         .builds
-        .get_or_build(BuildKey::of(&source.digest, &input), || async {
+        .get_or_build(build_key, || async {
             let extracted = ctx
                 .artifacts
                 .get(&source.url, &source.digest)
@@ -254,6 +258,7 @@ fn build_input(ctx: &Context, spec: &KustomizationSpec) -> build::BuildInput {
     input.timeout = spec.timeout().unwrap_or(input.timeout);
     input.work_root = Some(ctx.artifacts.scratch_dir());
     input.max_objects = ctx.settings.max_render_objects;
+    input.batcher = Some(ctx.batcher.clone());
     input
 }
 
@@ -279,11 +284,18 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
     };
     let url = artifact.url.clone();
     let mut input = build_input(ctx, &ks.spec);
-    input.batcher = Some(ctx.batcher.clone());
+    input.together = true;
     let key = BuildKey::of(&digest, &input);
+    if !lock(&ctx.ahead_keys).insert(key) {
+        return;
+    }
     let ctx = ctx.clone();
     let name = format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any());
     tokio::spawn(async move {
+        let _ahead = AheadKey {
+            ctx: ctx.clone(),
+            key,
+        };
         let Ok(_slot) = ctx.ahead.acquire().await else {
             return;
         };
@@ -306,6 +318,24 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
             tracing::debug!(kustomization = %name, %error, "a build ahead of the pass failed");
         }
     });
+}
+
+/// A build ahead of its pass, known to passes until it ends.
+struct AheadKey {
+    ctx: Arc<Context>,
+    key: BuildKey,
+}
+
+impl Drop for AheadKey {
+    fn drop(&mut self) {
+        lock(&self.ctx.ahead_keys).remove(&self.key);
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The message of a substitution error, without the text it quotes when that text may be part
