@@ -3,12 +3,13 @@
 //! Most of the CPU of a small `kustomize build` is spent before it reads a file: the Go
 //! runtime starts and kustomize parses its builtin transformer configuration, on every run
 //! (a 4-object app: 14 ms of CPU on its own, 4.3 ms each in a run of 8; docs/benchmarks.md,
-//! tenth round). When many Kustomizations render within a short time (a cold start, a push to
-//! a shared repository), builds are gathered for up to [`LINGER`] and run as the `resources` of
-//! one generated kustomization, with kustomize's origin annotations on; each build gets back
-//! the objects whose origin lies in its own directory, with that annotation removed. A build
-//! that comes while nothing else is building runs at once: a push to a quiet cluster waits
-//! for nothing.
+//! tenth round). The builds a new artifact starts ahead of their passes
+//! (`steps::render::build_ahead`) come here with `together`: while builds keep coming, they are
+//! gathered for up to [`LINGER`] and run as the `resources` of one generated kustomization,
+//! with kustomize's origin annotations on; each build gets back the objects whose origin lies
+//! in its own directory, with that annotation removed. A build that comes while nothing else
+//! is building runs at once: a push to a quiet cluster waits for nothing. A pass builds alone
+//! (a pass that waited for others would hold one of the `--concurrency` workers).
 //!
 //! Only plain builds take part (see [`super::sandbox::Scan::plain`]): their objects keep their
 //! names and namespaces, so the steps kustomize runs once over its whole output (references to
