@@ -270,10 +270,15 @@ pub const AHEAD: usize = 16;
 /// running its own. Builds ahead run outside the pass workers (`--concurrency`), so that they can
 /// wait for each other and run several to a kustomize process ([`build::Batcher`]), which a
 /// pass cannot without holding a worker. Not for a Kustomization that is suspended, being
-/// deleted, or decrypts (its keys are read in its pass, as the Kustomization's
-/// ServiceAccount). A build that fails here is not kept: the pass builds again and reports it.
+/// deleted, decrypts (its keys are read in its pass, as the Kustomization's ServiceAccount), or
+/// names a source in another namespace when such references are refused. A build that fails
+/// here is not kept: the pass builds again and reports it.
 pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
     if ks.spec.suspend || ks.spec.decryption.is_some() || ks.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    // A reference the pass would refuse builds nothing ahead either.
+    if !ctx.settings.allow_cross_namespace_refs && repo.namespace() != ks.namespace() {
         return;
     }
     let Some(artifact) = repo.status.as_ref().and_then(|s| s.artifact.as_ref()) else {
