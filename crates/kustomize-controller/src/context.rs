@@ -84,7 +84,7 @@ pub struct Context {
     /// Runs plain builds that come close together in one kustomize process.
     pub batcher: Arc<Batcher>,
     /// Builds ahead of their passes at once (`steps::render::build_ahead`).
-    pub ahead: Arc<tokio::sync::Semaphore>,
+    pub ahead: tokio::sync::Semaphore,
     /// The builds started ahead of their passes and not ended.
     pub ahead_keys: std::sync::Mutex<std::collections::HashSet<crate::build::cache::BuildKey>>,
 }
@@ -161,7 +161,7 @@ impl Context {
             wakes,
             builds: BuildCache::new(BUILD_CACHE_BYTES),
             batcher,
-            ahead: Arc::new(tokio::sync::Semaphore::new(crate::steps::render::AHEAD)),
+            ahead: tokio::sync::Semaphore::new(crate::steps::render::AHEAD),
             ahead_keys: Default::default(),
         };
         Ok(Parts {

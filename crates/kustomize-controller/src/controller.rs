@@ -79,22 +79,21 @@ fn artifact_hash(repo: &Source) -> Option<u64> {
 
 /// The Kustomizations of `kustomizations` whose source is `repo`. Called for every new
 /// artifact, over every Kustomization: the names are compared in place, nothing is copied.
-fn users_of(kustomizations: &[Arc<Kustomization>], repo: &Source) -> Vec<ObjectRef<Kustomization>> {
+fn using<'a>(
+    kustomizations: &'a [Arc<Kustomization>],
+    repo: &'a Source,
+) -> impl Iterator<Item = &'a Arc<Kustomization>> {
     let repo_ns = repo.metadata.namespace.as_deref();
     let repo_name = repo.metadata.name.as_deref().unwrap_or_default();
-    kustomizations
-        .iter()
-        .filter(|ks| {
-            let source = &ks.spec.source_ref;
-            source.name == repo_name
-                && source
-                    .namespace
-                    .as_deref()
-                    .or(ks.metadata.namespace.as_deref())
-                    == repo_ns
-        })
-        .map(|ks| ObjectRef::from_obj(&**ks))
-        .collect()
+    kustomizations.iter().filter(move |ks| {
+        let source = &ks.spec.source_ref;
+        source.name == repo_name
+            && source
+                .namespace
+                .as_deref()
+                .or(ks.metadata.namespace.as_deref())
+                == repo_ns
+    })
 }
 
 /// The Kustomizations of `kustomizations` that depend on `dep`. Called for every change of a
@@ -210,14 +209,12 @@ pub async fn run(
         runner::changed(primary),
         runner::related(sources, move |repo: Source| {
             let all = by_source.state();
-            let users = users_of(&all, &repo);
-            for ks in all
-                .iter()
-                .filter(|ks| users.contains(&ObjectRef::from_obj(ks.as_ref())))
-            {
-                crate::steps::render::build_ahead(&ahead, ks, &repo);
-            }
-            users
+            using(&all, &repo)
+                .map(|ks| {
+                    crate::steps::render::build_ahead(&ahead, ks, &repo);
+                    ObjectRef::from_obj(&**ks)
+                })
+                .collect::<Vec<_>>()
         }),
         runner::related(readiness, move |dep: Kustomization| {
             dependents_of(&by_dependency.state(), &dep)
@@ -285,7 +282,11 @@ mod tests {
         }))
         .expect("a source");
         assert_eq!(
-            names(users_of(&all, &repo)),
+            names(
+                using(&all, &repo)
+                    .map(|ks| ObjectRef::from_obj(&**ks))
+                    .collect()
+            ),
             ["apps/same-namespace", "team/cross-namespace"]
         );
     }

@@ -269,7 +269,7 @@ async fn reconcile_live(
 /// no artifact yet, has not failed and is not suspended: the state of every Kustomization
 /// applied together with its GitRepository (a bootstrap, a new app). Such a pass writes
 /// nothing, neither status nor finalizer: the source's artifact, or its failure, changes the
-/// source and wakes `ks` (see `controller::users_of`), and the pass then reports what it
+/// source and wakes `ks` (see `controller::using`), and the pass then reports what it
 /// finds. A Kustomization older than `--requeue-dependency` (when this pass requeues it)
 /// reports the wait as any other.
 fn awaits_new_source(ks: &Kustomization, ctx: &Context) -> bool {

@@ -12,13 +12,10 @@ pub enum LogFormat {
 }
 
 /// Flags shared by both controllers.
-/// How many objects are reconciled at the same time unless `--concurrency` says otherwise.
-pub const DEFAULT_CONCURRENCY: u16 = 4;
-
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// How many objects are reconciled at the same time.
-    #[arg(long, env = "MOORING_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
+    #[arg(long, env = "MOORING_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
 
     /// Log format.

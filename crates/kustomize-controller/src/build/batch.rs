@@ -29,8 +29,8 @@ use std::time::Duration;
 use prometheus::IntCounter;
 use tokio::sync::{mpsc, oneshot};
 
-use super::BuildError;
 use super::run::kustomize_build;
+use super::{BuildError, lock};
 
 /// The most builds in one kustomize run.
 const MAX_MEMBERS: usize = 16;
@@ -117,8 +117,8 @@ impl std::fmt::Debug for Batcher {
 
 impl Batcher {
     /// A batcher that, while builds keep coming, holds each run up to `linger` for more
-    /// builds to join it, but not past `workers` builds (the passes that run at once: no more
-    /// can come); it counts the kustomize processes it starts in `processes`.
+    /// builds to join it, but not past `workers` builds (as many as its callers run at once:
+    /// no more can come); it counts the kustomize processes it starts in `processes`.
     pub fn new(linger: Duration, workers: usize, processes: IntCounter) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -301,12 +301,6 @@ impl Shared {
         }
         failed.insert(member.build_dir.clone());
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Takes from `queue`, oldest first, the builds that can run together: the same binary,

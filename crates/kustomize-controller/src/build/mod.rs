@@ -258,6 +258,14 @@ impl BuildError {
     }
 }
 
+/// `mutex` locked, also after a panic of another holder (the data stays consistent: every
+/// holder's change is one insert or removal).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// `spec.path` as a normalized relative path; a leading `/` means the artifact root, as in
 /// Flux. `None` when `..` climbs above the root.
 pub fn normalize_path(path: &str) -> Option<PathBuf> {

@@ -218,19 +218,17 @@ pub struct Scan {
     /// `batch::apart` checks: the build gives the same output inside a larger one
     /// ([`super::batch`]) as on its own.
     pub plain: bool,
-    /// Something reached is not plain (see [`Scan::plain`]).
-    not_plain: bool,
 }
 
 impl Scan {
     fn count(&mut self, root: &Path, file: &Path) {
         // A file that is not UTF-8 is left to kustomize, which names it.
         let Ok(text) = fs::read_to_string(file) else {
-            self.not_plain = true;
+            self.plain = false;
             return;
         };
         if text.contains(KUSTOMIZE_ANNOTATIONS) {
-            self.not_plain = true;
+            self.plain = false;
         }
         let documents = crate::manifests::split_documents(&text).len();
         self.documents += documents;
@@ -242,7 +240,10 @@ impl Scan {
 
 /// Scans the kustomizations reachable from `start` (a directory inside `root`).
 pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, BuildError> {
-    let mut scan = Scan::default();
+    let mut scan = Scan {
+        plain: true,
+        ..Scan::default()
+    };
     let canonical_root =
         fs::canonicalize(root).map_err(|source| BuildError::WorkingCopy { source })?;
     let mut queue = VecDeque::from([start.to_path_buf()]);
@@ -259,7 +260,7 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
         scan.reached.push(dir.clone());
         let Some(file) = find(&dir) else {
             // kustomize refuses the directory; it does so on its own build.
-            scan.not_plain = true;
+            scan.plain = false;
             continue;
         };
         let display = display_path(&file, root);
@@ -269,7 +270,7 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
         })?;
         let doc = parse(&text, &display)?;
         if doc.keys().any(|key| !PLAIN_FIELDS.contains(&key.as_str())) {
-            scan.not_plain = true;
+            scan.plain = false;
         }
         for Reference {
             field,
@@ -286,7 +287,7 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             let local = lexical_join(root, &dir, entry);
             let exists = local.as_ref().is_some_and(|p| p.exists());
             if !exists && is_remote(entry) {
-                scan.not_plain = true;
+                scan.plain = false;
                 if allow_remote {
                     continue;
                 }
@@ -297,7 +298,7 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             };
             if !exists {
                 // kustomize reports the missing file with its own message.
-                scan.not_plain = true;
+                scan.plain = false;
                 continue;
             }
             let resolved =
@@ -328,7 +329,6 @@ pub fn check(root: &Path, start: &Path, allow_remote: bool) -> Result<Scan, Buil
             }
         }
     }
-    scan.plain = !scan.not_plain;
     Ok(scan)
 }
 

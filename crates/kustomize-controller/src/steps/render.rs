@@ -11,6 +11,7 @@ use mooring_api::{Kustomization, KustomizationSpec};
 
 use crate::apply::{CrdKinds, KindCache, ObjectKey, place};
 use crate::build::cache::BuildKey;
+use crate::build::lock;
 use crate::context::Context;
 use crate::decrypt::{self, Keys};
 use crate::error::Error;
@@ -335,12 +336,6 @@ impl Drop for AheadKey {
     fn drop(&mut self) {
         lock(&self.ctx.ahead_keys).remove(&self.key);
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The message of a substitution error, without the text it quotes when that text may be part
