@@ -284,8 +284,7 @@ where
             EventType::Warning,
             reason,
             message.clone(),
-        )
-        .await;
+        );
     }
     if decided.write_status {
         let api: Api<K> =
