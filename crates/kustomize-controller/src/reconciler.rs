@@ -104,7 +104,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
 async fn delete(ks: &Kustomization, ctx: &Context, ns: &str) -> Result<Action, Error> {
     match cleanup::cleanup(ks, ctx).await {
         Ok(deleted) => {
-            publish_changes(ctx, ks, "Deleted", &deleted);
+            publish_changes(ctx, ks, "Deleted", &deleted).await;
             ctx.writes.forget(ks);
             ctx.remotes.release(ks, &ctx.kustomizations.state());
             Ok(Action::await_change())
@@ -126,7 +126,7 @@ async fn delete(ks: &Kustomization, ctx: &Context, ns: &str) -> Result<Action, E
                 // the log is where this is said for sure.
                 tracing::warn!(kustomization = %format!("{ns}/{}", ks.name_any()), "{note}");
             }
-            publish(ctx, ks, EventType::Warning, reasons::PRUNE_FAILED, note);
+            publish(ctx, ks, EventType::Warning, reasons::PRUNE_FAILED, note).await;
             if leaving {
                 Ok(Action::await_change())
             } else {
@@ -379,7 +379,7 @@ async fn run(
             // Discovery knows the render's kinds now: watch them, so that the view can tell
             // which objects of the widened inventory never came to exist.
             watch_kinds(&cluster, &render);
-            publish_changes(ctx, ks, reasons::PROGRESSING, &partial.changes);
+            publish_changes(ctx, ks, reasons::PROGRESSING, &partial.changes).await;
             return Err(error);
         }
     };
@@ -396,7 +396,7 @@ async fn run(
         let pruned = match pruned {
             Ok(pruned) => pruned,
             Err(error) => {
-                publish_changes(ctx, ks, reasons::PROGRESSING, &changes);
+                publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
                 return Err(error);
             }
         };
@@ -407,7 +407,7 @@ async fn run(
         count_actions(ctx, &pruned);
         changes.extend(pruned);
     }
-    publish_changes(ctx, ks, reasons::PROGRESSING, &changes);
+    publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
 
     let inventory = render.inventory();
     // The render was made for, or kept for, this source provenance (`render.provenance`).
@@ -559,12 +559,12 @@ fn count_actions(ctx: &Context, changes: &ChangeSet) {
 }
 
 /// Publishes the writes of `changes` as one Event, when there are any.
-fn publish_changes(ctx: &Context, ks: &Kustomization, reason: &str, changes: &ChangeSet) {
+async fn publish_changes(ctx: &Context, ks: &Kustomization, reason: &str, changes: &ChangeSet) {
     if !changes.has_writes() {
         return;
     }
     let lines: Vec<String> = changes.writes().map(|e| e.to_string()).collect();
-    publish(ctx, ks, EventType::Normal, reason, lines.join("\n"));
+    publish(ctx, ks, EventType::Normal, reason, lines.join("\n")).await;
 }
 
 /// The status after a pass that ended with `outcome`, from `current`.
@@ -582,7 +582,7 @@ fn desired_status(
     next_status(current, generation, outcome, requested_at, &now)
 }
 
-/// Publishes an Event about `ks` without waiting for it (see `mooring_runtime::events::publish`).
-fn publish(ctx: &Context, ks: &Kustomization, type_: EventType, reason: &str, note: String) {
-    mooring_runtime::events::publish(&ctx.recorder, ks, type_, reason, note);
+/// Publishes an Event about `ks`; failures to publish are logged, never fatal.
+async fn publish(ctx: &Context, ks: &Kustomization, type_: EventType, reason: &str, note: String) {
+    mooring_runtime::events::publish(&ctx.recorder, ks, type_, reason, note).await;
 }

@@ -19,7 +19,7 @@ use mooring_api::{GitRepository, Kustomization};
 use mooring_testkit::controllers::{Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER};
 use mooring_testkit::git::{Auth, GitServer};
 use mooring_testkit::sops::{Encrypt, age_key};
-use mooring_testkit::wait::{ready, wait_for, wait_for_event};
+use mooring_testkit::wait::{ready, wait_for};
 
 fn marker(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -189,23 +189,7 @@ async fn decrypted_values_are_found_in_the_applied_secrets_and_nowhere_else() {
         .expect("generated Secret");
     assert_eq!(value_of(&generated, "TOKEN"), Some(in_env.clone()));
 
-    // Everything else the controllers publish or keep, once the Events of both ends are there.
-    for (name, type_) in [("ok", "Normal"), ("bad", "Warning")] {
-        wait_for_event(
-            &env.client,
-            &env.namespace,
-            &format!("a {type_} Event about Kustomization {name}"),
-            Duration::from_secs(60),
-            |e| {
-                e.type_.as_deref() == Some(type_)
-                    && e.regarding.as_ref().is_some_and(|r| {
-                        r.kind.as_deref() == Some("Kustomization")
-                            && r.name.as_deref() == Some(name)
-                    })
-            },
-        )
-        .await;
-    }
+    // Everything else the controllers publish or keep.
     let mut places: BTreeMap<String, String> = BTreeMap::new();
     let statuses: Vec<_> = kss
         .list(&ListParams::default())

@@ -26,7 +26,7 @@ use mooring_testkit::certs::TestCa;
 use mooring_testkit::controllers::{Controllers, KUSTOMIZE_CONTROLLER, Options, SOURCE_CONTROLLER};
 use mooring_testkit::faults::{self, Row};
 use mooring_testkit::git::{Auth, GitServer};
-use mooring_testkit::wait::{ready, wait_for, wait_for_event};
+use mooring_testkit::wait::{ready, wait_for};
 use sha2::{Digest, Sha256};
 
 /// A value planted in a credential, and the strings whose presence would mean it leaked.
@@ -558,34 +558,6 @@ async fn secrets_never_leave() {
         Marker::new("substituteFrom value used as an offset", &offset),
         Marker::new("substituteFrom value breaking the YAML", &broken[1..]),
     ];
-    // Events are sent after the status writes waited on above: each end's is waited for too.
-    let ends = sources
-        .iter()
-        .map(|(name, _, _, expect)| ("GitRepository", *name, expect, "NewArtifact"))
-        .chain(
-            kustomizations
-                .iter()
-                .map(|(name, _, expect)| ("Kustomization", *name, expect, "Progressing")),
-        );
-    for (kind, name, expect, on_success) in ends {
-        let reason = match expect {
-            Expect::Ready => on_success,
-            Expect::Failed(reason) => reason,
-        };
-        wait_for_event(
-            &env.client,
-            &env.namespace,
-            &format!("a {reason} Event about {kind} {name}"),
-            Duration::from_secs(60),
-            |e| {
-                e.reason.as_deref() == Some(reason)
-                    && e.regarding.as_ref().is_some_and(|r| {
-                        r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name)
-                    })
-            },
-        )
-        .await;
-    }
     let places = published(&env, &controllers).await;
     // Debug logs that say nothing would prove nothing.
     for (place, text) in &places {

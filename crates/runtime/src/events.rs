@@ -22,8 +22,6 @@ pub use kube::runtime::events::{Event, EventType, Reporter};
 
 /// How long a published Event takes its repeats into its series.
 pub const FOLD_WITHIN: Duration = Duration::from_secs(6 * 60);
-/// How many Events one recorder's [`publish`] sends at once; more wait for a permit.
-pub const SENDING: usize = 8;
 /// How often the remembered Events are swept of those older than [`FOLD_WITHIN`].
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -33,8 +31,6 @@ pub struct Recorder {
     client: Client,
     reporter: Reporter,
     recent: Arc<Mutex<Recent>>,
-    /// Permits for the Events [`publish`] sends at once.
-    sending: Arc<tokio::sync::Semaphore>,
 }
 
 /// The Events published in the last [`FOLD_WITHIN`], by a 128-bit digest of what makes two
@@ -66,7 +62,6 @@ impl Recorder {
                 published: HashMap::new(),
                 swept: Instant::now(),
             })),
-            sending: Arc::new(tokio::sync::Semaphore::new(SENDING)),
         }
     }
 
@@ -220,12 +215,8 @@ impl Recent {
     }
 }
 
-/// Publishes an Event about `object` without waiting for it: the request is sent by a task of
-/// its own (at most [`SENDING`] of a recorder's at once), so a pass does not spend a round trip
-/// on it. A failure to publish is logged, never fatal. What is still unsent when the process
-/// ends is lost, as Events are to a restart of the API server's store anyway; an Event may
-/// reach the API server after the status write of the pass that published it.
-pub fn publish<K: Resource<DynamicType = ()>>(
+/// Publishes an Event about `object`; a failure to publish is logged, never fatal.
+pub async fn publish<K: Resource<DynamicType = ()>>(
     recorder: &Recorder,
     object: &K,
     type_: EventType,
@@ -241,16 +232,9 @@ pub fn publish<K: Resource<DynamicType = ()>>(
         note: Some(note),
         secondary: None,
     };
-    let regarding = object.object_ref(&());
-    let recorder = recorder.clone();
-    tokio::spawn(async move {
-        let Ok(_permit) = recorder.sending.acquire().await else {
-            return;
-        };
-        if let Err(e) = recorder.publish(&event, &regarding).await {
-            tracing::debug!(error = %e, "publishing an event failed");
-        }
-    });
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::debug!(error = %e, "publishing an event failed");
+    }
 }
 
 /// An Event action that is `base` plus a short hash of `note`.

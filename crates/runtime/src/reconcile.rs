@@ -284,7 +284,8 @@ where
             EventType::Warning,
             reason,
             message.clone(),
-        );
+        )
+        .await;
     }
     if decided.write_status {
         let api: Api<K> =

@@ -198,7 +198,8 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
                         EventType::Warning,
                         reasons::VERIFICATION_ERROR,
                         error.to_string(),
-                    );
+                    )
+                    .await;
                     return Err(error);
                 }
             }
@@ -392,7 +393,8 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
             EventType::Normal,
             "SourceVerified",
             signers.message(),
-        );
+        )
+        .await;
     }
     ctx.metrics
         .artifact_size
@@ -409,7 +411,8 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
                 "symlinks leaving the repository were left out: {}",
                 built.dropped_symlinks.join(", ")
             ),
-        );
+        )
+        .await;
     }
     publish(
         ctx,
@@ -420,7 +423,8 @@ async fn run_steps(repo: &GitRepository, ctx: &Context) -> Result<Outcome, Error
             "stored artifact for revision '{}' ({reason})",
             fetched.revision
         ),
-    );
+    )
+    .await;
     Ok(Outcome::Ready {
         artifact: built.artifact,
         included: included_artifacts,
@@ -489,7 +493,8 @@ async fn verify_or_refuse(
         EventType::Warning,
         failure.reason(),
         message.clone(),
-    );
+    )
+    .await;
     Err(Error::Verification {
         reason: failure.reason(),
         message,
@@ -571,13 +576,13 @@ async fn cleanup(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-/// Publishes an Event about `repo` without waiting for it (see `mooring_runtime::events::publish`).
-pub(crate) fn publish(
+/// Publishes an Event about `repo`; failures to publish are logged, never fatal.
+pub(crate) async fn publish(
     ctx: &Context,
     repo: &GitRepository,
     type_: EventType,
     reason: &str,
     note: String,
 ) {
-    mooring_runtime::events::publish(&ctx.recorder, repo, type_, reason, note);
+    mooring_runtime::events::publish(&ctx.recorder, repo, type_, reason, note).await;
 }

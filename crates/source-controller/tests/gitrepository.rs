@@ -634,22 +634,6 @@ async fn a_token_written_as_the_url_user_never_shows() {
     let (_, reason, message) = ready(&tls).expect("Ready");
     assert_eq!(reason, "AuthenticationFailed", "{message}");
     assert!(message.contains("https://***@127.0.0.1"), "{message}");
-    // Both refusals' Warnings are among what is looked at.
-    for name in ["plain", "tls"] {
-        mooring_testkit::wait::wait_for_event(
-            &env.client,
-            &env.namespace,
-            &format!("the Warning about GitRepository {name}"),
-            std::time::Duration::from_secs(60),
-            |e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.regarding
-                        .as_ref()
-                        .is_some_and(|r| r.name.as_deref() == Some(name))
-            },
-        )
-        .await;
-    }
     let seen = visible_text(&env).await;
     assert!(!seen.contains(token), "the token shows:\n{seen}");
     assert!(

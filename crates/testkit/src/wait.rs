@@ -4,7 +4,6 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::runtime::wait::await_condition;
@@ -52,49 +51,6 @@ where
             Err(format!(
                 "timed out after {timeout:?} waiting for {name}: {what}; now: {current:#?}; {other:?}"
             ))
-        }
-    }
-}
-
-/// Watches the Events of `namespace` until one for which `check` holds exists, and returns it;
-/// panics after `timeout`, naming `what` and listing the Events there were. Controllers publish
-/// Events without waiting for them, so one may reach the API server after the status write of
-/// the same pass: a test that saw the status waits for the Event here.
-pub async fn wait_for_event(
-    client: &kube::Client,
-    namespace: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&Event) -> bool,
-) -> Event {
-    use futures::{StreamExt, TryStreamExt};
-    use kube::runtime::{WatchStreamExt, watcher};
-    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
-    // The watch begins with the Events that exist already.
-    let events = watcher(api.clone(), watcher::Config::default())
-        .applied_objects()
-        .try_filter(|e| std::future::ready(check(e)));
-    let events = std::pin::pin!(events);
-    let waited = tokio::time::timeout(timeout, events.into_future()).await;
-    match waited {
-        Ok((Some(Ok(found)), _)) => found,
-        other => {
-            let seen: Vec<_> = api
-                .list(&Default::default())
-                .await
-                .map(|l| l.items)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| (e.type_, e.reason, e.note))
-                .collect();
-            let ended = match other {
-                Ok((Some(Err(e)), _)) => format!("; the watch failed: {e}"),
-                Ok(_) => "; the watch ended".to_string(),
-                Err(_) => String::new(),
-            };
-            panic!(
-                "timed out after {timeout:?} waiting for an Event: {what}; Events: {seen:#?}{ended}"
-            )
         }
     }
 }
