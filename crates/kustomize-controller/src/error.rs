@@ -76,11 +76,6 @@ pub enum Error {
     /// Adding or removing the finalizer, or deleting on removal, failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
-    /// The copy the pass started from is older than the object on the server: the finalizer
-    /// patch, which tests the list this copy has, was refused. Never shown: the pass ends
-    /// without a write and looks again shortly.
-    #[error("the finalizer list changed since this copy")]
-    StaleCopy,
 }
 
 /// "missing: A, B (and N more); " when objects of the inventory are missing, so that Ready's
@@ -111,7 +106,6 @@ impl Error {
             Error::Unhealthy { .. } => "unhealthy",
             Error::PatchStatus(_) => "patch_status",
             Error::Finalizer(_) => "finalizer",
-            Error::StaleCopy => "stale_copy",
         }
     }
 
@@ -163,7 +157,7 @@ impl Error {
                 message,
                 inventory: Some(inventory.clone()),
             },
-            Error::PatchStatus(_) | Error::Finalizer(_) | Error::StaleCopy => Outcome::Failed {
+            Error::PatchStatus(_) | Error::Finalizer(_) => Outcome::Failed {
                 revision: None,
                 reason: reasons::RECONCILIATION_FAILED.to_string(),
                 message,

@@ -72,55 +72,31 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
     // bootstrap, a thousand apps applied at once) costs no write but its status, and none
     // while it waits for a new source (`awaits_new_source`).
     if ours || (gate.is_err() && applied_nothing(&ks)) {
-        return reconcile_live(ks, ctx, gate, None).await;
+        return reconcile_live(ks, ctx, gate).await;
     }
-    // The finalizer is added while the pass renders, and the pass waits for the answer before
-    // it writes anything else (see `run`): the event of the write is an echo that starts no
-    // second pass.
-    let adding = tokio::spawn(add_finalizer(api, ks.clone()));
-    if gate.is_ok() {
-        return reconcile_live(ks, ctx, gate, Some(adding)).await;
-    }
-    match finalizer_added(adding, &ctx, &owner).await {
-        Ok(()) => reconcile_live(ks, ctx, gate, None).await,
-        Err(Error::StaleCopy) => Ok(stale_copy(&ks)),
-        Err(e) => Err(e),
-    }
-}
-
-/// The finalizer patch of a pass, sent while the pass renders.
-/// Its answer is the resourceVersion written.
-type Adding = tokio::task::JoinHandle<Result<String, Error>>;
-
-/// Adds the finalizer to `ks` as this copy has the list. A 422 means that the copy this pass
-/// started from is older than the object on the server: an earlier pass added the finalizer,
-/// or a deletion began, and the watch has not delivered it yet ([`Error::StaleCopy`]).
-async fn add_finalizer(api: Api<Kustomization>, ks: Arc<Kustomization>) -> Result<String, Error> {
+    // The finalizer is added and the pass goes on with the answer: the event of the write is
+    // an echo that starts no second pass.
     match finalizers::add(&api, &*ks, FINALIZER).await {
-        Ok(written) => Ok(written.resource_version().unwrap_or_default()),
-        Err(kube::Error::Api(status)) if status.code == 422 => Err(Error::StaleCopy),
+        Ok(written) => {
+            let rv = written.resource_version().unwrap_or_default();
+            ctx.wakes.wrote_finalizer(&owner, rv);
+            reconcile_live(Arc::new(written), ctx, gate).await
+        }
+        // The copy this pass started from is older than the object on the server: an earlier
+        // pass added the finalizer, or a deletion began, and the watch has not delivered it
+        // yet. The patch tests the finalizer list, and the server refuses it. The pass ends
+        // without failing (no warning, no backoff) and looks again shortly: the event of our
+        // own finalizer write is an echo that wakes nothing (see `crate::wakes`), so waiting
+        // for it would wait for the next relist.
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            tracing::debug!(object = %object_key(&*ks), "finalizer list changed since this copy; looking again");
+            Ok(Action::requeue(reconcile::STALE_COPY_RETRY))
+        }
         Err(e) => Err(Error::Finalizer(format!(
             "adding the finalizer: {}",
             mooring_runtime::errors::chain(&e)
         ))),
     }
-}
-
-/// Waits for the finalizer patch `adding` and records its write, whose event is then an echo.
-async fn finalizer_added(adding: Adding, ctx: &Context, owner: &Owner) -> Result<(), Error> {
-    let written = adding
-        .await
-        .map_err(|e| Error::Finalizer(format!("adding the finalizer: {e}")))??;
-    ctx.wakes.wrote_finalizer(owner, written);
-    Ok(())
-}
-
-/// How a pass from a stale copy ends: without failing (no warning, no backoff), looking again
-/// shortly. The event of our own finalizer write is an echo that wakes nothing (see
-/// `crate::wakes`), so waiting for it would wait for the next relist.
-fn stale_copy(ks: &Kustomization) -> Action {
-    tracing::debug!(object = %object_key(ks), "finalizer list changed since this copy; looking again");
-    Action::requeue(reconcile::STALE_COPY_RETRY)
 }
 
 /// The deletion of a Kustomization: deletes what it applied (unless pruning is off). `Ok`
@@ -214,55 +190,25 @@ fn applied_nothing(ks: &Kustomization) -> bool {
 }
 
 /// A pass of `ks` from what the gate found: it applies only when `gate` is `Ok`, and then
-/// `ks` carries the finalizer, or `adding` puts it on before the pass writes.
+/// `ks` carries the finalizer.
 async fn reconcile_live(
     ks: Arc<Kustomization>,
     ctx: Arc<Context>,
     gate: Result<Gate, Error>,
-    mut adding: Option<Adding>,
 ) -> Result<Action, Error> {
-    let owner = Owner::new(&ks.namespace().unwrap_or_default(), &ks.name_any());
     if ks.spec.suspend {
-        if let Some(adding) = adding {
-            match finalizer_added(adding, &ctx, &owner).await {
-                Err(Error::StaleCopy) => return Ok(stale_copy(&ks)),
-                Err(error) => return Err(error),
-                Ok(()) => {}
-            }
-        }
         // Suspension ends with a spec change, which triggers a reconcile by itself.
         return Ok(Action::await_change());
     }
     let started = Instant::now();
+    let owner = Owner::new(&ks.namespace().unwrap_or_default(), &ks.name_any());
     let mut memory = ctx.memories.get(&owner);
     let mut status = ks.status.clone().unwrap_or_default();
-    let mut result = match gate {
-        Ok(gate) => {
-            run(
-                &ks,
-                &ctx,
-                gate,
-                &mut adding,
-                &mut memory,
-                &mut status,
-                started,
-            )
-            .await
-        }
+    let result = match gate {
+        Ok(gate) => run(&ks, &ctx, gate, &mut memory, &mut status, started).await,
         Err(error) => Err(error),
     };
-    // A pass that ended before it wrote (a render that failed) still has its finalizer.
-    if let Some(adding) = adding.take()
-        && let Err(error) = finalizer_added(adding, &ctx, &owner).await
-    {
-        result = Err(error);
-    }
     ctx.memories.put(owner, memory);
-    match result {
-        Err(Error::StaleCopy) => return Ok(stale_copy(&ks)),
-        Err(error @ Error::Finalizer(_)) => return Err(error),
-        _ => {}
-    }
     if matches!(result, Err(Error::Waiting { .. })) && awaits_new_source(&ks, &ctx) {
         ctx.metrics.reconcile.observe(
             Class::Waiting {
@@ -363,7 +309,6 @@ async fn run(
     ks: &Kustomization,
     ctx: &Context,
     gate: Gate,
-    adding: &mut Option<Adding>,
     memory: &mut Memory,
     status: &mut KustomizationStatus,
     started: Instant,
@@ -417,9 +362,6 @@ async fn run(
         // written (see `apply`): a cold start costs one request per object.
         absent: Arc::new(plan.absent()),
     };
-    if let Some(adding) = adding.take() {
-        finalizer_added(adding, ctx, &owner).await?;
-    }
     if !plan.apply.is_empty() {
         let widened = apply::widened_inventory(&old, &render).map_err(|e| Error::Build {
             revision: revision.clone(),
