@@ -209,10 +209,11 @@ pub async fn run(
         runner::changed(primary),
         runner::related(sources, move |repo: Source| {
             let all = by_source.state();
-            // A user whose build runs ahead is woken when that build ends.
             using(&all, &repo)
-                .filter(|ks| !crate::steps::render::build_ahead(&ahead, ks, &repo))
-                .map(|ks| ObjectRef::from_obj(&**ks))
+                .map(|ks| {
+                    crate::steps::render::build_ahead(&ahead, ks, &repo);
+                    ObjectRef::from_obj(&**ks)
+                })
                 .collect::<Vec<_>>()
         }),
         runner::related(readiness, move |dep: Kustomization| {

@@ -15,12 +15,11 @@ use crate::build::lock;
 use crate::context::Context;
 use crate::decrypt::{self, Keys};
 use crate::error::Error;
-use crate::inventory::{self, InventoryEntry, ObjectId, Owner};
+use crate::inventory::{self, InventoryEntry, ObjectId};
 use crate::source::Source;
 use crate::state::{hash_json, hash_text};
 use crate::steps::gate::SourceArtifact;
 use crate::target::Clients;
-use crate::wakes::Change;
 use crate::{build, manifests, substitute};
 use k8s_openapi::api::core::v1::Secret;
 
@@ -268,47 +267,43 @@ fn build_input(ctx: &Context, spec: &KustomizationSpec) -> build::BuildInput {
 pub const AHEAD: usize = 16;
 
 /// Starts the build of `ks` at `repo`'s new artifact ahead of its pass, into the build cache
-/// that the pass reads, and wakes `ks` when the build ends (built or failed): true when it does,
-/// and then the caller does not wake `ks` itself. Builds ahead run outside the pass workers
-/// (`--concurrency`), so that they can wait for each other and run several to a kustomize
-/// process ([`build::Batcher`]), and a pass takes a worker only once its build is done instead
-/// of holding it while the build waits for others. Not for a Kustomization that is suspended,
-/// being deleted, decrypts (its keys are read in its pass, as the Kustomization's
-/// ServiceAccount), or names a source in another namespace when such references are refused:
-/// those are woken at once. A build that fails here is not kept: the pass builds again and
-/// reports it.
-pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) -> bool {
+/// that the pass reads: the pass then waits for this build (or finds its output) instead of
+/// running its own. Builds ahead run outside the pass workers (`--concurrency`), so that they can
+/// wait for each other and run several to a kustomize process ([`build::Batcher`]), which a
+/// pass cannot without holding a worker. Not for a Kustomization that is suspended, being
+/// deleted, decrypts (its keys are read in its pass, as the Kustomization's ServiceAccount), or
+/// names a source in another namespace when such references are refused. A build that fails
+/// here is not kept: the pass builds again and reports it.
+pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
     if ks.spec.suspend || ks.spec.decryption.is_some() || ks.metadata.deletion_timestamp.is_some() {
-        return false;
+        return;
     }
     // A reference the pass would refuse builds nothing ahead either.
     if !ctx.settings.allow_cross_namespace_refs && repo.namespace() != ks.namespace() {
-        return false;
+        return;
     }
     let Some(artifact) = repo.status.as_ref().and_then(|s| s.artifact.as_ref()) else {
-        return false;
+        return;
     };
     let Some(digest) = artifact.digest.clone() else {
-        return false;
+        return;
     };
     let url = artifact.url.clone();
     let mut input = build_input(ctx, &ks.spec);
     input.together = true;
     let key = BuildKey::of(&digest, &input);
-    // Another Kustomization's build ahead of the same input is this one's too; its task
-    // holds the key and the slot, and this one only waits for the output.
-    let first = lock(&ctx.ahead_keys).insert(key);
+    if !lock(&ctx.ahead_keys).insert(key) {
+        return;
+    }
     let ctx = ctx.clone();
-    let owner = Owner::new(&ks.namespace().unwrap_or_default(), &ks.name_any());
+    let name = format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any());
     tokio::spawn(async move {
-        let _ahead = first.then(|| AheadKey {
+        let _ahead = AheadKey {
             ctx: ctx.clone(),
             key,
-        });
-        let _slot = if first {
-            ctx.ahead.acquire().await.ok()
-        } else {
-            None
+        };
+        let Ok(_slot) = ctx.ahead.acquire().await else {
+            return;
         };
         let built = ctx
             .builds
@@ -326,11 +321,9 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) -> boo
             })
             .await;
         if let Err(error) = built {
-            tracing::debug!(kustomization = %owner, %error, "a build ahead of the pass failed");
+            tracing::debug!(kustomization = %name, %error, "a build ahead of the pass failed");
         }
-        ctx.wakes.change(&owner, Change::Other);
     });
-    true
 }
 
 /// A build ahead of its pass, known to passes until it ends.
