@@ -555,10 +555,8 @@ async fn substitution_and_health_failures_name_their_cause() {
             "yaml",
         ])
         .and_then(|yaml| {
-            let file = std::env::temp_dir().join(format!("{}-vars.yaml", env.namespace));
-            std::fs::write(&file, yaml).expect("write");
             env.plane
-                .run_kubectl(&["apply", "-f", &file.to_string_lossy()])
+                .run_kubectl_with_input(&["apply", "-f", "-"], &yaml)
         })
         .expect("update vars");
     kustomization(&env, "subst", serde_json::json!({"path": "./subst", "postBuild": from, "retryInterval": "1s", "interval": "2s"})).await;
