@@ -224,13 +224,17 @@ pub async fn run(
         }),
         runner::requested(UnboundedReceiverStream::new(wakeups)),
     ];
+    let workers = runner::Workers {
+        concurrency,
+        metrics: Some(ctx.metrics.queue.clone()),
+    };
     let controller = runner::run(
         ctx.kustomizations.clone(),
         triggers,
         reconcile,
         error_policy,
         ctx.clone(),
-        concurrency,
+        workers,
         shutdown,
     );
     controller.await;

@@ -24,6 +24,7 @@ use crate::context::Context;
 use crate::decide::{AppliedRender, HISTORY_REVISION_KEY, Outcome, next_status};
 use crate::error::Error;
 use crate::inventory::{InventoryEntry, ObjectId, Owner};
+use crate::metrics::Step;
 use crate::state::Memory;
 use crate::steps::gate::Gate;
 use crate::steps::plan::Why;
@@ -76,7 +77,11 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>) -> Result<Acti
     }
     // The finalizer is added and the pass goes on with the answer: the event of the write is
     // an echo that starts no second pass.
-    match finalizers::add(&api, &*ks, FINALIZER).await {
+    let added = ctx
+        .metrics
+        .timed(Step::Finalizer, finalizers::add(&api, &*ks, FINALIZER))
+        .await;
+    match added {
         Ok(written) => {
             let rv = written.resource_version().unwrap_or_default();
             ctx.wakes.wrote_finalizer(&owner, rv);
@@ -260,7 +265,9 @@ async fn reconcile_live(
     };
     // `status` is what the server holds: the object's, or the inventory this pass recorded
     // before creating objects.
-    finish(tail, &*ks, Some(&status), pass, started)
+    let finished = finish(tail, &*ks, Some(&status), pass, started);
+    ctx.metrics
+        .timed(Step::Status, finished)
         .await
         .map_err(|reconcile::Error::PatchStatus(e)| Error::PatchStatus(e))
 }
@@ -316,7 +323,9 @@ async fn run(
     let ns = ks.namespace().unwrap_or_default();
     let owner = Owner::new(&ns, &ks.name_any());
     let revision = gate.source.revision.clone();
-    let clients = target::clients(ks, ctx)
+    let clients = ctx
+        .metrics
+        .timed(Step::Target, target::clients(ks, ctx))
         .await
         .map_err(|e| Error::Identity {
             revision: revision.clone(),
@@ -326,18 +335,19 @@ async fn run(
     let client = clients.target.client.clone();
     memory.on_cluster(cluster.fingerprint);
 
-    let render = render::render(
+    let rendering = render::render(
         ks,
         ctx,
         &clients,
         &gate.source,
         &gate.default_namespace,
         memory.render.clone(),
-    )
-    .await?;
+    );
+    let render = ctx.metrics.timed(Step::Render, rendering).await?;
     memory.render = Some(render.clone());
     watch_kinds(&cluster, &render);
 
+    let planning = Instant::now();
     let stored = status.inventory.clone().unwrap_or_default();
     let old = prune::read_inventory_live(&client, &cluster.kinds, &stored, &gate.default_namespace)
         .await
@@ -351,6 +361,7 @@ async fn run(
         |id| cluster.live.lookup(id),
         Instant::now(),
     );
+    ctx.metrics.step_took(Step::Plan, planning);
     let opts = ApplyOptions {
         field_manager: KUSTOMIZE_FIELD_MANAGER.to_string(),
         default_namespace: gate.default_namespace.clone(),
@@ -368,10 +379,12 @@ async fn run(
             message: e.to_string(),
         })?;
         if let Some(widened) = widened {
-            *status = apply::record_intent(&ctx.client, &ctx.writes, ks, status, widened).await?;
+            let recording = apply::record_intent(&ctx.client, &ctx.writes, ks, status, widened);
+            *status = ctx.metrics.timed(Step::Inventory, recording).await?;
         }
     }
-    let applied = match apply::apply(&client, &render, &plan, &opts).await {
+    let applying = apply::apply(&client, &render, &plan, &opts);
+    let applied = match ctx.metrics.timed(Step::Apply, applying).await {
         Ok(applied) => applied,
         Err((error, partial)) => {
             remember(memory, &partial);
@@ -392,7 +405,8 @@ async fn run(
     let mut changes = applied.changes;
     if ks.spec.prune {
         let stale = prune::stale(&old, &render);
-        let pruned = prune::prune(&client, &stale, &owner, &revision, &opts).await;
+        let pruning = prune::prune(&client, &stale, &owner, &revision, &opts);
+        let pruned = ctx.metrics.timed(Step::Prune, pruning).await;
         let pruned = match pruned {
             Ok(pruned) => pruned,
             Err(error) => {
@@ -426,15 +440,15 @@ async fn run(
     let summary = if targets.is_empty() {
         None
     } else {
-        let (summary, assessed) = health::assess(
+        let assessing = health::assess(
             &client,
             &targets,
             &render,
             &cluster.live,
             &memory.health,
             &opts,
-        )
-        .await;
+        );
+        let (summary, assessed) = ctx.metrics.timed(Step::Health, assessing).await;
         memory.health = assessed;
         Some(summary).filter(|s| !s.all_current)
     };
@@ -564,7 +578,8 @@ async fn publish_changes(ctx: &Context, ks: &Kustomization, reason: &str, change
         return;
     }
     let lines: Vec<String> = changes.writes().map(|e| e.to_string()).collect();
-    publish(ctx, ks, EventType::Normal, reason, lines.join("\n")).await;
+    let publishing = publish(ctx, ks, EventType::Normal, reason, lines.join("\n"));
+    ctx.metrics.timed(Step::Events, publishing).await;
 }
 
 /// The status after a pass that ended with `outcome`, from `current`.

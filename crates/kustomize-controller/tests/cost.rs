@@ -170,6 +170,41 @@ async fn a_new_app_takes_one_pass_and_the_echoes_of_its_writes_start_none() {
     controllers.stop().await;
 }
 
+#[tokio::test]
+async fn a_pass_reports_each_step_it_took_and_the_queue_how_long_the_object_waited() {
+    let env = test_env("cost-steps").await.expect("env");
+    // `warm` took one pass past the gate: finalizer, render, apply, prune (none stale),
+    // health and status.
+    let (controllers, _) = warmed_up(&env, "cost-steps").await;
+    let metrics = &controllers.kustomize.context.metrics;
+    let count = |step: &str| metrics.steps.with_label_values(&[step]).get_sample_count();
+    for step in [
+        "finalizer",
+        "target",
+        "render",
+        "plan",
+        "apply",
+        "prune",
+        "events",
+        "health",
+        "status",
+    ] {
+        assert!(count(step) >= 1, "no sample of step {step}");
+    }
+    assert!(metrics.queue.wait.get_sample_count() >= 1);
+    let scraped = prometheus::TextEncoder::new()
+        .encode_to_string(&metrics.registry.gather())
+        .expect("encode");
+    for series in [
+        "mooring_kustomize_pass_step_seconds_count{step=\"apply\"}",
+        "mooring_kustomize_queue_depth",
+        "mooring_kustomize_queue_wait_seconds_count",
+    ] {
+        assert!(scraped.contains(series), "{series} not on /metrics");
+    }
+    controllers.stop().await;
+}
+
 /// Kustomization `name` rendering `./shared` with `${app}` set to `name`.
 async fn shared_app(env: &mooring_testkit::TestEnv, name: &str, interval: &str) {
     kustomization(

@@ -28,6 +28,7 @@ use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt};
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
+use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -216,6 +217,57 @@ where
     stream.map(|r| (r, Reason::Requested)).boxed()
 }
 
+/// How many passes run at once (0: no limit), and where the queue reports its length and
+/// how long objects wait in it. A bare number is a limit without metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Workers {
+    /// Passes at once.
+    pub concurrency: u16,
+    /// The queue's metrics, when the controller exports them.
+    pub metrics: Option<QueueMetrics>,
+}
+
+impl From<u16> for Workers {
+    fn from(concurrency: u16) -> Self {
+        Self {
+            concurrency,
+            metrics: None,
+        }
+    }
+}
+
+/// The backlog of a controller: objects due whose pass waits for a free worker.
+#[derive(Debug, Clone)]
+pub struct QueueMetrics {
+    /// `<prefix>_queue_depth`: objects due and not yet started.
+    pub depth: IntGauge,
+    /// `<prefix>_queue_wait_seconds`: from when an object became due (a change, a related
+    /// change, a request, or the time a pass asked for) to the start of its pass.
+    pub wait: Histogram,
+}
+
+impl QueueMetrics {
+    /// Creates both metrics, described for `kind`, and registers them in `registry`.
+    pub fn register(registry: &Registry, kind: &str) -> Result<Self, prometheus::Error> {
+        let depth = IntGauge::new(
+            "queue_depth",
+            format!("{kind} objects due and waiting for a worker"),
+        )?;
+        let wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "queue_wait_seconds",
+                format!("From when a {kind} became due to the start of its pass"),
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )?;
+        registry.register(Box::new(depth.clone()))?;
+        registry.register(Box::new(wait.clone()))?;
+        Ok(Self { depth, wait })
+    }
+}
+
 /// How long an object waits after a pass that panicked.
 const AFTER_PANIC: Duration = Duration::from_secs(60);
 
@@ -224,8 +276,8 @@ struct Queue<K: Resource>
 where
     K::DynamicType: Eq + Hash + Clone,
 {
-    /// Due now, first come first served.
-    ready: VecDeque<(ObjectRef<K>, Reason)>,
+    /// Due now, first come first served, with when each became due.
+    ready: VecDeque<(ObjectRef<K>, Reason, Instant)>,
     /// The members of `ready`.
     queued: HashSet<ObjectRef<K>>,
     /// Objects whose pass runs now.
@@ -265,7 +317,7 @@ where
         if self.running.contains(&object) {
             self.again.entry(object).or_insert(reason);
         } else if self.queued.insert(object.clone()) {
-            self.ready.push_back((object, reason));
+            self.ready.push_back((object, reason, Instant::now()));
         }
     }
 
@@ -313,12 +365,12 @@ where
         }
     }
 
-    /// The next object to run, if any is due.
-    fn start(&mut self) -> Option<(ObjectRef<K>, Reason)> {
-        let (object, reason) = self.ready.pop_front()?;
+    /// The next object to run, if any is due, with how long it waited.
+    fn start(&mut self) -> Option<(ObjectRef<K>, Reason, Duration)> {
+        let (object, reason, since) = self.ready.pop_front()?;
         self.queued.remove(&object);
         self.running.insert(object.clone());
-        Some((object, reason))
+        Some((object, reason, since.elapsed()))
     }
 
     /// The pass of `object` ended, asking to look again after `after` (`None`: on a change).
@@ -335,14 +387,14 @@ where
 /// Runs passes of the objects in `store` as `triggers` name them, until `shutdown` resolves;
 /// then waits for the passes that run (none starts after it). Passes start once the store has
 /// listed; a stop before that returns at once. A pass that fails gets the [`Action`] of
-/// `error_policy`. `concurrency` 0 is no limit.
+/// `error_policy`. At most `workers` passes run at once.
 pub async fn run<K, C, E, Fut>(
     store: Store<K>,
     triggers: Vec<Triggers<K>>,
     reconcile: impl Fn(Arc<K>, Arc<C>) -> Fut,
     error_policy: impl Fn(Arc<K>, &E, Arc<C>) -> Action,
     ctx: Arc<C>,
-    concurrency: u16,
+    workers: impl Into<Workers>,
     shutdown: impl Future<Output = ()>,
 ) where
     K: Resource + Clone + Debug + Send + Sync + 'static,
@@ -351,6 +403,10 @@ pub async fn run<K, C, E, Fut>(
     E: Send + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
 {
+    let Workers {
+        concurrency,
+        metrics,
+    } = workers.into();
     let limit = match concurrency {
         0 => usize::MAX,
         n => usize::from(n),
@@ -365,9 +421,12 @@ pub async fn run<K, C, E, Fut>(
     let (mut ready, mut stopping, mut triggers_ended) = (false, false, false);
     loop {
         while ready && !stopping && running.len() < limit {
-            let Some((object, reason)) = queue.start() else {
+            let Some((object, reason, waited)) = queue.start() else {
                 break;
             };
+            if let Some(metrics) = &metrics {
+                metrics.wait.observe(waited.as_secs_f64());
+            }
             let Some(current) = store.get(&object) else {
                 // Deleted since it was triggered.
                 queue.finished(object, None);
@@ -381,6 +440,11 @@ pub async fn run<K, C, E, Fut>(
             let pass = reconcile(current.clone(), ctx.clone());
             let handle = tasks.spawn(async move { (current, pass.await) }.instrument(span));
             running.insert(handle.id(), object);
+        }
+        if let Some(metrics) = &metrics {
+            metrics
+                .depth
+                .set(i64::try_from(queue.ready.len()).unwrap_or(i64::MAX));
         }
         if stopping && tasks.is_empty() {
             if !ready {
@@ -500,6 +564,7 @@ mod tests {
     fn start(
         store: Store<ConfigMap>,
         concurrency: u16,
+        metrics: Option<QueueMetrics>,
         turns: Option<Arc<Semaphore>>,
         answer: fn(&str) -> Result<Action, String>,
     ) -> Harness {
@@ -534,7 +599,10 @@ mod tests {
             reconcile,
             |_, _: &String, _| Action::requeue(Duration::from_millis(20)),
             Arc::new(()),
-            concurrency,
+            Workers {
+                concurrency,
+                metrics,
+            },
             async move {
                 let _ = stopped.await;
             },
@@ -588,7 +656,7 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (store, _writer) = listed(&refs);
         let turns = Arc::new(Semaphore::new(0));
-        let (send, log, stop, task) = start(store, 3, Some(turns.clone()), done);
+        let (send, log, stop, task) = start(store, 3, None, Some(turns.clone()), done);
         // Due in this order; a hash set would hand them out in another.
         for name in &names {
             send.send(named(name)).await.expect("send");
@@ -605,11 +673,58 @@ mod tests {
         task.await.expect("runner");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_reports_its_backlog_and_how_long_each_object_waited() {
+        let registry = Registry::new_custom(Some("test".into()), None).expect("registry");
+        let metrics = QueueMetrics::register(&registry, "ConfigMap").expect("register");
+        let (store, _writer) = listed(&["a", "b", "c"]);
+        let turns = Arc::new(Semaphore::new(0));
+        let (send, log, stop, task) =
+            start(store, 1, Some(metrics.clone()), Some(turns.clone()), done);
+        for name in ["a", "b", "c"] {
+            send.send(named(name)).await.expect("send");
+        }
+        consumed(&send).await;
+        until(&log, |l| l.started.len() == 1).await;
+        // One runs and holds the only worker; two wait.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metrics.depth.get() != 2 {
+            assert!(Instant::now() < deadline, "depth {}", metrics.depth.get());
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(metrics.wait.get_sample_count(), 1);
+        // The clock is paused: the first pass holds the worker for exactly this long.
+        let held = Duration::from_millis(30);
+        tokio::time::advance(held).await;
+        turns.add_permits(3);
+        until(&log, |l| l.started.len() == 3 && l.running == 0).await;
+        stop.send(()).expect("stop");
+        task.await.expect("runner");
+        assert_eq!(metrics.depth.get(), 0);
+        assert_eq!(metrics.wait.get_sample_count(), 3);
+        // The two that waited waited at least as long as the first pass was held.
+        assert!(
+            metrics.wait.get_sample_sum() >= 2.0 * held.as_secs_f64(),
+            "waits sum to {} s",
+            metrics.wait.get_sample_sum()
+        );
+        let names: Vec<String> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        assert!(names.contains(&"test_queue_depth".to_owned()), "{names:?}");
+        assert!(
+            names.contains(&"test_queue_wait_seconds".to_owned()),
+            "{names:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_change_during_a_pass_runs_one_more_pass_after_it_never_beside_it() {
         let (store, _writer) = listed(&["a"]);
         let turns = Arc::new(Semaphore::new(0));
-        let (send, log, stop, task) = start(store, 4, Some(turns.clone()), done);
+        let (send, log, stop, task) = start(store, 4, None, Some(turns.clone()), done);
         send.send(named("a")).await.expect("send");
         until(&log, |l| l.started.len() == 1).await;
         for _ in 0..3 {
@@ -637,7 +752,7 @@ mod tests {
             "failing" => Err("broken".to_string()),
             _ => Ok(Action::await_change()),
         };
-        let (send, log, stop, task) = start(store, 4, None, answer);
+        let (send, log, stop, task) = start(store, 4, None, None, answer);
         for name in ["again", "failing", "quiet"] {
             send.send(named(name)).await.expect("send");
         }
@@ -652,7 +767,7 @@ mod tests {
     async fn no_pass_starts_before_the_store_lists_or_for_an_object_it_no_longer_has() {
         let mut writer: Writer<ConfigMap> = Writer::default();
         let store = writer.as_reader();
-        let (send, log, stop, task) = start(store, 4, None, done);
+        let (send, log, stop, task) = start(store, 4, None, None, done);
         send.send(named("kept")).await.expect("send");
         send.send(named("gone")).await.expect("send");
         consumed(&send).await;
@@ -675,7 +790,7 @@ mod tests {
     #[tokio::test]
     async fn a_stop_before_the_store_lists_returns_at_once() {
         let writer: Writer<ConfigMap> = Writer::default();
-        let (send, _log, stop, task) = start(writer.as_reader(), 4, None, done);
+        let (send, _log, stop, task) = start(writer.as_reader(), 4, None, None, done);
         send.send(named("a")).await.expect("send");
         stop.send(()).expect("stop");
         task.await.expect("runner");
@@ -685,7 +800,7 @@ mod tests {
     async fn a_stop_waits_for_the_passes_that_run_and_starts_no_other() {
         let (store, _writer) = listed(&["a", "b"]);
         let turns = Arc::new(Semaphore::new(0));
-        let (send, log, stop, task) = start(store, 1, Some(turns.clone()), done);
+        let (send, log, stop, task) = start(store, 1, None, Some(turns.clone()), done);
         send.send(named("a")).await.expect("send");
         send.send(named("b")).await.expect("send");
         until(&log, |l| l.started.len() == 1).await;

@@ -286,7 +286,7 @@ mod tests {
             reconcile,
             |_, _: &String, _| crate::runner::Action::await_change(),
             std::sync::Arc::new(()),
-            4,
+            4_u16,
             async move {
                 let _ = stopped.await;
             },

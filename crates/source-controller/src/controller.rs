@@ -140,13 +140,17 @@ async fn run_repositories(
         }),
         runner::requested(refresh),
     ];
+    let workers = runner::Workers {
+        concurrency,
+        metrics: Some(ctx.metrics.queue.clone()),
+    };
     let controller = runner::run(
         reader.clone(),
         triggers,
         reconcile,
         error_policy,
         ctx,
-        concurrency,
+        workers,
         shutdown,
     );
     controller.await;
@@ -198,7 +202,7 @@ async fn run_receivers(
         reconcile,
         error_policy,
         ctx,
-        4,
+        4_u16,
         shutdown,
     );
     controller.await;

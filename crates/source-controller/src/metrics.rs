@@ -1,6 +1,7 @@
 //! Prometheus metrics of the source-controller.
 
 use mooring_runtime::reconcile::ReconcileMetrics;
+use mooring_runtime::runner::QueueMetrics;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The source-controller's metrics, registered in one registry.
@@ -10,6 +11,8 @@ pub struct Metrics {
     pub registry: Registry,
     /// Reconciles and their duration, by result (`success`, `failure`, `stalled`).
     pub reconcile: ReconcileMetrics,
+    /// GitRepositories due and waiting for a worker, and how long they waited.
+    pub queue: QueueMetrics,
     /// Duration of git operations by kind (`resolve`, `fetch`).
     pub git_duration: HistogramVec,
     /// Size in bytes of each GitRepository's current artifact.
@@ -32,6 +35,7 @@ impl Metrics {
         let registry = Registry::new_custom(Some("mooring_source".to_string()), None)?;
         let buckets = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
         let reconcile = ReconcileMetrics::register(&registry, "GitRepository", buckets.clone())?;
+        let queue = QueueMetrics::register(&registry, "GitRepository")?;
         let git_duration = HistogramVec::new(
             HistogramOpts::new(
                 "git_operation_duration_seconds",
@@ -89,6 +93,7 @@ impl Metrics {
         Ok(Self {
             registry,
             reconcile,
+            queue,
             git_duration,
             artifact_size,
             receiver_calls,
