@@ -18,9 +18,7 @@ use crate::context::{Context, Feeds};
 use crate::reconciler::{error_policy, reconcile};
 
 /// A hash of what should start a reconcile: the spec (generation), a reconcile request, and
-/// deletion. The controller's own writes, its status and the finalizer a first pass adds,
-/// change none of these, so they do not echo. A finalizer removed by hand is added again by
-/// the next pass (at the latest after `spec.interval`).
+/// deletion. The controller's own status writes change none of these, so they do not echo.
 fn trigger_hash(repo: &GitRepository) -> Option<u64> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     repo.meta().generation.hash(&mut hasher);
@@ -28,6 +26,7 @@ fn trigger_hash(repo: &GitRepository) -> Option<u64> {
         .get(RECONCILE_REQUESTED_AT_ANNOTATION)
         .hash(&mut hasher);
     repo.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    repo.finalizers().hash(&mut hasher);
     Some(hasher.finish())
 }
 

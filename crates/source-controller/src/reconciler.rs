@@ -54,11 +54,9 @@ pub async fn reconcile(repo: Arc<GitRepository>, ctx: Arc<Context>) -> Result<Ac
     if ours {
         return apply(repo, ctx).await;
     }
-    // The finalizer is added and the pass goes on with the answer: a new GitRepository is
-    // fetched in the pass that saw it first, without a second trip through the queue. The
-    // event of the write starts no pass (the trigger hash leaves finalizers out).
+    // The event of the finalizer write starts the pass that fetches.
     match finalizers::add(&api, &*repo, FINALIZER).await {
-        Ok(written) => apply(Arc::new(written), ctx).await,
+        Ok(_) => Ok(Action::await_change()),
         // The copy is older than the object on the server (the finalizer is there already,
         // or a deletion began): the watch brings the newer copy.
         Err(kube::Error::Api(status)) if status.code == 422 => {
