@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
+use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use mooring_runtime::runner;
-use mooring_runtime::stores::{departures, slim, stored_objects, tee};
+use mooring_runtime::stores::{departures, departures_as, slim, stored_objects, tee};
 
 use crate::context::Context;
 use crate::reconciler::{error_policy, reconcile};
@@ -100,10 +101,10 @@ fn using<'a>(
 /// Kustomization's readiness, over every Kustomization: nothing is copied.
 fn dependents_of(
     kustomizations: &[Arc<Kustomization>],
-    dep: &Kustomization,
+    dep: &ObjectMeta,
 ) -> Vec<ObjectRef<Kustomization>> {
-    let dep_ns = dep.metadata.namespace.as_deref();
-    let dep_name = dep.metadata.name.as_deref().unwrap_or_default();
+    let dep_ns = dep.namespace.as_deref();
+    let dep_name = dep.name.as_deref().unwrap_or_default();
     kustomizations
         .iter()
         .filter(|ks| {
@@ -165,6 +166,11 @@ pub async fn run(
         .default_backoff()
         .modify(slim)
         .reflect(writers.kustomizations);
+    // A Kustomization that is gone wakes its dependents, which then report it missing instead
+    // of staying Ready until their interval.
+    let (events, gone_kustomizations) = departures_as(events, |metadata| {
+        metadata.into_response_partial::<Kustomization>()
+    });
     let (primary, changes) = tee(stored_objects(events, ctx.kustomizations.clone()));
     // A change seen while the object's pass runs waits for its end; the event of our own
     // finalizer write starts no pass (see `crate::wakes`).
@@ -205,6 +211,7 @@ pub async fn run(
     let by_source = ctx.kustomizations.clone();
     let ahead = ctx.clone();
     let by_dependency = ctx.kustomizations.clone();
+    let by_departed = ctx.kustomizations.clone();
     let triggers = vec![
         runner::changed(primary),
         runner::related(sources, move |repo: Source| {
@@ -217,8 +224,14 @@ pub async fn run(
                 .collect::<Vec<_>>()
         }),
         runner::related(readiness, move |dep: Kustomization| {
-            dependents_of(&by_dependency.state(), &dep)
+            dependents_of(&by_dependency.state(), &dep.metadata)
         }),
+        runner::related(
+            gone_kustomizations,
+            move |dep: PartialObjectMeta<Kustomization>| {
+                dependents_of(&by_departed.state(), &dep.metadata)
+            },
+        ),
         runner::related(secrets, move |secret: PartialObjectMeta<Secret>| {
             decrypting_with(&by_secret, &secret)
         }),
@@ -326,7 +339,7 @@ mod tests {
         ];
         let infra = kustomization("apps", "infra", serde_json::json!({"sourceRef": source}));
         assert_eq!(
-            names(dependents_of(&all, &infra)),
+            names(dependents_of(&all, &infra.metadata)),
             ["apps/after-infra", "team/after-apps-infra"]
         );
     }

@@ -677,6 +677,60 @@ async fn a_deleted_source_turns_its_kustomization_not_ready_at_once() {
 }
 
 #[tokio::test]
+async fn a_deleted_dependency_turns_its_dependent_not_ready_at_once() {
+    let env = env("conv-dependency-gone").await;
+    let repo = repo("conv-dependency-gone");
+    let files = vec![
+        ("base/cm.yaml".to_string(), config_map_yaml("base", "1")),
+        ("deploy/cm.yaml".to_string(), config_map_yaml("kept", "1")),
+    ];
+    let commit = push(&repo, &files, "two apps");
+    let controllers = start_app(
+        &env,
+        &repo,
+        json!({"path": "./base", "interval": "1h"}),
+        &commit,
+    )
+    .await;
+    kustomization(
+        &env,
+        "dependent",
+        json!({"path": "./deploy", "interval": "1h", "dependsOn": [{"name": "app"}]}),
+    )
+    .await;
+    wait_ks(&env, "dependent", "applied after its dependency", 60, |k| {
+        applied(k, &commit)
+    })
+    .await;
+
+    // The dependency goes (pruning what it applied); nothing else changes for the dependent,
+    // whose interval is an hour away.
+    let kustomizations: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    kustomizations
+        .delete("app", &DeleteParams::default())
+        .await
+        .expect("delete the dependency");
+    wait_ks(
+        &env,
+        "dependent",
+        "not Ready, its dependency not found",
+        30,
+        |k| {
+            ready(k).is_some_and(|(status, reason, message)| {
+                status == "False"
+                    && reason == "DependencyNotReady"
+                    && message.contains(&format!("dependency '{}/app' not found", env.namespace))
+            })
+        },
+    )
+    .await;
+    // What it applied stays.
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(maps.get_opt("kept").await.expect("get").is_some());
+    controllers.stop().await;
+}
+
+#[tokio::test]
 async fn a_source_deleted_without_its_finalizer_turns_its_kustomization_not_ready_at_once() {
     let env = env("conv-source-gone-bare").await;
     let repo = repo("conv-source-gone-bare");

@@ -5,6 +5,7 @@ use std::hash::Hash;
 
 use futures::future::Either;
 use futures::{Stream, StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
@@ -106,6 +107,27 @@ where
     K: Resource + Default + Send + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
+    departures_as(events, |metadata| {
+        let mut object = K::default();
+        *object.meta_mut() = metadata;
+        object
+    })
+}
+
+/// [`departures`] for a kind without a default value: each departure is what `make` builds
+/// from the departed object's name and namespace (for instance its `PartialObjectMeta`).
+pub fn departures_as<K, D, S>(
+    events: S,
+    make: impl Fn(ObjectMeta) -> D + Send + 'static,
+) -> (
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    impl Stream<Item = Result<D, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource + Send + 'static,
+    D: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
     type Key = (Option<String>, String);
     fn key<K: Resource>(object: &K) -> Key {
         let meta = object.meta();
@@ -116,11 +138,13 @@ where
     }
     let (gone, departed) = futures::channel::mpsc::unbounded();
     let leave = move |(namespace, name): Key| {
-        let mut object = K::default();
-        object.meta_mut().namespace = namespace;
-        object.meta_mut().name = Some(name);
+        let metadata = ObjectMeta {
+            namespace,
+            name: Some(name),
+            ..ObjectMeta::default()
+        };
         // The receiving side ends only with the controller.
-        let _ = gone.unbounded_send(object);
+        let _ = gone.unbounded_send(make(metadata));
     };
     // The objects the watch holds, and those of a list under way.
     let mut known: HashSet<Key> = HashSet::new();
