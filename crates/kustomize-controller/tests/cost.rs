@@ -178,6 +178,9 @@ async fn a_pass_reports_each_step_it_took_and_the_queue_how_long_the_object_wait
     let (controllers, _) = warmed_up(&env, "cost-steps").await;
     let metrics = &controllers.kustomize.context.metrics;
     let count = |step: &str| metrics.steps.with_label_values(&[step]).get_sample_count();
+    // The status step is recorded when the write's answer comes back, which can be after the
+    // watch showed the written status.
+    wait_until(|| count("status") >= 1, 30).await;
     for step in [
         "finalizer",
         "target",
