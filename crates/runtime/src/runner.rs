@@ -690,7 +690,9 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         while metrics.depth.get() != 2 {
             assert!(Instant::now() < deadline, "depth {}", metrics.depth.get());
-            tokio::task::yield_now().await;
+            // With the clock paused, the sleep lets time reach the deadline should the depth
+            // never come.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(metrics.wait.get_sample_count(), 1);
         // The clock is paused: the first pass holds the worker for exactly this long.
