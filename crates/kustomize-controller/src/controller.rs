@@ -97,8 +97,9 @@ fn using<'a>(
     })
 }
 
-/// The Kustomizations of `kustomizations` that depend on `dep`. Called for every change of a
-/// Kustomization's readiness, over every Kustomization: nothing is copied.
+/// The Kustomizations of `kustomizations` that depend on the one `dep` names (its metadata).
+/// Called for every change of a Kustomization's readiness and every departure, over every
+/// Kustomization: nothing is copied.
 fn dependents_of(
     kustomizations: &[Arc<Kustomization>],
     dep: &ObjectMeta,
