@@ -219,7 +219,7 @@ where
 
 /// How many passes run at once (0: no limit), and where the queue reports its length and
 /// how long objects wait in it. A bare number is a limit without metrics.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Workers {
     /// Passes at once.
     pub concurrency: u16,
@@ -687,13 +687,7 @@ mod tests {
         consumed(&send).await;
         until(&log, |l| l.started.len() == 1).await;
         // One runs and holds the only worker; two wait.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while metrics.depth.get() != 2 {
-            assert!(Instant::now() < deadline, "depth {}", metrics.depth.get());
-            // With the clock paused, the sleep lets time reach the deadline should the depth
-            // never come.
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until(&log, |_| metrics.depth.get() == 2).await;
         assert_eq!(metrics.wait.get_sample_count(), 1);
         // The clock is paused: the first pass holds the worker for exactly this long.
         let held = Duration::from_millis(30);
