@@ -36,6 +36,7 @@ pub enum StartError {
 /// The artifact server runs on every replica, but only the leader is ready, so the Service
 /// sends downloads to the replica whose storage holds the artifacts.
 pub async fn run(args: Args) -> Result<(), StartError> {
+    crate::git::keep_scratch_in(&args.git_cache_path);
     let client = kube::Client::try_default()
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;

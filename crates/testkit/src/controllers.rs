@@ -262,6 +262,12 @@ impl Controllers {
         self.dir.path()
     }
 
+    /// The temp dir (`TMPDIR`) of a controller (`SOURCE_CONTROLLER` or `KUSTOMIZE_CONTROLLER`),
+    /// the same across its restarts.
+    pub fn temp_dir(&self, name: &str) -> PathBuf {
+        temp_dir_of(self.dir.path(), name)
+    }
+
     /// The log file of a controller (`SOURCE_CONTROLLER` or `KUSTOMIZE_CONTROLLER`).
     pub fn log_file(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
@@ -398,16 +404,25 @@ fn spawn(
         }
         None => args.push("--leader-elect=false".to_string()),
     }
+    // Each controller's temp files go under the test's directory, where a test can see what
+    // the process leaves behind ([`Controllers::temp_dir`]) and where they go with the test.
+    let temp = temp_dir_of(dir, launch.name);
+    std::fs::create_dir_all(&temp).map_err(io(format!("creating {}", temp.display())))?;
     let envs = [
         (
             "KUBECONFIG".to_string(),
             launch.kubeconfig.display().to_string(),
         ),
         ("POD_NAME".to_string(), launch.identity.to_string()),
+        ("TMPDIR".to_string(), temp.display().to_string()),
     ];
     let log = dir.join(format!("{}.log", launch.name));
     Supervised::spawn(launch.name, bin, &args, &envs, &log, dir)
         .map_err(io(format!("starting {}", launch.name)))
+}
+
+fn temp_dir_of(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.tmp"))
 }
 
 /// Waits until the process answers `GET /healthz` with 200, failing early if it exits.

@@ -66,7 +66,7 @@ pub use fetch::{cached, fetch, fetch_new};
 pub use http_listing::AsyncClients;
 pub use listings::{ListingKey, RefListings};
 pub use proxy::ProxyConfig;
-pub use resolve::{Quick, Sharing, resolve, resolve_async, resolve_with};
+pub use resolve::{Quick, Sharing, keep_scratch_in, resolve, resolve_async, resolve_with};
 pub use transport::alloc_limit_override;
 pub use url::{Scheme, cache_key, redact};
 

@@ -2,6 +2,7 @@
 //! objects.
 
 use mooring_api::GitCheckout;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::http_listing::AsyncClients;
@@ -173,31 +174,96 @@ struct Scratch {
     repo: gix::Repository,
 }
 
-/// The process-wide scratch repository's directory. Statics are never dropped, so it stays in
-/// the temp dir after the process ends: one empty bare repository (about 100 KB) per process.
-static SCRATCH_DIR: OnceLock<Result<tempfile::TempDir, String>> = OnceLock::new();
+/// The name of the scratch repository in the directory [`keep_scratch_in`] gives.
+const SCRATCH_NAME: &str = "ls-refs-scratch";
+
+/// Where the scratch repository goes, when the binary says ([`keep_scratch_in`]).
+static SCRATCH_HOME: OnceLock<PathBuf> = OnceLock::new();
+
+/// The process's scratch repository, made on first use.
+static SCRATCH_DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Keeps the scratch repository in `dir` (the git cache's root), under a fixed name that the
+/// next process uses again, instead of a temp dir of its own that no one removes: statics are
+/// never dropped, so a controller that restarts in the same pod (its `/tmp` an emptyDir) would
+/// leave one empty repository there per start. Call it once, before the first listing; later
+/// calls change nothing. Without it (tests, tools), the temp dir is used.
+pub fn keep_scratch_in(dir: &Path) {
+    let _ = SCRATCH_HOME.set(dir.join(SCRATCH_NAME));
+}
 
 impl Scratch {
     fn new(session: &Session<'_>) -> Result<Scratch, GitError> {
+        let options = || session.open_options();
         let dir = SCRATCH_DIR
-            .get_or_init(|| {
-                let dir = tempfile::Builder::new()
-                    .prefix("mooring-ls-refs-")
-                    .tempdir()
-                    .map_err(|e| format!("creating a temp dir: {e}"))?;
-                gix::init_bare(dir.path()).map_err(|e| super::classify::chain(&e))?;
-                Ok(dir)
+            .get_or_init(|| match SCRATCH_HOME.get() {
+                Some(path) => fixed_scratch(path, options()),
+                None => temp_scratch(),
             })
             .as_ref()
             .map_err(|detail| GitError::Cache {
-                path: std::env::temp_dir(),
+                path: SCRATCH_HOME
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(std::env::temp_dir),
                 detail: detail.clone(),
             })?;
-        let repo =
-            gix::open_opts(dir.path(), session.open_options()).map_err(|e| GitError::Cache {
-                path: dir.path().to_owned(),
-                detail: super::classify::chain(&e),
-            })?;
+        let repo = gix::open_opts(dir, options()).map_err(|e| GitError::Cache {
+            path: dir.clone(),
+            detail: super::classify::chain(&e),
+        })?;
         Ok(Scratch { repo })
+    }
+}
+
+/// The scratch repository at `path`: the one an earlier process left there when it opens, else
+/// a new one (whatever was there, a repository half made by a process killed midway for one,
+/// is removed first).
+fn fixed_scratch(path: &Path, options: gix::open::Options) -> Result<PathBuf, String> {
+    if gix::open_opts(path, options).is_ok() {
+        return Ok(path.to_owned());
+    }
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("removing {}: {e}", path.display())),
+    }
+    std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    gix::init_bare(path).map_err(|e| super::classify::chain(&e))?;
+    Ok(path.to_owned())
+}
+
+/// A scratch repository in a temp dir of its own, left there when the process ends.
+fn temp_scratch() -> Result<PathBuf, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("mooring-ls-refs-")
+        .tempdir()
+        .map_err(|e| format!("creating a temp dir: {e}"))?;
+    gix::init_bare(dir.path()).map_err(|e| super::classify::chain(&e))?;
+    Ok(dir.keep())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_repository_left_half_made_is_made_again_and_a_whole_one_is_used_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("git-cache").join(SCRATCH_NAME);
+        let options = gix::open::Options::isolated;
+        // What a process killed while making it could leave: a directory that is no repository.
+        std::fs::create_dir_all(&path).expect("mkdir");
+        std::fs::write(path.join("leftover"), "").expect("write");
+        assert_eq!(fixed_scratch(&path, options()), Ok(path.clone()));
+        assert!(!path.join("leftover").exists(), "made again from nothing");
+        assert!(gix::open_opts(&path, options()).expect("opens").is_bare());
+
+        std::fs::write(path.join("kept"), "").expect("write");
+        assert_eq!(fixed_scratch(&path, options()), Ok(path.clone()));
+        assert!(
+            path.join("kept").exists(),
+            "a repository that opens is used as it is"
+        );
     }
 }
