@@ -94,16 +94,20 @@ pub fn should_substitute(post_build: Option<&PostBuild>, vars: &BTreeMap<String,
     }
 }
 
-/// Whether an object has substitution turned off by label or annotation.
+/// Whether an object has substitution turned off, read as the other per-object settings are
+/// ([`crate::apply::plan::knob`]): the annotation first, then the label, compared
+/// case-insensitively.
 fn is_disabled(object: &Value) -> bool {
-    ["labels", "annotations"].iter().any(|field| {
+    let setting = |field: &str| {
         object
             .get("metadata")
-            .and_then(|m| m.get(*field))
+            .and_then(|m| m.get(field))
             .and_then(|m| m.get(SUBSTITUTE_ANNOTATION))
             .and_then(Value::as_str)
-            == Some(DISABLED_VALUE)
-    })
+    };
+    setting("annotations")
+        .or_else(|| setting("labels"))
+        .is_some_and(|v| v.eq_ignore_ascii_case(DISABLED_VALUE))
 }
 
 /// Substitutes `vars` in every document of kustomize's multi-document output and returns the

@@ -74,6 +74,38 @@ fn disabled_by_label_too() {
 }
 
 #[test]
+fn the_setting_is_read_like_the_other_per_object_ones() {
+    let doc = |metadata: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n{metadata}  name: a\ndata:\n  x: ${{V}}\n"
+        )
+    };
+    let key = "kustomize.mooring.dev/substitute";
+    // Case does not matter.
+    let upper = doc(&format!("  annotations:\n    {key}: Disabled\n"));
+    assert_eq!(
+        substitute(&upper, &vars(&[("V", "1")]), true).expect("skip"),
+        upper
+    );
+    // The annotation wins over the label, either way.
+    let enabled = doc(&format!(
+        "  annotations:\n    {key}: enabled\n  labels:\n    {key}: disabled\n"
+    ));
+    let out = substitute(&enabled, &vars(&[("V", "1")]), true).expect("substituted");
+    assert!(
+        out.contains("x: \"1\"") || out.contains("x: '1'") || out.contains("x: 1"),
+        "{out}"
+    );
+    let disabled = doc(&format!(
+        "  annotations:\n    {key}: DISABLED\n  labels:\n    {key}: enabled\n"
+    ));
+    assert_eq!(
+        substitute(&disabled, &vars(&[("V", "1")]), true).expect("skip"),
+        disabled
+    );
+}
+
+#[test]
 fn invalid_variable_names_are_rejected() {
     for bad in ["cluster-name", "1abc", "", "a.b", "ünï"] {
         let err = substitute(BUILT, &vars(&[(bad, "x")]), true).expect_err(bad);
