@@ -30,7 +30,8 @@ pub enum Step {
     Events,
     /// Health checks.
     Health,
-    /// The status write and the outcome's Event, when the pass has one.
+    /// The end of the pass: the status write and the outcome's Event when it has them; observed
+    /// for every pass that gets there, one that writes nothing included.
     Status,
 }
 

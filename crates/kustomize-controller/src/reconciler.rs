@@ -347,21 +347,24 @@ async fn run(
     memory.render = Some(render.clone());
     watch_kinds(&cluster, &render);
 
-    let planning = Instant::now();
     let stored = status.inventory.clone().unwrap_or_default();
-    let old = prune::read_inventory_live(&client, &cluster.kinds, &stored, &gate.default_namespace)
-        .await
-        .map_err(|e| Error::Build {
-            revision: revision.clone(),
-            message: format!("status.inventory: {e}"),
-        })?;
-    let plan = plan::plan(
-        &render,
-        &memory.written,
-        |id| cluster.live.lookup(id),
-        Instant::now(),
-    );
-    ctx.metrics.step_took(Step::Plan, planning);
+    let planning = async {
+        let old =
+            prune::read_inventory_live(&client, &cluster.kinds, &stored, &gate.default_namespace)
+                .await
+                .map_err(|e| Error::Build {
+                    revision: revision.clone(),
+                    message: format!("status.inventory: {e}"),
+                })?;
+        let plan = plan::plan(
+            &render,
+            &memory.written,
+            |id| cluster.live.lookup(id),
+            Instant::now(),
+        );
+        Ok::<_, Error>((old, plan))
+    };
+    let (old, plan) = ctx.metrics.timed(Step::Plan, planning).await?;
     let opts = ApplyOptions {
         field_manager: KUSTOMIZE_FIELD_MANAGER.to_string(),
         default_namespace: gate.default_namespace.clone(),

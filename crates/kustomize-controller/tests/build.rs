@@ -531,6 +531,26 @@ async fn a_hung_kustomize_is_killed_at_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_kustomize_killed_by_a_signal_is_told_apart_from_its_errors() {
+    let fake = tempfile::tempdir().expect("fake");
+    let bin = fake.path().join("kustomize");
+    // As the kernel's OOM killer would leave it: no error output, no exit code.
+    std::fs::write(&bin, "#!/bin/sh\nkill -9 $$\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tree = Tree::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let mut input = tree.input("app");
+    input.kustomize_bin = bin;
+    let err = build(input).await.expect_err("killed");
+    assert!(matches!(err, BuildError::Killed { signal: 9 }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "kustomize was killed by signal 9 before it finished"
+    );
+    assert!(!err.repeats(false), "a killed build may pass next time");
+}
+
+#[tokio::test]
 async fn a_render_over_the_object_limit_is_refused_before_kustomize_runs() {
     let many: String = (0..30)
         .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n"))

@@ -288,6 +288,71 @@ async fn kustomizations_sharing_a_build_input_run_kustomize_once_and_unchanged_p
 }
 
 #[tokio::test]
+async fn a_build_that_would_fail_the_same_way_is_not_run_again_for_its_retries() {
+    let env = test_env("cost-failed-build").await.expect("env");
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("cost-failed-build"), Auth::None)
+        .expect("repo");
+    // kustomize refuses it: the resource it lists is not there.
+    let broken = repo
+        .commit(
+            &[("app/kustomization.yaml", "resources:\n- missing.yaml\n")],
+            "a broken kustomization",
+        )
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    let builds = || controllers.kustomize.context.metrics.builds.get();
+    kustomization(
+        &env,
+        "app",
+        serde_json::json!({"path": "./app", "retryInterval": "1s"}),
+    )
+    .await;
+    let failed = |k: &mooring_api::Kustomization| {
+        ready(k).is_some_and(|(s, reason, m)| {
+            s == "False" && reason == "BuildFailed" && m.contains("missing.yaml")
+        })
+    };
+    wait_ks(&env, "app", "BuildFailed naming the file", 60, failed).await;
+    let first = builds();
+    assert!(first >= 1, "the failure came from a build");
+    // Retries every second: several passes, and none runs kustomize for the same input.
+    let passes = controllers.reconciles();
+    wait_until(|| controllers.reconciles() >= passes + 3, 30).await;
+    assert_eq!(builds(), first, "the retries reuse the failure");
+    wait_ks(&env, "app", "still BuildFailed", 10, failed).await;
+
+    // A reconcile request builds again.
+    poke_kustomization(&env, "app", "again").await;
+    wait_ks(&env, "app", "the request handled", 30, |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some("again")
+    })
+    .await;
+    assert_eq!(builds(), first + 1, "a requested pass runs the build");
+
+    // The fix is built at once.
+    let fixed = repo
+        .commit(
+            &[
+                ("app/kustomization.yaml", "resources:\n- cm.yaml\n"),
+                ("app/cm.yaml", &config_map_yaml("fixed", "1")),
+            ],
+            "fixed",
+        )
+        .expect("commit");
+    assert_ne!(fixed, broken);
+    poke_source(&env, "repo", "fixed").await;
+    wait_ks(&env, "app", "Ready at the fix", 60, |k| applied(k, &fixed)).await;
+    assert_eq!(builds(), first + 2);
+    controllers.stop().await;
+}
+
+#[tokio::test]
 async fn a_kustomization_created_with_its_source_writes_no_waiting_status_at_first() {
     let env = test_env("cost-new-source").await.expect("env");
     let requeue = Duration::from_secs(3);

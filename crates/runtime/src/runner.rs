@@ -242,7 +242,9 @@ pub struct QueueMetrics {
     /// `<prefix>_queue_depth`: objects due and not yet started.
     pub depth: IntGauge,
     /// `<prefix>_queue_wait_seconds`: from when an object became due (a change, a related
-    /// change, a request, or the time a pass asked for) to the start of its pass.
+    /// change, a request, or the time a pass asked for) to the start of its pass, or to when it
+    /// was dropped, deleted while it waited. An object changed while its own pass runs becomes
+    /// due when that pass ends.
     pub wait: Histogram,
 }
 

@@ -82,12 +82,26 @@ async fn the_scratch_repository_for_listings_stays_in_the_git_cache_across_resta
             "round {round}: a scratch repository in the temp dir {}",
             temp.display()
         );
+        let mut in_cache = entries_starting(&controllers.dir().join("git-cache"), "ls-refs");
+        in_cache.sort();
         assert_eq!(
-            entries_starting(&controllers.dir().join("git-cache"), "ls-refs"),
-            vec!["ls-refs-scratch".to_string()],
-            "round {round}: one scratch repository in the git cache"
+            in_cache,
+            vec![
+                "ls-refs-scratch".to_string(),
+                "ls-refs-scratch.lock".to_string()
+            ],
+            "round {round}: one scratch repository (and its lock file) in the git cache"
         );
+        if round == 1 {
+            assert!(
+                scratch.join("kept-across-restarts").exists(),
+                "the restarted process made another scratch repository"
+            );
+        }
         if round == 0 {
+            // Nothing in it is read or written by a listing: a file left there tells whether the
+            // next process used this repository or made another.
+            std::fs::write(scratch.join("kept-across-restarts"), "").expect("mark");
             controllers = tokio::task::spawn_blocking(move || {
                 controllers.restart_source().expect("restart");
                 controllers

@@ -6,13 +6,19 @@
 //! Substitution (`postBuild`) comes after the build, on its output, so Kustomizations that
 //! differ only in their variables share one build. The key holds the decryption keys'
 //! fingerprint: a decrypted output is only ever handed to a Kustomization that holds the same
-//! keys. Concurrent requests for one key wait for one build; a failed build is not kept (the
-//! next request runs it again). Outputs are kept up to a byte budget, least recently used
-//! first out.
+//! keys. Concurrent requests for one key wait for one build. Outputs are kept up to a byte
+//! budget, least recently used first out.
+//!
+//! A failed build is not kept as an output. Its message is, for [`FAILURE_KEPT_FOR`], when
+//! running the build again would fail the same way ([`super::BuildError::repeats`]): the
+//! retries of a Kustomization whose kustomization.yaml is broken then do not run kustomize
+//! each time for the same input. A new revision, a spec change that touches the build, or a
+//! reconcile request builds again at once.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -68,10 +74,17 @@ struct Slots {
     tick: u64,
 }
 
-/// Build outputs by [`BuildKey`], within a byte budget.
+/// How long the message of a failed build is given again instead of running the build.
+pub const FAILURE_KEPT_FOR: Duration = Duration::from_secs(600);
+
+/// The most failures kept; past it the oldest go first.
+const MAX_FAILURES: usize = 4096;
+
+/// Build outputs by [`BuildKey`], within a byte budget, and the failures that would repeat.
 pub struct BuildCache {
     budget: usize,
     slots: Mutex<Slots>,
+    failures: Mutex<HashMap<BuildKey, (Arc<str>, Instant)>>,
 }
 
 impl std::fmt::Debug for BuildCache {
@@ -96,7 +109,40 @@ impl BuildCache {
         Self {
             budget,
             slots: Mutex::new(Slots::default()),
+            failures: Mutex::default(),
         }
+    }
+
+    /// The message of the build of `key` that failed less than [`FAILURE_KEPT_FOR`] ago in a
+    /// way that would repeat ([`BuildCache::failed`]).
+    pub fn failure(&self, key: BuildKey) -> Option<Arc<str>> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < FAILURE_KEPT_FOR)
+            .map(|(message, _)| message.clone())
+    }
+
+    /// Records that the build of `key` failed with `message`, and that running it again would
+    /// fail the same way. Drops the failures older than [`FAILURE_KEPT_FOR`].
+    pub fn failed(&self, key: BuildKey, message: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.retain(|_, (_, at)| at.elapsed() < FAILURE_KEPT_FOR);
+        if failures.len() >= MAX_FAILURES
+            && let Some(oldest) = failures
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| *k)
+        {
+            failures.remove(&oldest);
+        }
+        failures.insert(key, (Arc::from(message), Instant::now()));
+    }
+
+    /// Forgets the failure of `key`, if one is kept.
+    fn succeeded(&self, key: BuildKey) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.remove(&key);
     }
 
     /// The output for `key`: kept, being built by another caller (waited for), or built now
@@ -121,6 +167,7 @@ impl BuildCache {
             .get_or_try_init(|| async { build().await.map(Arc::new) })
             .await?
             .clone();
+        self.succeeded(key);
         self.trim();
         Ok(built)
     }
@@ -230,6 +277,36 @@ mod tests {
             .await
             .expect("retried");
         assert_eq!(runs.load(Ordering::SeqCst), 2, "a failed build runs again");
+    }
+
+    #[tokio::test]
+    async fn a_failure_that_would_repeat_is_given_again_until_its_key_builds() {
+        let cache = BuildCache::new(1024);
+        assert!(cache.failure(key(1)).is_none());
+        cache.failed(key(1), "invalid kustomization");
+        assert_eq!(
+            cache.failure(key(1)).as_deref(),
+            Some("invalid kustomization")
+        );
+        assert!(cache.failure(key(2)).is_none(), "per key");
+        cache
+            .get_or_build(key(1), || async { Ok::<_, ()>(built("fixed")) })
+            .await
+            .expect("build");
+        assert!(cache.failure(key(1)).is_none(), "a success forgets it");
+    }
+
+    #[test]
+    fn at_most_so_many_failures_are_kept_the_oldest_going_first() {
+        let cache = BuildCache::new(0);
+        let key_of = |n: usize| BuildKey(Sha256::digest(n.to_le_bytes()).into());
+        for n in 0..MAX_FAILURES + 10 {
+            cache.failed(key_of(n), "broken");
+        }
+        assert!(cache.failure(key_of(0)).is_none(), "the oldest went");
+        assert!(cache.failure(key_of(MAX_FAILURES + 9)).is_some());
+        let kept = cache.failures.lock().expect("lock").len();
+        assert_eq!(kept, MAX_FAILURES);
     }
 
     #[tokio::test]

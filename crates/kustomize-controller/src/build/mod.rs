@@ -221,6 +221,12 @@ pub enum BuildError {
         /// Objects in that file.
         in_file: usize,
     },
+    /// kustomize was killed by a signal (out of memory, for one) before it finished.
+    #[error("kustomize was killed by signal {signal} before it finished")]
+    Killed {
+        /// The signal's number.
+        signal: i32,
+    },
     /// kustomize ran past the timeout and was killed.
     #[error("kustomize build timed out after {after:?}")]
     Timeout {
@@ -239,6 +245,29 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// Whether running the same build again would fail the same way: it depends only on the
+    /// build's input (the artifact, the path, the overrides), not on the moment. A timeout, a
+    /// killed or unstartable process, a working copy that could not be written and a failed
+    /// decryption may pass next time; so may anything kustomize reports when it may fetch
+    /// remote bases (`allow_remote`).
+    pub fn repeats(&self, allow_remote: bool) -> bool {
+        match self {
+            Self::InvalidPath { .. }
+            | Self::PathNotFound { .. }
+            | Self::PathNotDirectory { .. }
+            | Self::InvalidKustomization { .. }
+            | Self::InvalidYaml { .. }
+            | Self::Sandbox { .. }
+            | Self::TooManyObjects { .. } => true,
+            Self::Kustomize { .. } => !allow_remote,
+            Self::WorkingCopy { .. }
+            | Self::Spawn { .. }
+            | Self::Killed { .. }
+            | Self::Timeout { .. }
+            | Self::Decrypt(_) => false,
+        }
+    }
+
     /// A stable short label for metrics and event reasons.
     pub fn label(&self) -> &'static str {
         match self {
@@ -251,6 +280,7 @@ impl BuildError {
             Self::Sandbox { .. } => "SandboxViolation",
             Self::Spawn { .. } => "SpawnKustomize",
             Self::TooManyObjects { .. } => "TooManyObjects",
+            Self::Killed { .. } => "KustomizeKilled",
             Self::Timeout { .. } => "BuildTimeout",
             Self::Kustomize { .. } => "KustomizeBuild",
             Self::Decrypt(_) => "DecryptionFailed",

@@ -77,6 +77,9 @@ pub async fn kustomize_build(
             bin: bin.display().to_string(),
             source,
         })?;
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&output.status) {
+        return Err(BuildError::Killed { signal });
+    }
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(BuildError::Kustomize {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::api::DynamicObject;
+use mooring_api::constants::RECONCILE_REQUESTED_AT_ANNOTATION;
 use mooring_api::kustomization::ResourceInventory;
 use mooring_api::{Kustomization, KustomizationSpec};
 
@@ -162,9 +163,21 @@ pub async fn render(
     // A pass that comes first to a build started ahead of it runs that build as the one ahead
     // would: with the others that come at the same time.
     input.together = lock(&ctx.ahead_keys).contains(&build_key);
+    // A build that failed in a way that would repeat is not run again for the same input,
+    // unless the pass was asked for: here, nor after waiting for a build of the same input
+    // that failed meanwhile.
+    let requested = reconcile_requested(ks);
+    let known_failure = || ctx.builds.failure(build_key).filter(|_| !requested);
+    if let Some(message) = known_failure() {
+        return Err(build_err(message.to_string()));
+    }
+    let allow_remote = input.allow_remote_bases;
     let built = ctx
         .builds
         .get_or_build(build_key, || async {
+            if let Some(message) = known_failure() {
+                return Err(build_err(message.to_string()));
+            }
             let extracted = ctx
                 .artifacts
                 .get(&source.url, &source.digest)
@@ -175,9 +188,13 @@ pub async fn render(
                 })?;
             input.artifact_dir = extracted.dir.clone();
             ctx.metrics.builds.inc();
-            build::build_revealing(input)
-                .await
-                .map_err(|e| build_err(e.to_string()))
+            build::build_revealing(input).await.map_err(|e| {
+                let message = e.to_string();
+                if e.repeats(allow_remote) {
+                    ctx.builds.failed(build_key, &message);
+                }
+                build_err(message)
+            })
         })
         .await?;
     let mut yaml = built.yaml.clone();
@@ -292,9 +309,10 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
     let mut input = build_input(ctx, &ks.spec);
     input.together = true;
     let key = BuildKey::of(&digest, &input);
-    if !lock(&ctx.ahead_keys).insert(key) {
+    if ctx.builds.failure(key).is_some() || !lock(&ctx.ahead_keys).insert(key) {
         return;
     }
+    let allow_remote = input.allow_remote_bases;
     let ctx = ctx.clone();
     let name = format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any());
     tokio::spawn(async move {
@@ -308,6 +326,9 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
         let built = ctx
             .builds
             .get_or_build(key, || async {
+                if let Some(message) = ctx.builds.failure(key) {
+                    return Err(message.to_string());
+                }
                 let extracted = ctx
                     .artifacts
                     .get(&url, &digest)
@@ -315,9 +336,13 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
                     .map_err(|e| e.to_string())?;
                 input.artifact_dir = extracted.dir.clone();
                 ctx.metrics.builds.inc();
-                build::build_revealing(input)
-                    .await
-                    .map_err(|e| e.to_string())
+                build::build_revealing(input).await.map_err(|e| {
+                    let message = e.to_string();
+                    if e.repeats(allow_remote) {
+                        ctx.builds.failed(key, &message);
+                    }
+                    message
+                })
             })
             .await;
         if let Err(error) = built {
@@ -532,6 +557,17 @@ fn evict_unused_artifacts(ctx: &Context) {
             Err(e) => tracing::warn!(error = %e, "evicting unused artifacts failed"),
         }
     });
+}
+
+/// Whether `ks` carries a reconcile request its status has not answered yet.
+fn reconcile_requested(ks: &Kustomization) -> bool {
+    let handled = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.last_handled_reconcile_at.as_deref());
+    ks.annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .is_some_and(|asked| handled != Some(asked.as_str()))
 }
 
 #[cfg(test)]

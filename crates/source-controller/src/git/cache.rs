@@ -269,7 +269,7 @@ fn remove_leftovers(path: &Path) {
     }
 }
 
-fn remove(path: &Path) -> Result<(), GitError> {
+pub(crate) fn remove(path: &Path) -> Result<(), GitError> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -5,6 +5,7 @@ use mooring_api::GitCheckout;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use super::cache::{CacheLock, LockWait};
 use super::http_listing::AsyncClients;
 use super::listings::{ListingKey, RefListings};
 use super::refs::{self, RemoteRef, has_commits, listing_prefixes, listing_refspecs};
@@ -180,8 +181,8 @@ const SCRATCH_NAME: &str = "ls-refs-scratch";
 /// Where the scratch repository goes, when the binary says ([`keep_scratch_in`]).
 static SCRATCH_HOME: OnceLock<PathBuf> = OnceLock::new();
 
-/// The process's scratch repository, made on first use.
-static SCRATCH_DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+/// The process's scratch repository, once made (a failure is tried again at the next listing).
+static SCRATCH_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 /// Keeps the scratch repository in `dir` (the git cache's root), under a fixed name that the
 /// next process uses again, instead of a temp dir of its own that no one removes: statics are
@@ -195,20 +196,29 @@ pub fn keep_scratch_in(dir: &Path) {
 impl Scratch {
     fn new(session: &Session<'_>) -> Result<Scratch, GitError> {
         let options = || session.open_options();
-        let dir = SCRATCH_DIR
-            .get_or_init(|| match SCRATCH_HOME.get() {
-                Some(path) => fixed_scratch(path, options()),
-                None => temp_scratch(),
-            })
-            .as_ref()
-            .map_err(|detail| GitError::Cache {
-                path: SCRATCH_HOME
-                    .get()
-                    .cloned()
-                    .unwrap_or_else(std::env::temp_dir),
-                detail: detail.clone(),
-            })?;
-        let repo = gix::open_opts(dir, options()).map_err(|e| GitError::Cache {
+        let dir = match SCRATCH_DIR.get() {
+            Some(dir) => dir.clone(),
+            None => {
+                let made = match SCRATCH_HOME.get() {
+                    Some(path) => fixed_scratch(path, options(), session),
+                    None => temp_scratch(),
+                }
+                .map_err(|detail| GitError::Cache {
+                    path: SCRATCH_HOME
+                        .get()
+                        .cloned()
+                        .unwrap_or_else(std::env::temp_dir),
+                    detail,
+                })?;
+                let kept = SCRATCH_DIR.get_or_init(|| made.clone());
+                if *kept != made {
+                    // Another listing of this process made one first.
+                    let _ = std::fs::remove_dir_all(&made);
+                }
+                kept.clone()
+            }
+        };
+        let repo = gix::open_opts(&dir, options()).map_err(|e| GitError::Cache {
             path: dir.clone(),
             detail: super::classify::chain(&e),
         })?;
@@ -218,16 +228,33 @@ impl Scratch {
 
 /// The scratch repository at `path`: the one an earlier process left there when it opens, else
 /// a new one (whatever was there, a repository half made by a process killed midway for one,
-/// is removed first).
-fn fixed_scratch(path: &Path, options: gix::open::Options) -> Result<PathBuf, String> {
+/// is removed first). Made under the exclusive lock `<path>.lock`, so that processes sharing
+/// the git cache never remove one another's repository while it is being made.
+fn fixed_scratch(
+    path: &Path,
+    options: gix::open::Options,
+    session: &Session<'_>,
+) -> Result<PathBuf, String> {
+    if gix::open_opts(path, options.clone()).is_ok() {
+        return Ok(path.to_owned());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    let lock = path.with_extension("lock");
+    let _held = CacheLock::acquire(&lock, true, session.deadline, &session.remote.cancel).map_err(
+        |wait| match wait {
+            LockWait::TimedOut => format!("timed out waiting for {}", lock.display()),
+            LockWait::Cancelled => "cancelled".to_owned(),
+            LockWait::Failed(e) => e.to_string(),
+        },
+    )?;
+    // Another process may have made it while this one waited.
     if gix::open_opts(path, options).is_ok() {
         return Ok(path.to_owned());
     }
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("removing {}: {e}", path.display())),
-    }
+    super::cache::remove(path).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
     gix::init_bare(path).map_err(|e| super::classify::chain(&e))?;
     Ok(path.to_owned())
@@ -252,18 +279,60 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("git-cache").join(SCRATCH_NAME);
         let options = gix::open::Options::isolated;
+        let remote = Remote::new("https://example.invalid/repo.git");
+        let session = Session::start(&remote, "listing refs").expect("session");
         // What a process killed while making it could leave: a directory that is no repository.
         std::fs::create_dir_all(&path).expect("mkdir");
         std::fs::write(path.join("leftover"), "").expect("write");
-        assert_eq!(fixed_scratch(&path, options()), Ok(path.clone()));
+        assert_eq!(fixed_scratch(&path, options(), &session), Ok(path.clone()));
         assert!(!path.join("leftover").exists(), "made again from nothing");
         assert!(gix::open_opts(&path, options()).expect("opens").is_bare());
 
         std::fs::write(path.join("kept"), "").expect("write");
-        assert_eq!(fixed_scratch(&path, options()), Ok(path.clone()));
+        assert_eq!(fixed_scratch(&path, options(), &session), Ok(path.clone()));
         assert!(
             path.join("kept").exists(),
             "a repository that opens is used as it is"
         );
+
+        // A file where the repository should be.
+        std::fs::remove_dir_all(&path).expect("rm");
+        std::fs::write(&path, "not a directory").expect("write");
+        assert_eq!(fixed_scratch(&path, options(), &session), Ok(path.clone()));
+        assert!(gix::open_opts(&path, options()).expect("opens").is_bare());
+    }
+
+    #[test]
+    fn processes_sharing_the_git_cache_make_the_scratch_repository_one_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(SCRATCH_NAME);
+        let remote = Remote::new("https://example.invalid/repo.git");
+        // Each round starts from a half-made repository that every maker finds unusable.
+        for round in 0..5 {
+            let _ = super::super::cache::remove(&path);
+            std::fs::create_dir_all(path.join("objects")).expect("mkdir");
+            let made: Vec<Result<PathBuf, String>> = std::thread::scope(|scope| {
+                let makers: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let session = Session::start(&remote, "listing refs").expect("session");
+                            fixed_scratch(&path, gix::open::Options::isolated(), &session)
+                        })
+                    })
+                    .collect();
+                makers
+                    .into_iter()
+                    .map(|m| m.join().expect("join"))
+                    .collect()
+            });
+            for result in made {
+                assert_eq!(result, Ok(path.clone()), "round {round}");
+            }
+            assert!(
+                gix::open_opts(&path, gix::open::Options::isolated())
+                    .expect("opens")
+                    .is_bare()
+            );
+        }
     }
 }
