@@ -82,8 +82,9 @@ const GITREPOSITORY_IMPLEMENTED: &[&str] = &[
 ];
 
 /// Receiver fields the source-controller implements. `spec.type` is implemented for the git
-/// servers' types and refused (naming the value) for the registries'; `spec.resources[].kind`
-/// for `GitRepository` only, and `spec.resources[].namespace` only when it is the Receiver's.
+/// servers' types and refused (naming the value) for the registries'; `spec.events` is refused
+/// with `generic` and `generic-hmac`, whose calls name no event; `spec.resources[].kind` for
+/// `GitRepository` only, and `spec.resources[].namespace` only when it is the Receiver's.
 const RECEIVER_IMPLEMENTED: &[&str] = &[
     "spec.events",
     "spec.interval",
@@ -274,6 +275,7 @@ fn the_migration_guide_lists_exactly_the_refused_fields() {
     // Refused for some values only, by the source-controller's own check.
     expected.push(("GitRepository".to_string(), "spec.provider".to_string()));
     expected.push(("Receiver".to_string(), "spec.type".to_string()));
+    expected.push(("Receiver".to_string(), "spec.events".to_string()));
     expected.push(("Receiver".to_string(), "spec.resources[].kind".to_string()));
     let mut found = rows.clone();
     found.sort();

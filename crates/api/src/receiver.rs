@@ -68,8 +68,10 @@ pub struct ReceiverSpec {
     pub interval: Option<String>,
 
     /// The events that trigger a fetch, as the caller names them (`push`, `Push Hook`,
-    /// `repo:refs_changed`). Empty: every event. GitHub's `ping` is answered and never
-    /// triggers anything.
+    /// `repo:refs_changed`), compared without regard to case. Empty: every event. GitHub's
+    /// `ping` is answered and never triggers anything. The calls of `generic` and
+    /// `generic-hmac` name no event: with these types, a non-empty `events` is refused
+    /// (Stalled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
 

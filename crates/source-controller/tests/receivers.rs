@@ -332,6 +332,42 @@ async fn events_filter_suspend_and_unsupported_types() {
         ready.message
     );
     assert_eq!(status.webhook_path, None);
+
+    // `events` with a type whose calls name no event would let no call through: refused,
+    // naming the field, instead of a Receiver that is Ready and never fetches.
+    apply::<Receiver>(
+        &env,
+        json!({"apiVersion": "notification.mooring.dev/v1", "kind": "Receiver",
+               "metadata": {"name": "generic-events"},
+               "spec": {"type": "generic", "events": ["push"],
+                        "secretRef": {"name": "hook-token"},
+                        "resources": [{"kind": "GitRepository", "name": "app"}]}}),
+    )
+    .await;
+    let stalled = mooring_testkit::wait::wait_for(
+        &api,
+        "generic-events",
+        "Receiver Stalled",
+        std::time::Duration::from_secs(60),
+        |r| {
+            r.and_then(|r| r.status.as_ref())
+                .is_some_and(|s| mooring_api::conditions::is_stalled(&s.conditions))
+        },
+    )
+    .await
+    .expect("Receiver");
+    let status = stalled.status.expect("status");
+    let ready =
+        mooring_api::conditions::find_condition(&status.conditions, "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready
+            .message
+            .starts_with("spec.events is not supported with spec.type 'generic'"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(status.webhook_path, None);
     running.stop().await;
 }
 

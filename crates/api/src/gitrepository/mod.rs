@@ -73,33 +73,38 @@ pub struct GitRepositorySpec {
     /// Secret in the same namespace holding the credentials. For HTTPS: `username` and
     /// `password`, or `bearerToken`; optionally `ca.crt`, and `tls.crt` with `tls.key` for a
     /// client certificate. For SSH: `identity` (private key) and `known_hosts`, both required,
-    /// and `password` for an encrypted key. For the `github` provider: the GitHub App keys.
+    /// and `password` for an encrypted key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
 
-    /// How to authenticate to the git server: `generic` (default; credentials from
-    /// `secretRef`), `aws` (CodeCommit through the workload identity), `azure` (Azure DevOps
-    /// through the workload identity) or `github` (a GitHub App whose keys are in `secretRef`).
+    /// How to authenticate to the git server. Only `generic` (the default: credentials from
+    /// `secretRef`) is implemented. `aws`, `azure` and `github` are accepted for compatibility
+    /// with Flux manifests but refused: the object goes Stalled with reason
+    /// `InvalidProviderConfiguration` and nothing is fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<GitProvider>,
 
-    /// ServiceAccount in the same namespace whose workload identity is used to authenticate.
-    /// Only allowed when `provider` is `aws` or `azure`.
+    /// ServiceAccount for a workload identity. Accepted only when `provider` is `aws` or
+    /// `azure`, which are refused (Stalled, `InvalidProviderConfiguration`), so it is never
+    /// used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
 
     /// How often the repository is checked for a new revision, for example `1m` or `1h30m`.
     /// A change of this object's spec is handled at once, whatever the interval.
-    /// GitRepositories with the same URL and the same credentials share one ref listing: a
-    /// check may use one made for another of them less than half this interval before.
+    /// GitRepositories with the same URL, the same credentials (`secretRef` and
+    /// `proxySecretRef` data) and the same ref asked for (the same branch, the same tag, or the
+    /// tags for any `semver` range) share one ref listing: a check may use one made for
+    /// another of them less than half this interval before.
     #[schemars(pattern(DURATION_PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{
         "rule": "duration(self) >= duration('1s')",
         "message": "must be at least 1s",
     }]))]
     pub interval: String,
 
-    /// Time limit of the git operations of one reconciliation (units ms, s and m). Defaults to
-    /// `60s`.
+    /// Time limit of each git operation, such as listing the refs or fetching a commit (units
+    /// ms, s and m). Defaults to `60s`. A longer value is cut to the source-controller's
+    /// `--max-git-timeout` (default `5m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(SHORT_DURATION_PATTERN), extend("default" = "60s"))]
     pub timeout: Option<String>,
@@ -119,12 +124,16 @@ pub struct GitRepositorySpec {
 
     /// Secret in the same namespace with the proxy to use for every git operation of this
     /// object: `address` (required; `http://`, `https://` or `socks5://`), and optionally
-    /// `username` and `password`. It takes precedence over the controller's environment.
+    /// `username` and `password`. It takes precedence over the controller's environment. Only
+    /// for `http://` and `https://` URLs: with an `ssh://` URL every git operation fails ("a
+    /// proxy is not supported for ssh:// URLs").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_secret_ref: Option<LocalObjectReference>,
 
     /// Paths to leave out of the artifact, in `.gitignore` syntax. When set, it replaces the
-    /// default exclusions (except for version-control files, which are always left out).
+    /// default exclusions, except for the version-control files (`.git/`, `.gitignore`,
+    /// `.gitmodules`, `.gitattributes`), which stay excluded unless a `!` rule re-includes
+    /// them. Its rules take precedence over those of `.sourceignore` files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore: Option<String>,
 
@@ -154,11 +163,11 @@ pub enum GitProvider {
     /// Credentials come from `secretRef`.
     #[default]
     Generic,
-    /// AWS CodeCommit through the workload identity.
+    /// AWS CodeCommit through a workload identity (refused).
     Aws,
-    /// Azure DevOps through the workload identity.
+    /// Azure DevOps through a workload identity (refused).
     Azure,
-    /// A GitHub App whose keys are in `secretRef`.
+    /// A GitHub App (refused).
     Github,
 }
 

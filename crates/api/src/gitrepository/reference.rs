@@ -44,8 +44,10 @@ pub struct GitRepositoryRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 
-    /// Commit SHA to check out. When `branch` is also set, only that branch is fetched to find
-    /// the commit.
+    /// Commit SHA (40 hex digits) to check out. The commit is fetched by its SHA, which the
+    /// server must allow. When `branch` is also set, the branch is only listed, to check that
+    /// it exists and to name the revision (`<branch>@sha1:<commit>`); the commit is not looked
+    /// for on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
 }
@@ -53,11 +55,12 @@ pub struct GitRepositoryRef {
 /// The git reference a GitRepository resolves to, after defaults and precedence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GitCheckout {
-    /// An exact commit, optionally looked up on one branch.
+    /// An exact commit, fetched by its SHA.
     Commit {
         /// The commit SHA.
         commit: String,
-        /// The branch to fetch the commit from, if given.
+        /// A branch that must exist and names the revision, if given; the commit is not
+        /// fetched from it.
         branch: Option<String>,
     },
     /// A full reference such as `refs/heads/main`.

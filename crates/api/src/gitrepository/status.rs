@@ -18,9 +18,8 @@ pub struct GitRepositoryStatus {
     pub observed_generation: Option<i64>,
 
     /// Current state of the object. `Ready` summarizes it; `Reconciling` and `Stalled` tell
-    /// whether work is in progress or blocked; `ArtifactInStorage`, `ArtifactOutdated`,
-    /// `FetchFailed`, `IncludeUnavailable`, `StorageOperationFailed` and `SourceVerified` give
-    /// details.
+    /// whether work is in progress or blocked; `ArtifactInStorage`, `FetchFailed`,
+    /// `IncludeUnavailable`, `StorageOperationFailed` and `SourceVerified` give details.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -83,7 +83,9 @@ pub struct KustomizationSpec {
     }]))]
     pub interval: String,
 
-    /// How long to wait before retrying after a failed reconciliation. Defaults to `interval`.
+    /// The longest wait before retrying a failed reconciliation. The first retry comes after
+    /// 1s and each consecutive failure doubles the wait, up to this value or 5m, whichever is
+    /// shorter (each wait moved by up to 5% either way). Defaults to `interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(DURATION_PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{
         "rule": "duration(self) >= duration('1s')",
@@ -91,9 +93,13 @@ pub struct KustomizationSpec {
     }]))]
     pub retry_interval: Option<String>,
 
-    /// Time limit of the operations of one reconciliation, such as health checks and waiting for
-    /// deleted objects to go away. Defaults to `interval`. (Flux documents this default, while
-    /// its code uses `interval` minus 30s with a floor of 30s; Mooring follows the documentation.)
+    /// Time limit of the slow steps of a reconciliation: the kustomize build, waiting for an
+    /// applied CustomResourceDefinition to be established, with `force` waiting for a deleted
+    /// object to be gone before it is created again, and the health checks (counted from the
+    /// last write, or from when health was first found pending). Defaults to `interval`.
+    /// (Flux documents this default, while its code uses `interval` minus 30s with a floor of
+    /// 30s; Mooring follows the documentation.) It does not bound the wait of
+    /// `deletionPolicy: WaitForTermination`, which is a fixed 60s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(DURATION_PATTERN))]
     pub timeout: Option<String>,
@@ -104,14 +110,17 @@ pub struct KustomizationSpec {
 
     /// What happens to the applied objects when this Kustomization is deleted: `MirrorPrune`
     /// (default; delete them if `prune` is true), `Delete` (always delete them),
-    /// `WaitForTermination` (delete them and wait, up to `timeout`, until they are gone) or
-    /// `Orphan` (keep them).
+    /// `WaitForTermination` (delete them, then wait up to 60s, whatever `timeout` says, until
+    /// they are gone) or `Orphan` (keep them). When some are still there after the 60s, a
+    /// `PruneFailed` Warning event names them and the deletion is tried again later, with the
+    /// backoff of a failed reconciliation; the finalizer stays meanwhile, unless the
+    /// Kustomization's namespace is being deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "MirrorPrune"))]
     pub deletion_policy: Option<DeletionPolicy>,
 
-    /// Wait for every applied object to become ready before reporting Ready. When true,
-    /// `healthChecks` is ignored.
+    /// Wait for every applied object to become ready before reporting Ready. The entries of
+    /// `healthChecks` that are not among the applied objects are checked too.
     #[serde(default, skip_serializing_if = "is_false")]
     pub wait: bool,
 
@@ -219,7 +228,7 @@ pub enum DeletionPolicy {
     MirrorPrune,
     /// Always delete them.
     Delete,
-    /// Delete them and wait until they are gone.
+    /// Delete them and wait up to 60s until they are gone.
     WaitForTermination,
     /// Keep them.
     Orphan,

@@ -27,7 +27,9 @@ pub struct CrossNamespaceSourceReference {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 
-    /// Namespace of the source. Defaults to the Kustomization's namespace.
+    /// Namespace of the source. Defaults to the Kustomization's namespace. Another namespace
+    /// is refused (Stalled, `AccessDenied`) unless the kustomize-controller runs with
+    /// `--allow-cross-namespace-refs=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,
@@ -58,7 +60,9 @@ pub struct DependencyReference {
     /// Name of the Kustomization.
     pub name: String,
 
-    /// Namespace of the Kustomization. Defaults to this Kustomization's namespace.
+    /// Namespace of the Kustomization. Defaults to this Kustomization's namespace. Another
+    /// namespace is refused (Stalled, `AccessDenied`) unless the kustomize-controller runs
+    /// with `--allow-cross-namespace-refs=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 
@@ -82,7 +86,8 @@ pub struct NamespacedObjectKindReference {
     /// Name of the object.
     pub name: String,
 
-    /// Namespace of the object. Leave empty for cluster-scoped objects.
+    /// Namespace of the object. When omitted, the Kustomization's own namespace. Not used for
+    /// cluster-scoped kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }

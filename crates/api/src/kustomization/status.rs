@@ -17,8 +17,9 @@ pub struct KustomizationStatus {
     pub observed_generation: Option<i64>,
 
     /// Current state of the object. `Ready` summarizes it; `Reconciling` and `Stalled` tell
-    /// whether work is in progress or blocked; `Healthy` reports the health checks, when there
-    /// are any.
+    /// whether work is in progress or blocked. `Healthy` appears once a pass finds a health
+    /// check pending (`Unknown`) or failed or timed out (`False`); from then on it is kept up
+    /// to date: each such pass sets it again, and a pass that ends Ready sets it `True`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -28,8 +29,8 @@ pub struct KustomizationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_revision: Option<String>,
 
-    /// Origin revision (from the artifact's metadata) of the last successful reconciliation,
-    /// when the source provides one.
+    /// Kept for compatibility with Flux's schema; Mooring never writes it (GitRepository
+    /// artifacts have no origin revision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_origin_revision: Option<String>,
 
@@ -46,8 +47,12 @@ pub struct KustomizationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<ResourceInventory>,
 
-    /// The most recent reconciliations (at most 5, newest first), one entry per distinct
-    /// build output and result.
+    /// The five most recent distinct renders applied, newest first, one entry per digest of
+    /// the built manifests. An entry is written by a pass that applied the render and found it
+    /// healthy (`Ready`) or still waiting for health (`HealthPending`), when its source
+    /// revision differs from `lastAppliedRevision` or its digest from the newest entry's; a
+    /// pass that applies nothing new writes none. Failed passes are not recorded: they show in
+    /// the conditions and in `lastAttemptedRevision`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Snapshot>,
 }
@@ -70,27 +75,29 @@ pub struct ResourceRef {
     pub v: String,
 }
 
-/// The record of one reconciliation outcome.
+/// One render that was applied, in `status.history`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
-    /// Digest of the built manifests, `sha256:<hex>`.
+    /// Digest of the built manifests, `sha256:<hex>`: the same digest means the same
+    /// manifests.
     pub digest: String,
 
-    /// Time of the first reconciliation with this digest and result.
+    /// When this entry was first written.
     pub first_reconciled: Time,
 
-    /// Time of the latest reconciliation with this digest and result.
+    /// When this entry was last written.
     pub last_reconciled: Time,
 
-    /// How long the latest such reconciliation took, for example `1.5s`.
+    /// How long the pass that last wrote this entry took, in seconds with three decimals, for
+    /// example `1.500s`.
     pub last_reconciled_duration: String,
 
-    /// The reason of the `Ready` condition at the end of it, for example
-    /// `ReconciliationSucceeded`.
+    /// How the pass that last wrote this entry ended: `Ready` (applied, and healthy when
+    /// health is checked) or `HealthPending` (applied, health checks still pending).
     pub last_reconciled_status: String,
 
-    /// How many reconciliations had this digest and result.
+    /// How many passes wrote this entry (see `history`).
     pub total_reconciliations: i64,
 
     /// The source `revision` that was applied, and who made and signed it, from the source

@@ -40,8 +40,8 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// Checks what the schema cannot: refused fields, types and kinds, and namespace-local
-/// resources. `namespace` is the Receiver's.
+/// Checks what the schema cannot: refused fields, types and kinds, `events` with a type whose
+/// calls name no event, and namespace-local resources. `namespace` is the Receiver's.
 pub fn validate(spec: &ReceiverSpec, namespace: &str) -> Result<(), Refusal> {
     use mooring_api::conditions::reasons::RECONCILIATION_FAILED;
     let refuse = |message: String| {
@@ -60,6 +60,19 @@ pub fn validate(spec: &ReceiverSpec, namespace: &str) -> Result<(), Refusal> {
         return refuse(format!(
             "spec.type '{}' is not supported: only git servers' webhooks (generic, \
              generic-hmac, github, gitlab, gitea, forgejo, bitbucket) are implemented",
+            spec.type_.as_str()
+        ));
+    }
+    // The calls of these types carry no event name (`auth::check` gives `Event(None)`): a
+    // non-empty `events` would let no call through, and the Receiver would never fetch.
+    if matches!(
+        spec.type_,
+        ReceiverType::Generic | ReceiverType::GenericHmac
+    ) && !spec.events.is_empty()
+    {
+        return refuse(format!(
+            "spec.events is not supported with spec.type '{}': its calls name no event, so \
+             none would match and nothing would ever be fetched; remove spec.events",
             spec.type_.as_str()
         ));
     }
@@ -279,6 +292,38 @@ mod tests {
             json[field] = value;
             let refusal = validate(&spec(json), "apps").expect_err(field);
             assert!(refusal.message.starts_with(expected), "{}", refusal.message);
+        }
+    }
+
+    #[test]
+    fn events_are_refused_with_the_types_whose_calls_name_none() {
+        let with = |type_: &str, events: serde_json::Value| {
+            spec(serde_json::json!({"type": type_, "events": events,
+                "secretRef": {"name": "s"},
+                "resources": [{"kind": "GitRepository", "name": "app"}]}))
+        };
+        for type_ in ["generic", "generic-hmac"] {
+            assert_eq!(
+                validate(&with(type_, serde_json::json!([])), "apps"),
+                Ok(())
+            );
+            let refusal =
+                validate(&with(type_, serde_json::json!(["push"])), "apps").expect_err(type_);
+            assert_eq!(refusal.reason, "ReconciliationFailed");
+            assert!(
+                refusal.message.starts_with(&format!(
+                    "spec.events is not supported with spec.type '{type_}'"
+                )),
+                "{}",
+                refusal.message
+            );
+        }
+        for type_ in ["github", "gitlab", "gitea", "forgejo", "bitbucket"] {
+            assert_eq!(
+                validate(&with(type_, serde_json::json!(["push"])), "apps"),
+                Ok(()),
+                "{type_}"
+            );
         }
     }
 
