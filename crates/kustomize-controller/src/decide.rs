@@ -69,6 +69,10 @@ pub enum Outcome {
 /// A render applied by this pass, for `status.history`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppliedRender {
+    /// Whether this pass applied it first: the newest history entry is not of this digest and
+    /// revision. Otherwise the pass came to a new result for a render applied before (its
+    /// health checks passed), which does not count as another reconciliation of it.
+    pub first: bool,
     /// sha256 of the rendered objects.
     pub digest: String,
     /// How long the pass took, e.g. `1.2s`.
@@ -327,12 +331,18 @@ fn record_history(
 ) {
     let Some(applied) = applied else { return };
     if let Some(pos) = history.iter().position(|s| s.digest == applied.digest) {
+        if !applied.first && pos == 0 && history[0].last_reconciled_status == result {
+            // Another pass over the same apply with the same result: nothing to record.
+            return;
+        }
         let mut entry = history.remove(pos);
         entry.last_reconciled = now.clone();
-        entry.last_reconciled_duration = applied.duration.clone();
         entry.last_reconciled_status = result.to_string();
-        entry.total_reconciliations += 1;
-        entry.metadata = Some(applied.metadata.clone());
+        if applied.first {
+            entry.last_reconciled_duration = applied.duration.clone();
+            entry.total_reconciliations += 1;
+            entry.metadata = Some(applied.metadata.clone());
+        }
         history.insert(0, entry);
     } else {
         history.insert(

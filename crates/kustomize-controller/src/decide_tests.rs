@@ -23,6 +23,7 @@ fn ready(applied: Option<&str>) -> Outcome {
         revision: "main@sha1:aaaa".into(),
         inventory: inventory(&["ns_cm__ConfigMap"]),
         applied: applied.map(|d| AppliedRender {
+            first: true,
             digest: d.into(),
             duration: "1s".into(),
             metadata: [
@@ -103,6 +104,50 @@ fn history_is_bounded_and_newest_first() {
 }
 
 #[test]
+fn a_render_waiting_for_health_is_one_history_entry_that_turns_ready() {
+    let applied = |first: bool| AppliedRender {
+        first,
+        digest: "sha256:r2".into(),
+        duration: "0.500s".into(),
+        metadata: [("revision".to_string(), "main@sha1:bbbb".to_string())].into(),
+    };
+    let pending = |first: bool| Outcome::HealthPending {
+        revision: "main@sha1:bbbb".into(),
+        inventory: inventory(&[]),
+        message: "Deployment/ns/web: 0 of 1 replicas ready".into(),
+        applied: Some(applied(first)),
+    };
+    let before = next_status(
+        &KustomizationStatus::default(),
+        1,
+        &ready(Some("sha256:r1")),
+        None,
+        &time(1),
+    );
+    let applying = next_status(&before, 1, &pending(true), None, &time(2));
+    assert_eq!(applying.history.len(), 2);
+    assert_eq!(applying.history[0].last_reconciled_status, "HealthPending");
+    // More passes while the checks are pending record nothing more.
+    let waiting = next_status(&applying, 1, &pending(false), None, &time(3));
+    assert_eq!(waiting.history, applying.history);
+    // The pass that finds them passing turns the entry Ready, without counting another apply.
+    let done = Outcome::Ready {
+        revision: "main@sha1:bbbb".into(),
+        inventory: inventory(&[]),
+        applied: Some(applied(false)),
+    };
+    let settled = next_status(&waiting, 1, &done, None, &time(4));
+    let entry = &settled.history[0];
+    assert_eq!(entry.digest, "sha256:r2");
+    assert_eq!(entry.last_reconciled_status, "Ready");
+    assert_eq!(entry.total_reconciliations, 1);
+    assert_eq!(entry.last_reconciled_duration, "0.500s");
+    assert_eq!(entry.last_reconciled, time(4));
+    assert_eq!(entry.first_reconciled, time(2));
+    assert_eq!(settled.history.len(), 2);
+}
+
+#[test]
 fn failure_keeps_the_last_applied_revision() {
     let good = next_status(
         &KustomizationStatus::default(),
@@ -139,6 +184,7 @@ fn health_pending_then_ready_marks_healthy() {
         inventory: inventory(&[]),
         message: "Deployment/ns/web: 0 of 1 replicas ready".into(),
         applied: Some(AppliedRender {
+            first: true,
             digest: "sha256:r1".into(),
             duration: "1s".into(),
             metadata: Default::default(),

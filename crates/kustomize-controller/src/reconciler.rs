@@ -431,6 +431,7 @@ async fn run(
     let applied_render = new_render(status, &render, &gate.source.provenance, started);
     if let Some(commit_time) = applied_render
         .as_ref()
+        .filter(|a| a.first)
         .and_then(|a| a.metadata.get("git.commitTime"))
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
     {
@@ -505,23 +506,31 @@ async fn run(
     })
 }
 
-/// The render for `status.history`, when it is not the one applied last.
+/// The render for `status.history`, unless the newest entry already records it, Ready: a
+/// render applied first by this pass, or one whose entry still waits for its health checks.
 fn new_render(
     status: &KustomizationStatus,
     render: &Render,
     provenance: &BTreeMap<String, String>,
     started: Instant,
 ) -> Option<AppliedRender> {
-    let last_revision = status.last_applied_revision.as_deref();
-    let last_digest = status.history.first().map(|h| h.digest.as_str());
-    (last_revision != Some(render.revision.as_str()) || last_digest != Some(render.digest.as_str()))
-        .then(|| AppliedRender {
-            metadata: std::iter::once((HISTORY_REVISION_KEY.to_owned(), render.revision.clone()))
-                .chain(provenance.clone())
-                .collect(),
-            digest: render.digest.clone(),
-            duration: format!("{:.3}s", started.elapsed().as_secs_f64()),
-        })
+    let newest = status.history.first();
+    let recorded = newest.is_some_and(|h| {
+        h.digest == render.digest
+            && h.metadata
+                .as_ref()
+                .and_then(|m| m.get(HISTORY_REVISION_KEY))
+                == Some(&render.revision)
+    });
+    let settled = recorded && newest.is_some_and(|h| h.last_reconciled_status == "Ready");
+    (!settled).then(|| AppliedRender {
+        first: !recorded,
+        metadata: std::iter::once((HISTORY_REVISION_KEY.to_owned(), render.revision.clone()))
+            .chain(provenance.clone())
+            .collect(),
+        digest: render.digest.clone(),
+        duration: format!("{:.3}s", started.elapsed().as_secs_f64()),
+    })
 }
 
 /// Starts the live view's watch of every kind of the render that discovery knows.

@@ -415,7 +415,46 @@ async fn health_flips_with_the_workload() {
     })
     .await;
     deployment_status(&deployments, "web", true).await;
-    wait_ks(&env, "app", "healthy", 60, |k| applied(k, &commit)).await;
+    let ks = wait_ks(&env, "app", "healthy", 60, |k| applied(k, &commit)).await;
+    let history = |k: &Kustomization| k.status.clone().unwrap_or_default().history;
+    let first = history(&ks);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (
+            first[0].last_reconciled_status.as_str(),
+            first[0].total_reconciliations
+        ),
+        ("Ready", 1),
+        "one apply, Ready once its rollout was done"
+    );
+
+    // A spec change that changes the render and not the revision: the Deployment's new
+    // template waits for its rollout, and the render's entry turns Ready when it is done.
+    let patched = json!({"path": "./deploy", "wait": true, "timeout": "5m", "patches": [{
+        "patch": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    metadata:\n      annotations:\n        rollout: two\n",
+        "target": {"kind": "Deployment", "name": "web"}}]});
+    kustomization(&env, "app", patched).await;
+    let ks = wait_ks(&env, "app", "waiting for the new template", 60, |k| {
+        ready_is(k, "Unknown") && history(k).len() == 2
+    })
+    .await;
+    assert_eq!(history(&ks)[0].last_reconciled_status, "HealthPending");
+    assert_ne!(history(&ks)[0].digest, first[0].digest);
+    deployment_status(&deployments, "web", true).await;
+    let ks = wait_ks(&env, "app", "healthy with the new template", 60, |k| {
+        ready_is(k, "True")
+    })
+    .await;
+    let second = history(&ks);
+    assert_eq!(second.len(), 2);
+    assert_eq!(
+        (
+            second[0].last_reconciled_status.as_str(),
+            second[0].total_reconciliations
+        ),
+        ("Ready", 1),
+        "the spec change's render turned Ready: {second:?}"
+    );
 
     // The rollout fails later, without Mooring writing anything.
     deployment_status(&deployments, "web", false).await;

@@ -48,11 +48,11 @@ pub struct KustomizationStatus {
     pub inventory: Option<ResourceInventory>,
 
     /// The five most recent distinct renders applied, newest first, one entry per digest of
-    /// the built manifests. An entry is written by a pass that applied the render and found it
-    /// healthy (`Ready`) or still waiting for health (`HealthPending`), when its source
-    /// revision differs from `lastAppliedRevision` or its digest from the newest entry's; a
-    /// pass that applies nothing new writes none. Failed passes are not recorded: they show in
-    /// the conditions and in `lastAttemptedRevision`.
+    /// the built manifests. A pass that applies a render other than the newest entry's (another
+    /// digest, or the same with another source revision) writes its entry, `Ready` or
+    /// `HealthPending`; the pass that then finds its health checks passing turns it `Ready`.
+    /// Other passes write none. Failed passes are not recorded: they show in the conditions
+    /// and in `lastAttemptedRevision`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Snapshot>,
 }
@@ -83,21 +83,23 @@ pub struct Snapshot {
     /// manifests.
     pub digest: String,
 
-    /// When this entry was first written.
+    /// When this render was first applied.
     pub first_reconciled: Time,
 
-    /// When this entry was last written.
+    /// When this entry was last written: the render's last apply, or the pass that found its
+    /// health checks passing.
     pub last_reconciled: Time,
 
-    /// How long the pass that last wrote this entry took, in seconds with three decimals, for
-    /// example `1.500s`.
+    /// How long the pass that last applied this render took, in seconds with three decimals,
+    /// for example `1.500s`.
     pub last_reconciled_duration: String,
 
-    /// How the pass that last wrote this entry ended: `Ready` (applied, and healthy when
-    /// health is checked) or `HealthPending` (applied, health checks still pending).
+    /// `Ready` (applied, and healthy when health is checked) or `HealthPending` (applied,
+    /// health checks still pending).
     pub last_reconciled_status: String,
 
-    /// How many passes wrote this entry (see `history`).
+    /// How many times this render was applied (see `history`); the pass that finds its health
+    /// checks passing does not count.
     pub total_reconciliations: i64,
 
     /// The source `revision` that was applied, and who made and signed it, from the source
