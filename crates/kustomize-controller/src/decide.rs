@@ -27,6 +27,9 @@ pub enum Outcome {
         inventory: ResourceInventory,
         /// The render that was applied, when this pass applied something new.
         applied: Option<AppliedRender>,
+        /// Whether the pass had health to check (`wait`, `healthChecks`). Without, `Healthy`
+        /// is removed: it would go on reporting checks that no longer exist.
+        checked: bool,
     },
     /// Applied; waiting for the objects to become healthy (no worker waits: watches wake us).
     HealthPending {
@@ -169,6 +172,7 @@ pub fn next_status(
             revision,
             inventory,
             applied,
+            checked,
         } => {
             let message = format!("Applied revision: {revision}");
             remove_condition(c, types::STALLED);
@@ -182,7 +186,9 @@ pub fn next_status(
                 g,
                 now,
             );
-            if find_condition(c, types::HEALTHY).is_some() {
+            if !*checked {
+                remove_condition(c, types::HEALTHY);
+            } else if find_condition(c, types::HEALTHY).is_some() {
                 set_condition(
                     c,
                     types::HEALTHY,

@@ -20,6 +20,7 @@ fn inventory(ids: &[&str]) -> ResourceInventory {
 
 fn ready(applied: Option<&str>) -> Outcome {
     Outcome::Ready {
+        checked: false,
         revision: "main@sha1:aaaa".into(),
         inventory: inventory(&["ns_cm__ConfigMap"]),
         applied: applied.map(|d| AppliedRender {
@@ -132,6 +133,7 @@ fn a_render_waiting_for_health_is_one_history_entry_that_turns_ready() {
     assert_eq!(waiting.history, applying.history);
     // The pass that finds them passing turns the entry Ready, without counting another apply.
     let done = Outcome::Ready {
+        checked: true,
         revision: "main@sha1:bbbb".into(),
         inventory: inventory(&[]),
         applied: Some(applied(false)),
@@ -200,8 +202,29 @@ fn health_pending_then_ready_marks_healthy() {
     assert!(find_condition(&status.conditions, types::RECONCILING).is_none());
 }
 
+#[test]
+fn healthy_goes_when_nothing_is_checked_any_more() {
+    let pending = Outcome::HealthPending {
+        revision: "main@sha1:aaaa".into(),
+        inventory: inventory(&[]),
+        message: "Deployment/ns/web: 0 of 1 replicas ready".into(),
+        applied: None,
+    };
+    let waited = next_status(&KustomizationStatus::default(), 1, &pending, None, &time(1));
+    let checked = next_status(&waited, 1, &ready_outcome_without_apply(), None, &time(2));
+    assert!(find_condition(&checked.conditions, types::HEALTHY).is_some());
+    // `wait` and `healthChecks` removed: the next Ready pass checks nothing.
+    let unchecked = next_status(&checked, 2, &ready(None), None, &time(3));
+    assert!(
+        find_condition(&unchecked.conditions, types::HEALTHY).is_none(),
+        "{:?}",
+        unchecked.conditions
+    );
+}
+
 fn ready_outcome_without_apply() -> Outcome {
     Outcome::Ready {
+        checked: true,
         revision: "main@sha1:aaaa".into(),
         inventory: inventory(&[]),
         applied: None,

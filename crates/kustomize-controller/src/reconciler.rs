@@ -463,6 +463,7 @@ async fn run(
                 revision,
                 inventory,
                 applied: applied_render,
+                checked: !targets.is_empty(),
             },
             class: Class::Success {
                 interval: gate.interval,

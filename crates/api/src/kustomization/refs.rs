@@ -86,8 +86,8 @@ pub struct NamespacedObjectKindReference {
     /// Name of the object.
     pub name: String,
 
-    /// Namespace of the object. When omitted, the Kustomization's own namespace. Not used for
-    /// cluster-scoped kinds.
+    /// Namespace of the object. When omitted or empty, the Kustomization's own namespace. Not
+    /// used for cluster-scoped kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }

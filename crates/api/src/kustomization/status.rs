@@ -19,7 +19,8 @@ pub struct KustomizationStatus {
     /// Current state of the object. `Ready` summarizes it; `Reconciling` and `Stalled` tell
     /// whether work is in progress or blocked. `Healthy` appears once a pass finds a health
     /// check pending (`Unknown`) or failed or timed out (`False`); from then on it is kept up
-    /// to date: each such pass sets it again, and a pass that ends Ready sets it `True`.
+    /// to date: each such pass sets it again, and a pass that ends Ready sets it `True`, or
+    /// removes it when there is nothing left to check (no `wait`, no `healthChecks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -45,7 +45,12 @@ pub fn targets(ks: &Kustomization, render: &Render) -> Vec<Target> {
             .clone()
             .unwrap_or_else(|| "apps/v1".to_string());
         let (group, _) = split_api_version(&api_version);
-        let namespace = check.namespace.clone().unwrap_or_else(|| ns.clone());
+        // Empty is omitted: a namespaced read in namespace "" would be refused.
+        let namespace = check
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| ns.clone());
         let mut id = ObjectId {
             namespace,
             name: check.name.clone(),
@@ -170,5 +175,38 @@ fn unknown(e: kube::Error) -> Assessed {
     Assessed {
         resource_version: String::new(),
         health: Health::new(HealthStatus::Unknown, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_check_with_an_empty_namespace_reads_the_kustomizations() {
+        let ks: Kustomization = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.mooring.dev/v1", "kind": "Kustomization",
+            "metadata": {"name": "app", "namespace": "apps"},
+            "spec": {"interval": "10m", "prune": true,
+                "sourceRef": {"kind": "GitRepository", "name": "repo"},
+                "healthChecks": [
+                    {"kind": "Deployment", "name": "web", "namespace": ""},
+                    {"kind": "Deployment", "name": "api"},
+                    {"kind": "Deployment", "name": "db", "namespace": "data"},
+                ]},
+        }))
+        .expect("kustomization");
+        let render = Render {
+            key: 0,
+            revision: "main@sha1:aaaa".into(),
+            provenance: 0,
+            digest: "sha256:0".into(),
+            objects: Vec::new(),
+        };
+        let namespaces: Vec<String> = targets(&ks, &render)
+            .into_iter()
+            .map(|t| t.id.namespace)
+            .collect();
+        assert_eq!(namespaces, ["apps", "apps", "data"]);
     }
 }
