@@ -16,6 +16,9 @@ pub const HISTORY_LIMIT: usize = 5;
 /// Key of the source revision in a history entry's metadata.
 pub const HISTORY_REVISION_KEY: &str = "revision";
 
+/// `lastReconciledStatus` of a history entry whose render was applied and found healthy.
+pub const HISTORY_READY: &str = "Ready";
+
 /// How a reconcile pass ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -203,7 +206,7 @@ pub fn next_status(
             status.last_attempted_revision = Some(revision.clone());
             status.inventory = Some(inventory.clone());
             status.observed_generation = Some(generation);
-            record_history(&mut status.history, applied.as_ref(), "Ready", now);
+            record_history(&mut status.history, applied.as_ref(), HISTORY_READY, now);
         }
         Outcome::HealthPending {
             revision,

@@ -170,14 +170,9 @@ impl Metrics {
     pub async fn timed<F: Future>(&self, step: Step, work: F) -> F::Output {
         let started = Instant::now();
         let output = work.await;
-        self.step_took(step, started);
-        output
-    }
-
-    /// Records `step` as having taken the time since `started`.
-    pub fn step_took(&self, step: Step, started: Instant) {
         self.steps
             .with_label_values(&[step.label()])
             .observe(started.elapsed().as_secs_f64());
+        output
     }
 }

@@ -21,7 +21,7 @@ use mooring_runtime::runner::Action;
 
 use crate::apply::{ApplyOptions, ChangeSet};
 use crate::context::Context;
-use crate::decide::{AppliedRender, HISTORY_REVISION_KEY, Outcome, next_status};
+use crate::decide::{AppliedRender, HISTORY_READY, HISTORY_REVISION_KEY, Outcome, next_status};
 use crate::error::Error;
 use crate::inventory::{InventoryEntry, ObjectId, Owner};
 use crate::metrics::Step;
@@ -523,7 +523,7 @@ fn new_render(
                 .and_then(|m| m.get(HISTORY_REVISION_KEY))
                 == Some(&render.revision)
     });
-    let settled = recorded && newest.is_some_and(|h| h.last_reconciled_status == "Ready");
+    let settled = recorded && newest.is_some_and(|h| h.last_reconciled_status == HISTORY_READY);
     (!settled).then(|| AppliedRender {
         first: !recorded,
         metadata: std::iter::once((HISTORY_REVISION_KEY.to_owned(), render.revision.clone()))

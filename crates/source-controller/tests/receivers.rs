@@ -241,6 +241,41 @@ async fn every_type_fetches_on_a_signed_call_and_nothing_else_changes_anything()
     running.stop().await;
 }
 
+/// Applies Receiver `name` with `spec` and waits until it is Stalled, Ready=False with a
+/// message that starts with `message`, and serves no path.
+async fn refused(
+    env: &TestEnv,
+    api: &Api<Receiver>,
+    name: &str,
+    spec: serde_json::Value,
+    message: &str,
+) {
+    apply::<Receiver>(
+        env,
+        json!({"apiVersion": "notification.mooring.dev/v1", "kind": "Receiver",
+               "metadata": {"name": name}, "spec": spec}),
+    )
+    .await;
+    let stalled = mooring_testkit::wait::wait_for(
+        api,
+        name,
+        "Receiver Stalled",
+        std::time::Duration::from_secs(60),
+        |r| {
+            r.and_then(|r| r.status.as_ref())
+                .is_some_and(|s| mooring_api::conditions::is_stalled(&s.conditions))
+        },
+    )
+    .await
+    .expect("Receiver");
+    let status = stalled.status.expect("status");
+    let ready =
+        mooring_api::conditions::find_condition(&status.conditions, "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.starts_with(message), "{}", ready.message);
+    assert_eq!(status.webhook_path, None);
+}
+
 #[tokio::test]
 async fn events_filter_suspend_and_unsupported_types() {
     let env = test_env("hooks-filter").await.expect("env");
@@ -300,74 +335,28 @@ async fn events_filter_suspend_and_unsupported_types() {
     assert_eq!(code, 401);
 
     // A type Flux accepts for registries is refused, naming it.
-    apply::<Receiver>(
+    refused(
         &env,
-        json!({"apiVersion": "notification.mooring.dev/v1", "kind": "Receiver",
-               "metadata": {"name": "harbor"},
-               "spec": {"type": "harbor", "secretRef": {"name": "hook-token"},
-                        "resources": [{"kind": "GitRepository", "name": "app"}]}}),
-    )
-    .await;
-    let stalled = mooring_testkit::wait::wait_for(
         &api,
         "harbor",
-        "Receiver Stalled",
-        std::time::Duration::from_secs(60),
-        |r| {
-            r.and_then(|r| r.status.as_ref())
-                .is_some_and(|s| mooring_api::conditions::is_stalled(&s.conditions))
-        },
+        json!({"type": "harbor", "secretRef": {"name": "hook-token"},
+               "resources": [{"kind": "GitRepository", "name": "app"}]}),
+        "spec.type 'harbor' is not supported",
     )
-    .await
-    .expect("Receiver");
-    let status = stalled.status.expect("status");
-    let ready =
-        mooring_api::conditions::find_condition(&status.conditions, "Ready").expect("Ready");
-    assert_eq!(ready.status, "False");
-    assert!(
-        ready
-            .message
-            .starts_with("spec.type 'harbor' is not supported"),
-        "{}",
-        ready.message
-    );
-    assert_eq!(status.webhook_path, None);
+    .await;
 
     // `events` with a type whose calls name no event would let no call through: refused,
     // naming the field, instead of a Receiver that is Ready and never fetches.
-    apply::<Receiver>(
+    refused(
         &env,
-        json!({"apiVersion": "notification.mooring.dev/v1", "kind": "Receiver",
-               "metadata": {"name": "generic-events"},
-               "spec": {"type": "generic", "events": ["push"],
-                        "secretRef": {"name": "hook-token"},
-                        "resources": [{"kind": "GitRepository", "name": "app"}]}}),
-    )
-    .await;
-    let stalled = mooring_testkit::wait::wait_for(
         &api,
         "generic-events",
-        "Receiver Stalled",
-        std::time::Duration::from_secs(60),
-        |r| {
-            r.and_then(|r| r.status.as_ref())
-                .is_some_and(|s| mooring_api::conditions::is_stalled(&s.conditions))
-        },
+        json!({"type": "generic", "events": ["push"],
+               "secretRef": {"name": "hook-token"},
+               "resources": [{"kind": "GitRepository", "name": "app"}]}),
+        "spec.events is not supported with spec.type 'generic'",
     )
-    .await
-    .expect("Receiver");
-    let status = stalled.status.expect("status");
-    let ready =
-        mooring_api::conditions::find_condition(&status.conditions, "Ready").expect("Ready");
-    assert_eq!(ready.status, "False");
-    assert!(
-        ready
-            .message
-            .starts_with("spec.events is not supported with spec.type 'generic'"),
-        "{}",
-        ready.message
-    );
-    assert_eq!(status.webhook_path, None);
+    .await;
     running.stop().await;
 }
 

@@ -139,7 +139,7 @@ impl BuildCache {
         failures.insert(key, (Arc::from(message), Instant::now()));
     }
 
-    /// Forgets the failure of `key`, if one is kept.
+    /// Forgets the failure of `key`, if one is kept: its build ran and succeeded.
     fn succeeded(&self, key: BuildKey) {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         failures.remove(&key);
@@ -164,10 +164,13 @@ impl BuildCache {
             slot.cell.clone()
         };
         let built = cell
-            .get_or_try_init(|| async { build().await.map(Arc::new) })
+            .get_or_try_init(|| async {
+                let built = build().await?;
+                self.succeeded(key);
+                Ok(Arc::new(built))
+            })
             .await?
             .clone();
-        self.succeeded(key);
         self.trim();
         Ok(built)
     }

@@ -171,7 +171,6 @@ pub async fn render(
     if let Some(message) = known_failure() {
         return Err(build_err(message.to_string()));
     }
-    let allow_remote = input.allow_remote_bases;
     let built = ctx
         .builds
         .get_or_build(build_key, || async {
@@ -187,14 +186,7 @@ pub async fn render(
                     message: e.to_string(),
                 })?;
             input.artifact_dir = extracted.dir.clone();
-            ctx.metrics.builds.inc();
-            build::build_revealing(input).await.map_err(|e| {
-                let message = e.to_string();
-                if e.repeats(allow_remote) {
-                    ctx.builds.failed(build_key, &message);
-                }
-                build_err(message)
-            })
+            run_build(ctx, build_key, input).await.map_err(build_err)
         })
         .await?;
     let mut yaml = built.yaml.clone();
@@ -312,7 +304,6 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
     if ctx.builds.failure(key).is_some() || !lock(&ctx.ahead_keys).insert(key) {
         return;
     }
-    let allow_remote = input.allow_remote_bases;
     let ctx = ctx.clone();
     let name = format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any());
     tokio::spawn(async move {
@@ -335,14 +326,7 @@ pub fn build_ahead(ctx: &Arc<Context>, ks: &Kustomization, repo: &Source) {
                     .await
                     .map_err(|e| e.to_string())?;
                 input.artifact_dir = extracted.dir.clone();
-                ctx.metrics.builds.inc();
-                build::build_revealing(input).await.map_err(|e| {
-                    let message = e.to_string();
-                    if e.repeats(allow_remote) {
-                        ctx.builds.failed(key, &message);
-                    }
-                    message
-                })
+                run_build(&ctx, key, input).await
             })
             .await;
         if let Err(error) = built {
@@ -557,6 +541,24 @@ fn evict_unused_artifacts(ctx: &Context) {
             Err(e) => tracing::warn!(error = %e, "evicting unused artifacts failed"),
         }
     });
+}
+
+/// Runs the build of `key` (counted in `builds_total`) and keeps its failure when running it
+/// again would fail the same way ([`build::BuildError::repeats`]).
+async fn run_build(
+    ctx: &Context,
+    key: BuildKey,
+    input: build::BuildInput,
+) -> Result<build::Built, String> {
+    let allow_remote = input.allow_remote_bases;
+    ctx.metrics.builds.inc();
+    build::build_revealing(input).await.map_err(|e| {
+        let message = e.to_string();
+        if e.repeats(allow_remote) {
+            ctx.builds.failed(key, &message);
+        }
+        message
+    })
 }
 
 /// Whether `ks` carries a reconcile request its status has not answered yet.
