@@ -288,9 +288,10 @@ fn refs_are_found_exactly_and_revisions_parse_back() {
                         valid.is_some(),
                         commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit())
                     );
+                    // A branch listed without a commit is unborn: it is not there to check out.
                     let branch_ok = branch
                         .as_ref()
-                        .is_none_or(|b| refs.iter().any(|r| r.name == format!("refs/heads/{b}")));
+                        .is_none_or(|b| first(&format!("refs/heads/{b}")).is_some());
                     (branch.clone(), valid.filter(|_| branch_ok))
                 }
                 GitCheckout::Semver(_) => unreachable!("not generated"),
