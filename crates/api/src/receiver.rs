@@ -62,9 +62,12 @@ pub struct ReceiverSpec {
     pub type_: ReceiverType,
 
     /// How often the Receiver is checked again (its Secret read and its path computed), for
-    /// example `10m` (the default).
+    /// example `10m` (the default). At least `1s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(DURATION_PATTERN), length(max = 32))]
+    #[schemars(pattern(DURATION_PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('1s')",
+        "message": "must be at least 1s",
+    }]))]
     pub interval: Option<String>,
 
     /// The events that trigger a fetch, as the caller names them (`push`, `Push Hook`,

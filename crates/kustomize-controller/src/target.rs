@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
-use mooring_api::Kustomization;
+use mooring_api::{Kustomization, fields};
 
 use crate::apply::KindCache;
 use crate::client_cache::ClientCache;
@@ -100,6 +100,10 @@ pub enum TargetError {
     /// A client could not be built.
     #[error("{0}")]
     Client(String),
+    /// `spec.kubeConfig` names the cluster some other way than a Secret; the gate refuses it
+    /// for a pass, and a deletion must not read it as "this cluster".
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The remote clusters in use, by kubeconfig Secret.
@@ -321,12 +325,7 @@ pub async fn clients(ks: &Kustomization, ctx: &Context) -> Result<Clients, Targe
         .clients
         .get(&ns, ctx.settings.service_account(ks))
         .map_err(|e| TargetError::Client(e.to_string()))?;
-    let secret_ref = ks
-        .spec
-        .kube_config
-        .as_ref()
-        .and_then(|k| k.secret_ref.as_ref());
-    let Some(secret_ref) = secret_ref else {
+    let Some(kube_config) = ks.spec.kube_config.as_ref() else {
         return Ok(Clients {
             target: Target {
                 cluster: ctx.local.clone(),
@@ -334,6 +333,14 @@ pub async fn clients(ks: &Kustomization, ctx: &Context) -> Result<Clients, Targe
             },
             local,
         });
+    };
+    let Some(secret_ref) = kube_config.secret_ref.as_ref() else {
+        let json = serde_json::to_value(&ks.spec).unwrap_or_default();
+        let why = fields::refused(&json, fields::KUSTOMIZATION_REFUSED)
+            .filter(|r| r.path.starts_with("spec.kubeConfig."))
+            .map(|r| r.message())
+            .unwrap_or_else(|| "spec.kubeConfig names no secretRef".to_owned());
+        return Err(TargetError::Unsupported(why));
     };
     let cluster = ctx
         .remotes

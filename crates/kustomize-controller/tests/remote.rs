@@ -10,6 +10,7 @@ use std::time::Duration;
 use flow::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use mooring_api::Kustomization;
 use mooring_testkit::control_plane::{ControlPlane, Options};
 use mooring_testkit::git::{Auth, GitServer};
 use serde_json::json;
@@ -153,5 +154,76 @@ async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster
     .await;
     assert!(there.get_opt("c").await.expect("get").is_some());
     assert!(here.get_opt("c").await.expect("get").is_none());
+    controllers.stop().await;
+}
+
+/// `spec.kubeConfig.configMapRef` is refused, and a Kustomization deleted with it must not read
+/// it as "this cluster": the objects it applied (here, to this cluster before the edit) stay,
+/// a `PruneFailed` Event names the field, and the finalizer stays until the spec says what to do.
+#[tokio::test]
+async fn a_deletion_with_a_refused_kubeconfig_deletes_nothing_here() {
+    let env = common::env("remote-refused").await;
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("remote-refused"), Auth::None)
+        .expect("repo");
+    let first = repo
+        .commit(&[("a.yaml", &config_map_yaml("a", "1"))], "a")
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(&env, "app", json!({})).await;
+    wait_ks(&env, "app", "applied", 90, |k| applied(k, &first)).await;
+
+    let kss: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    let to_config_map =
+        json!({"spec": {"kubeConfig": {"configMapRef": {"name": "workload-identity"}}}});
+    kss.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(&to_config_map),
+    )
+    .await
+    .expect("kubeConfig.configMapRef");
+    wait_ks(&env, "app", "configMapRef refused", 60, |k| {
+        ready(k).is_some_and(|(s, _, m)| {
+            s == "False" && m.contains("spec.kubeConfig.configMapRef is not supported")
+        })
+    })
+    .await;
+
+    kss.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_event(
+        &env,
+        "PruneFailed",
+        "spec.kubeConfig.configMapRef is not supported",
+    )
+    .await;
+    let here: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(
+        here.get_opt("a").await.expect("get").is_some(),
+        "what was applied is not deleted from a cluster the spec no longer names"
+    );
+    assert!(
+        kss.get_opt("app").await.expect("get").is_some(),
+        "the finalizer stays"
+    );
+
+    // The spec says to leave the objects: the deletion ends, and they stay.
+    let orphan = json!({"spec": {"deletionPolicy": "Orphan"}});
+    kss.patch("app", &PatchParams::default(), &Patch::Merge(&orphan))
+        .await
+        .expect("deletionPolicy: Orphan");
+    wait_for(
+        &kss,
+        "app",
+        "the Kustomization gone",
+        Duration::from_secs(60),
+        |k| k.is_none(),
+    )
+    .await;
+    assert!(here.get_opt("a").await.expect("get").is_some(), "a stays");
     controllers.stop().await;
 }

@@ -365,27 +365,6 @@ async fn prune_drift_and_deletion_are_done_as_the_tenant() {
     controllers.stop().await;
 }
 
-/// Waits (watching, up to 60 s) for an Event with `reason` whose note contains `text`.
-async fn wait_event(env: &TestEnv, reason: &str, text: &str) {
-    use futures::{StreamExt, TryStreamExt};
-    use k8s_openapi::api::events::v1::Event;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.namespace);
-    let mut events = watcher(api, watcher::Config::default())
-        .applied_objects()
-        .try_filter(|e| {
-            let hit = e.reason.as_deref() == Some(reason)
-                && e.note.as_deref().is_some_and(|n| n.contains(text));
-            std::future::ready(hit)
-        })
-        .boxed();
-    tokio::time::timeout(Duration::from_secs(60), events.next())
-        .await
-        .unwrap_or_else(|_| panic!("no {reason} Event with {text:?} in 60s"))
-        .expect("watch ended")
-        .expect("watch error");
-}
-
 async fn wait_ks_gone(api: &Api<Kustomization>) {
     wait_for(
         api,

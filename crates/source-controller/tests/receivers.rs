@@ -14,7 +14,7 @@ mod support;
 use support::apply;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use mooring_api::{GitRepository, Receiver};
 use mooring_source_controller::receiver::webhook_path;
 use mooring_testkit::TestEnv;
@@ -357,6 +357,17 @@ async fn events_filter_suspend_and_unsupported_types() {
         "spec.events is not supported with spec.type 'generic'",
     )
     .await;
+
+    // The schema refuses an interval that would make a loop, as for the other kinds.
+    let fast = json!({"apiVersion": "notification.mooring.dev/v1", "kind": "Receiver",
+        "metadata": {"name": "fast"},
+        "spec": {"type": "github", "interval": "0s", "secretRef": {"name": "hook-token"},
+                 "resources": [{"kind": "GitRepository", "name": "app"}]}});
+    let err = api
+        .patch("fast", &PatchParams::apply("test"), &Patch::Apply(&fast))
+        .await
+        .expect_err("interval 0s refused");
+    assert!(err.to_string().contains("at least 1s"), "{err}");
     running.stop().await;
 }
 

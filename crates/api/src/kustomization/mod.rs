@@ -199,7 +199,10 @@ pub struct KustomizationSpec {
 
     /// Kubeconfig of a remote cluster to apply to instead of this one: objects are applied,
     /// pruned, watched for drift and checked for health there. Only `secretRef` is
-    /// implemented; `configMapRef` is refused (Stalled).
+    /// implemented; `configMapRef` is refused (Stalled), and a Kustomization deleted while it
+    /// names `configMapRef` deletes nothing anywhere: a `PruneFailed` Warning names the field,
+    /// and the finalizer stays until the spec names a `secretRef` again, or `suspend: true` or
+    /// `deletionPolicy: Orphan` leaves the objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_config: Option<KubeConfigReference>,
 

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::inventory::Owner;
 use crate::live::Lookup;
 use crate::steps::prune::read_inventory_live;
-use crate::target;
+use crate::target::{self, TargetError};
 
 /// Deletes the inventory's objects unless the policy keeps them, with the Kustomization's own
 /// identity. Returns what was deleted. Talks to the API server.
@@ -33,9 +33,14 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
         ctx.memories.forget(&owner);
         return Ok(ChangeSet::default());
     }
-    let clients = target::clients(ks, ctx)
-        .await
-        .map_err(|e| Error::Finalizer(e.to_string()))?;
+    let clients = target::clients(ks, ctx).await.map_err(|e| match e {
+        TargetError::Unsupported(why) => Error::Finalizer(format!(
+            "{why}; the objects of the inventory are not deleted, since it cannot be told which \
+             cluster holds them: set spec.kubeConfig.secretRef again, or spec.suspend: true or \
+             spec.deletionPolicy: Orphan to leave them"
+        )),
+        other => Error::Finalizer(other.to_string()),
+    })?;
     let cluster = clients.target.cluster;
     let client = clients.target.client;
     let default_namespace = ks

@@ -277,3 +277,24 @@ pub async fn wait_until(check: impl Fn() -> bool, secs: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits (watching, up to 60 s) for an Event with `reason` whose note contains `text`.
+pub async fn wait_event(env: &TestEnv, reason: &str, text: &str) {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.namespace);
+    let mut events = watcher(api, watcher::Config::default())
+        .applied_objects()
+        .try_filter(|e| {
+            let hit = e.reason.as_deref() == Some(reason)
+                && e.note.as_deref().is_some_and(|n| n.contains(text));
+            std::future::ready(hit)
+        })
+        .boxed();
+    tokio::time::timeout(Duration::from_secs(60), events.next())
+        .await
+        .unwrap_or_else(|_| panic!("no {reason} Event with {text:?} in 60s"))
+        .expect("watch ended")
+        .expect("watch error");
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use mooring_api::constants::SOURCE_API_VERSION;
+use mooring_api::constants::{MIN_INTERVAL, SOURCE_API_VERSION};
 use mooring_api::fields::{RECEIVER_REFUSED, refused};
 use mooring_api::receiver::WEBHOOK_PATH_PREFIX;
 use mooring_api::{GitRepository, Receiver, ReceiverResource, ReceiverSpec, ReceiverType};
@@ -76,8 +76,13 @@ pub fn validate(spec: &ReceiverSpec, namespace: &str) -> Result<(), Refusal> {
             spec.type_.as_str()
         ));
     }
-    if let Err(error) = spec.interval() {
-        return refuse(format!("spec.interval: {error}"));
+    match spec.interval() {
+        Err(error) => return refuse(format!("spec.interval: {error}")),
+        // The API server refuses these; one stored before that rule would make a loop.
+        Ok(interval) if interval < MIN_INTERVAL => {
+            return refuse(format!("spec.interval must be at least {MIN_INTERVAL:?}"));
+        }
+        Ok(_) => {}
     }
     if spec.resources.is_empty() {
         return refuse("spec.resources is empty: name at least one GitRepository".to_string());
@@ -293,6 +298,21 @@ mod tests {
             let refusal = validate(&spec(json), "apps").expect_err(field);
             assert!(refusal.message.starts_with(expected), "{}", refusal.message);
         }
+    }
+
+    #[test]
+    fn an_interval_under_a_second_is_refused_like_the_other_kinds() {
+        let with = |interval: &str| {
+            spec(serde_json::json!({"type": "github", "interval": interval,
+                "secretRef": {"name": "s"},
+                "resources": [{"kind": "GitRepository", "name": "app"}]}))
+        };
+        for short in ["0s", "500ms"] {
+            let refusal = validate(&with(short), "apps").expect_err(short);
+            assert_eq!(refusal.reason, "ReconciliationFailed");
+            assert_eq!(refusal.message, "spec.interval must be at least 1s");
+        }
+        assert_eq!(validate(&with("1s"), "apps"), Ok(()));
     }
 
     #[test]
