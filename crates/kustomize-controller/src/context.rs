@@ -143,7 +143,7 @@ impl Context {
         ));
         let context = Context {
             client: client.clone(),
-            local: Arc::new(Cluster::new(config, client.clone(), wakes.clone(), 0)),
+            local: Arc::new(Cluster::local(config, client.clone(), wakes.clone())),
             remotes: Remotes::new(wakes.clone()),
             artifacts: Arc::new(ArtifactCache::new(cache_dir, limits)?),
             artifact_evictions: mooring_runtime::spaced::Spaced::new(ARTIFACT_EVICTION_SPACING),

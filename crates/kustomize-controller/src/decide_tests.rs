@@ -15,6 +15,7 @@ fn inventory(ids: &[&str]) -> ResourceInventory {
                 v: "v1".into(),
             })
             .collect(),
+        cluster: None,
     }
 }
 

@@ -229,6 +229,7 @@ pub fn inventory_from(entries: impl IntoIterator<Item = InventoryEntry>) -> Reso
     let entries: BTreeSet<ResourceRef> = entries.into_iter().map(|e| e.to_ref()).collect();
     ResourceInventory {
         entries: entries.into_iter().collect(),
+        cluster: None,
     }
 }
 

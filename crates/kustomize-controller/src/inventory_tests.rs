@@ -151,6 +151,7 @@ fn diff_returns_stale_entries_in_prune_order() {
                 v: "example.com/v1".into(),
             },
         ],
+        cluster: None,
     };
     // The ConfigMap stays (under a newer version: versions are not compared).
     let new = vec![object("v1beta9", "ConfigMap", Some("team"), "cfg")];
@@ -178,6 +179,7 @@ fn diff_is_empty_when_nothing_left() {
             id: "a_b__ConfigMap".into(),
             v: "v1".into(),
         }],
+        cluster: None,
     };
     let new = vec![object("v1", "ConfigMap", Some("a"), "b")];
     assert!(diff(&old, &new).expect("diff").is_empty());
@@ -186,6 +188,7 @@ fn diff_is_empty_when_nothing_left() {
             id: "garbage".into(),
             v: "v1".into(),
         }],
+        cluster: None,
     };
     assert!(diff(&bad, &new).is_err());
 }

@@ -14,6 +14,7 @@ use mooring_api::conditions::reasons;
 use mooring_api::constants::{
     FINALIZER, KUSTOMIZE_FIELD_MANAGER, RECONCILE_REQUESTED_AT_ANNOTATION,
 };
+use mooring_api::kustomization::ResourceInventory;
 use mooring_api::{Kustomization, KustomizationStatus};
 use mooring_runtime::finalizers;
 use mooring_runtime::reconcile::{self, Class, Tail, finish, object_key};
@@ -348,6 +349,22 @@ async fn run(
     watch_kinds(&cluster, &render);
 
     let stored = status.inventory.clone().unwrap_or_default();
+    // An inventory recorded on another cluster lists objects there: the same ids here are
+    // other objects, and must not be pruned as these.
+    let stored = match stored.cluster.as_deref() {
+        Some(there) if there != cluster.name && !stored.entries.is_empty() => {
+            let note = format!(
+                "the {} objects of status.inventory are on {}, and spec.kubeConfig names {} \
+                 now: they are left there, neither pruned nor deleted",
+                stored.entries.len(),
+                target::described(there),
+                cluster.described()
+            );
+            publish(ctx, ks, EventType::Warning, reasons::PRUNE_FAILED, note).await;
+            ResourceInventory::default()
+        }
+        _ => stored,
+    };
     let planning = async {
         let old =
             prune::read_inventory_live(&client, &cluster.kinds, &stored, &gate.default_namespace)
@@ -381,7 +398,8 @@ async fn run(
             revision: revision.clone(),
             message: e.to_string(),
         })?;
-        if let Some(widened) = widened {
+        if let Some(mut widened) = widened {
+            widened.cluster = Some(cluster.name.clone());
             let recording = apply::record_intent(&ctx.client, &ctx.writes, ks, status, widened);
             *status = ctx.metrics.timed(Step::Inventory, recording).await?;
         }
@@ -426,7 +444,8 @@ async fn run(
     }
     publish_changes(ctx, ks, reasons::PROGRESSING, &changes).await;
 
-    let inventory = render.inventory();
+    let mut inventory = render.inventory();
+    inventory.cluster = Some(cluster.name.clone());
     // The render was made for, or kept for, this source provenance (`render.provenance`).
     let applied_render = new_render(status, &render, &gate.source.provenance, started);
     if let Some(commit_time) = applied_render

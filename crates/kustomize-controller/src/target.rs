@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
+use mooring_api::kustomization::LOCAL_CLUSTER;
 use mooring_api::{Kustomization, fields};
 
 use crate::apply::KindCache;
@@ -29,17 +30,54 @@ pub struct Cluster {
     pub live: LiveView,
     /// Tells one cluster from another in the remembered state.
     pub fingerprint: u64,
+    /// What an inventory of objects applied here records as its cluster
+    /// ([`ResourceInventory::cluster`](mooring_api::kustomization::ResourceInventory)):
+    /// [`LOCAL_CLUSTER`] or the remote's server URL.
+    pub name: String,
 }
 
 impl Cluster {
-    /// A cluster reached with `config` (its own identity is `client`'s).
-    pub fn new(config: Config, client: Client, wakes: Arc<Wakes>, fingerprint: u64) -> Self {
+    /// The cluster the controller runs in, reached with `config` (its own identity is
+    /// `client`'s).
+    pub fn local(config: Config, client: Client, wakes: Arc<Wakes>) -> Self {
+        Self::new(config, client, wakes, 0, LOCAL_CLUSTER.to_owned())
+    }
+
+    /// A remote cluster reached with `config`, told apart by `fingerprint` (of its kubeconfig)
+    /// and recorded in inventories by its server URL.
+    fn remote(config: Config, client: Client, wakes: Arc<Wakes>, fingerprint: u64) -> Self {
+        let name = config.cluster_url.to_string();
+        Self::new(config, client, wakes, fingerprint, name)
+    }
+
+    fn new(
+        config: Config,
+        client: Client,
+        wakes: Arc<Wakes>,
+        fingerprint: u64,
+        name: String,
+    ) -> Self {
         Self {
             clients: ClientCache::with_own(config, client.clone()),
             kinds: KindCache::new(),
             live: LiveView::new(client, wakes, fingerprint),
             fingerprint,
+            name,
         }
+    }
+
+    /// How messages name this cluster.
+    pub fn described(&self) -> String {
+        described(&self.name)
+    }
+}
+
+/// How messages name the cluster an inventory records.
+pub fn described(name: &str) -> String {
+    if name == LOCAL_CLUSTER {
+        "this cluster".to_owned()
+    } else {
+        format!("the cluster at {name}")
     }
 }
 
@@ -196,7 +234,7 @@ impl Remotes {
                 server: config.cluster_url.to_string(),
                 source,
             })?;
-        let cluster = Arc::new(Cluster::new(
+        let cluster = Arc::new(Cluster::remote(
             config,
             client,
             self.wakes.clone(),

@@ -634,6 +634,7 @@ async fn an_inventory_of_an_earlier_version_is_read_with_namespaces_and_rewritte
                 v: "v1".into(),
             })
             .collect(),
+        cluster: None,
     });
     let api: Api<mooring_api::Kustomization> = Api::namespaced(env.client.clone(), ns);
     mooring_runtime::status::apply_status(&api, "app", "mooring-kustomize-controller", &status)

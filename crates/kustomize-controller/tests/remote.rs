@@ -10,7 +10,7 @@ use std::time::Duration;
 use flow::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use mooring_api::Kustomization;
+use mooring_api::{GitRepository, Kustomization};
 use mooring_testkit::control_plane::{ControlPlane, Options};
 use mooring_testkit::git::{Auth, GitServer};
 use serde_json::json;
@@ -225,5 +225,161 @@ async fn a_deletion_with_a_refused_kubeconfig_deletes_nothing_here() {
     )
     .await;
     assert!(here.get_opt("a").await.expect("get").is_some(), "a stays");
+    controllers.stop().await;
+}
+
+/// The inventory records its cluster. When `spec.kubeConfig` names another cluster, the ids of
+/// the old inventory are other objects there: a pass neither prunes them there nor deletes
+/// them, and a deletion waits until the spec says what to do.
+#[tokio::test]
+async fn an_inventory_of_another_cluster_is_never_pruned_or_deleted_on_this_one() {
+    use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL};
+    let env = common::env("remote-moved").await;
+    let remote = tokio::task::spawn_blocking(|| ControlPlane::start(&Options::default()))
+        .await
+        .expect("join")
+        .expect("second control plane");
+    let remote_client = remote.client().await.expect("remote client");
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": env.namespace}})).expect("namespace");
+    Api::<Namespace>::all(remote_client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("the namespace on the remote");
+    let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).expect("kubeconfig");
+    put_kubeconfig(&env, &kubeconfig).await;
+    let repo = GitServer::shared()
+        .expect("git server")
+        .create_repo(&unique("remote-moved"), Auth::None)
+        .expect("repo");
+    let first = repo
+        .commit(
+            &[
+                ("a.yaml", &config_map_yaml("a", "1")),
+                ("b.yaml", &config_map_yaml("b", "1")),
+            ],
+            "a and b",
+        )
+        .expect("commit");
+    let controllers = start(&env, SLOW).await;
+    git_repository(&env, "repo", repo.http_url()).await;
+    kustomization(
+        &env,
+        "app",
+        json!({"kubeConfig": {"secretRef": {"name": "remote"}}}),
+    )
+    .await;
+    let cluster_of = |k: &Kustomization| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.inventory.as_ref())
+            .and_then(|i| i.cluster.clone())
+    };
+    let ks = wait_ks(&env, "app", "applied there", 90, |k| applied(k, &first)).await;
+    let there_name = cluster_of(&ks).expect("the inventory names its cluster");
+    assert!(
+        there_name.starts_with(remote.server()),
+        "{there_name} against {}",
+        remote.server()
+    );
+
+    // Here, an object with b's id and this Kustomization's labels (another controller's, or
+    // left from earlier): not the b of the inventory.
+    let here: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let there: Api<ConfigMap> = Api::namespaced(remote_client.clone(), &env.namespace);
+    let look_alike: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "b",
+        "labels": {KUSTOMIZE_NAME_LABEL: "app", KUSTOMIZE_NAMESPACE_LABEL: env.namespace}}}))
+    .expect("ConfigMap");
+    here.create(&PostParams::default(), &look_alike)
+        .await
+        .expect("b here");
+
+    // b leaves git (the Kustomization suspended meanwhile, so that the remote keeps it), and
+    // then the spec moves the Kustomization to this cluster: a is applied here, and neither b
+    // is pruned.
+    let kss: Api<Kustomization> = Api::namespaced(env.client.clone(), &env.namespace);
+    let suspend = json!({"spec": {"suspend": true}});
+    kss.patch("app", &PatchParams::default(), &Patch::Merge(&suspend))
+        .await
+        .expect("suspend");
+    let second = repo.remove(&["b.yaml"], "b removed").expect("commit");
+    poke_source(&env, "repo", "1").await;
+    let sources: Api<GitRepository> = Api::namespaced(env.client.clone(), &env.namespace);
+    wait_for(
+        &sources,
+        "repo",
+        "the second commit's artifact",
+        Duration::from_secs(60),
+        |r| {
+            r.and_then(|r| r.status.as_ref())
+                .and_then(|s| s.artifact.as_ref())
+                .is_some_and(|a| a.revision.ends_with(&second))
+        },
+    )
+    .await;
+    let to_here = json!({"spec": {"kubeConfig": null, "suspend": false}});
+    kss.patch("app", &PatchParams::default(), &Patch::Merge(&to_here))
+        .await
+        .expect("kubeConfig removed");
+    wait_event(&env, "PruneFailed", "they are left there").await;
+    let ks = wait_ks(&env, "app", "applied here", 90, |k| {
+        applied(k, &second) && cluster_of(k).as_deref() == Some("local")
+    })
+    .await;
+    assert_eq!(
+        ks.status.and_then(|s| s.inventory).map(|i| i.entries.len()),
+        Some(1),
+        "the inventory is this cluster's a"
+    );
+    assert!(here.get_opt("a").await.expect("get").is_some(), "a here");
+    assert!(
+        here.get_opt("b").await.expect("get").is_some(),
+        "b here is not pruned"
+    );
+    assert!(
+        there.get_opt("b").await.expect("get").is_some(),
+        "b there is left"
+    );
+
+    // The spec names the remote again, and the gate stops every pass (its source is gone), so
+    // the inventory stays this cluster's; the deletion deletes nothing there.
+    let back = json!({"spec": {"kubeConfig": {"secretRef": {"name": "remote"}},
+                               "sourceRef": {"kind": "GitRepository", "name": "nowhere"}}});
+    kss.patch("app", &PatchParams::default(), &Patch::Merge(&back))
+        .await
+        .expect("back to the remote");
+    wait_ks(&env, "app", "stopped by the gate", 60, |k| {
+        ready(k).is_some_and(|(s, _, m)| s == "False" && m.contains("nowhere"))
+    })
+    .await;
+    kss.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_event(&env, "PruneFailed", "status.inventory is on this cluster").await;
+    assert!(
+        there.get_opt("a").await.expect("get").is_some(),
+        "a there stays"
+    );
+    assert!(
+        kss.get_opt("app").await.expect("get").is_some(),
+        "the finalizer stays"
+    );
+
+    let orphan = json!({"spec": {"deletionPolicy": "Orphan"}});
+    kss.patch("app", &PatchParams::default(), &Patch::Merge(&orphan))
+        .await
+        .expect("deletionPolicy: Orphan");
+    wait_for(
+        &kss,
+        "app",
+        "the Kustomization gone",
+        Duration::from_secs(60),
+        |k| k.is_none(),
+    )
+    .await;
+    assert!(
+        here.get_opt("a").await.expect("get").is_some(),
+        "a here stays"
+    );
     controllers.stop().await;
 }

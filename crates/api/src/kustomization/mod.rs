@@ -19,7 +19,7 @@ pub use refs::{
     CrossNamespaceSourceReference, CustomHealthCheck, Decryption, DecryptionProvider,
     DependencyReference, KubeConfigReference, NamespacedObjectKindReference, SourceKind,
 };
-pub use status::{KustomizationStatus, ResourceInventory, ResourceRef, Snapshot};
+pub use status::{KustomizationStatus, LOCAL_CLUSTER, ResourceInventory, ResourceRef, Snapshot};
 
 use crate::common::{is_false, without_description};
 use crate::constants::DURATION_PATTERN;

@@ -63,7 +63,20 @@ pub struct KustomizationStatus {
 pub struct ResourceInventory {
     /// One entry per object.
     pub entries: Vec<ResourceRef>,
+
+    /// The cluster the entries' objects are on: `local` (this cluster), or the server URL of
+    /// the `spec.kubeConfig` cluster they were applied to. Absent in an inventory written
+    /// before Mooring recorded it, which is taken to be on the cluster the spec names. When the
+    /// spec names another cluster than this, the objects are neither pruned nor deleted there
+    /// (the same ids on the cluster named now are not them): a pass leaves them where they are,
+    /// with a `PruneFailed` Warning, and a deletion waits, with the same Warning, until the spec
+    /// names their cluster again or `suspend: true` or `deletionPolicy: Orphan` leaves them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
+
+/// [`ResourceInventory::cluster`] of objects on the cluster the controller runs in.
+pub const LOCAL_CLUSTER: &str = "local";
 
 /// One object of an inventory.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]

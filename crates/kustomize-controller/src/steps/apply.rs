@@ -45,6 +45,7 @@ pub fn widened_inventory(
     entries.extend(render.inventory().entries);
     Ok(Some(ResourceInventory {
         entries: entries.into_iter().collect(),
+        cluster: None,
     }))
 }
 

@@ -42,6 +42,15 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
         other => Error::Finalizer(other.to_string()),
     })?;
     let cluster = clients.target.cluster;
+    if let Some(there) = stored.cluster.as_deref().filter(|c| *c != cluster.name) {
+        let here = cluster.described();
+        return Err(Error::Finalizer(format!(
+            "status.inventory is on {}, and spec.kubeConfig names {here}: its objects are not \
+             deleted from {here}, where the same ids are other objects; set spec.kubeConfig \
+             back, or spec.suspend: true or spec.deletionPolicy: Orphan to leave them",
+            target::described(there)
+        )));
+    }
     let client = clients.target.client;
     let default_namespace = ks
         .spec

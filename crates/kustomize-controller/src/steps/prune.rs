@@ -111,6 +111,7 @@ mod tests {
                     v: v.to_string(),
                 })
                 .collect(),
+            cluster: None,
         }
     }
 
