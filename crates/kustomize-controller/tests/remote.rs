@@ -31,21 +31,29 @@ async fn put_kubeconfig(env: &mooring_testkit::TestEnv, kubeconfig: &str) {
         .expect("kubeconfig Secret");
 }
 
-#[tokio::test]
-async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster() {
-    let env = common::env("remote").await;
+/// A second control plane with the test's namespace, its client, and its kubeconfig put in
+/// the Secret `remote` of the first.
+async fn remote_cluster(env: &mooring_testkit::TestEnv) -> (ControlPlane, kube::Client, String) {
     let remote = tokio::task::spawn_blocking(|| ControlPlane::start(&Options::default()))
         .await
         .expect("join")
         .expect("second control plane");
     let remote_client = remote.client().await.expect("remote client");
-    let namespaces: Api<Namespace> = Api::all(remote_client.clone());
     let ns: Namespace =
         serde_json::from_value(json!({"metadata": {"name": env.namespace}})).expect("namespace");
-    namespaces
+    Api::<Namespace>::all(remote_client.clone())
         .create(&PostParams::default(), &ns)
         .await
         .expect("the namespace on the remote");
+    let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).expect("kubeconfig");
+    put_kubeconfig(env, &kubeconfig).await;
+    (remote, remote_client, kubeconfig)
+}
+
+#[tokio::test]
+async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster() {
+    let env = common::env("remote").await;
+    let (remote, remote_client, kubeconfig) = remote_cluster(&env).await;
     // Only the remote has it: a health check of it passes only if health is read there.
     let marker: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "marker"}})).expect("ConfigMap");
@@ -53,8 +61,6 @@ async fn a_kustomization_applies_prunes_and_corrects_drift_on_the_remote_cluster
         .create(&PostParams::default(), &marker)
         .await
         .expect("marker on the remote");
-    let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).expect("kubeconfig");
-    put_kubeconfig(&env, &kubeconfig).await;
 
     let repo = GitServer::shared()
         .expect("git server")
@@ -235,19 +241,7 @@ async fn a_deletion_with_a_refused_kubeconfig_deletes_nothing_here() {
 async fn an_inventory_of_another_cluster_is_never_pruned_or_deleted_on_this_one() {
     use mooring_api::constants::{KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL};
     let env = common::env("remote-moved").await;
-    let remote = tokio::task::spawn_blocking(|| ControlPlane::start(&Options::default()))
-        .await
-        .expect("join")
-        .expect("second control plane");
-    let remote_client = remote.client().await.expect("remote client");
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": env.namespace}})).expect("namespace");
-    Api::<Namespace>::all(remote_client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("the namespace on the remote");
-    let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).expect("kubeconfig");
-    put_kubeconfig(&env, &kubeconfig).await;
+    let (remote, remote_client, _) = remote_cluster(&env).await;
     let repo = GitServer::shared()
         .expect("git server")
         .create_repo(&unique("remote-moved"), Auth::None)
