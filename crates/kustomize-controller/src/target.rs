@@ -374,8 +374,10 @@ pub async fn clients(ks: &Kustomization, ctx: &Context) -> Result<Clients, Targe
     };
     let Some(secret_ref) = kube_config.secret_ref.as_ref() else {
         let json = serde_json::to_value(&ks.spec).unwrap_or_default();
-        let why = fields::refused(&json, fields::KUSTOMIZATION_REFUSED)
+        let why = fields::KUSTOMIZATION_REFUSED
+            .iter()
             .filter(|r| r.path.starts_with("spec.kubeConfig."))
+            .find(|r| fields::refused(&json, std::slice::from_ref(*r)).is_some())
             .map(|r| r.message())
             .unwrap_or_else(|| "spec.kubeConfig names no secretRef".to_owned());
         return Err(TargetError::Unsupported(why));

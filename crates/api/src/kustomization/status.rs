@@ -65,12 +65,16 @@ pub struct ResourceInventory {
     pub entries: Vec<ResourceRef>,
 
     /// The cluster the entries' objects are on: `local` (this cluster), or the server URL of
-    /// the `spec.kubeConfig` cluster they were applied to. Absent in an inventory written
-    /// before Mooring recorded it, which is taken to be on the cluster the spec names. When the
-    /// spec names another cluster than this, the objects are neither pruned nor deleted there
-    /// (the same ids on the cluster named now are not them): a pass leaves them where they are,
-    /// with a `PruneFailed` Warning, and a deletion waits, with the same Warning, until the spec
-    /// names their cluster again or `suspend: true` or `deletionPolicy: Orphan` leaves them.
+    /// the `spec.kubeConfig` cluster they were applied to (a URL written differently, such as
+    /// another host name or port for the same cluster, counts as another cluster). Absent in an
+    /// inventory written before Mooring recorded it, which is taken to be on the cluster the
+    /// spec names. When the spec names another cluster than this, the objects are neither
+    /// pruned nor deleted on the cluster named now (the same ids there are other objects): a
+    /// pass applies there from an empty inventory and leaves the old objects where they are,
+    /// untracked from then on (they keep their labels), with a `PruneFailed` Warning; a
+    /// deletion before such a pass deletes nothing and waits, with the same Warning, until the
+    /// spec names their cluster again or `suspend: true` or `deletionPolicy: Orphan` leaves
+    /// them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
 }
