@@ -198,38 +198,15 @@ async fn a_deletion_with_a_refused_kubeconfig_deletes_nothing_here() {
     })
     .await;
 
-    kss.delete("app", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_event(
-        &env,
-        "PruneFailed",
-        "spec.kubeConfig.configMapRef is not supported",
-    )
-    .await;
+    delete_held(&env, &kss, "spec.kubeConfig.configMapRef is not supported").await;
     let here: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     assert!(
         here.get_opt("a").await.expect("get").is_some(),
         "what was applied is not deleted from a cluster the spec no longer names"
     );
-    assert!(
-        kss.get_opt("app").await.expect("get").is_some(),
-        "the finalizer stays"
-    );
 
     // The spec says to leave the objects: the deletion ends, and they stay.
-    let orphan = json!({"spec": {"deletionPolicy": "Orphan"}});
-    kss.patch("app", &PatchParams::default(), &Patch::Merge(&orphan))
-        .await
-        .expect("deletionPolicy: Orphan");
-    wait_for(
-        &kss,
-        "app",
-        "the Kustomization gone",
-        Duration::from_secs(60),
-        |k| k.is_none(),
-    )
-    .await;
+    orphan(&kss).await;
     assert!(here.get_opt("a").await.expect("get").is_some(), "a stays");
     controllers.stop().await;
 }
@@ -346,34 +323,45 @@ async fn an_inventory_of_another_cluster_is_never_pruned_or_deleted_on_this_one(
         ready(k).is_some_and(|(s, _, m)| s == "False" && m.contains("nowhere"))
     })
     .await;
-    kss.delete("app", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_event(&env, "PruneFailed", "status.inventory is on this cluster").await;
+    delete_held(&env, &kss, "status.inventory is on this cluster").await;
     assert!(
         there.get_opt("a").await.expect("get").is_some(),
         "a there stays"
     );
+
+    orphan(&kss).await;
+    assert!(
+        here.get_opt("a").await.expect("get").is_some(),
+        "a here stays"
+    );
+    controllers.stop().await;
+}
+
+/// Deletes Kustomization `app` and waits for the `PruneFailed` Warning containing `text`; the
+/// finalizer keeps it.
+async fn delete_held(env: &mooring_testkit::TestEnv, kss: &Api<Kustomization>, text: &str) {
+    kss.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_event(env, "PruneFailed", text).await;
     assert!(
         kss.get_opt("app").await.expect("get").is_some(),
         "the finalizer stays"
     );
+}
 
+/// Sets `deletionPolicy: Orphan` on Kustomization `app` and waits until it is gone.
+async fn orphan(kss: &Api<Kustomization>) {
     let orphan = json!({"spec": {"deletionPolicy": "Orphan"}});
     kss.patch("app", &PatchParams::default(), &Patch::Merge(&orphan))
         .await
         .expect("deletionPolicy: Orphan");
     wait_for(
-        &kss,
+        kss,
         "app",
         "the Kustomization gone",
         Duration::from_secs(60),
         |k| k.is_none(),
     )
     .await;
-    assert!(
-        here.get_opt("a").await.expect("get").is_some(),
-        "a here stays"
-    );
-    controllers.stop().await;
 }

@@ -12,6 +12,9 @@ use crate::live::Lookup;
 use crate::steps::prune::read_inventory_live;
 use crate::target::{self, TargetError};
 
+/// How a deletion that cannot tell where the inventory's objects are ends without deleting.
+const LEAVE_THEM: &str = "or spec.suspend: true or spec.deletionPolicy: Orphan to leave them";
+
 /// Deletes the inventory's objects unless the policy keeps them, with the Kustomization's own
 /// identity. Returns what was deleted. Talks to the API server.
 pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Error> {
@@ -36,8 +39,7 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
     let clients = target::clients(ks, ctx).await.map_err(|e| match e {
         TargetError::Unsupported(why) => Error::Finalizer(format!(
             "{why}; the objects of the inventory are not deleted, since it cannot be told which \
-             cluster holds them: set spec.kubeConfig.secretRef again, or spec.suspend: true or \
-             spec.deletionPolicy: Orphan to leave them"
+             cluster holds them: set spec.kubeConfig.secretRef again, {LEAVE_THEM}"
         )),
         other => Error::Finalizer(other.to_string()),
     })?;
@@ -47,7 +49,7 @@ pub async fn cleanup(ks: &Kustomization, ctx: &Context) -> Result<ChangeSet, Err
         return Err(Error::Finalizer(format!(
             "status.inventory is on {}, and spec.kubeConfig names {here}: its objects are not \
              deleted from {here}, where the same ids are other objects; set spec.kubeConfig \
-             back, or spec.suspend: true or spec.deletionPolicy: Orphan to leave them",
+             back, {LEAVE_THEM}",
             target::described(there)
         )));
     }
